@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -39,6 +40,10 @@ ACTIONS = (*LABELS, "undo")
 SIDES = ("chosen", "rejected")
 TAGS = ("good", "bad", "unsure")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+#: What a job does: train a model, or score a dataset's pairs with a model into ``scores``.
+JOB_KINDS = ("train", "score")
+#: Jobs in these states are over; the others may still have a process behind them.
+FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 def utcnow() -> datetime:
@@ -196,12 +201,17 @@ class Model(Base):
 
 
 class TrainingJob(Base):
-    """A training run launched as a subprocess; it writes its own progress here."""
+    """Long work run as a subprocess (training, or scoring a dataset); it writes its own
+    progress here and stops itself when ``cancel_requested`` is set (see :mod:`srm.jobs`)."""
 
     __tablename__ = "training_jobs"
-    __table_args__ = (_one_of("status", JOB_STATUSES, "ck_training_jobs_status"),)
+    __table_args__ = (
+        _one_of("status", JOB_STATUSES, "ck_training_jobs_status"),
+        Index("ix_training_jobs_status", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -210,6 +220,11 @@ class TrainingJob(Base):
     log_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"))
+    host: Mapped[str | None] = mapped_column(String(255))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -241,3 +256,15 @@ class Score(Base):
     chosen_detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rejected_detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Setting(Base):
+    """A store-wide value by name: ``active_model_id``, ``guidelines`` (markdown)..."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from srm.store.engine import insert_unless_present
 from srm.store.errors import StaleWriteError, StoreError
-from srm.store.models import LABELS, Dataset, Model, Pair, Score, utcnow
+from srm.store.models import LABELS, Dataset, Model, Pair, Score, Setting, utcnow
 
 if TYPE_CHECKING:
     from srm.data import PreferencePair
@@ -312,6 +312,51 @@ def save_scores(
     if len(rows) >= _ANALYZE_AFTER:
         _analyze(session, Score.__tablename__)
     return len(rows)
+
+
+def list_models(session: Session) -> list[Model]:
+    """Every registered model, newest first."""
+    return list(session.scalars(select(Model).order_by(Model.id.desc())))
+
+
+# ------------------------------------------------------------------------------- settings
+#: The setting that names the model pages score with (a ``Model.id``).
+ACTIVE_MODEL = "active_model_id"
+#: The setting holding the annotation guidelines (markdown).
+GUIDELINES = "guidelines"
+
+
+def get_setting(session: Session, key: str, default: Any = None) -> Any:
+    row = session.get(Setting, key)
+    return default if row is None else row.value
+
+
+def set_setting(session: Session, key: str, value: Any) -> None:
+    """Create or replace the store-wide setting ``key`` (any JSON value)."""
+    insert_unless_present(session, Setting, {"key": key, "value": value, "updated_at": utcnow()})
+    row = session.scalars(
+        select(Setting)
+        .where(Setting.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    row.value = value
+    row.updated_at = utcnow()
+    session.flush()
+
+
+def get_active_model(session: Session) -> Model | None:
+    """The model set active (:func:`set_active_model`), or ``None`` when none is."""
+    model_id = get_setting(session, ACTIVE_MODEL)
+    return session.get(Model, model_id) if model_id is not None else None
+
+
+def set_active_model(session: Session, model_id: int) -> Model:
+    model = session.get(Model, model_id)
+    if model is None:
+        raise StoreError(f"no model with id {model_id} in the store; see the Models page")
+    set_setting(session, ACTIVE_MODEL, model_id)
+    return model
 
 
 def _analyze(session: Session, table: str) -> None:

@@ -49,6 +49,7 @@ ALL_TABLES = {
     "models",
     "training_jobs",
     "scores",
+    "settings",
 }
 
 
