@@ -110,10 +110,18 @@ def encode_many(
     max_length: int,
     prompt_fraction: float = 0.5,
     max_sentence_chars: int = DEFAULT_MAX_CHARS,
+    spans: Sequence[Sequence[Span] | None] | None = None,
 ) -> list[Encoded]:
-    """Encode many (prompt, response) sequences; the tokenizer runs once per list (fast)."""
+    """Encode many (prompt, response) sequences; the tokenizer runs once per list (fast).
+
+    ``spans[i]``, when given and not ``None``, replaces the automatic segmentation of
+    ``responses[i]`` (a user's edited sentence boundaries); it must cover the response.
+    """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    if spans is not None and len(spans) != len(responses):
+        raise ValueError(f"{len(spans)} span lists but {len(responses)} responses")
+    given = list(spans) if spans is not None else [None] * len(responses)
     # verbose=False: sequences longer than the model are expected here; truncation comes later.
     prompt_ids = tokenizer(list(prompts), add_special_tokens=False, verbose=False)["input_ids"]
     tokenized = tokenizer(
@@ -127,16 +135,17 @@ def encode_many(
             p_ids,
             r_ids,
             offsets,
-            segment(response, max_chars=max_sentence_chars),
+            list(own) if own is not None else segment(response, max_chars=max_sentence_chars),
             placeholder=placeholder,
             max_length=max_length,
             prompt_fraction=prompt_fraction,
         )
-        for p_ids, r_ids, offsets, response in zip(
+        for p_ids, r_ids, offsets, response, own in zip(
             prompt_ids,
             tokenized["input_ids"],
             tokenized["offset_mapping"],
             responses,
+            given,
             strict=True,
         )
     ]

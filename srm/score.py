@@ -20,7 +20,7 @@ are listed with ``reward``/``weight`` ``null`` (they did not take part in the sc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,16 +29,28 @@ from tqdm.auto import tqdm
 from srm.collate import Encoded, collate, encode_many, length_grouped_batches
 from srm.data import PreferencePair
 from srm.model import RewardOutput, SentenceRewardModel
+from srm.segment import Span
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
 
-def encode_pairs(model: SentenceRewardModel, pairs: Sequence[PreferencePair]) -> list[Encoded]:
-    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i."""
+def encode_pairs(
+    model: SentenceRewardModel,
+    pairs: Sequence[PreferencePair],
+    spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
+) -> list[Encoded]:
+    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i.
+
+    ``spans[i]`` may map ``"chosen"``/``"rejected"`` to sentence spans that replace the
+    automatic segmentation of that response (see :func:`score_pairs`).
+    """
     cfg = model.config
     prompts = [p.prompt for p in pairs]
+    given = list(spans) if spans is not None else [None] * len(pairs)
+    chosen_spans = [(s or {}).get("chosen") for s in given]
+    rejected_spans = [(s or {}).get("rejected") for s in given]
     return encode_many(
         model.tokenizer,
         prompts + prompts,
@@ -46,6 +58,7 @@ def encode_pairs(model: SentenceRewardModel, pairs: Sequence[PreferencePair]) ->
         max_length=cfg.max_length,
         prompt_fraction=cfg.prompt_fraction,
         max_sentence_chars=cfg.max_sentence_chars,
+        spans=chosen_spans + rejected_spans,
     )
 
 
@@ -57,16 +70,19 @@ def score_pairs(
     batch_size: int = 16,
     progress: Progress | None = None,
     show_progress: bool = False,
+    spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``pairs`` (``batch_size`` pairs per forward pass, similar lengths together).
 
     ``progress(done, total)`` is called after every batch; ``show_progress`` adds a tqdm bar.
+    ``spans``, parallel to ``pairs``, can give a response's sentences by hand
+    (``{"chosen": [Span, ...]}``; see :func:`srm.segment.merge_spans`/``split_span``).
     Results come back in the order of ``pairs``.
     """
     model.eval()
     device = next(model.parameters()).device
     n = len(pairs)
-    encoded = encode_pairs(model, pairs)
+    encoded = encode_pairs(model, pairs, spans)
     lengths = [max(len(encoded[i]), len(encoded[i + n])) for i in range(n)]
     results: list[dict[str, Any] | None] = [None] * n
     done = 0

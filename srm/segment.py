@@ -585,3 +585,41 @@ def _joined(text: str, i: int) -> bool:
 
 def _is_regional_indicator(ch: str) -> bool:
     return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+# ------------------------------------------------------------------------------- hand edits
+def merge_spans(spans: Sequence[Span], index: int) -> list[Span]:
+    """Join sentence ``index`` (0-based) with the one after it: a boundary removed by hand.
+
+    >>> [s.text for s in merge_spans([Span(0, 4, "Hi. "), Span(4, 7, "Yo.")], 0)]
+    ['Hi. Yo.']
+    """
+    if not 0 <= index < len(spans) - 1:
+        raise ValueError(
+            f"sentence {index + 1}: pick one of sentences 1 to {len(spans) - 1} to merge with "
+            "the sentence after it"
+        )
+    first, second = spans[index], spans[index + 1]
+    joined = Span(first.start, second.end, first.text + second.text)
+    return [*spans[:index], joined, *spans[index + 2 :]]
+
+
+def split_span(spans: Sequence[Span], index: int, at: int) -> list[Span]:
+    """Split sentence ``index`` (0-based) before character ``at`` of that sentence's text.
+
+    >>> [s.text for s in split_span([Span(0, 12, "Hi. Yo there")], 0, 4)]
+    ['Hi. ', 'Yo there']
+    """
+    if not 0 <= index < len(spans):
+        raise ValueError(f"sentence {index + 1}: there are {len(spans)} sentences")
+    span = spans[index]
+    if not 0 < at < len(span.text):
+        raise ValueError(
+            f"split position {at}: give a character position inside sentence {index + 1}, "
+            f"between 1 and {len(span.text) - 1}"
+        )
+    if not span.text[:at].strip() or not span.text[at:].strip():
+        raise ValueError("a split must leave some text (not only spaces) on both sides")
+    left = Span(span.start, span.start + at, span.text[:at])
+    right = Span(span.start + at, span.end, span.text[at:])
+    return [*spans[:index], left, right, *spans[index + 1 :]]

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from srm.cli import main
 from srm.data import PreferencePair, load_pairs
 from srm.score import score_pairs
+from srm.segment import merge_spans, segment
 
 
 @pytest.fixture
@@ -125,3 +126,16 @@ def test_untrained_minilm_scores_the_sample(tmp_path: Path, sample_path: Path) -
     for record, pair in zip(records, pairs, strict=True):
         check_response(record["chosen"], pair.chosen, "sentence")
         check_response(record["rejected"], pair.rejected, "sentence")
+
+
+def test_hand_edited_sentences_are_scored_as_given(make_model, pairs) -> None:
+    model = make_model("sentence", max_length=256)
+    pair = next(p for p in pairs if len(segment(p.chosen)) >= 2)
+    auto = score_pairs(model, [pair])[0]
+    merged = merge_spans(segment(pair.chosen), 0)
+    edited = score_pairs(model, [pair], spans=[{"chosen": merged}])[0]
+    check_response(edited["chosen"], pair.chosen, "sentence")
+    assert len(edited["chosen"]["sentences"]) == len(auto["chosen"]["sentences"]) - 1
+    assert edited["chosen"]["sentences"][0]["text"] == merged[0].text
+    # The rejected response keeps its automatic sentences and its numbers.
+    assert edited["rejected"]["score"] == pytest.approx(auto["rejected"]["score"], abs=1e-5)

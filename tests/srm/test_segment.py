@@ -24,7 +24,9 @@ from srm.segment import (
     align_tokens,
     bundled_params,
     load_tokenizer,
+    merge_spans,
     segment,
+    split_span,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -674,3 +676,38 @@ def test_unknown_punkt_source_is_rejected(monkeypatch: pytest.MonkeyPatch) -> No
         segment("Hello.")
     with pytest.raises(ValueError, match="unknown Punkt source 'spacy'"):
         load_tokenizer("spacy")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- hand edits
+def test_merge_then_split_restores_the_boundary() -> None:
+    text = "First one. Second one! Third?"
+    spans = segment(text)
+    assert len(spans) == 3
+    merged = merge_spans(spans, 0)
+    assert [s.text for s in merged] == ["First one. Second one! ", "Third?"]
+    assert "".join(s.text for s in merged) == text
+    assert all(text[s.start : s.end] == s.text for s in merged)
+    restored = split_span(merged, 0, len("First one. "))
+    assert restored == spans
+
+
+def test_split_inside_a_sentence_keeps_offsets_exact() -> None:
+    text = "Intro. Alpha then beta."
+    spans = split_span(segment(text), 1, len("Alpha "))
+    assert [s.text for s in spans] == ["Intro. ", "Alpha ", "then beta."]
+    assert all(text[s.start : s.end] == s.text for s in spans)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda sp: merge_spans(sp, 1), "merge"),
+        (lambda sp: split_span(sp, 0, 0), "split position"),
+        (lambda sp: split_span(sp, 0, 99), "split position"),
+        (lambda sp: split_span(sp, 5, 1), "there are 2"),
+        (lambda sp: split_span([Span(0, 6, "Hi.   ")], 0, 3), "both sides"),
+    ],
+)
+def test_bad_edits_say_what_is_wrong(edit, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        edit(segment("One. Two."))
