@@ -1,27 +1,49 @@
-"""Glue between the pages and ``srm``: cached resources and queries, returning plain data.
+"""Glue between the pages and ``srm``: cached resources, queries and writes, returning plain data.
 
-Pages call these functions and never touch SQL or torch themselves. Every cached query takes
-the store URL as an argument, so the cache never serves one store's rows for another.
+Pages call these functions and never touch SQL or torch themselves. Every function takes the
+store URL, so a cache never serves one store's rows for another. Reads are cached briefly
+(``ttl``) and the writes here clear the caches they make stale, function by function, so an
+annotator sees their own change at once and other people's within seconds.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import math
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from srm import store
+from srm.store import StaleWriteError, StoreError
 
 if TYPE_CHECKING:  # torch loads on first use, not when a page imports services
     from srm.model import SentenceRewardModel
+    from srm.segment import Span
+
+__all__ = ["StaleWriteError", "StoreError"]
+
+#: Label actions with their keyboard shortcuts, in the order the Annotate page shows them.
+LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
+UNDO_SHORTCUT = "u"
+DEMO_ENV = "SRM_DEMO"
+GUIDELINES_FILE = Path(__file__).resolve().parents[1] / "docs" / "guidelines.md"
 
 
+# ------------------------------------------------------------------------------- plain rows
 @dataclass(frozen=True)
 class PairRow:
+    """A pair as pages show it: ``db_id`` is the store's key, ``id`` the imported one."""
+
+    db_id: int
     id: str
     dataset: str
     source: str
@@ -29,11 +51,59 @@ class PairRow:
     chosen: str
     rejected: str
     margin: float | None
+    label: str | None = None
+    event_id: int | None = None
+    subset: str | None = None
+
+    @property
+    def effective_label(self) -> str:
+        return self.label or "keep"
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the pages can score with; ``id`` is ``None`` for one not in the store."""
+
+    id: int | None
+    name: str
+    path: str
+    head: str
+    backbone: str
+    causal: bool
+    created: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        prefix = f"#{self.id} " if self.id is not None else ""
+        return f"{prefix}{self.name} ({self.head} head on {self.backbone})"
+
+
+def _pair_row(pair: store.Pair) -> PairRow:
+    return PairRow(
+        pair.id,
+        pair.external_id,
+        pair.dataset.name,
+        pair.source,
+        pair.prompt,
+        pair.chosen,
+        pair.rejected,
+        pair.margin,
+        pair.label,
+        pair.last_event_id,
+        pair.subset,
+    )
+
+
+# ------------------------------------------------------------------------------- store access
 def store_url() -> str:
     """The store the app shows: ``$SRM_DB_URL`` or the per-user default."""
     return store.default_url()
+
+
+def demo_mode() -> bool:
+    """Read-only presentation mode (``srm app --demo`` sets ``SRM_DEMO=1``)."""
+    return os.environ.get(DEMO_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,40 +116,207 @@ def _read_session(url: str) -> Session:
     return store.make_sessionmaker(engine(url), read_only=True)()
 
 
+def _write(url: str):  # noqa: ANN202 - a context manager: ``with _write(url) as session``
+    if demo_mode():
+        raise StoreError("the app runs in demo mode, which is read-only")
+    return store.make_sessionmaker(engine(url)).begin()
+
+
+def _clear_pair_caches() -> None:
+    for cached in (pair_count, pair_page, label_summary, queue_page, dataset_summaries):
+        cached.clear()
+
+
+# ------------------------------------------------------------------------------- datasets
 @st.cache_data(ttl=10, show_spinner=False)
 def dataset_summaries(url: str) -> list[dict]:
     with _read_session(url) as session:
         return [asdict(s) for s in store.list_datasets(session)]
 
 
-@st.cache_data(ttl=10, show_spinner=False)
-def pair_count(url: str, dataset: str | None, search: str) -> int:
+@st.cache_data(ttl=60, show_spinner=False)
+def sources(url: str, dataset: str | None) -> list[str]:
     with _read_session(url) as session:
-        return store.count_pairs(session, dataset, search=search or None)
+        return store.list_sources(session, dataset)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def label_summary(url: str, dataset: str | None) -> dict[str, int]:
+    with _read_session(url) as session:
+        return store.label_summary(session, dataset)
+
+
+def pair_filter(
+    source: str | None = None,
+    label: str | None = None,
+    margin: tuple[float, float] | None = None,
+    disagreeing_model: int | None = None,
+) -> dict[str, Any]:
+    """The filter fields as a plain dict (hashable by the cache); see ``store.PairFilter``."""
+    return {
+        "source": source,
+        "label": label,
+        "min_margin": margin[0] if margin else None,
+        "max_margin": margin[1] if margin else None,
+        "model_id": disagreeing_model,
+        "disagreeing": disagreeing_model is not None,
+    }
+
+
+def _where(filters: Mapping[str, Any] | None) -> store.PairFilter | None:
+    return store.PairFilter(**filters) if filters else None
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def pair_count(
+    url: str, dataset: str | None, search: str, filters: Mapping[str, Any] | None = None
+) -> int:
+    with _read_session(url) as session:
+        return store.count_pairs(session, dataset, search=search or None, where=_where(filters))
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def pair_page(
-    url: str, dataset: str | None, search: str, page: int, page_size: int
+    url: str,
+    dataset: str | None,
+    search: str,
+    page: int,
+    page_size: int,
+    filters: Mapping[str, Any] | None = None,
 ) -> list[PairRow]:
     with _read_session(url) as session:
         pairs = store.list_pairs(
-            session, dataset, search=search or None, limit=page_size, offset=page * page_size
+            session,
+            dataset,
+            search=search or None,
+            where=_where(filters),
+            limit=page_size,
+            offset=page * page_size,
         )
-        return [
-            PairRow(
-                p.external_id, p.dataset.name, p.source, p.prompt, p.chosen, p.rejected, p.margin
-            )
-            for p in pairs
-        ]
+        return [_pair_row(p) for p in pairs]
 
 
-def default_model_path() -> str | None:
-    """The model the app scores with: ``$SRM_MODEL`` or the bundled default, if present."""
+def get_pair(url: str, dataset: str, external_id: str) -> PairRow:
+    """One pair, read fresh (its label may have just changed)."""
+    with _read_session(url) as session:
+        return _pair_row(store.get_pair(session, dataset, external_id))
+
+
+def margin_range(url: str, dataset: str | None) -> tuple[float, float] | None:
+    """The smallest and largest imported margin, or ``None`` when no pair has one."""
+    with _read_session(url) as session:
+        return store.margin_bounds(session, dataset)
+
+
+def import_file(url: str, path: str | Path, dataset: str | None = None) -> store.ImportResult:
+    """Validate and import a file; raises ``DataError`` (every problem) or ``StoreError``."""
+    from srm.data import load_pairs
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise StoreError(f"{path}: no such file or directory")
+    pairs = load_pairs(path)
+    name = (dataset or "").strip() or (path.name if path.is_dir() else path.stem)
+    with _write(url) as session:
+        result = store.import_pairs(session, name, pairs, source_file=str(path))
+    _clear_pair_caches()
+    sources.clear()
+    return result
+
+
+def import_upload(
+    url: str, file_name: str, data: bytes, dataset: str | None = None
+) -> store.ImportResult:
+    """Import an uploaded file: saved under its own name so errors name it."""
+    safe_name = Path(file_name).name or "upload.jsonl"
+    with tempfile.TemporaryDirectory(prefix="srm-upload-") as tmp:
+        path = Path(tmp) / safe_name
+        path.write_bytes(data)
+        name = (dataset or "").strip() or Path(safe_name).stem
+        return import_file(url, path, name)
+
+
+def export_jsonl(url: str, dataset: str) -> tuple[bytes, str]:
+    """The dataset with corrections applied, as TRL-style JSON Lines, and the count summary."""
+    with _read_session(url) as session:
+        result = store.effective_pairs(session, dataset)
+    lines = [json.dumps(p.to_dict(), ensure_ascii=False) for p in result.pairs]
+    return ("\n".join(lines) + "\n").encode() if lines else b"", result.counts.summary()
+
+
+# ------------------------------------------------------------------------------- models
+def _model_info(model: store.Model) -> ModelInfo:
+    config = model.config or {}
+    model_cfg = config.get("model", config)
+    return ModelInfo(
+        model.id,
+        model.name,
+        model.checkpoint_dir,
+        str(model_cfg.get("head", "?")),
+        str(model_cfg.get("backbone", "?")),
+        bool(config.get("causal", True)),
+        f"{model.created_at:%Y-%m-%d %H:%M}",
+        dict(model.metrics or {}),
+    )
+
+
+def _info_for_path(path: str, model_id: int | None = None, name: str | None = None) -> ModelInfo:
+    from srm.checkpoint import read_info
+
+    info = read_info(path)
+    return ModelInfo(
+        model_id,
+        name or Path(path).name,
+        str(path),
+        info.model.head,
+        info.model.backbone,
+        info.causal,
+    )
+
+
+def bundled_model_path() -> str | None:
+    """``$SRM_MODEL`` or the bundled default model, if present."""
     from srm.checkpoint import default_model_dir
 
     path = default_model_dir()
-    return str(path) if path is not None and (path / "config.json").is_file() else None
+    return str(path.resolve()) if path is not None and (path / "config.json").is_file() else None
+
+
+def active_model(url: str) -> ModelInfo | None:
+    """The model pages score with: the store's active model; on first use the bundled default
+    is registered and made active (in demo mode it is used without writing anything)."""
+    with _read_session(url) as session:
+        model = store.get_active_model(session)
+        if model is not None:
+            return _model_info(model)
+    path = bundled_model_path()
+    if path is None:
+        return None
+    if demo_mode():
+        return _info_for_path(path)
+    info = _info_for_path(path)
+    with _write(url) as session:
+        row = store.register_model(
+            session,
+            f"default ({Path(path).name})",
+            path,
+            config={"model": {"head": info.head, "backbone": info.backbone}, "causal": info.causal},
+        )
+        if store.get_active_model(session) is None:
+            store.set_active_model(session, row.id)
+        active = store.get_active_model(session)
+        return _model_info(active) if active is not None else None
+
+
+def list_models(url: str) -> list[ModelInfo]:
+    with _read_session(url) as session:
+        return [_model_info(m) for m in store.list_models(session)]
+
+
+def set_active_model(url: str, model_id: int) -> None:
+    with _write(url) as session:
+        store.set_active_model(session, model_id)
+    queue_page.clear()
 
 
 @st.cache_resource(show_spinner="Loading the reward model…", max_entries=2)
@@ -89,24 +326,456 @@ def _model(path: str, mtime: float) -> SentenceRewardModel:
     return load(path)
 
 
-def model_label(path: str) -> str:
-    from srm.checkpoint import read_info
-
-    info = read_info(path)
-    return f"{info.model.head} head on {info.model.backbone} ({Path(path).name})"
-
-
-@st.cache_data(show_spinner="Scoring…", max_entries=512)
-def score_pair(path: str, mtime: float, pair: PairRow) -> dict:
-    """Per-sentence rewards and weights of one pair (computed once per model and pair)."""
-    from srm.data import PreferencePair
-    from srm.score import score_pairs
-
-    model = _model(path, mtime)
-    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
-    return score_pairs(model, [item])[0]
-
-
 def model_mtime(path: str) -> float:
     """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
     return (Path(path) / "model.safetensors").stat().st_mtime
+
+
+def loaded_model(path: str) -> SentenceRewardModel:
+    return _model(path, model_mtime(path))
+
+
+# ------------------------------------------------------------------------------- scores
+def _record(pair: PairRow, model: ModelInfo, chosen: dict, rejected: dict) -> dict:
+    return {
+        "id": pair.id,
+        "source": pair.source,
+        "margin": pair.margin,
+        "head": model.head,
+        "prefix_rewards": model.causal,
+        "chosen": chosen,
+        "rejected": rejected,
+    }
+
+
+def cached_scores(url: str, pair: PairRow, model: ModelInfo) -> dict | None:
+    """The model's stored scores of the pair, or ``None`` if it has not scored it yet."""
+    if model.id is None:
+        return None
+    with _read_session(url) as session:
+        row = store.get_score(session, pair.db_id, model.id)
+        if row is None:
+            return None
+        return _record(pair, model, row.chosen_detail, row.rejected_detail)
+
+
+def scores(url: str, pair: PairRow, model: ModelInfo) -> dict:
+    """Per-sentence rewards and weights of a pair: computed once per (pair, model) and kept
+    in the store, so every later view (and every other user) reads them back."""
+    found = cached_scores(url, pair, model)
+    if found is not None:
+        return found
+    record = _compute(model.path, model_mtime(model.path), pair)
+    if model.id is not None and not demo_mode():
+        with _write(url) as session:
+            store.save_scores(session, model.id, pair.dataset, [record])
+        queue_page.clear()
+    return record
+
+
+@st.cache_data(show_spinner="Scoring…", max_entries=256)
+def _compute(path: str, mtime: float, pair: PairRow) -> dict:
+    from srm.data import PreferencePair
+    from srm.score import score_pairs
+
+    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
+    return score_pairs(_model(path, mtime), [item])[0]
+
+
+def rescore_with_spans(
+    pair: PairRow, model: ModelInfo, spans: Mapping[str, Sequence[tuple[int, int]]]
+) -> dict:
+    """Score the pair with hand-edited sentence boundaries (``{"chosen": [(start, end), ...]}``);
+    kept in memory only, since they are not the model's own segmentation."""
+    return _compute_with_spans(
+        model.path,
+        model_mtime(model.path),
+        pair,
+        tuple(sorted((side, tuple(map(tuple, cuts))) for side, cuts in spans.items())),
+    )
+
+
+@st.cache_data(show_spinner="Rescoring…", max_entries=64)
+def _compute_with_spans(
+    path: str, mtime: float, pair: PairRow, spans: tuple[tuple[str, tuple], ...]
+) -> dict:
+    from srm.data import PreferencePair
+    from srm.score import score_pairs
+
+    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
+    given = {side: _spans(getattr(pair, side), cuts) for side, cuts in spans}
+    return score_pairs(_model(path, mtime), [item], spans=[given])[0]
+
+
+def _spans(text: str, cuts: Sequence[tuple[int, int]]) -> list[Span]:
+    from srm.segment import Span
+
+    return [Span(start, end, text[start:end]) for start, end in cuts]
+
+
+def segment_spans(text: str) -> list[tuple[int, int]]:
+    from srm.segment import segment
+
+    return [(s.start, s.end) for s in segment(text)]
+
+
+def merge_sentences(
+    text: str, cuts: Sequence[tuple[int, int]], index: int
+) -> list[tuple[int, int]]:
+    """Remove the boundary after sentence ``index`` (0-based); raises ``ValueError``."""
+    from srm.segment import merge_spans
+
+    return [(s.start, s.end) for s in merge_spans(_spans(text, cuts), index)]
+
+
+def split_sentence(
+    text: str, cuts: Sequence[tuple[int, int]], index: int, at: int
+) -> list[tuple[int, int]]:
+    """Add a boundary ``at`` characters into sentence ``index``; raises ``ValueError``."""
+    from srm.segment import split_span
+
+    return [(s.start, s.end) for s in split_span(_spans(text, cuts), index, at)]
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The model's preference beside the pair's current label."""
+
+    margin: float
+    """Chosen minus rejected score (as imported)."""
+    p_chosen: float
+    """sigma(margin): the model's probability that the imported ``chosen`` is better."""
+    model_prefers: str
+    label: str | None
+    agrees: bool | None
+    """``None`` for ties and discards, which prefer neither response."""
+
+
+def verdict(record: Mapping[str, Any], label: str | None) -> Verdict:
+    margin = record["chosen"]["score"] - record["rejected"]["score"]
+    prefers = "chosen" if margin >= 0 else "rejected"
+    wanted = {None: "chosen", "keep": "chosen", "swap": "rejected"}.get(label)
+    agrees = None if wanted is None else prefers == wanted
+    return Verdict(margin, sigmoid(margin), prefers, label, agrees)
+
+
+# ------------------------------------------------------------------------------- annotation
+@st.cache_data(ttl=10, show_spinner=False)
+def queue_page(
+    url: str,
+    dataset: str | None,
+    model_id: int | None,
+    search: str,
+    filters: Mapping[str, Any] | None,
+    page: int,
+    page_size: int,
+) -> list[tuple[PairRow, float | None]]:
+    with _read_session(url) as session:
+        rows = store.annotation_queue(
+            session,
+            dataset,
+            model_id,
+            search=search or None,
+            where=_where(filters),
+            limit=page_size,
+            offset=page * page_size,
+        )
+        return [(_pair_row(p), d) for p, d in rows]
+
+
+def label_state(url: str, pair: PairRow) -> tuple[str | None, int | None]:
+    """The pair's current label and latest event id, read fresh."""
+    with _read_session(url) as session:
+        state = store.label_state(session, pair.db_id)
+        return state.label, state.event_id
+
+
+def record_label(
+    url: str, pair: PairRow, annotator: str, label: str, expected_event_id: int | None, note: str
+) -> int:
+    """Append a label; raises ``StaleWriteError`` when someone changed the pair meanwhile."""
+    with _write(url) as session:
+        event = store.record_label(
+            session, pair.db_id, annotator, label, expected_event_id=expected_event_id, note=note
+        )
+        event_id = event.id
+    _clear_pair_caches()
+    return event_id
+
+
+def undo_label(url: str, pair: PairRow, annotator: str, expected_event_id: int | None) -> int:
+    with _write(url) as session:
+        event = store.undo_label(
+            session, pair.db_id, annotator, expected_event_id=expected_event_id
+        )
+        event_id = event.id
+    _clear_pair_caches()
+    return event_id
+
+
+def history(url: str, pair: PairRow) -> list[dict[str, Any]]:
+    """The pair's audit trail, oldest first."""
+    with _read_session(url) as session:
+        return [
+            {
+                "#": e.seq,
+                "when (UTC)": f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                "annotator": e.annotator.name,
+                "action": e.action,
+                "label after": e.label or "unlabelled",
+                "note": e.note or "",
+            }
+            for e in store.label_history(session, pair.db_id)
+        ]
+
+
+def tag_sentence(
+    url: str, pair: PairRow, annotator: str, side: str, span: tuple[int, int], tag: str
+) -> None:
+    with _write(url) as session:
+        store.tag_sentence(session, pair.db_id, annotator, side, span, tag)
+
+
+def tags(url: str, pair: PairRow, annotator: str | None = None) -> dict[tuple[str, int, int], str]:
+    """Current sentence tags of the pair: ``(side, start, end) -> tag`` (the latest wins)."""
+    with _read_session(url) as session:
+        rows = store.current_tags(session, [pair.db_id])
+        return {
+            (t.side, t.span_start, t.span_end): t.tag
+            for t in rows
+            if annotator is None or t.annotator.name == annotator
+        }
+
+
+def agreement(url: str, dataset: str | None) -> dict[str, Any]:
+    with _read_session(url) as session:
+        report = store.agreement(session, dataset)
+    return {
+        "annotators": [asdict(a) for a in report.annotators],
+        "pairwise": [
+            {
+                "annotators": f"{p.a} · {p.b}",
+                "shared pairs": p.n,
+                "agreement": p.percent / 100,
+                "Cohen's kappa": p.kappa,
+            }
+            for p in report.pairwise
+        ],
+    }
+
+
+def guidelines(url: str) -> str:
+    """Annotation guidelines: the store's ``guidelines`` setting, else docs/guidelines.md."""
+    with _read_session(url) as session:
+        text = store.get_setting(session, store.GUIDELINES)
+    if text:
+        return str(text)
+    return GUIDELINES_FILE.read_text(encoding="utf-8") if GUIDELINES_FILE.is_file() else ""
+
+
+def save_guidelines(url: str, text: str) -> None:
+    with _write(url) as session:
+        store.set_setting(session, store.GUIDELINES, text)
+
+
+# ------------------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    kind: str
+    status: str
+    dataset: str | None
+    progress: float
+    step: int
+    total: int
+    message: str
+    error: str
+    model_id: int | None
+    config: dict[str, Any]
+    created: str
+    finished: bool
+
+
+def _job_row(job: store.TrainingJob) -> JobRow:
+    return JobRow(
+        job.id,
+        job.kind,
+        job.status,
+        job.dataset.name if job.dataset is not None else None,
+        job.progress,
+        job.step,
+        job.total,
+        job.message or "",
+        job.error or "",
+        job.model_id,
+        dict(job.config or {}),
+        f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+        job.status in store.FINISHED_STATUSES,
+    )
+
+
+def jobs(url: str, limit: int = 50) -> list[JobRow]:
+    """Recent jobs, newest first; a job whose process died is marked failed first."""
+    from srm import jobs as srm_jobs
+
+    if not demo_mode():
+        with _write(url) as session:
+            srm_jobs.reap_dead_jobs(session)
+    with _read_session(url) as session:
+        return [_job_row(j) for j in srm_jobs.list_jobs(session, limit)]
+
+
+def job(url: str, job_id: int) -> JobRow | None:
+    return next((j for j in jobs(url) if j.id == job_id), None)
+
+
+def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
+    """Create a training job on the dataset's effective labels and launch its process."""
+    from srm import jobs as srm_jobs
+
+    config = dict(config)
+    score_after = bool(config.pop("score_after", True))
+    active = active_model(url)
+    with _write(url) as session:
+        created = srm_jobs.create_train_job(
+            session,
+            dataset=dataset,
+            config=config,
+            parent_model_id=active.id if active else None,
+            score_after=score_after,
+        )
+        job_id = created.id
+    srm_jobs.launch(url, job_id)
+    return job_id
+
+
+def start_score_job(url: str, dataset: str, model_id: int) -> int:
+    """Score every pair of the dataset with the model, as a job (progress in the store)."""
+    from srm import jobs as srm_jobs
+
+    with _write(url) as session:
+        job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model_id).id
+    srm_jobs.launch(url, job_id)
+    return job_id
+
+
+def cancel_job(url: str, job_id: int) -> None:
+    from srm import jobs as srm_jobs
+
+    with _write(url) as session:
+        srm_jobs.request_cancel(session, job_id)
+
+
+def job_details(url: str, job_id: int) -> tuple[list[dict], str]:
+    """The job's metrics rows (training curves) and the tail of its log."""
+    from srm import jobs as srm_jobs
+
+    with _read_session(url) as session:
+        row = session.get(store.TrainingJob, job_id)
+        if row is None:
+            return [], ""
+        return srm_jobs.job_metrics(row), srm_jobs.log_tail(row)
+
+
+# ------------------------------------------------------------------------------- comparison
+def scored_count(url: str, dataset: str, model_id: int) -> int:
+    with _read_session(url) as session:
+        return len(store.scored_pairs(session, dataset, model_id))
+
+
+def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
+    """Model A against model B on the pairs of ``dataset`` both have scored, judged by the
+    current labels: accuracy per source and overall (with the length-only baseline), the
+    pairs whose verdict flipped, and every pair's margin under each model."""
+    with _read_session(url) as session:
+        rows_a = {r.pair_id: r for r in store.scored_pairs(session, dataset, a)}
+        rows_b = {r.pair_id: r for r in store.scored_pairs(session, dataset, b)}
+    shared = [
+        pid for pid in rows_a if pid in rows_b and rows_a[pid].label not in ("tie", "discard")
+    ]
+    by_source: dict[str, list[tuple[bool, bool, bool]]] = defaultdict(list)
+    points, flipped = [], []
+    for pid in shared:
+        ra, rb = rows_a[pid], rows_b[pid]
+        sign = -1.0 if ra.label == "swap" else 1.0  # margins in the labelled direction
+        ma = sign * (ra.chosen_score - ra.rejected_score)
+        mb = sign * (rb.chosen_score - rb.rejected_score)
+        longer = sign * (ra.chosen_chars - ra.rejected_chars)
+        by_source[ra.source].append((ma > 0, mb > 0, longer > 0))
+        points.append({"id": ra.external_id, "a": ma, "b": mb, "flipped": (ma > 0) != (mb > 0)})
+        if (ma > 0) != (mb > 0):
+            flipped.append(
+                {
+                    "id": ra.external_id,
+                    "source": ra.source,
+                    "label": ra.label or "unlabelled",
+                    "A margin": ma,
+                    "B margin": mb,
+                    "now": "right" if mb > 0 else "wrong",
+                }
+            )
+    accuracy = []
+    groups = {**by_source, "all": [x for rows in by_source.values() for x in rows]}
+    for source, results in groups.items():
+        n = len(results)
+        if not n:
+            continue
+        for index, name in enumerate(("A", "B", "length baseline")):
+            accuracy.append(
+                {
+                    "model": name,
+                    "source": source,
+                    "accuracy": sum(r[index] for r in results) / n,
+                    "n": n,
+                }
+            )
+    return {
+        "n": len(shared),
+        "n_a": len(rows_a),
+        "n_b": len(rows_b),
+        "accuracy": accuracy,
+        "flipped": sorted(flipped, key=lambda f: -abs(f["B margin"] - f["A margin"])),
+        "points": points,
+    }
+
+
+# ------------------------------------------------------------------------------- demo
+DEMO_PAIRS = "demo_pairs"
+
+
+def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[str, str]]:
+    """The curated pairs demo mode shows: the store's ``demo_pairs`` setting (a list of
+    ``[dataset, id]``, chosen on the Inspect page), else the pairs the model is surest about."""
+    with _read_session(url) as session:
+        chosen = store.get_setting(session, DEMO_PAIRS) or []
+        if chosen:
+            return [(d, i) for d, i in chosen][:limit]
+        if model is not None and model.id is not None:
+            ranked = store.annotation_queue(session, None, model.id, limit=400)
+            scored = [(p, d) for p, d in ranked if d is not None]
+            scored.sort(key=lambda item: item[1])  # most confident agreement first
+            if scored:
+                return [(p.dataset.name, p.external_id) for p, _ in scored[:limit]]
+        return [(p.dataset.name, p.external_id) for p in store.list_pairs(session, limit=limit)]
+
+
+def toggle_demo_pair(url: str, pair: PairRow) -> bool:
+    """Add the pair to the demo's curated list, or take it out; return whether it is in."""
+    key = [pair.dataset, pair.id]
+    with _write(url) as session:
+        chosen = [list(x) for x in store.get_setting(session, DEMO_PAIRS) or []]
+        now_in = key not in chosen
+        chosen = [*chosen, key] if now_in else [x for x in chosen if x != key]
+        store.set_setting(session, DEMO_PAIRS, chosen)
+    return now_in
+
+
+def is_demo_pair(url: str, pair: PairRow) -> bool:
+    with _read_session(url) as session:
+        return [pair.dataset, pair.id] in [
+            list(x) for x in store.get_setting(session, DEMO_PAIRS) or []
+        ]

@@ -1,13 +1,34 @@
 """SRM Studio's entry point: page set-up, shared state and the router.
 
-Run with ``make app`` (or ``streamlit run webapp/streamlit_app.py``).
+Run with ``make app`` (or ``srm app``; ``srm app --demo`` for the read-only demo mode).
 """
 
 import streamlit as st
 
+import services
+
 st.set_page_config(page_title="SRM Studio", page_icon=":material/insights:", layout="wide")
 
-pages = [
-    st.Page("app_pages/data.py", title="Data", icon=":material/table_rows:", default=True),
-]
-st.navigation(pages).run()
+url = services.store_url()
+demo = services.demo_mode()
+if demo:
+    pages = [
+        st.Page("app_pages/demo.py", title="Showcase", icon=":material/slideshow:", default=True),
+        st.Page("app_pages/models.py", title="Models", icon=":material/compare_arrows:"),
+    ]
+else:
+    pages = [
+        st.Page("app_pages/data.py", title="Data", icon=":material/table_rows:", default=True),
+        st.Page("app_pages/inspect.py", title="Inspect", icon=":material/manage_search:"),
+        st.Page("app_pages/annotate.py", title="Annotate", icon=":material/rate_review:"),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/models.py", title="Models", icon=":material/compare_arrows:"),
+    ]
+page = st.navigation(pages)
+
+with st.sidebar:
+    st.caption("SRM Studio · sentence-level reward models")
+    if demo:
+        st.caption(":material/lock: Demo mode: read-only")
+    st.caption(f"Store: `{url}`")
+page.run()

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, delete, func, insert, or_, select, text
+from sqlalchemy import Select, case, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from srm.store.engine import insert_unless_present
@@ -249,6 +249,75 @@ def get_pair(session: Session, dataset: str, external_id: str) -> Pair:
     return pair
 
 
+def list_sources(session: Session, dataset: str | None = None) -> list[str]:
+    """The distinct ``source`` values (of one dataset, or of the store), sorted."""
+    query = _filter_pairs(select(Pair.source).distinct(), dataset, None, None)
+    return sorted(session.scalars(query))
+
+
+def margin_bounds(session: Session, dataset: str | None = None) -> tuple[float, float] | None:
+    """The smallest and largest imported margin, or ``None`` when no pair has one."""
+    query = _filter_pairs(select(func.min(Pair.margin), func.max(Pair.margin)), dataset, None, None)
+    low, high = session.execute(query).one()
+    return None if low is None else (float(low), float(high))
+
+
+def label_summary(session: Session, dataset: str | None = None) -> dict[str, int]:
+    """How many pairs carry each label, with ``unlabelled`` for those without one."""
+    query = _filter_pairs(select(Pair.label, func.count(Pair.id)), dataset, None, None)
+    counts = dict.fromkeys(("unlabelled", *LABELS), 0)
+    for label, n in session.execute(query.group_by(Pair.label)):
+        counts[label or "unlabelled"] = n
+    return counts
+
+
+def disagreement(gap: Any) -> Any:
+    """How strongly a model disagrees with a pair's current label, as a SQL expression.
+
+    ``gap`` is the model's chosen-minus-rejected score (as imported). Positive: the model
+    prefers the response the label rejects, by that much; negative: it agrees, and values near
+    0 are the pairs it is unsure of. A swapped pair's label prefers ``rejected``.
+    """
+    return case((Pair.label == "swap", gap), else_=-gap)
+
+
+def annotation_queue(
+    session: Session,
+    dataset: str | None,
+    model_id: int | None,
+    *,
+    search: str | None = None,
+    where: PairFilter | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> list[tuple[Pair, float | None]]:
+    """One page of pairs to review, with the model's :func:`disagreement` on each.
+
+    Ordered by how confidently ``model_id`` disagrees with the current label, then (where it
+    agrees) by how unsure it is; pairs it has not scored come last, in import order.
+    """
+    d = None
+    ids_query = _filter_pairs(select(Pair.id), dataset, search, where)
+    if model_id is not None:
+        gap = Score.chosen_score - Score.rejected_score
+        d = disagreement(gap).label("d")
+        scored = (Score.pair_id == Pair.id) & (Score.model_id == model_id)
+        if where is not None and where.model_id == model_id:  # already joined by the filter
+            ids_query = ids_query.add_columns(d)
+        else:
+            ids_query = ids_query.outerjoin(Score, scored).add_columns(d)
+        ids_query = ids_query.order_by(d.is_(None), d.desc(), Pair.id)
+    else:
+        ids_query = ids_query.order_by(Pair.id)
+    rows = session.execute(ids_query.limit(limit).offset(offset)).all()
+    if not rows:
+        return []
+    pairs = {
+        p.id: p for p in session.scalars(select(Pair).where(Pair.id.in_([r[0] for r in rows])))
+    }
+    return [(pairs[r[0]], r[1] if d is not None else None) for r in rows]
+
+
 # ------------------------------------------------------------------------------- models, scores
 def register_model(
     session: Session,
@@ -312,6 +381,45 @@ def save_scores(
     if len(rows) >= _ANALYZE_AFTER:
         _analyze(session, Score.__tablename__)
     return len(rows)
+
+
+def get_score(session: Session, pair_id: int, model_id: int) -> Score | None:
+    return session.scalar(select(Score).where(Score.pair_id == pair_id, Score.model_id == model_id))
+
+
+@dataclass(frozen=True)
+class ScoredPair:
+    """One pair as a model saw it, with what evaluation needs and none of the long texts."""
+
+    pair_id: int
+    external_id: str
+    source: str
+    label: str | None
+    chosen_chars: int
+    rejected_chars: int
+    chosen_score: float
+    rejected_score: float
+
+
+def scored_pairs(session: Session, dataset: str, model_id: int) -> list[ScoredPair]:
+    """Every pair of ``dataset`` that ``model_id`` has scored, in import order."""
+    dataset_id = select(Dataset.id).where(Dataset.name == dataset).scalar_subquery()
+    rows = session.execute(
+        select(
+            Pair.id,
+            Pair.external_id,
+            Pair.source,
+            Pair.label,
+            func.length(Pair.chosen),
+            func.length(Pair.rejected),
+            Score.chosen_score,
+            Score.rejected_score,
+        )
+        .join(Score, (Score.pair_id == Pair.id) & (Score.model_id == model_id))
+        .where(Pair.dataset_id == dataset_id)
+        .order_by(Pair.id)
+    )
+    return [ScoredPair(*row) for row in rows]
 
 
 def list_models(session: Session) -> list[Model]:

@@ -1,97 +1,110 @@
-"""The Data page under Streamlit's AppTest: what it shows for an empty and a filled store."""
+"""The Data page under Streamlit's AppTest: import, filters, pagination, export."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import pytest
-from streamlit.testing.v1 import AppTest
-
 from srm.data import load_pairs
-from srm.segment import segment
-from srm.store import import_pairs, make_sessionmaker, open_store
-
-APP = str(Path(__file__).resolve().parents[2] / "webapp" / "streamlit_app.py")
+from srm.store import label_state, make_sessionmaker, open_store, record_label
+from tests.webapp.conftest import rerun
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from srm.checkpoint import save
-    from srm.config import ModelConfig
-    from srm.model import SentenceRewardModel
-
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save(SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16)), path)
-    return path
-
-
-@pytest.fixture
-def app_store(db_url: str, monkeypatch, tiny_model: Path) -> str:
-    monkeypatch.setenv("SRM_DB_URL", db_url)
-    monkeypatch.setenv("SRM_MODEL", str(tiny_model))
-    return db_url
-
-
-def fill(db_url: str, sample_path: Path) -> None:
-    with make_sessionmaker(open_store(db_url)).begin() as s:
-        import_pairs(s, "sample", load_pairs(sample_path))
-
-
-def run_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def test_empty_store_explains_how_to_import(app_store: str) -> None:
-    at = run_app()
+def test_empty_store_explains_how_to_import(app_store: str, run_page) -> None:
+    at = run_page()
     assert "The store is empty" in at.info[0].value
     assert not at.dataframe
 
 
-def test_lists_the_imported_pairs(app_store: str, sample_path: Path) -> None:
-    fill(app_store, sample_path)
-    at = run_app()
+def test_lists_the_imported_pairs(filled_store: str, sample_path: Path, run_page) -> None:
+    at = run_page()
     assert at.title[0].value == "Preference data"
-    assert [m.value for m in at.metric][:2] == ["50", "50"]
-    assert "50 matching pairs · showing 25" in at.caption[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Pairs"] == "50" and metrics["Unlabelled"] == "50"
+    assert any("50 matching pairs · showing 25" in c.value for c in at.caption)
     frame = at.dataframe[0].value
     assert len(frame) == 25
     assert frame["id"].iloc[0] == load_pairs(sample_path)[0].id
 
 
-def test_search_and_pagination(app_store: str, sample_path: Path) -> None:
-    fill(app_store, sample_path)
-    at = run_app()
-    at.number_input(key="data.page").set_value(2).run()
+def test_search_and_pagination(filled_store: str, sample_path: Path, run_page) -> None:
+    at = run_page()
+    at.number_input(key="data.page").set_value(2)
+    rerun(at)
     assert len(at.dataframe[0].value) == 25
     assert at.dataframe[0].value["id"].iloc[0] == load_pairs(sample_path)[25].id
 
-    at.text_input(key="data.search").input("pandalm/").run()
-    assert not at.exception
-    assert "15 matching pairs" in at.caption[0].value
+    at.text_input(key="data.search").input("pandalm/")
+    rerun(at)
+    assert any("15 matching pairs" in c.value for c in at.caption)
     assert at.number_input(key="data.page").value == 1  # reset: page 2 no longer exists
     assert set(at.dataframe[0].value["source"]) == {"pandalm"}
 
 
-def test_reading_pane_shows_the_picked_pair_as_text(app_store: str, sample_path: Path) -> None:
-    fill(app_store, sample_path)
+def test_source_and_label_filters(filled_store: str, sample_path: Path, run_page) -> None:
     pairs = load_pairs(sample_path)
-    at = run_app()
-    at.selectbox(key="data.pair").set_value(pairs[3].id).run()
-    texts = [t.value for t in at.text]
-    assert texts == [pairs[3].prompt.strip(), pairs[3].chosen, pairs[3].rejected]
+    engine = open_store(filled_store)
+    with make_sessionmaker(engine).begin() as s:
+        from srm.store import get_pair
+
+        pair = get_pair(s, "sample", pairs[4].id)
+        record_label(s, pair.id, "ana", "swap", expected_event_id=label_state(s, pair.id).event_id)
+    at = run_page()
+    assert {m.label: m.value for m in at.metric}["Swap"] == "1"
+    at.selectbox(key="data.label").set_value("swap")
+    rerun(at)
+    frame = at.dataframe[0].value
+    assert list(frame["id"]) == [pairs[4].id] and list(frame["label"]) == ["swap"]
+
+    at.selectbox(key="data.label").set_value("any")
+    at.selectbox(key="data.source").set_value("pandalm")
+    rerun(at)
+    assert set(at.dataframe[0].value["source"]) == {"pandalm"}
 
 
-def test_reading_pane_shows_sentence_rewards_from_the_model(app_store, sample_path) -> None:
-    fill(app_store, sample_path)
-    at = run_app()
-    scores = [float(m.value) for m in at.metric[2:]]
-    assert len(scores) == 2  # chosen, rejected
-    chosen_table = at.dataframe[1].value
-    pair = load_pairs(sample_path)[0]
-    assert list(chosen_table["sentence"]) == [s.text.strip() for s in segment(pair.chosen)]
-    assert (
-        "Sentence rewards and attention weights from sentence head on tiny" in at.caption[-1].value
+def test_import_reports_every_problem_and_writes_nothing(
+    app_store: str, tmp_path: Path, run_page
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"})
+        + "\n"
+        + json.dumps({"prompt": "p", "chosen": ""})
+        + "\n"
     )
+    at = run_page()
+    at.text_input(key="data.import_path").input(str(bad))
+    at.button(key="data.import_file").click()
+    rerun(at)
+    assert "nothing was imported" in at.error[0].value
+    problems = at.dataframe[0].value
+    assert set(problems["where"]) == {"line 2"}
+    assert "rejected" in set(problems["field"])
+    assert "The store is empty" in at.info[0].value  # nothing half-written
+
+
+def test_import_from_a_path_then_export_the_corrections(
+    app_store: str, sample_path: Path, run_page
+) -> None:
+    at = run_page()
+    at.text_input(key="data.import_name").input("mine")
+    at.text_input(key="data.import_path").input(str(sample_path))
+    at.button(key="data.import_file").click()
+    rerun(at)
+    assert "Imported 50 new pairs into dataset **mine**" in at.success[0].value
+    at.selectbox(key="data.dataset").set_value("mine")
+    rerun(at)
+    at.button(key="data.export").click()
+    rerun(at)
+    assert any("50 of 50 pairs: 50 unlabelled" in c.value for c in at.caption)
+    assert at.download_button(key="data.download") is not None
+
+
+def test_open_in_inspect_switches_page(filled_store: str, sample_path: Path, run_page) -> None:
+    pairs = load_pairs(sample_path)
+    at = run_page()
+    at.selectbox(key="data.pair").set_value(pairs[2].id)
+    at.button(key="data.open").click()
+    rerun(at)
+    assert at.title[0].value == "Inspect a pair"
+    assert at.selectbox(key="inspect.pair_id").value == pairs[2].id

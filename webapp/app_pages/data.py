@@ -1,47 +1,150 @@
-"""Data: the preference pairs in the store, filtered and paged."""
+"""Data: import preference pairs, browse them with filters, export the corrected dataset."""
 
 import streamlit as st
 
 import services
+from srm.data import DataError
 
 url = services.store_url()
 st.title("Preference data")
+
+
+def _import(kind: str) -> None:
+    """Run the import the form describes; the outcome is shown on the next run."""
+    name = st.session_state.get("data.import_name", "")
+    try:
+        if kind == "upload":
+            upload = st.session_state.get("data.upload")
+            if upload is None:
+                raise services.StoreError("choose a file to upload first")
+            result = services.import_upload(url, upload.name, upload.getvalue(), name)
+        else:
+            path = st.session_state.get("data.import_path", "").strip()
+            if not path:
+                raise services.StoreError("type the path of a file or dataset directory first")
+            result = services.import_file(url, path, name)
+    except DataError as err:
+        st.session_state["data.import_outcome"] = ("problems", err.problems, str(err))
+    except (services.StoreError, OSError) as err:
+        st.session_state["data.import_outcome"] = ("error", [], str(err))
+    else:
+        st.session_state["data.import_outcome"] = (
+            "ok",
+            [],
+            f"Imported {result.added:,} new pairs into dataset **{result.dataset}** "
+            f"({result.unchanged:,} already there).",
+        )
+
+
 summaries = services.dataset_summaries(url)
+with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_file:"):
+    st.caption(
+        "JSONL, JSON, CSV or Parquet files (or a saved Hugging Face dataset directory) of "
+        "prompt/chosen/rejected pairs; TRL, HH-RLHF transcripts and chat messages are detected. "
+        "A file with any problem is refused as a whole, and every problem is listed."
+    )
+    st.text_input("Dataset name", key="data.import_name", placeholder="default: the file name")
+    upload_tab, path_tab = st.tabs(["Upload", "Path on the server"])
+    with upload_tab:
+        st.file_uploader("File", type=["jsonl", "json", "csv", "parquet"], key="data.upload")
+        st.button("Import upload", key="data.import_upload", on_click=_import, args=("upload",))
+    with path_tab:
+        st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
+        st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
+    outcome = st.session_state.get("data.import_outcome")
+    if outcome:
+        kind, problems, message = outcome
+        if kind == "ok":
+            st.success(message)
+        elif kind == "problems":
+            st.error(f"{len(problems)} problem(s); nothing was imported.")
+            st.dataframe(
+                [
+                    {
+                        "file": p.file,
+                        "where": p.location,
+                        "field": p.field or "",
+                        "problem": p.message,
+                    }
+                    for p in problems
+                ],
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.error(message)
+
 if not summaries:
     st.info(
-        "The store is empty. Import the bundled sample with "
-        "`srm import data/sample_50.jsonl`, or any JSONL/JSON/CSV/Parquet file of "
-        "prompt/chosen/rejected pairs."
+        "The store is empty. Import the bundled sample above (path `data/sample_50.jsonl`), "
+        "or with `srm import data/sample_50.jsonl`."
     )
-    st.caption(f"Store: `{url}`")
     st.stop()
 
-total = sum(s["n_pairs"] for s in summaries)
-cols = st.columns(len(summaries) + 1)
-cols[0].metric("Pairs in store", f"{total:,}")
-for col, summary in zip(cols[1:], summaries, strict=True):
-    col.metric(summary["name"], f"{summary['n_pairs']:,}")
-
-left, middle, right, last = st.columns([2, 3, 1, 1])
 names = [s["name"] for s in summaries]
-dataset = left.selectbox("Dataset", ["All datasets", *names], key="data.dataset")
+filters_row = st.columns([2, 2, 2, 3])
+dataset = filters_row[0].selectbox("Dataset", ["All datasets", *names], key="data.dataset")
 dataset = None if dataset == "All datasets" else dataset
-search = middle.text_input("Search", key="data.search", placeholder="id, prompt or response text")
-page_size = right.selectbox("Per page", [10, 25, 50, 100], index=1, key="data.page_size")
-n_matching = services.pair_count(url, dataset, search)
+source = filters_row[1].selectbox(
+    "Source", ["All sources", *services.sources(url, dataset)], key="data.source"
+)
+source = None if source == "All sources" else source
+label = filters_row[2].selectbox(
+    "Label status",
+    ["any", "unlabelled", "labelled", "keep", "swap", "tie", "discard"],
+    key="data.label",
+)
+search = filters_row[3].text_input(
+    "Search", key="data.search", placeholder="id, prompt or response text"
+)
+
+options_row = st.columns([3, 3, 1, 1])
+bounds = services.margin_range(url, dataset)
+margin = None
+if bounds is not None and bounds[0] < bounds[1]:
+    picked = options_row[0].slider(
+        "Margin (as imported)", bounds[0], bounds[1], bounds, key="data.margin"
+    )
+    margin = None if tuple(picked) == tuple(bounds) else tuple(picked)
+active = services.active_model(url)
+disagree = options_row[1].toggle(
+    "Only pairs the active model disagrees with",
+    key="data.disagree",
+    disabled=active is None or active.id is None,
+    help="Needs the model's scores: score the dataset on the Train page.",
+)
+page_size = options_row[2].selectbox("Per page", [10, 25, 50, 100], index=1, key="data.page_size")
+
+filters = services.pair_filter(
+    source=source,
+    label=None if label == "any" else label,
+    margin=margin,
+    disagreeing_model=active.id if disagree and active is not None else None,
+)
+n_matching = services.pair_count(url, dataset, search, filters)
 n_pages = max(1, -(-n_matching // page_size))
 if st.session_state.get("data.page", 1) > n_pages:  # a narrower filter shrank the page count
     st.session_state["data.page"] = 1
-page = last.number_input(f"Page (of {n_pages})", min_value=1, max_value=n_pages, key="data.page")
-rows = services.pair_page(url, dataset, search, int(page) - 1, page_size)
-st.caption(f"{n_matching:,} matching pairs · showing {len(rows)} · store `{url}`")
+page = options_row[3].number_input(
+    f"Page (of {n_pages})", min_value=1, max_value=n_pages, key="data.page"
+)
 
+counts = services.label_summary(url, dataset)
+metrics = st.columns(6)
+metrics[0].metric("Pairs", f"{sum(counts.values()):,}")
+for col, name in zip(metrics[1:], ["unlabelled", "keep", "swap", "tie", "discard"], strict=True):
+    col.metric(name.capitalize(), f"{counts.get(name, 0):,}")
+
+rows = services.pair_page(url, dataset, search, int(page) - 1, page_size, filters)
+st.caption(f"{n_matching:,} matching pairs · showing {len(rows)}")
 st.dataframe(
     [
         {
             "id": r.id,
             "dataset": r.dataset,
             "source": r.source,
+            "label": r.label or "",
+            "margin": r.margin,
             "prompt": r.prompt.strip(),
             "chosen": r.chosen,
             "rejected": r.rejected,
@@ -54,40 +157,38 @@ st.dataframe(
         "prompt": st.column_config.TextColumn(width="large"),
         "chosen": st.column_config.TextColumn(width="large"),
         "rejected": st.column_config.TextColumn(width="large"),
+        "margin": st.column_config.NumberColumn(format="%.2f"),
     },
 )
 
 if rows:
-    picked = st.selectbox("Read a pair", [r.id for r in rows], key="data.pair")
-    pair = next(r for r in rows if r.id == picked)
-    st.subheader("Prompt")
-    st.text(pair.prompt.strip())
-    chosen_col, rejected_col = st.columns(2)
-    sides = (("chosen", chosen_col, pair.chosen), ("rejected", rejected_col, pair.rejected))
-    for side, col, text in sides:  # the texts first: loading the model can take a moment
-        col.subheader(side.capitalize())
-        col.text(text)
-    model_path = services.default_model_path()
-    if model_path is None:
-        st.info("No reward model: set SRM_MODEL to a checkpoint to see sentence rewards.")
-        st.stop()
-    scores = services.score_pair(model_path, services.model_mtime(model_path), pair)
-    for side, col, _ in sides:
-        record = scores[side]
-        col.metric("Score", f"{record['score']:+.3f}")
-        col.dataframe(
-            [
-                {"sentence": s["text"].strip(), "reward": s["reward"], "weight": s["weight"]}
-                for s in record["sentences"]
-            ],
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "reward": st.column_config.NumberColumn(format="%+.3f"),
-                "weight": st.column_config.NumberColumn(format="%.2f"),
-            },
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    picked_id = left.selectbox("Open a pair", [r.id for r in rows], key="data.pair")
+    if right.button("Inspect", key="data.open", icon=":material/manage_search:", type="primary"):
+        pair = next(r for r in rows if r.id == picked_id)
+        st.session_state["inspect.target"] = (pair.dataset, pair.id)
+        st.switch_page("app_pages/inspect.py")
+
+st.divider()
+st.subheader("Export")
+if dataset is None:
+    st.caption("Pick one dataset above to export it with its corrections applied.")
+else:
+    if st.button("Prepare corrected export", key="data.export"):
+        data, summary = services.export_jsonl(url, dataset)
+        st.session_state["data.export_ready"] = (dataset, data, summary)
+    ready = st.session_state.get("data.export_ready")
+    if ready and ready[0] == dataset:
+        st.caption(ready[2])
+        st.download_button(
+            "Download JSONL",
+            ready[1],
+            file_name=f"{dataset}.corrected.jsonl",
+            mime="application/jsonl",
+            key="data.download",
+            icon=":material/download:",
         )
     st.caption(
-        f"Sentence rewards and attention weights from {services.model_label(model_path)}; "
-        "the score is the weighted sum of the rewards (with the prompt term)."
+        "Swapped pairs come out swapped, ties and discards are left out. For Hugging Face "
+        "datasets or PRM step labels use `srm export --format hf|prm`."
     )

@@ -1,0 +1,315 @@
+"""webapp/charts.py: what each figure shows, built from small hand-made records."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from webapp import charts
+
+Sentence = tuple[str, float | None, float | None]  # (text, reward, weight)
+XSS = '<script>alert(1)</script> <img src=x onerror="window.__xss=1"> '
+
+
+def make_side(sentences: list[Sentence], *, prompt: tuple[float, float] = (0.4, 0.1)) -> dict:
+    """One scored response whose score obeys the model's invariant:
+    prompt_weight * prompt_reward + sum(weight * reward) == score."""
+    records, pos = [], 0
+    for text, reward, weight in sentences:
+        records.append(
+            {"text": text, "start": pos, "end": pos + len(text), "reward": reward, "weight": weight}
+        )
+        pos += len(text)
+    prompt_reward, prompt_weight = prompt
+    score = prompt_reward * prompt_weight + sum(
+        r["reward"] * r["weight"] for r in records if r["reward"] is not None
+    )
+    return {
+        "score": score,
+        "prompt_reward": prompt_reward,
+        "prompt_weight": prompt_weight,
+        "truncated": any(r["reward"] is None for r in records),
+        "sentences": records,
+    }
+
+
+def make_record(chosen: list[Sentence], rejected: list[Sentence], **fields: Any) -> dict[str, Any]:
+    """A scored pair record as srm.score.score_pairs returns it (sentence head)."""
+    return {
+        "id": "p1",
+        "source": "hh",
+        "margin": None,
+        "head": "sentence",
+        "prefix_rewards": False,
+        "chosen": make_side(chosen),
+        "rejected": make_side(rejected, prompt=(-0.2, 0.3)),
+        **fields,
+    }
+
+
+@pytest.fixture
+def pair() -> dict[str, Any]:
+    return make_record(
+        [("Sure, here it is. ", 0.8, 0.5), (XSS, -0.4, 0.3), ("Dropped. ", None, None)],
+        [("No. ", -1.2, 0.6), ("Go away. ", -0.3, 0.1)],
+    )
+
+
+def annotation_texts(fig: go.Figure) -> list[str]:
+    return [a.text for a in fig.layout.annotations]
+
+
+# --- sentence_heatmap -------------------------------------------------------------------------
+
+
+def test_heatmap_rows_are_sides_and_columns_sentences(pair: dict) -> None:
+    heatmap = charts.sentence_heatmap(pair).data[0]
+    assert list(heatmap.y) == ["chosen", "rejected"]
+    assert list(heatmap.x) == [1, 2, 3]
+    assert [list(row) for row in heatmap.z] == [[0.8, -0.4, None], [-1.2, -0.3, None]]
+
+
+def test_heatmap_puts_chosen_on_top(pair: dict) -> None:
+    assert charts.sentence_heatmap(pair).layout.yaxis.autorange == "reversed"
+
+
+def test_heatmap_reward_scale_is_diverging_and_symmetric(pair: dict) -> None:
+    fig = charts.sentence_heatmap(pair)
+    heatmap = fig.data[0]
+    assert heatmap.zmid == 0
+    assert (heatmap.zmin, heatmap.zmax) == (-1.2, 1.2)
+    assert "reward" in fig.layout.title.text
+
+
+def test_heatmap_weight_scale_is_sequential(pair: dict) -> None:
+    fig = charts.sentence_heatmap(pair, "weight")
+    heatmap = fig.data[0]
+    assert [list(row) for row in heatmap.z] == [[0.5, 0.3, None], [0.6, 0.1, None]]
+    assert (heatmap.zmin, heatmap.zmax) == (0.0, 0.6)
+    assert heatmap.zmid is None
+    assert "weight" in fig.layout.title.text
+    with pytest.raises(ValueError, match="value must be"):
+        charts.sentence_heatmap(pair, "score")
+
+
+def test_heatmap_hover_is_escaped_and_explains_empty_cells(pair: dict) -> None:
+    heatmap = charts.sentence_heatmap(pair).data[0]
+    side, line, text = heatmap.customdata[0][1]
+    assert (side, line) == ("chosen", "sentence 2 · reward -0.400")
+    assert "<script" not in text and "<img" not in text and 'onerror="' not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "onerror=&quot;window.__xss=1&quot;&gt;" in text
+    assert "%{customdata[2]}" in heatmap.hovertemplate
+    assert "truncation" in heatmap.customdata[0][2][1]
+    assert heatmap.customdata[1][2][1] == "no sentence 3"
+
+
+def test_hover_text_collapses_cuts_and_wraps() -> None:
+    long = "word\n\n  " * 60
+    text = charts.hover_text(long)
+    lines = text.split("<br>")
+    assert "\n" not in text and "  " not in text
+    assert text.endswith("…")
+    assert len(text.replace("<br>", " ")) <= charts.HOVER_CHARS
+    assert len(lines) >= 2 and all(len(line) <= charts.HOVER_WIDTH for line in lines)
+    # Wrapping happens before escaping, so an entity is never split across lines.
+    assert charts.hover_text("<" * 60).split("<br>")[0] == "&lt;" * 50
+
+
+def test_heatmap_labels_cells_only_when_few(pair: dict) -> None:
+    heatmap = charts.sentence_heatmap(pair).data[0]
+    assert [list(row) for row in heatmap.text] == [["+0.80", "-0.40", ""], ["-1.20", "-0.30", ""]]
+    many = make_record([(f"S{i}. ", 0.1, 0.01) for i in range(21)], [("R. ", 0.1, 1.0)])
+    assert charts.sentence_heatmap(many).data[0].text is None
+
+
+def test_heatmap_title_says_rewards_are_prefix_rewards(pair: dict) -> None:
+    fig = charts.sentence_heatmap({**pair, "prefix_rewards": True})
+    assert "before it" in fig.layout.title.text
+    assert "before it" not in charts.sentence_heatmap(pair).layout.title.text
+
+
+# --- contributions_chart ----------------------------------------------------------------------
+
+
+def test_contributions_add_up_to_each_score(pair: dict) -> None:
+    fig = charts.contributions_chart(pair)
+    assert [t.name for t in fig.data] == ["chosen", "rejected"]
+    for trace, side in zip(fig.data, ("chosen", "rejected"), strict=True):
+        relative = [y for y, m in zip(trace.y, trace.measure, strict=True) if m == "relative"]
+        assert math.isclose(sum(relative), pair[side]["score"], abs_tol=1e-6)
+        assert trace.measure[-1] == "total" and trace.y[-1] == pair[side]["score"]
+    # The truncated third sentence took no part in the score and is not drawn.
+    assert list(fig.data[0].x) == ["prompt", "s1", "s2", "score"]
+    assert fig.data[0].y[0] == pytest.approx(0.4 * 0.1)
+
+
+def test_contributions_title_gives_margin_and_probability(pair: dict) -> None:
+    title = charts.contributions_chart(pair).layout.title.text
+    margin = pair["chosen"]["score"] - pair["rejected"]["score"]
+    assert f"{margin:+.3f}" in title
+    assert f"{1 / (1 + math.exp(-margin)):.1%}" in title
+
+
+def test_contributions_hover_is_escaped(pair: dict) -> None:
+    text, detail = charts.contributions_chart(pair).data[0].customdata[2]
+    assert "<script" not in text and "&lt;script&gt;" in text
+    assert detail == "reward -0.400 × weight 0.300 = -0.1200"
+
+
+# --- token_chart ------------------------------------------------------------------------------
+
+
+def test_token_chart_has_one_bar_per_token() -> None:
+    text = "Hi <b>there</b>"
+    side = make_side([(text, 0.5, 1.0)])
+    side["tokens"] = [
+        {"start": 0, "end": 2, "reward": 0.2},
+        {"start": 2, "end": 6, "reward": -0.1},
+        {"start": 6, "end": 15, "reward": 0.3},
+    ]
+    bar = charts.token_chart(side, text).data[0]
+    assert list(bar.x) == [1, 2, 3] and list(bar.y) == [0.2, -0.1, 0.3]
+    assert "<b>" not in bar.customdata[1] and "&lt;b&gt;" in bar.customdata[1]
+
+
+def test_token_chart_needs_token_rewards() -> None:
+    with pytest.raises(ValueError, match="token-head"):
+        charts.token_chart(make_side([("A. ", 0.1, 1.0)]), "A. ")
+
+
+# --- accuracy_by_source -----------------------------------------------------------------------
+
+
+def test_accuracy_by_source_groups_models_by_source() -> None:
+    rows = [
+        {"model": "A: base", "source": "hh", "accuracy": 0.56, "n": 50},
+        {"model": "A: base", "source": "shp", "accuracy": 0.7, "n": 20},
+        {"model": "length baseline", "source": "hh", "accuracy": 0.5, "n": 50},
+        {"model": "length baseline", "source": "shp", "accuracy": 0.45, "n": 20},
+        {"model": "B: <new>", "source": "hh", "accuracy": 0.6, "n": 50},
+    ]
+    fig = charts.accuracy_by_source(rows)
+    assert fig.layout.barmode == "group"
+    assert [t.name for t in fig.data] == ["A: base", "length baseline", "B: &lt;new&gt;"]
+    assert list(fig.data[0].x) == ["hh", "shp"]
+    assert list(fig.data[0].y) == pytest.approx([56.0, 70.0])
+    assert list(fig.data[2].x) == ["hh"]
+    assert fig.data[1].marker.color == charts.BASELINE
+    assert fig.layout.yaxis.ticksuffix == "%"
+    (line,) = fig.layout.shapes
+    assert (line.y0, line.y1, line.line.dash) == (50, 50, "dash")
+
+
+def test_accuracy_by_source_without_rows_says_so() -> None:
+    fig = charts.accuracy_by_source([])
+    assert not fig.data and annotation_texts(fig) == ["no evaluation results yet"]
+
+
+# --- margin_shift_scatter and sentence_shift_chart ---------------------------------------------
+
+
+def test_margin_shift_highlights_flipped_pairs() -> None:
+    points = [
+        {"id": "p1", "a": 1.0, "b": 1.5, "flipped": False, "label": "chosen"},
+        {"id": "<p2>", "a": 0.5, "b": -0.5, "flipped": True, "label": "chosen"},
+        {"id": "p3", "a": -0.2, "b": -1.0, "flipped": False, "label": "rejected"},
+    ]
+    fig = charts.margin_shift_scatter(points, names=("base", "tuned"))
+    same, flipped = fig.data
+    assert same.name.startswith("same verdict") and flipped.name.startswith("flipped")
+    assert list(flipped.x) == [0.5] and list(flipped.y) == [-0.5]
+    assert flipped.marker.size > same.marker.size
+    assert flipped.customdata[0][0] == "&lt;p2&gt;"
+    diagonal = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.y0 and s.x1 == s.y1]
+    assert len(diagonal) == 1
+    assert "1 of 3" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "margin under base"
+    assert annotation_texts(charts.margin_shift_scatter([])) == [
+        "no pairs scored by both models yet"
+    ]
+
+
+def test_sentence_shift_groups_both_models_by_sentence() -> None:
+    a = make_side([("One. ", 0.5, 0.5), ("<i>Two</i>. ", None, None)])
+    b = make_side([("One. ", -0.1, 0.5), ("<i>Two</i>. ", 0.3, 0.5)])
+    fig = charts.sentence_shift_chart(a, b, names=("A: base", "B: tuned"))
+    assert fig.layout.barmode == "group"
+    assert [t.name for t in fig.data] == ["A: base", "B: tuned"]
+    assert list(fig.data[0].y) == [0.5, None] and list(fig.data[1].y) == [-0.1, 0.3]
+    assert list(fig.data[1].x) == [1, 2]
+    assert fig.data[1].customdata[1] == "&lt;i&gt;Two&lt;/i&gt;."
+
+
+# --- training_curves --------------------------------------------------------------------------
+
+TRAIN_ROWS = [
+    {"step": 50, "loss": 0.60, "accuracy": 0.62, "lr": 1e-4},
+    {"step": 25, "loss": 0.69, "accuracy": 0.50, "lr": 1e-4},
+]
+
+
+def traces(fig: go.Figure) -> dict[str, tuple[list, list]]:
+    return {t.name: (list(t.x), list(t.y)) for t in fig.data}
+
+
+def test_training_curves_from_training_rows_only() -> None:
+    fig = charts.training_curves(TRAIN_ROWS)
+    assert traces(fig) == {
+        "train loss": ([25, 50], [0.69, 0.60]),
+        "train accuracy": ([25, 50], [0.50, 0.62]),
+    }
+    loss, accuracy = fig.data
+    assert loss.xaxis == "x" and accuracy.xaxis == "x2"  # one subplot each
+
+
+@pytest.mark.parametrize(
+    "eval_row",
+    [
+        {"step": 50, "eval": {"n": 10, "accuracy": 0.7, "length_baseline": 0.5}},  # srm.train
+        {"step": 50, "eval_accuracy": 0.7, "eval_loss": 0.55},
+        {"step": 50, "split": "eval", "accuracy": 0.7, "loss": 0.55},
+    ],
+)
+def test_training_curves_add_eval_series(eval_row: dict) -> None:
+    series = traces(charts.training_curves([*TRAIN_ROWS, eval_row]))
+    assert series["eval accuracy"] == ([50], [0.7])
+    assert series["train accuracy"] == ([25, 50], [0.50, 0.62])
+    assert series["train loss"] == ([25, 50], [0.69, 0.60])
+    if "n" not in eval_row.get("eval", {}):
+        assert series["eval loss"] == ([50], [0.55])
+    else:
+        assert "eval loss" not in series
+
+
+def test_training_curves_without_metrics() -> None:
+    fig = charts.training_curves([])
+    assert not fig.data and annotation_texts(fig) == ["no metrics yet"]
+
+
+# --- every figure -----------------------------------------------------------------------------
+
+
+def test_figures_share_the_template_and_grow_in_demo_mode(pair: dict) -> None:
+    side = pair["chosen"]
+    point = {"id": "p1", "a": 1.0, "b": -1.0, "flipped": True, "label": "chosen"}
+    row = {"model": "A: base", "source": "hh", "accuracy": 0.5, "n": 2}
+    builds = [
+        partial(charts.sentence_heatmap, pair),
+        partial(charts.contributions_chart, pair),
+        partial(charts.sentence_shift_chart, side, side),
+        partial(charts.margin_shift_scatter, [point]),
+        partial(charts.accuracy_by_source, [row]),
+        partial(charts.training_curves, TRAIN_ROWS),
+        partial(charts.training_curves, []),
+    ]
+    for build in builds:
+        normal, large = build(), build(large=True)
+        assert normal.layout.template == pio.templates["plotly_white"]
+        assert large.layout.font.size > normal.layout.font.size
+        assert large.layout.height > normal.layout.height

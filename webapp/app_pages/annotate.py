@@ -1,0 +1,267 @@
+"""Annotate: fix preference labels fast, the pairs the model most disagrees with first."""
+
+import streamlit as st
+
+import highlight
+import services
+
+url = services.store_url()
+st.title("Annotate")
+
+summaries = services.dataset_summaries(url)
+if not summaries:
+    st.info("The store is empty: import pairs on the Data page first.")
+    st.stop()
+
+# --- who is annotating (required; remembered for the session and in the page's URL) -----------
+if "annotate.annotator" not in st.session_state:
+    st.session_state["annotate.annotator"] = st.query_params.get("annotator", "")
+annotator = st.sidebar.text_input(
+    "Annotator", key="annotate.annotator", placeholder="your name", help="Kept in the audit trail."
+).strip()
+
+with st.expander("Guidelines", icon=":material/menu_book:"):
+    text = services.guidelines(url)
+    st.markdown(text or "_No guidelines yet._")
+    with st.popover("Edit guidelines"):
+        st.text_area("Markdown", value=text, key="annotate.guidelines_text", height=300)
+        if st.button("Save guidelines", key="annotate.guidelines_save"):
+            services.save_guidelines(url, st.session_state["annotate.guidelines_text"])
+            st.rerun()
+
+if not annotator:
+    st.warning("Type your name in the sidebar to start: every correction records who made it.")
+    st.stop()
+st.query_params["annotator"] = annotator
+
+# --- the queue -------------------------------------------------------------------------------
+names = [s["name"] for s in summaries]
+model = services.active_model(url)
+row = st.columns([2, 2, 2, 3])
+dataset = row[0].selectbox("Dataset", names, key="annotate.dataset")
+status = row[1].selectbox(
+    "Show",
+    ["unlabelled", "any", "labelled", "keep", "swap", "tie", "discard"],
+    key="annotate.status",
+)
+source = row[2].selectbox(
+    "Source", ["All sources", *services.sources(url, dataset)], key="annotate.source"
+)
+search = row[3].text_input("Search", key="annotate.search", placeholder="id or text")
+filters = services.pair_filter(
+    source=None if source == "All sources" else source,
+    label=None if status == "any" else status,
+)
+model_id = model.id if model is not None else None
+queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50)
+
+counts = services.label_summary(url, dataset)
+done = sum(counts.values()) - counts["unlabelled"]
+total = sum(counts.values())
+progress_col, stats_col = st.columns([3, 2])
+progress_col.progress(done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled")
+progress_col.caption(
+    " · ".join(f"{name} {counts[name]:,}" for name in ("keep", "swap", "tie", "discard"))
+)
+
+conflict = st.session_state.pop("annotate.conflict", None)
+if conflict:
+    st.error(conflict, icon=":material/sync_problem:")
+message = st.session_state.pop("annotate.message", None)
+if message:
+    st.toast(message)
+
+if not queue:
+    st.success("Nothing left in this queue.", icon=":material/task_alt:")
+    current = None
+else:
+    ids = [p.db_id for p, _ in queue]
+    if st.session_state.get("annotate.current") not in ids:
+        st.session_state["annotate.current"] = ids[0]
+    position = ids.index(st.session_state["annotate.current"])
+    current, disagreement = queue[position]
+
+
+# Callbacks run before the next script run, so the page redraws with the new state at once.
+def _act(label: str, pair: services.PairRow, expected: int | None, next_id: int | None) -> None:
+    note = st.session_state.get("annotate.note", "")
+    try:
+        event_id = services.record_label(url, pair, annotator, label, expected, note)
+    except services.StaleWriteError as err:
+        st.session_state["annotate.conflict"] = str(err)
+        return
+    st.session_state["annotate.last"] = (pair, event_id)
+    st.session_state["annotate.note"] = ""
+    st.session_state["annotate.message"] = f"{pair.id}: {label}"
+    if next_id is not None:
+        st.session_state["annotate.current"] = next_id
+
+
+def _undo() -> None:
+    last = st.session_state.get("annotate.last")
+    if last is None:
+        return
+    pair, event_id = last
+    try:
+        services.undo_label(url, pair, annotator, event_id)
+    except (services.StaleWriteError, services.StoreError) as err:
+        st.session_state["annotate.conflict"] = str(err)
+        return
+    st.session_state["annotate.last"] = None
+    st.session_state["annotate.current"] = pair.db_id
+    st.session_state["annotate.message"] = f"{pair.id}: undone"
+
+
+def _move(to: int) -> None:
+    st.session_state["annotate.current"] = to
+
+
+def _tag(key: str, pair: services.PairRow, side: str, span: tuple[int, int]) -> None:
+    tag = st.session_state.get(key)
+    if tag:  # clicking the selected tag again clears the control; the stored tag stays
+        services.tag_sentence(url, pair, annotator, side, span, tag)
+
+
+if current is not None:
+    # The label as loaded now: a write is refused if the pair changes after this point.
+    label, seen_event = services.label_state(url, current)
+    next_id = ids[position + 1] if position + 1 < len(ids) else None
+    st.subheader(f"Pair {current.id}")
+    info = st.columns([1, 1, 1, 2])
+    info[0].metric("Current label", label or "unlabelled")
+    info[1].metric("Queue position", f"{position + 1} of {len(ids)}")
+    if disagreement is not None:
+        info[2].metric(
+            "Model disagrees by",
+            f"{disagreement:+.2f}",
+            help="How far the model prefers the response the label rejects (negative: it agrees).",
+        )
+    info[3].caption(f"dataset {current.dataset} · source {current.source or '—'}")
+
+    actions = st.columns(6)
+    for col, (name, key) in zip(actions, services.LABEL_SHORTCUTS.items(), strict=False):
+        col.button(
+            f"{name.capitalize()} ({key})",
+            key=f"annotate.{name}",
+            shortcut=key,
+            on_click=_act,
+            args=(name, current, seen_event, next_id),
+            type="primary" if name in ("keep", "swap") else "secondary",
+            width="stretch",
+        )
+    actions[4].button(
+        f"Undo last ({services.UNDO_SHORTCUT})",
+        key="annotate.undo",
+        shortcut=services.UNDO_SHORTCUT,
+        on_click=_undo,
+        disabled=st.session_state.get("annotate.last") is None,
+        width="stretch",
+    )
+    with actions[5]:
+        nav = st.columns(2)
+        nav[0].button(
+            "← (p)",
+            key="annotate.prev",
+            shortcut="p",
+            on_click=_move,
+            args=(ids[position - 1] if position else ids[0],),
+            disabled=position == 0,
+        )
+        nav[1].button(
+            "→ (n)",
+            key="annotate.next",
+            shortcut="n",
+            on_click=_move,
+            args=(next_id or ids[-1],),
+            disabled=next_id is None,
+        )
+    st.text_input("Note (optional, saved with the next action)", key="annotate.note")
+    st.caption("Shortcuts: k keep · s swap · t tie · d discard · u undo · n next · p previous")
+
+    with st.container(border=True):
+        st.text(current.prompt.strip())
+    record = services.scores(url, current, model) if model is not None else None
+    if record is not None:
+        verdict = services.verdict(record, label)
+        st.caption(
+            f"Model: prefers **{verdict.model_prefers}** · P(chosen better) = "
+            f"{verdict.p_chosen:.0%} · margin {verdict.margin:+.3f}"
+        )
+        scale = highlight.shared_scale(record, "reward")
+    my_tags = services.tags(url, current, annotator)
+    cols = st.columns(2)
+    for col, side in zip(cols, ("chosen", "rejected"), strict=True):
+        with col:
+            better = "rejected" if label == "swap" else "chosen"
+            verdict_note = (
+                ""
+                if label in ("tie", "discard")
+                else (" · the label says better" if side == better else " · the label says worse")
+            )
+            st.markdown(f"**{side.capitalize()}**{verdict_note}")
+            text = getattr(current, side)
+            if record is not None:
+                st.html(highlight.sentences_html(text, record[side], by="reward", scale=scale))
+                sentences = record[side]["sentences"]
+            else:
+                st.text(text)
+                sentences = [
+                    {"text": text[a:b], "start": a, "end": b}
+                    for a, b in services.segment_spans(text)
+                ]
+            with st.expander("Tag sentences", icon=":material/thumbs_up_down:"):
+                for i, sentence in enumerate(sentences, start=1):
+                    span = (sentence["start"], sentence["end"])
+                    tag_key = f"annotate.tag.{current.db_id}.{side}.{i}"
+                    st.session_state.setdefault(tag_key, my_tags.get((side, *span)))
+                    st.segmented_control(
+                        f"{i}. {sentence['text'].strip()[:120]}",
+                        ["good", "bad"],
+                        key=tag_key,
+                        on_change=_tag,
+                        args=(tag_key, current, side, span),
+                    )
+
+    st.markdown("**Audit trail**")
+    trail = services.history(url, current)
+    if trail:
+        st.dataframe(trail, hide_index=True, width="stretch")
+    else:
+        st.caption("No label events yet: the imported verdict stands.")
+
+    with st.expander("Queue", icon=":material/list:"):
+        st.dataframe(
+            [
+                {"id": p.id, "label": p.label or "", "disagreement": d, "source": p.source}
+                for p, d in queue
+            ],
+            hide_index=True,
+            width="stretch",
+            column_config={"disagreement": st.column_config.NumberColumn(format="%+.2f")},
+        )
+        if model is None:
+            st.caption("No model: the queue is in import order.")
+        elif any(d is None for _, d in queue):
+            st.caption(
+                "Pairs the model has not scored come last; score the dataset on the Train page "
+                "to order the whole queue."
+            )
+
+with stats_col:
+    stats = services.agreement(url, dataset)
+    if stats["pairwise"]:
+        st.markdown("**Agreement between annotators**")
+        st.dataframe(
+            stats["pairwise"],
+            hide_index=True,
+            column_config={
+                "agreement": st.column_config.NumberColumn(format="percent"),
+                "Cohen's kappa": st.column_config.NumberColumn(format="%.2f"),
+            },
+        )
+    elif stats["annotators"]:
+        st.caption(
+            "Annotators: "
+            + ", ".join(f"{a['name']} ({a['pairs']})" for a in stats["annotators"])
+            + ". Agreement appears when two of them label the same pairs."
+        )

@@ -1,0 +1,73 @@
+"""Showcase (demo mode): curated pairs told as a story, read-only, large and clear."""
+
+import streamlit as st
+
+import charts
+import highlight
+import services
+
+url = services.store_url()
+model = services.active_model(url)
+st.title("Where does a reward model put the credit?")
+st.markdown(
+    "A **sentence-level reward model** scores every sentence of a response, then weighs the "
+    "sentences into one score. Below, each sentence is coloured by its reward: "
+    "the model's verdict can be read sentence by sentence."
+)
+if model is None:
+    st.info("No reward model is installed.")
+    st.stop()
+curated = services.demo_pairs(url, model)
+if not curated:
+    st.info("The store has no pairs to show.")
+    st.stop()
+
+choice = (
+    st.pills(
+        "Example",
+        range(len(curated)),
+        format_func=lambda i: f"Example {i + 1}",
+        default=0,
+        key="demo.example",
+    )
+    or 0
+)
+dataset, pair_id = curated[choice]
+pair = services.get_pair(url, dataset, pair_id)
+record = services.scores(url, pair, model)
+verdict = services.verdict(record, pair.label)
+
+st.subheader("The question")
+with st.container(border=True):
+    st.html(highlight.plain_html(pair.prompt.strip(), large=True))
+
+top = st.columns(3)
+top[0].metric("The model prefers", verdict.model_prefers)
+top[1].metric("Probability the chosen answer is better", f"{verdict.p_chosen:.0%}")
+top[2].metric(
+    "People preferred",
+    {"swap": "rejected", "tie": "neither", "discard": "—"}.get(pair.label or "", "chosen"),
+)
+
+by = (
+    st.segmented_control("Colour by", ["reward", "weight"], default="reward", key="demo.by")
+    or "reward"
+)
+scale = highlight.shared_scale(record, by)
+cols = st.columns(2)
+for col, side in zip(cols, ("chosen", "rejected"), strict=True):
+    with col:
+        st.subheader(f"{side.capitalize()} answer · score {record[side]['score']:+.2f}")
+        st.html(
+            highlight.sentences_html(
+                getattr(pair, side), record[side], by=by, scale=scale, large=True
+            )
+        )
+st.html(highlight.legend_html(by, scale))
+st.plotly_chart(
+    charts.sentence_heatmap(record, by, large=True), key="demo.heatmap", width="stretch"
+)
+st.plotly_chart(
+    charts.contributions_chart(record, large=True), key="demo.waterfall", width="stretch"
+)
+st.caption(f"Model: {model.label}")

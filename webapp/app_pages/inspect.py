@@ -1,0 +1,185 @@
+"""Inspect: where one model puts the credit in one pair, sentence by sentence."""
+
+import streamlit as st
+
+import charts
+import highlight
+import services
+
+url = services.store_url()
+st.title("Inspect a pair")
+
+summaries = services.dataset_summaries(url)
+if not summaries:
+    st.info("The store is empty: import pairs on the Data page first.")
+    st.stop()
+model = services.active_model(url)
+if model is None:
+    st.warning("No reward model: train one on the Train page, or set SRM_MODEL to a checkpoint.")
+    st.stop()
+
+# --- which pair: from another page ("inspect.target"), the URL, or the pickers ---------------
+names = [s["name"] for s in summaries]
+target = st.session_state.pop("inspect.target", None)
+if target is None and "pair" in st.query_params and "inspect.pair_id" not in st.session_state:
+    target = (st.query_params.get("dataset", names[0]), st.query_params["pair"])  # a shared link
+if target is not None and target[0] in names:
+    st.session_state["inspect.dataset"] = target[0]
+    st.session_state["inspect.pair_id"] = target[1]
+
+pick = st.columns([2, 3, 2])
+dataset = pick[0].selectbox("Dataset", names, key="inspect.dataset")
+search = pick[2].text_input("Find", key="inspect.search", placeholder="filter ids and text")
+ids = [r.id for r in services.pair_page(url, dataset, search, 0, 200)]
+current = st.session_state.get("inspect.pair_id")
+if current and current not in ids:
+    ids = [current, *ids]
+if not ids:
+    st.info("No pair matches.")
+    st.stop()
+pair_id = pick[1].selectbox("Pair", ids, key="inspect.pair_id")
+try:
+    pair = services.get_pair(url, dataset, pair_id)
+except services.StoreError as err:
+    st.error(str(err))
+    st.stop()
+st.query_params.update({"dataset": dataset, "pair": pair_id})
+
+record = services.scores(url, pair, model)
+edit_key = f"inspect.spans.{pair.db_id}"
+edits: dict = st.session_state.setdefault(edit_key, {})
+if edits:
+    record = services.rescore_with_spans(pair, model, edits)
+
+# --- verdict --------------------------------------------------------------------------------
+verdict = services.verdict(record, pair.label)
+top = st.columns(4)
+top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
+top[1].metric(
+    "P(chosen is better)",
+    f"{verdict.p_chosen:.0%}",
+    help="σ(margin), margin = chosen score − rejected score",
+)
+top[2].metric("Margin", f"{verdict.margin:+.3f}")
+top[3].metric("Current label", pair.label or "unlabelled (keep)")
+if verdict.agrees is False:
+    st.warning(
+        "The model disagrees with the current label: a candidate for review on the Annotate page.",
+        icon=":material/flag:",
+    )
+elif verdict.agrees is True:
+    st.success("The model agrees with the current label.", icon=":material/check_circle:")
+st.caption(f"Model: {model.label}" + (" · edited segmentation (not saved)" if edits else ""))
+
+st.subheader("Prompt")
+with st.container(border=True, height=160):
+    st.text(pair.prompt.strip())
+
+by = (
+    st.segmented_control(
+        "Colour sentences by",
+        ["reward", "weight"],
+        default="reward",
+        key="inspect.by",
+        help="Reward: each sentence's own contribution (diverging, 0 is neutral). Weight: the "
+        "attention the score gives it.",
+    )
+    or "reward"
+)
+scale = highlight.shared_scale(record, by)
+sides = st.columns(2)
+for col, side in zip(sides, ("chosen", "rejected"), strict=True):
+    with col:
+        st.subheader(side.capitalize())
+        st.metric("Score", f"{record[side]['score']:+.3f}")
+        st.html(highlight.sentences_html(getattr(pair, side), record[side], by=by, scale=scale))
+        if record[side].get("truncated"):
+            st.caption("Truncated: greyed sentences did not fit the model's context.")
+st.html(highlight.legend_html(by, scale))
+
+st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
+st.plotly_chart(charts.contributions_chart(record), key="inspect.waterfall", width="stretch")
+if record["head"] == "token":
+    st.subheader("Token rewards")
+    token_side = st.radio("Response", ["chosen", "rejected"], horizontal=True, key="inspect.tokens")
+    st.html(highlight.tokens_html(getattr(pair, token_side), record[token_side]))
+    st.plotly_chart(
+        charts.token_chart(record[token_side], getattr(pair, token_side)),
+        key="inspect.token_chart",
+        width="stretch",
+    )
+
+# --- one sentence, picked with widgets (a heatmap selection does not report back) -----------
+st.subheader("A sentence")
+pick_side, pick_index = st.columns([1, 4])
+side = pick_side.radio("Response", ["chosen", "rejected"], key="inspect.side")
+sentences = record[side]["sentences"]
+if sentences:
+    index = pick_index.selectbox(
+        "Sentence",
+        range(len(sentences)),
+        format_func=lambda i: f"{i + 1}. {sentences[i]['text'].strip()[:90]}",
+        key=f"inspect.sentence.{side}",
+    )
+    sentence = sentences[index]
+    if sentence["reward"] is None:
+        st.caption("Cut by truncation: this sentence took no part in the score.")
+    else:
+        detail = st.columns(3)
+        detail[0].metric("Reward", f"{sentence['reward']:+.3f}")
+        detail[1].metric("Weight", f"{sentence['weight']:.3f}")
+        detail[2].metric("Weight × reward", f"{sentence['weight'] * sentence['reward']:+.3f}")
+    st.html(
+        highlight.sentences_html(
+            getattr(pair, side), record[side], by=by, scale=scale, selected=index + 1
+        )
+    )
+
+# --- segmentation edits -----------------------------------------------------------------------
+with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
+    st.caption(
+        "Merge a sentence with the next or split one, and the pair is rescored at once with "
+        "your boundaries. Edits stay in this browser session; the stored scores keep the "
+        "model's own segmentation."
+    )
+    text = getattr(pair, side)
+    cuts = edits.get(side) or services.segment_spans(text)
+    if len(cuts) == 0:
+        st.caption("This response has no sentences.")
+    else:
+        which = st.number_input(
+            f"Sentence of the {side} response", 1, len(cuts), 1, key=f"inspect.edit_index.{side}"
+        )
+        chosen_cut = cuts[int(which) - 1]
+        st.code(text[chosen_cut[0] : chosen_cut[1]], language=None, wrap_lines=True)
+        at = st.number_input(
+            "Split before character",
+            1,
+            max(1, chosen_cut[1] - chosen_cut[0] - 1),
+            1,
+            key=f"inspect.split_at.{side}",
+        )
+        buttons = st.columns(3)
+        try:
+            if buttons[0].button(
+                "Merge with next", key="inspect.merge", disabled=which >= len(cuts)
+            ):
+                edits[side] = services.merge_sentences(text, cuts, int(which) - 1)
+                st.rerun()
+            if buttons[1].button("Split here", key="inspect.split"):
+                edits[side] = services.split_sentence(text, cuts, int(which) - 1, int(at))
+                st.rerun()
+        except ValueError as err:
+            st.error(str(err))
+        if buttons[2].button("Reset to automatic", key="inspect.reset", disabled=not edits):
+            st.session_state[edit_key] = {}
+            st.rerun()
+
+# --- presenting -------------------------------------------------------------------------------
+featured = services.is_demo_pair(url, pair)
+if (
+    st.toggle("Feature this pair in demo mode", value=featured, key=f"inspect.demo.{pair.db_id}")
+    != featured
+):
+    services.toggle_demo_pair(url, pair)
+    st.rerun()

@@ -1,0 +1,152 @@
+"""Models: compare two models on a dataset, see what changed, and pick the active one."""
+
+import streamlit as st
+
+import charts
+import services
+
+url = services.store_url()
+demo = services.demo_mode()
+st.title("Models")
+
+active = services.active_model(url)
+models = services.list_models(url)
+if not models:
+    if active is not None:
+        st.info(f"Only the bundled model is available ({active.label}); train one to compare.")
+    else:
+        st.info("No models yet: train one on the Train page.")
+    st.stop()
+
+st.dataframe(
+    [
+        {
+            "id": m.id,
+            "name": m.name,
+            "head": m.head,
+            "backbone": m.backbone,
+            "active": "●" if active is not None and m.id == active.id else "",
+            "created (UTC)": m.created,
+            "train accuracy": m.metrics.get("accuracy"),
+            "path": m.path,
+        }
+        for m in models
+    ],
+    hide_index=True,
+    width="stretch",
+    column_config={"train accuracy": st.column_config.NumberColumn(format="percent")},
+)
+by_id = {m.id: m for m in models}
+ids = list(by_id)
+
+if not demo:
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    make_active = left.selectbox(
+        "Active model (the one the pages score with)",
+        ids,
+        index=ids.index(active.id) if active is not None and active.id in by_id else 0,
+        format_func=lambda i: by_id[i].label,
+        key="models.active",
+    )
+    if right.button(
+        "Make active",
+        key="models.make_active",
+        disabled=active is not None and make_active == active.id,
+    ):
+        services.set_active_model(url, make_active)
+        st.rerun()
+
+# --- A vs B -----------------------------------------------------------------------------------
+st.subheader("Compare")
+names = [s["name"] for s in services.dataset_summaries(url)]
+if not names or len(ids) < 2:
+    st.caption("Comparing needs two models and a dataset.")
+    st.stop()
+# Default: the newest model (B) against the one before it (A).
+st.session_state.setdefault("models.b", ids[0])
+st.session_state.setdefault("models.a", next(i for i in ids if i != st.session_state["models.b"]))
+pick = st.columns(3)
+dataset = pick[0].selectbox("Dataset", names, key="models.dataset")
+a = pick[1].selectbox("Model A", ids, format_func=lambda i: by_id[i].label, key="models.a")
+b = pick[2].selectbox("Model B", ids, format_func=lambda i: by_id[i].label, key="models.b")
+if a == b:
+    st.caption("Pick two different models.")
+    st.stop()
+
+missing = [
+    (name, model_id)
+    for name, model_id in (("A", a), ("B", b))
+    if services.scored_count(url, dataset, model_id) == 0
+]
+if missing:
+    for name, model_id in missing:
+        st.warning(f"Model {name} has not scored {dataset} yet.")
+        if not demo and st.button(f"Score {dataset} with model {name}", key=f"models.score.{name}"):
+            job_id = services.start_score_job(url, dataset, model_id)
+            st.session_state["train.flash"] = f"Started scoring job {job_id}."
+            st.session_state["train.job"] = job_id
+            st.switch_page("app_pages/train.py")
+    st.stop()
+
+report = services.compare_models(url, dataset, a, b)
+if report["n"] == 0:
+    st.warning("The two models have no scored pair with a preference label in common.")
+    st.stop()
+overall = {row["model"]: row["accuracy"] for row in report["accuracy"] if row["source"] == "all"}
+top = st.columns(4)
+top[0].metric("Pairs compared", f"{report['n']:,}")
+top[1].metric("Accuracy A", f"{overall['A']:.1%}")
+top[2].metric("Accuracy B", f"{overall['B']:.1%}", delta=f"{overall['B'] - overall['A']:+.1%}")
+top[3].metric("Length baseline", f"{overall['length baseline']:.1%}")
+st.caption(
+    "Accuracy against the current labels (annotators' corrections applied; ties and discards "
+    f"left out). A scored {report['n_a']:,} pairs of {dataset}, B {report['n_b']:,}."
+)
+rename = {"A": f"A: {by_id[a].name}", "B": f"B: {by_id[b].name}"}
+st.plotly_chart(
+    charts.accuracy_by_source(
+        [{**row, "model": rename.get(row["model"], row["model"])} for row in report["accuracy"]]
+    ),
+    key="models.accuracy",
+    width="stretch",
+)
+st.plotly_chart(charts.margin_shift_scatter(report["points"]), key="models.shift", width="stretch")
+
+st.subheader(f"Flipped verdicts ({len(report['flipped'])})")
+if report["flipped"]:
+    st.dataframe(
+        report["flipped"],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "A margin": st.column_config.NumberColumn(format="%+.3f"),
+            "B margin": st.column_config.NumberColumn(format="%+.3f"),
+        },
+    )
+else:
+    st.caption("No pair changed sides.")
+
+# --- one pair under both models -----------------------------------------------------------------
+st.subheader("Sentence rewards under A and B")
+choices = [f["id"] for f in report["flipped"]] or [p["id"] for p in report["points"]]
+pair_id = st.selectbox("Pair", choices, key="models.pair")
+pair = services.get_pair(url, dataset, pair_id)
+record_a = services.cached_scores(url, pair, by_id[a])
+record_b = services.cached_scores(url, pair, by_id[b])
+if record_a is None or record_b is None:
+    st.caption("One of the models has not scored this pair.")
+    st.stop()
+cols = st.columns(2)
+for col, side in zip(cols, ("chosen", "rejected"), strict=True):
+    col.plotly_chart(
+        charts.sentence_shift_chart(record_a[side], record_b[side], names=("A", "B")),
+        key=f"models.sentences.{side}",
+        width="stretch",
+    )
+    col.caption(
+        f"{side}: score {record_a[side]['score']:+.3f} under A, {record_b[side]['score']:+.3f} "
+        "under B"
+    )
+if not demo and st.button("Inspect this pair", key="models.inspect"):
+    st.session_state["inspect.target"] = (dataset, pair_id)
+    st.switch_page("app_pages/inspect.py")

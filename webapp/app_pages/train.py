@@ -1,0 +1,185 @@
+"""Train: retrain on the corrected labels, score datasets, and follow the jobs as they run."""
+
+import streamlit as st
+
+import charts
+import services
+
+url = services.store_url()
+st.title("Train")
+
+summaries = services.dataset_summaries(url)
+if not summaries:
+    st.info("The store is empty: import pairs on the Data page first.")
+    st.stop()
+names = [s["name"] for s in summaries]
+flash = st.session_state.pop("train.flash", None)
+if flash:
+    st.success(flash)
+
+# --- a new training job -----------------------------------------------------------------------
+with st.form("train.form", border=True):
+    st.subheader("Retrain on the corrected labels")
+    first = st.columns(4)
+    dataset = first[0].selectbox("Dataset", names, key="train.dataset")
+    head = first[1].selectbox(
+        "Head",
+        ["sentence", "response", "token"],
+        key="train.head",
+        help="sentence: the SRM; response and token: the baselines.",
+    )
+    backbone = first[2].selectbox(
+        "Backbone",
+        ["minilm", "tiny", "other…"],
+        key="train.backbone",
+        help="minilm: the offline all-MiniLM-L6-v2, run causally. tiny: a 2-layer random model "
+        "for smoke tests. other: a local path or cached Hugging Face name.",
+    )
+    other = first[3].text_input(
+        "Other backbone", key="train.backbone_other", placeholder="path or name"
+    )
+    second = st.columns(4)
+    steps = second[0].number_input("Steps", 1, 100_000, 200, key="train.steps")
+    finetune = second[1].selectbox(
+        "Fine-tuning",
+        ["lora", "full", "heads"],
+        key="train.finetune",
+        help="LoRA adapters (small checkpoints), all weights, or the heads only.",
+    )
+    device = second[2].selectbox("Device", ["auto", "cpu", "cuda"], key="train.device")
+    batch_size = second[3].number_input("Pairs per batch", 1, 256, 8, key="train.batch_size")
+    third = st.columns(4)
+    max_length = third[0].number_input("Tokens per sequence", 16, 4096, 128, key="train.max_length")
+    lr = third[1].number_input("Learning rate", 1e-6, 1.0, 5e-4, format="%.0e", key="train.lr")
+    lora_r = third[2].number_input("LoRA rank", 1, 256, 16, key="train.lora_r")
+    score_after = third[3].checkbox("Score the dataset afterwards", True, key="train.score_after")
+    submitted = st.form_submit_button(
+        "Start training", type="primary", icon=":material/play_arrow:"
+    )
+
+counts = services.label_summary(url, dataset)
+st.caption(
+    f"Trains on {counts['unlabelled'] + counts['keep'] + counts['swap']:,} pairs of {dataset}: "
+    f"{counts['swap']:,} swapped by annotators; {counts['tie'] + counts['discard']:,} ties and "
+    "discards left out."
+)
+if submitted:
+    chosen_backbone = other.strip() if backbone == "other…" else backbone
+    config = {
+        "model": {"backbone": chosen_backbone, "head": head, "max_length": int(max_length)},
+        "max_steps": int(steps),
+        "finetune": finetune,
+        "device": device,
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+        "lora_r": int(lora_r),
+        "score_after": score_after,
+    }
+    try:
+        job_id = services.start_train_job(url, dataset, config)
+    except Exception as err:  # a config error, unknown dataset, or a failed launch: show it
+        st.error(f"The job was not started: {err}")
+    else:
+        st.session_state["train.flash"] = f"Started training job {job_id}."
+        st.session_state["train.job"] = job_id
+        st.rerun()
+
+# --- batch scoring ----------------------------------------------------------------------------
+model = services.active_model(url)
+with st.expander("Score a dataset with the active model", icon=":material/speed:"):
+    if model is None or model.id is None:
+        st.caption("No model in the store yet.")
+    else:
+        score_dataset = st.selectbox("Dataset", names, key="train.score_dataset")
+        have = services.scored_count(url, score_dataset, model.id)
+        total = next(s["n_pairs"] for s in summaries if s["name"] == score_dataset)
+        st.caption(f"{model.label} has scored {have:,} of {total:,} pairs.")
+        if st.button("Score all pairs", key="train.score", icon=":material/play_arrow:"):
+            job_id = services.start_score_job(url, score_dataset, model.id)
+            st.session_state["train.flash"] = f"Started scoring job {job_id}."
+            st.session_state["train.job"] = job_id
+            st.rerun()
+
+
+# --- running jobs: polled every 2 s without rerunning the whole page ---------------------------
+@st.fragment(run_every=2)
+def running_jobs() -> None:
+    jobs = services.jobs(url)
+    live = [j for j in jobs if not j.finished]
+    st.subheader("Running")
+    if not live:
+        st.caption("No job is running.")
+    for job in live:
+        with st.container(border=True):
+            head_col, cancel_col = st.columns([5, 1])
+            head_col.markdown(
+                f"**Job {job.id}** · {job.kind} · {job.dataset or '—'} · {job.status}"
+            )
+            cancel_col.button(
+                "Cancel",
+                key=f"train.cancel.{job.id}",
+                on_click=services.cancel_job,
+                args=(url, job.id),
+                icon=":material/stop:",
+            )
+            st.progress(min(max(job.progress, 0.0), 1.0), text=job.message or job.status)
+            if job.kind == "train":
+                metrics, _ = services.job_details(url, job.id)
+                if metrics:
+                    st.plotly_chart(
+                        charts.training_curves(metrics),
+                        key=f"train.curves.{job.id}",
+                        width="stretch",
+                    )
+    watched = st.session_state.get("train.job")
+    done = next((j for j in jobs if j.id == watched and j.finished), None)
+    if done is not None:
+        st.session_state["train.job"] = None
+        st.session_state["train.flash"] = f"Job {done.id} {done.status}."
+        st.rerun(scope="app")  # refresh the history and the model lists
+
+
+running_jobs()
+
+# --- history ----------------------------------------------------------------------------------
+st.subheader("History")
+jobs = services.jobs(url)
+if not jobs:
+    st.caption("No jobs yet.")
+    st.stop()
+st.dataframe(
+    [
+        {
+            "job": j.id,
+            "kind": j.kind,
+            "status": j.status,
+            "dataset": j.dataset,
+            "progress": j.progress,
+            "model": j.model_id,
+            "message": j.message,
+            "created (UTC)": j.created,
+        }
+        for j in jobs
+    ],
+    hide_index=True,
+    width="stretch",
+    column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
+)
+picked = st.selectbox(
+    "Job details", [j.id for j in jobs], format_func=lambda i: f"job {i}", key="train.detail"
+)
+job = next(j for j in jobs if j.id == picked)
+metrics, log = services.job_details(url, job.id)
+if job.error:
+    st.error(job.error)
+if job.status == "succeeded" and job.model_id is not None:
+    st.success(f"Registered model #{job.model_id}: compare it with its parent on the Models page.")
+    if st.button("Open Models", key="train.to_models", icon=":material/compare_arrows:"):
+        st.session_state["models.b"] = job.model_id
+        st.switch_page("app_pages/models.py")
+if job.kind == "train":
+    st.plotly_chart(charts.training_curves(metrics), key="train.history_curves", width="stretch")
+with st.expander("Configuration"):
+    st.json(job.config)
+with st.expander("Log"):
+    st.code(log or "(empty)", language=None)

@@ -1,0 +1,480 @@
+"""Plotly figure builders for the app's pages: pure functions from plain records to figures.
+
+Inputs are the records :func:`srm.score.score_pairs` returns (see :mod:`srm.score`), rows of a
+run's ``metrics.jsonl`` and small dicts the pages assemble. Pages only place the figures; tests
+call these functions directly.
+
+Anything from the data that plotly draws (hover text, legend names, tick labels) is escaped with
+``html.escape``: plotly renders a subset of HTML in those strings, and responses are untrusted.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+Record = dict[str, Any]
+
+SIDES = ("chosen", "rejected")
+VALUES = ("reward", "weight")
+# The same colour-blind-safe hues as highlight.py (ColorBrewer PuOr ends, BrBG teal), so a
+# sentence has one colour in the text and in the charts.
+NEGATIVE = "#e66101"
+POSITIVE = "#5e3c99"
+WEIGHT = "#018571"
+NEUTRAL = "#f7f7f7"
+TOTAL = "#7f7f7f"
+REWARD_SCALE = [[0.0, NEGATIVE], [0.5, NEUTRAL], [1.0, POSITIVE]]
+WEIGHT_SCALE = [[0.0, NEUTRAL], [1.0, WEIGHT]]
+BASELINE = "#b0b0b0"
+MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+# Hover text: at most this many characters of a sentence, wrapped at about this width.
+HOVER_CHARS = 120
+HOVER_WIDTH = 50
+MAX_CELL_LABELS = 20
+
+
+def sentence_heatmap(
+    pair_record: Record, value: str = "reward", *, large: bool = False
+) -> go.Figure:
+    """Both responses of a pair as two rows of cells, one per sentence, coloured by ``value``.
+
+    Rows are ``chosen`` (top) and ``rejected``; columns sentence 1..K, K the longer response's
+    sentence count (cells past a response's end are empty). ``value="reward"`` uses a diverging
+    scale symmetric about 0; ``"weight"`` a sequential one from 0. Sentences cut by truncation
+    are empty cells whose hover says so. Cells are labelled with their value when K <= 20.
+    """
+    _check_value(value)
+    rows = [pair_record[side]["sentences"] for side in SIDES]
+    k = max(len(r) for r in rows)
+    z: list[list[float | None]] = []  # (2, K)
+    customdata: list[list[list[str]]] = []  # (2, K, 3): side, value line, sentence text
+    labels: list[list[str]] = []  # (2, K)
+    for side, sentences in zip(SIDES, rows, strict=True):
+        z_row, data_row, label_row = [], [], []
+        for j in range(k):
+            if j >= len(sentences):
+                z_row.append(None)
+                data_row.append([side, f"no sentence {j + 1}", ""])
+                label_row.append("")
+                continue
+            s = sentences[j]
+            v = s[value]
+            z_row.append(v)
+            if v is None:
+                line = f"sentence {j + 1} · cut by truncation (not scored)"
+                label_row.append("")
+            else:
+                line = f"sentence {j + 1} · {value} {_format(v, value)}"
+                label_row.append(_format(v, value, short=True))
+            data_row.append([side, line, hover_text(s["text"])])
+        z.append(z_row)
+        customdata.append(data_row)
+        labels.append(label_row)
+
+    top = _max_abs(v for row in z for v in row)
+    if value == "reward":
+        colors = {"colorscale": REWARD_SCALE, "zmid": 0.0, "zmin": -top, "zmax": top}
+        what = "sentence reward"
+        if pair_record.get("prefix_rewards"):
+            what += " (each given the sentences before it)"
+    else:
+        colors = {"colorscale": WEIGHT_SCALE, "zmin": 0.0, "zmax": top}
+        what = "attention weight of each sentence in the score"
+    heatmap = go.Heatmap(
+        z=z,
+        x=list(range(1, k + 1)),
+        y=list(SIDES),
+        customdata=customdata,
+        hovertemplate=(
+            "<b>%{customdata[0]}</b> · %{customdata[1]}<br>%{customdata[2]}<extra></extra>"
+        ),
+        hoverongaps=True,
+        xgap=2,
+        ygap=2,
+        colorbar={"title": {"text": value}, "thickness": 12},
+        **colors,
+    )
+    if k <= MAX_CELL_LABELS:
+        heatmap.update(text=labels, texttemplate="%{text}")
+    fig = go.Figure(heatmap)
+    fig.update_yaxes(autorange="reversed")  # chosen (row 0) on top
+    fig.update_xaxes(title_text="sentence", dtick=1 if k <= MAX_CELL_LABELS else None)
+    return _style(fig, f"Colour: {what}", large=large, height=260)
+
+
+def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figure:
+    """How each score is built: prompt term, then weight × reward per sentence, then the total.
+
+    One waterfall per response, side by side on a shared y axis. The relative bars add up to
+    the score exactly (the model's own decomposition); the title gives the model's margin
+    (chosen − rejected) and P(chosen preferred) = sigmoid(margin). Truncated sentences, which
+    took no part in the score, are left out.
+    """
+    scores = {side: pair_record[side]["score"] for side in SIDES}
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=[f"{side} · score {scores[side]:+.3f}" for side in SIDES],
+    )
+    for col, side in enumerate(SIDES, start=1):
+        rec = pair_record[side]
+        prompt = rec["prompt_weight"] * rec["prompt_reward"]
+        x, y, measure = ["prompt"], [prompt], ["relative"]
+        detail = [
+            [
+                "the prompt's own term",
+                f"reward {rec['prompt_reward']:+.3f} × weight {rec['prompt_weight']:.3f}"
+                f" = {prompt:+.4f}",
+            ]
+        ]
+        for j, s in enumerate(rec["sentences"], start=1):
+            if s["reward"] is None or s["weight"] is None:
+                continue
+            term = s["weight"] * s["reward"]
+            x.append(f"s{j}")
+            y.append(term)
+            measure.append("relative")
+            detail.append(
+                [
+                    hover_text(s["text"]),
+                    f"reward {s['reward']:+.3f} × weight {s['weight']:.3f} = {term:+.4f}",
+                ]
+            )
+        x.append("score")
+        y.append(rec["score"])
+        measure.append("total")
+        detail.append([f"{side} score", f"{rec['score']:+.4f}"])
+        fig.add_trace(
+            go.Waterfall(
+                name=side,
+                x=x,
+                y=y,
+                measure=measure,
+                customdata=detail,
+                hovertemplate=(
+                    "<b>%{x}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>"
+                ),
+                increasing={"marker": {"color": POSITIVE}},
+                decreasing={"marker": {"color": NEGATIVE}},
+                totals={"marker": {"color": TOTAL}},
+                connector={"line": {"color": "#c8c8c8", "width": 1}},
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+    margin = scores["chosen"] - scores["rejected"]
+    title = (
+        f"Margin (chosen − rejected) = {margin:+.3f} · "
+        f"P(chosen preferred) = σ(margin) = {_sigmoid(margin):.1%}"
+    )
+    fig.update_yaxes(title_text="contribution to score", row=1, col=1)
+    fig.update_xaxes(type="category")
+    return _style(fig, title, large=large, height=380)
+
+
+def token_chart(side_record: Record, text: str, *, large: bool = False) -> go.Figure:
+    """The token head's reward for every response token: one bar each, hover shows the token."""
+    tokens = side_record.get("tokens")
+    if tokens is None:
+        raise ValueError(
+            "this record has no token rewards: only token-head models produce them; "
+            "use sentence_heatmap for sentence and response heads"
+        )
+    rewards = [t["reward"] for t in tokens]
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(tokens) + 1)),
+            y=rewards,
+            marker_color=[POSITIVE if r >= 0 else NEGATIVE for r in rewards],
+            customdata=[html.escape(repr(text[t["start"] : t["end"]])) for t in tokens],
+            hovertemplate="token %{x} · %{customdata}<br>reward %{y:+.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="token")
+    fig.update_yaxes(title_text="reward", zeroline=True)
+    return _style(fig, "Token rewards (token head)", large=large, height=320)
+
+
+def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Figure:
+    """Pairwise accuracy per source for each model, beside the length-only baseline.
+
+    ``rows`` are ``{"model", "source", "accuracy", "n"}`` (accuracy in 0..1); a row whose model
+    is ``"length baseline"`` is drawn grey. The dashed line at 50% is a coin flip.
+    """
+    if not rows:
+        return _empty("no evaluation results yet", large=large)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    fig = go.Figure()
+    palette = iter(MODEL_COLORS * (len(models) // len(MODEL_COLORS) + 1))
+    for model in models:
+        by_source = {r["source"]: r for r in rows if r["model"] == model}
+        present = [s for s in sources if s in by_source]
+        acc = [by_source[s]["accuracy"] for s in present]
+        fig.add_trace(
+            go.Bar(
+                name=html.escape(model),
+                x=[html.escape(s) for s in present],
+                y=[None if a is None else 100 * a for a in acc],
+                customdata=[by_source[s].get("n") for s in present],
+                text=[None if a is None else f"{100 * a:.0f}%" for a in acc],
+                textposition="outside",
+                marker_color=BASELINE if model == "length baseline" else next(palette),
+                hovertemplate=(
+                    f"<b>{html.escape(model)}</b><br>%{{x}}: %{{y:.1f}}%"
+                    " (n=%{customdata})<extra></extra>"
+                ),
+            )
+        )
+    fig.add_hline(y=50, line_dash="dash", line_color="#888", annotation_text="50%")
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="accuracy", ticksuffix="%", range=[0, 105])
+    fig.update_xaxes(title_text="source", type="category")
+    return _style(fig, "Pairwise accuracy by source", large=large, height=380)
+
+
+def margin_shift_scatter(
+    points: Sequence[Record], *, names: tuple[str, str] = ("A", "B"), large: bool = False
+) -> go.Figure:
+    """Each pair's margin under model A (x) against model B (y), in the labelled direction.
+
+    Points off the dashed y = x line moved between the models; ``flipped`` points (the models
+    disagree on the winner: the top-left and bottom-right quadrants) are highlighted.
+    """
+    if not points:
+        return _empty("no pairs scored by both models yet", large=large)
+    fig = go.Figure()
+    groups = (
+        (False, "same verdict", {"color": "#9ecae1", "size": 7}),
+        (
+            True,
+            "flipped",
+            {
+                "color": NEGATIVE,
+                "size": 11,
+                "symbol": "diamond",
+                "line": {"color": "#333", "width": 1},
+            },
+        ),
+    )
+    for flipped, label, marker in groups:
+        group = [p for p in points if bool(p["flipped"]) == flipped]
+        if not group:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                name=f"{label} ({len(group)})",
+                x=[p["a"] for p in group],
+                y=[p["b"] for p in group],
+                mode="markers",
+                marker=marker,
+                customdata=[[html.escape(p["id"]), html.escape(p.get("label", ""))] for p in group],
+                hovertemplate=(
+                    "<b>%{customdata[0]}</b> %{customdata[1]}<br>"
+                    f"{html.escape(names[0])}: %{{x:+.3f}}<br>"
+                    f"{html.escape(names[1])}: %{{y:+.3f}}<extra></extra>"
+                ),
+            )
+        )
+    values = [v for p in points for v in (p["a"], p["b"])]
+    lo, hi = min(min(values), 0.0), max(max(values), 0.0)
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    fig.add_shape(
+        type="line",
+        x0=lo,
+        y0=lo,
+        x1=hi,
+        y1=hi,
+        line={"dash": "dash", "color": "#888"},
+        layer="below",
+    )
+    fig.add_hline(y=0, line_color="#bbb", line_width=1, layer="below")
+    fig.add_vline(x=0, line_color="#bbb", line_width=1, layer="below")
+    fig.update_xaxes(title_text=f"margin under {html.escape(names[0])}", range=[lo, hi])
+    fig.update_yaxes(
+        title_text=f"margin under {html.escape(names[1])}",
+        range=[lo, hi],
+        scaleanchor="x",
+        scaleratio=1,
+    )
+    n_flipped = sum(bool(p["flipped"]) for p in points)
+    return _style(
+        fig, f"Margin shift: {n_flipped} of {len(points)} pairs flipped", large=large, height=480
+    )
+
+
+def sentence_shift_chart(
+    a_side: Record,
+    b_side: Record,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    large: bool = False,
+) -> go.Figure:
+    """One response's per-sentence rewards under two models, as grouped bars by sentence."""
+    fig = go.Figure()
+    for side, name, color in zip((a_side, b_side), names, (POSITIVE, WEIGHT), strict=True):
+        sentences = side["sentences"]
+        fig.add_trace(
+            go.Bar(
+                name=html.escape(name),
+                x=list(range(1, len(sentences) + 1)),
+                y=[s["reward"] for s in sentences],
+                marker_color=color,
+                customdata=[hover_text(s["text"]) for s in sentences],
+                hovertemplate=(
+                    f"<b>{html.escape(name)}</b> · sentence %{{x}} · reward %{{y:+.3f}}"
+                    "<br>%{customdata}<extra></extra>"
+                ),
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="sentence", dtick=1)
+    fig.update_yaxes(title_text="reward", zeroline=True)
+    title = f"Sentence rewards: {html.escape(names[0])} vs {html.escape(names[1])}"
+    return _style(fig, title, large=large, height=340)
+
+
+def training_curves(rows: Sequence[Record], *, large: bool = False) -> go.Figure:
+    """Loss and accuracy against step from a run's ``metrics.jsonl`` rows.
+
+    Training rows are ``{"step", "loss", "accuracy", ...}``. Evaluation results are read in
+    any of the shapes they come in: nested (``{"step", "eval": {"accuracy", ...}}``, what
+    :mod:`srm.train` writes), prefixed (``"eval_accuracy"``) or tagged (``"split": "eval"``).
+    Only the series that are present are drawn.
+    """
+    series: dict[str, list[tuple[float, float]]] = {
+        "train loss": [],
+        "eval loss": [],
+        "train accuracy": [],
+        "eval accuracy": [],
+    }
+    for i, row in enumerate(rows):
+        step = row.get("step", i)
+        if isinstance(row.get("eval"), dict):
+            ev = row["eval"]
+        elif row.get("split") == "eval":
+            ev = row
+        else:
+            ev = {k.removeprefix("eval_"): v for k, v in row.items() if k.startswith("eval_")}
+            for metric in ("loss", "accuracy"):
+                if _is_number(row.get(metric)):
+                    series[f"train {metric}"].append((step, row[metric]))
+        for metric in ("loss", "accuracy"):
+            if _is_number(ev.get(metric)):
+                series[f"eval {metric}"].append((step, ev[metric]))
+    if not any(series.values()):
+        return _empty("no metrics yet", large=large)
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "accuracy"], horizontal_spacing=0.1)
+    styles = {
+        "train loss": (1, "#1f77b4", "solid"),
+        "eval loss": (1, "#ff7f0e", "dot"),
+        "train accuracy": (2, "#1f77b4", "solid"),
+        "eval accuracy": (2, "#ff7f0e", "dot"),
+    }
+    for name, points in series.items():
+        if not points:
+            continue
+        points.sort(key=lambda p: p[0])
+        col, color, dash = styles[name]
+        fig.add_trace(
+            go.Scatter(
+                name=name,
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="lines+markers" if len(points) < 30 else "lines",
+                line={"color": color, "dash": dash},
+                hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4f}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    fig.add_hline(y=0.5, line_dash="dash", line_color="#aaa", row=1, col=2)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    return _style(fig, "Training curves", large=large, height=360)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def hover_text(text: str) -> str:
+    """A sentence made safe and short for a plotly hover: whitespace collapsed, cut to about
+    120 characters, wrapped with ``<br>`` about every 50, every piece HTML-escaped."""
+    flat = " ".join(text.split())
+    if len(flat) > HOVER_CHARS:
+        flat = flat[: HOVER_CHARS - 1].rstrip() + "…"
+    # Wrap before escaping, so a line break never splits an entity such as &lt;.
+    lines = textwrap.wrap(flat, HOVER_WIDTH, break_on_hyphens=False) or [""]
+    return "<br>".join(html.escape(line, quote=True) for line in lines)
+
+
+def _style(fig: go.Figure, title: str, *, large: bool, height: int) -> go.Figure:
+    """The look every figure shares; ``large`` is demo mode (bigger type, taller)."""
+    scale = 1.35 if large else 1.0
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.0, "xanchor": "left"},
+        font={"size": round(13 * scale)},
+        hoverlabel={"font": {"size": round(13 * scale)}, "align": "left"},
+        margin={"l": 60, "r": 20, "t": round(70 * scale), "b": 50},
+        height=round(height * scale),
+    )
+    return fig
+
+
+def _empty(message: str, *, large: bool) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 16 if not large else 22, "color": "#888"},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _style(fig, "", large=large, height=240)
+
+
+def _check_value(value: str) -> None:
+    if value not in VALUES:
+        raise ValueError(f"value must be one of {VALUES}, got {value!r}")
+
+
+def _format(v: float, value: str, *, short: bool = False) -> str:
+    if value == "reward":
+        return f"{v:+.2f}" if short else f"{v:+.3f}"
+    return f"{v:.2f}" if short else f"{v:.3f}"
+
+
+def _max_abs(values: Any) -> float:
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    top = max(finite, default=0.0)
+    return top if top > 0 else 1.0
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _sigmoid(x: float) -> float:
+    # Split by sign so exp never overflows for large |margin|.
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)

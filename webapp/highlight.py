@@ -1,0 +1,225 @@
+"""Responses as HTML, each sentence (or token) tinted by the model's reward or attention weight.
+
+Pure string builders for ``st.html`` (preferred) or ``st.markdown(..., unsafe_allow_html=True)``.
+Everything taken from a response is escaped with ``html.escape(..., quote=True)``: responses are
+untrusted text and may contain ``<script>`` or ``onerror=`` attributes, so nothing from them may
+ever become markup, in element content or in an attribute.
+
+Records are the per-response dicts :func:`srm.score.score_pairs` returns (``record["chosen"]``)::
+
+    {"score": 0.8, "prompt_reward": 0.1, "prompt_weight": 0.2, "truncated": False,
+     "sentences": [{"text": "Hi. ", "start": 0, "end": 4, "reward": 0.5, "weight": 0.8}, ...],
+     "tokens": [{"start": 0, "end": 2, "reward": 0.3}, ...]}  # token head only
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable
+from typing import Any
+
+Record = dict[str, Any]
+
+# ColorBrewer PuOr ends: an orange/purple pair that stays distinct under the common colour-vision
+# deficiencies (red/green would not). charts.py uses the same three colours.
+NEGATIVE_RGB = (230, 97, 1)  # #e66101, reward < 0
+POSITIVE_RGB = (94, 60, 153)  # #5e3c99, reward > 0
+WEIGHT_RGB = (1, 133, 113)  # #018571 (BrBG teal), attention weight; not a reward hue
+# Tints stay translucent so black text on them keeps its contrast.
+MAX_ALPHA = 0.6
+TRUNCATED_GREY = "#8a8a8a"
+VALUES = ("reward", "weight")
+
+
+def reward_color(value: float, scale: float) -> str:
+    """Diverging tint for a reward: orange below 0, purple above, transparent at 0.
+
+    ``|value| >= scale`` gets the full tint (values beyond are clamped), so one ``scale`` shared
+    by both responses makes their colours comparable. A NaN reward is shown as neutral.
+    """
+    frac = _fraction(value, scale)
+    rgb = POSITIVE_RGB if frac > 0 else NEGATIVE_RGB
+    return _rgba(rgb, abs(frac) * MAX_ALPHA)
+
+
+def weight_color(value: float, scale: float) -> str:
+    """Sequential tint for an attention weight: transparent at 0, full teal at ``scale``."""
+    frac = max(_fraction(value, scale), 0.0)
+    return _rgba(WEIGHT_RGB, frac * MAX_ALPHA)
+
+
+def shared_scale(pair_record: Record, by: str) -> float:
+    """The value that gets full colour for both responses of a pair: max |reward| (or max weight)
+    over both sides' scored sentences. Never 0 (1.0 when there is nothing to scale), so it is
+    always safe to divide by."""
+    _check_by(by)
+    values = [s[by] for side in ("chosen", "rejected") for s in pair_record[side]["sentences"]]
+    return _max_abs(values)
+
+
+def sentences_html(
+    text: str,
+    record: Record,
+    *,
+    by: str = "reward",
+    scale: float | None = None,
+    selected: int | None = None,
+    large: bool = False,
+) -> str:
+    """One response, each sentence in a ``<span>`` tinted by its ``reward`` or ``weight``.
+
+    ``record`` is one side of a scored pair and ``text`` that response: sentence offsets index
+    into it. Pass ``scale=shared_scale(pair, by)`` so chosen and rejected share a colour scale;
+    without it this response's own maximum is used. ``selected`` (1-based) gets an outline.
+    Sentences that truncation dropped (``reward`` None) are grey with a dashed underline. Spans
+    carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers.
+    """
+    _check_by(by)
+    sentences = record["sentences"]
+    if scale is None:
+        scale = _max_abs(s[by] for s in sentences)
+    color = reward_color if by == "reward" else weight_color
+    spans = []
+    for i, s in enumerate(sentences, start=1):
+        reward, weight = s["reward"], s["weight"]
+        if reward is None or weight is None:
+            style = f"color: {TRUNCATED_GREY}; text-decoration: underline dashed {TRUNCATED_GREY};"
+            title = f"sentence {i} · cut by truncation: not scored, not part of the score"
+            classes = ["srm-sentence", "srm-truncated"]
+        else:
+            style = f"background-color: {color(s[by], scale)}; border-radius: 3px;"
+            title = (
+                f"sentence {i} · reward {reward:+.3f} · weight {weight:.2f}"
+                f" · contributes {reward * weight:+.3f}"
+            )
+            classes = ["srm-sentence"]
+        if selected == i:
+            style += " outline: 2px solid #222; outline-offset: 1px;"
+            classes.append("srm-selected")
+        spans.append((s["start"], s["end"], classes, style, title, {"data-sentence": str(i)}))
+    return _response_div(text, spans, large=large)
+
+
+def tokens_html(
+    text: str, record: Record, *, scale: float | None = None, large: bool = False
+) -> str:
+    """One response, each token in a ``<span>`` tinted by the token head's reward.
+
+    ``record`` must come from a token-head model (it has ``tokens``). Spans carry
+    ``data-token="<1-based index>"`` and a tooltip with the token text and its reward.
+    """
+    tokens = record.get("tokens")
+    if tokens is None:
+        raise ValueError(
+            "this record has no token rewards: only token-head models produce them; "
+            "use sentences_html for sentence and response heads"
+        )
+    if scale is None:
+        scale = _max_abs(t["reward"] for t in tokens)
+    spans = []
+    for i, t in enumerate(tokens, start=1):
+        piece = text[t["start"] : t["end"]]
+        spans.append(
+            (
+                t["start"],
+                t["end"],
+                ["srm-token"],
+                f"background-color: {reward_color(t['reward'], scale)};",
+                f"token {i} · {piece!r} · reward {t['reward']:+.3f}",
+                {"data-token": str(i)},
+            )
+        )
+    return _response_div(text, spans, large=large)
+
+
+def plain_html(text: str, *, large: bool = False) -> str:
+    """Untinted text (a prompt, say) in the same escaped, whitespace-keeping box as a response."""
+    return _response_div(text, [], large=large)
+
+
+def legend_html(by: str, scale: float) -> str:
+    """A small gradient bar with its numeric ends, to sit above a tinted response."""
+    _check_by(by)
+    if by == "reward":
+        stops = f"{reward_color(-scale, scale)}, transparent, {reward_color(scale, scale)}"
+        label, note = "sentence reward", " (0: no tint)"
+        low, high = f"{-scale:+.3f}", f"{scale:+.3f}"
+    else:
+        stops = f"transparent, {weight_color(scale, scale)}"
+        label, note = "attention weight", ""
+        low, high = "0", f"{scale:.2f}"
+    bar = (
+        '<span style="display: inline-block; width: 10em; height: 0.9em; vertical-align: middle;'
+        f" border: 1px solid #ccc; border-radius: 2px; background: linear-gradient(to right,"
+        f' {stops});"></span>'
+    )
+    return (
+        '<div class="srm-legend" style="font-size: 0.8rem; color: #555;">'
+        f"{label}: {low} {bar} {high}{note}</div>"
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _fraction(value: float, scale: float) -> float:
+    """``value / scale`` clamped to [-1, 1]; NaN -> 0."""
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0 (got {scale!r}); use shared_scale(...) to pick one")
+    if math.isnan(value):
+        return 0.0
+    return max(-1.0, min(1.0, value / scale))
+
+
+def _rgba(rgb: tuple[int, int, int], alpha: float) -> str:
+    r, g, b = rgb
+    return f"rgba({r}, {g}, {b}, {alpha:.3f})"
+
+
+def _max_abs(values: Iterable[float | None]) -> float:
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    top = max(finite, default=0.0)
+    return top if top > 0 else 1.0
+
+
+def _check_by(by: str) -> None:
+    if by not in VALUES:
+        raise ValueError(f"by must be one of {VALUES}, got {by!r}")
+
+
+def _escape(s: str) -> str:
+    # Newlines become character references so the whole block is one line: st.markdown would
+    # otherwise end the HTML block at a blank line and parse the rest of the response as
+    # Markdown. Inside the div, white-space: pre-wrap turns them back into line breaks.
+    return html.escape(s, quote=True).replace("\r", "&#13;").replace("\n", "&#10;")
+
+
+def _response_div(
+    text: str,
+    spans: list[tuple[int, int, list[str], str, str, dict[str, str]]],
+    *,
+    large: bool,
+) -> str:
+    """``text`` with the given ``(start, end, classes, style, title, data)`` spans wrapped,
+    everything between them as plain escaped text."""
+    parts = []
+    pos = 0
+    for start, end, classes, style, title, data in spans:
+        # Guard against overlapping or out-of-range offsets: never repeat or invent text.
+        start, end = max(start, pos), min(end, len(text))
+        if end <= start:
+            continue
+        parts.append(_escape(text[pos:start]))
+        attrs = "".join(f' {k}="{_escape(v)}"' for k, v in data.items())
+        parts.append(
+            f'<span class="{" ".join(classes)}" style="{style}" title="{_escape(title)}"{attrs}>'
+            f"{_escape(text[start:end])}</span>"
+        )
+        pos = end
+    parts.append(_escape(text[pos:]))
+    size = "1.35rem" if large else "1rem"
+    return (
+        '<div class="srm-response" style="white-space: pre-wrap; overflow-wrap: anywhere;'
+        f' font-size: {size}; line-height: 1.7;">{"".join(parts)}</div>'
+    )
