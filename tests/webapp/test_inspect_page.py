@@ -1,0 +1,97 @@
+"""The Inspect page: verdict, coloured sentences, heatmap, sentence picking, boundary edits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from srm.data import PreferencePair, load_pairs
+from srm.segment import segment
+from srm.store import Score, make_sessionmaker, open_store
+from tests.webapp.conftest import fill, rerun
+
+
+def open_pair(run_page, dataset: str, pair_id: str):
+    at = run_page("inspect")
+    at.selectbox(key="inspect.dataset").set_value(dataset)
+    at.selectbox(key="inspect.pair_id").set_value(pair_id)
+    return rerun(at)
+
+
+def stored_scores(db_url: str) -> int:
+    with make_sessionmaker(open_store(db_url))() as s:
+        return s.scalar(select(func.count(Score.id)))
+
+
+def test_shows_verdict_sentences_and_charts(filled_store: str, sample_path: Path, run_page):
+    pair = load_pairs(sample_path)[1]
+    at = open_pair(run_page, "sample", pair.id)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Model prefers"] in ("chosen", "rejected")
+    assert metrics["Current label"] == "unlabelled (keep)"
+    assert metrics["P(chosen is better)"].endswith("%")
+    # One coloured span per sentence of each response, then the legend.
+    chosen_html = at.html[0].value
+    assert chosen_html.count("data-sentence=") == len(segment(pair.chosen))
+    assert len(at.get("plotly_chart")) >= 2  # heatmap and contributions
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert heatmap["data"][0]["type"] == "heatmap"
+    assert heatmap["data"][0]["y"] == ["chosen", "rejected"]
+
+
+def test_scores_are_computed_once_and_kept_in_the_store(filled_store, sample_path, run_page):
+    pair = load_pairs(sample_path)[0]
+    open_pair(run_page, "sample", pair.id)
+    assert stored_scores(filled_store) == 1
+    open_pair(run_page, "sample", pair.id)  # read back from the store, not scored again
+    assert stored_scores(filled_store) == 1
+
+
+def test_picking_a_sentence_shows_its_numbers(filled_store, sample_path, run_page):
+    pair = next(p for p in load_pairs(sample_path) if len(segment(p.rejected)) >= 2)
+    at = open_pair(run_page, "sample", pair.id)
+    at.radio(key="inspect.side").set_value("rejected")
+    rerun(at)
+    at.selectbox(key="inspect.sentence.rejected").set_value(1)
+    rerun(at)
+    labels = [m.label for m in at.metric]
+    assert {"Reward", "Weight", "Weight × reward"} <= set(labels)
+    selected = [h.value for h in at.html if 'data-sentence="2"' in h.value and "outline" in h.value]
+    assert selected
+
+
+def test_merging_two_sentences_rescores_at_once(filled_store, sample_path, run_page):
+    pair = next(p for p in load_pairs(sample_path) if len(segment(p.chosen)) >= 3)
+    at = open_pair(run_page, "sample", pair.id)
+    before = at.html[0].value.count("data-sentence=")
+    at.button(key="inspect.merge").click()
+    rerun(at)
+    assert at.html[0].value.count("data-sentence=") == before - 1
+    assert any("edited segmentation" in c.value for c in at.caption)
+    at.button(key="inspect.reset").click()
+    rerun(at)
+    assert at.html[0].value.count("data-sentence=") == before
+
+
+def test_markup_in_responses_is_shown_as_text(app_store: str, run_page) -> None:
+    evil = '<script>window.__xss=1</script> Hello. <img src=x onerror="window.__xss=1"> Bye.'
+    fill(app_store, [PreferencePair("x1", "Say <b>hi</b>.", evil, "Fine. Thanks.")], "xss")
+    at = open_pair(run_page, "xss", "x1")
+    html = at.html[0].value
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html and "&lt;img src=x onerror=" in html
+
+
+def test_featuring_a_pair_for_the_demo(filled_store, sample_path, run_page) -> None:
+    pair = load_pairs(sample_path)[5]
+    at = open_pair(run_page, "sample", pair.id)
+    toggle = at.toggle[0]
+    assert toggle.value is False
+    toggle.set_value(True)
+    rerun(at)
+    from srm.store import get_setting
+
+    with make_sessionmaker(open_store(filled_store))() as s:
+        assert get_setting(s, "demo_pairs") == [["sample", pair.id]]

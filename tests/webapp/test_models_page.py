@@ -1,0 +1,110 @@
+"""The Models page: A against B per source with the length baseline, flipped verdicts,
+sentence reward shifts, making a model active; and demo mode, which edits nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from srm.data import load_pairs
+from srm.store import (
+    get_active_model,
+    make_sessionmaker,
+    open_store,
+    register_model,
+    save_scores,
+    set_active_model,
+)
+from tests.webapp.conftest import rerun
+
+
+@pytest.fixture
+def two_models(filled_store: str, sample_path: Path, tmp_path: Path) -> tuple[int, int]:
+    """Two tiny models (different seeds) that both scored every sample pair."""
+    from srm.checkpoint import save
+    from srm.config import ModelConfig
+    from srm.model import SentenceRewardModel
+    from srm.score import score_pairs
+
+    pairs = load_pairs(sample_path)
+    ids = []
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        for seed in (1, 2):
+            model = SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16), seed=seed)
+            save(model, tmp_path / f"m{seed}")
+            row = register_model(
+                s,
+                f"seed {seed}",
+                str(tmp_path / f"m{seed}"),
+                config={"model": {"head": "sentence", "backbone": "tiny"}},
+            )
+            save_scores(s, row.id, "sample", score_pairs(model, pairs))
+            ids.append(row.id)
+        set_active_model(s, ids[0])
+    return ids[0], ids[1]
+
+
+def test_compares_two_models(filled_store: str, two_models, run_page) -> None:
+    a, b = two_models
+    at = run_page("models")
+    assert at.selectbox(key="models.a").value == a and at.selectbox(key="models.b").value == b
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Pairs compared"] == "50"
+    assert {"Accuracy A", "Accuracy B", "Length baseline"} <= set(metrics)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # accuracy by source, margin shift, sentence shifts
+    flipped_header = next(s.value for s in at.subheader if s.value.startswith("Flipped verdicts"))
+    n_flipped = int(flipped_header.split("(")[1].rstrip(")"))
+    if n_flipped:
+        table = next(d.value for d in at.dataframe if "B margin" in d.value)
+        assert len(table) == n_flipped
+        assert ((table["A margin"] > 0) != (table["B margin"] > 0)).all()
+
+
+def test_make_another_model_active(filled_store: str, two_models, run_page) -> None:
+    a, b = two_models
+    at = run_page("models")
+    assert at.button(key="models.make_active").disabled  # A is already active
+    at.selectbox(key="models.active").set_value(b)
+    rerun(at)
+    at.button(key="models.make_active").click()
+    rerun(at)
+    with make_sessionmaker(open_store(filled_store))() as s:
+        assert get_active_model(s).id == b
+
+
+def test_missing_scores_offer_a_scoring_job(
+    filled_store, two_models, tiny_model, monkeypatch, run_page
+):
+    launched = []
+    monkeypatch.setattr("srm.jobs.launch", lambda url, job_id: launched.append(job_id) or 0)
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        fresh = register_model(s, "unscored", str(tiny_model), config={}).id
+    at = run_page("models")
+    at.selectbox(key="models.b").set_value(fresh)
+    rerun(at)
+    assert "has not scored sample yet" in at.warning[0].value
+    at.button(key="models.score.B").click()
+    rerun(at)
+    assert len(launched) == 1
+    assert at.title[0].value == "Train"
+
+
+# ------------------------------------------------------------------------------- demo mode
+EDITING_KEYS = ("import", "keep", "swap", "make_active", "form", "score", "cancel", "annotator")
+
+
+def test_demo_mode_shows_curated_pairs_without_editing_controls(
+    filled_store: str, two_models, monkeypatch, run_page
+) -> None:
+    monkeypatch.setenv("SRM_DEMO", "1")
+    at = run_page()
+    assert at.title[0].value == "Where does a reward model put the credit?"
+    assert len(at.get("plotly_chart")) == 2
+    assert not at.button and not at.text_input and not at.text_area and not at.file_uploader
+    assert at.pills(key="demo.example").options  # the curated examples
+    at = run_page("models")
+    keys = [w.key or "" for w in (*at.button, *at.selectbox, *at.text_input)]
+    assert not [k for k in keys if any(word in k for word in EDITING_KEYS)]
+    assert {m.label: m.value for m in at.metric}["Pairs compared"] == "50"

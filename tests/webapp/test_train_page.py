@@ -1,0 +1,77 @@
+"""The Train page: a job started from the form is recorded in the store and launched (the
+subprocess is patched out here; the browser test runs a real one), cancelled, and listed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from srm.store import TrainingJob, make_sessionmaker, open_store
+from tests.webapp.conftest import rerun
+
+
+@pytest.fixture
+def launched(monkeypatch) -> list[tuple[str, int]]:
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr("srm.jobs.launch", lambda url, job_id: calls.append((url, job_id)) or 0)
+    return calls
+
+
+def jobs(db_url: str) -> list[TrainingJob]:
+    with make_sessionmaker(open_store(db_url))() as s:
+        rows = list(s.scalars(select(TrainingJob).order_by(TrainingJob.id)))
+        s.expunge_all()
+        return rows
+
+
+def test_start_a_training_job(filled_store: str, launched, run_page) -> None:
+    at = run_page("train")
+    at.selectbox(key="train.backbone").set_value("tiny")
+    at.selectbox(key="train.head").set_value("token")
+    at.number_input(key="train.steps").set_value(7)
+    at.selectbox(key="train.device").set_value("cpu")
+    at.button(key="FormSubmitter:train.form-Start training").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert launched == [(filled_store, job.id)]
+    assert (job.kind, job.status) == ("train", "queued")
+    assert job.config["model"]["backbone"] == "tiny" and job.config["model"]["head"] == "token"
+    assert job.config["max_steps"] == 7 and job.config["device"] == "cpu"
+    assert job.config["score_after"] is True
+    assert job.config["parent_model_id"] is not None  # the active (bundled) model
+    assert f"Started training job {job.id}" in at.success[0].value
+    history = at.dataframe[0].value
+    assert list(history["job"]) == [job.id] and list(history["status"]) == ["queued"]
+
+
+def test_a_bad_setting_is_shown_and_nothing_is_queued(filled_store, launched, run_page) -> None:
+    at = run_page("train")
+    at.selectbox(key="train.backbone").set_value("other…")
+    at.text_input(key="train.backbone_other").input("")
+    at.button(key="FormSubmitter:train.form-Start training").click()
+    rerun(at)
+    assert "The job was not started" in at.error[0].value
+    assert "backbone" in at.error[0].value
+    assert jobs(filled_store) == [] and launched == []
+
+
+def test_cancel_a_queued_job(filled_store: str, launched, run_page) -> None:
+    at = run_page("train")
+    at.button(key="FormSubmitter:train.form-Start training").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    at.button(key=f"train.cancel.{job.id}").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert job.status == "cancelled"
+    assert list(at.dataframe[0].value["status"]) == ["cancelled"]
+
+
+def test_score_the_dataset_as_a_job(filled_store: str, launched, run_page) -> None:
+    at = run_page("train")
+    assert any("has scored 0 of 50 pairs" in c.value for c in at.caption)
+    at.button(key="train.score").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert (job.kind, job.status, job.dataset_id is not None) == ("score", "queued", True)
+    assert launched == [(filled_store, job.id)]
