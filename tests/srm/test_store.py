@@ -21,19 +21,28 @@ from srm.store import (
     SentenceTag,
     StoreError,
     TrainingJob,
+    annotation_queue,
     count_pairs,
     effective_pairs,
+    get_active_model,
     get_pair,
+    get_setting,
     import_pairs,
     label_state,
+    label_summary,
     list_datasets,
     list_pairs,
+    list_sources,
     make_engine,
     make_sessionmaker,
+    margin_bounds,
     open_store,
     record_label,
     register_model,
     save_scores,
+    scored_pairs,
+    set_active_model,
+    set_setting,
     undo_label,
     upgrade,
 )
@@ -455,3 +464,92 @@ def test_search_takes_wildcards_literally(session_factory) -> None:
     with session_factory() as s:
         assert [p.external_id for p in list_pairs(s, search="100%")] == ["a"]
         assert [p.external_id for p in list_pairs(s, search="SNAKE_")] == ["c"]
+
+
+# ---------------------------------------------------------------------------- queue, summaries
+def test_annotation_queue_orders_by_disagreement_then_uncertainty(
+    session_factory, make_store
+) -> None:
+    ids = make_store(6)
+    gaps = {"p0": 2.0, "p1": -1.0, "p2": -3.0, "p3": 0.5, "p4": -0.2}  # p5 unscored
+    with session_factory.begin() as s:
+        model_id = register_model(s, "m", "/runs/m").id
+        save_scores(
+            s,
+            model_id,
+            "d",
+            [
+                {"id": pid, "chosen": {"score": gap}, "rejected": {"score": 0.0}}
+                for pid, gap in gaps.items()
+            ],
+        )
+        record_label(s, ids["p0"], "ana", "swap", expected_event_id=None)  # now disagrees by 2
+    with session_factory() as s:
+        queue = annotation_queue(s, "d", model_id)
+        order = [(p.external_id, d) for p, d in queue]
+        # Disagreement: the model prefers what the label rejects, by this much.
+        assert order == [
+            ("p2", 3.0),
+            ("p0", 2.0),
+            ("p1", 1.0),
+            ("p4", 0.2),
+            ("p3", -0.5),
+            ("p5", None),
+        ]
+        unlabelled = annotation_queue(s, "d", model_id, where=PairFilter(label="unlabelled"))
+        assert [p.external_id for p, _ in unlabelled] == ["p2", "p1", "p4", "p3", "p5"]
+        hh = annotation_queue(s, "d", model_id, where=PairFilter(source="hh"), limit=2, offset=1)
+        assert [p.external_id for p, _ in hh] == ["p3", "p5"]
+        assert [p.external_id for p, d in annotation_queue(s, "d", None)] == [
+            f"p{i}" for i in range(6)
+        ]
+
+
+def test_label_summary_sources_and_margins(session_factory, make_store) -> None:
+    ids = make_store(6)
+    with session_factory.begin() as s:
+        record_label(s, ids["p1"], "ana", "tie", expected_event_id=None)
+        record_label(s, ids["p2"], "ana", "swap", expected_event_id=None)
+    with session_factory() as s:
+        assert label_summary(s, "d") == {
+            "unlabelled": 4,
+            "keep": 0,
+            "swap": 1,
+            "tie": 1,
+            "discard": 0,
+        }
+        assert list_sources(s, "d") == ["hh", "pandalm"]
+        assert margin_bounds(s, "d") == (0.0, 3.0)
+        assert margin_bounds(s, "nope") is None
+
+
+def test_settings_and_the_active_model(session_factory) -> None:
+    with session_factory.begin() as s:
+        assert get_setting(s, "guidelines", "none") == "none"
+        set_setting(s, "guidelines", "# Be kind")
+        set_setting(s, "guidelines", "# Be kinder")
+        model = register_model(s, "m", "/runs/m")
+        assert get_active_model(s) is None
+        set_active_model(s, model.id)
+    with session_factory() as s:
+        assert get_setting(s, "guidelines") == "# Be kinder"
+        assert get_active_model(s).name == "m"
+    with session_factory.begin() as s, pytest.raises(StoreError, match="no model with id 99"):
+        set_active_model(s, 99)
+
+
+def test_scored_pairs_for_evaluation(session_factory, make_store) -> None:
+    make_store(3)
+    with session_factory.begin() as s:
+        model_id = register_model(s, "m", "/runs/m").id
+        save_scores(
+            s, model_id, "d", [{"id": "p1", "chosen": {"score": 1.5}, "rejected": {"score": 0.5}}]
+        )
+    with session_factory() as s:
+        [row] = scored_pairs(s, "d", model_id)
+    assert (row.external_id, row.source, row.label) == ("p1", "hh", None)
+    assert (row.chosen_chars, row.rejected_chars) == (
+        len("A good answer 1."),
+        len("A bad answer 1."),
+    )
+    assert (row.chosen_score, row.rejected_score) == (1.5, 0.5)
