@@ -40,8 +40,8 @@ DB_OPTION_HELP = (
 def main(verbose: bool) -> None:
     """SRM Studio: sentence-level reward models for preference data.
 
-    Import preference pairs, split responses into sentences, and (in later versions) train,
-    score and evaluate sentence-level reward models.
+    Import preference pairs, split responses into sentences, train, score and evaluate
+    sentence-level reward models, run the app's jobs, and serve the app.
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -328,16 +328,28 @@ def init_cmd(
 @click.option(
     "--data",
     "data_path",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Preference pairs (any format srm import reads).",
+    help="Preference pairs (any format srm import reads); the scores go to --out.",
 )
+@click.option(
+    "--dataset",
+    default=None,
+    help="Score a dataset in the store instead (its pairs as imported): the model is "
+    "registered in the store and the scores are saved there.",
+)
+@click.option(
+    "--job",
+    "job_id",
+    type=int,
+    default=None,
+    help="Run score job N from the store (as the app creates them), and nothing else.",
+)
+@click.option("--db", "db_url", default=None, help="With --dataset or --job: " + DB_OPTION_HELP)
 @click.option(
     "--out",
     "out",
-    required=True,
     type=click.Path(path_type=Path),
-    help="JSONL file to write, one line per pair.",
+    help="With --data: the JSONL file to write, one line per pair.",
 )
 @click.option(
     "--batch-size",
@@ -352,10 +364,45 @@ def init_cmd(
     show_default=True,
     help="auto (CUDA when available), cpu, cuda, cuda:1, ...",
 )
+@click.pass_context
 def score_cmd(
-    model_dir: Path | None, data_path: Path, out: Path, batch_size: int, device: str
+    ctx: click.Context,
+    model_dir: Path | None,
+    data_path: Path | None,
+    dataset: str | None,
+    job_id: int | None,
+    db_url: str | None,
+    out: Path | None,
+    batch_size: int,
+    device: str,
 ) -> None:
-    """Score every pair in DATA: per-sentence rewards and attention weights, as JSONL."""
+    """Score every pair: per-sentence rewards and attention weights.
+
+    --data PATH --out FILE writes JSONL; --dataset NAME saves the scores in the store; --job N
+    runs a score job from the store.
+    """
+    if job_id is not None:
+        _only_with_job(ctx)
+        _run_job_cmd(ctx, "score", job_id, db_url)
+        return
+    if (data_path is None) == (dataset is None):
+        raise click.UsageError(
+            "Give the pairs with --data PATH or --dataset NAME (from the store), not both "
+            "(or run a score job with --job N)."
+        )
+    if dataset is not None:
+        if out is not None:
+            raise click.UsageError(
+                "With --dataset the scores go to the store; --out is for --data PATH "
+                "(srm export --dataset NAME writes the pairs to score that way)."
+            )
+        _score_store_dataset(db_url, dataset, model_dir, batch_size, device)
+        return
+    if out is None:
+        raise click.UsageError("Give the JSONL file to write with --out FILE.")
+    if db_url is not None:
+        raise click.UsageError("--db applies to --dataset NAME or --job N; --data needs no store.")
+
     import time
 
     from srm.checkpoint import CheckpointError, load
@@ -377,6 +424,60 @@ def score_cmd(
     click.echo(
         f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) in {seconds:.1f} s: "
         f"{2 * len(pairs) / max(seconds, 1e-9):.1f} sequences/s. Wrote {out}."
+    )
+
+
+def _score_store_dataset(
+    db_url: str | None, dataset: str, model_dir: Path | None, batch_size: int, device: str
+) -> None:
+    """Register the model and save its scores of every pair of ``dataset`` in the store."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from srm.checkpoint import CheckpointError, load, read_info
+    from srm.jobs import score_dataset
+    from srm.store import StoreError, list_datasets, make_sessionmaker, register_model
+
+    url = db_url or _store_url()
+    sessions = make_sessionmaker(_open_store(url))
+    with sessions() as session:
+        known = [d.name for d in list_datasets(session)]
+    if dataset not in known:
+        raise click.ClickException(
+            f"no dataset {dataset!r} in the store (datasets: {', '.join(known) or 'none'}); "
+            "see srm datasets"
+        )
+    path = Path(model_dir or _default_model()).resolve()
+    try:
+        info = read_info(path)
+        model = load(path, device=_device(device))
+    except CheckpointError as err:
+        raise click.ClickException(str(err)) from err
+    with sessions.begin() as session:
+        registered = register_model(
+            session,
+            path.name,
+            str(path),
+            config=(info.training or {}).get("config") or {"model": info.model.to_dict()},
+        )
+        model_id = registered.id
+    start = time.perf_counter()
+    with tqdm(unit="pair", desc="scoring") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            done, _ = score_dataset(
+                sessions, dataset, model_id, model, batch_size=batch_size, progress=progress
+            )
+        except StoreError as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(
+        f"Scored {done} pairs of dataset {dataset!r} with model {model_id} ({path}) in "
+        f"{time.perf_counter() - start:.1f} s; saved in the store at {url}."
     )
 
 
@@ -428,7 +529,14 @@ _MODEL_FIELDS = {"backbone", "head", "d", "max_length"}
     help="Train on a dataset in the store instead, with its corrections applied "
     "(as srm export writes it).",
 )
-@click.option("--db", "db_url", default=None, help="With --dataset: " + DB_OPTION_HELP)
+@click.option("--db", "db_url", default=None, help="With --dataset or --job: " + DB_OPTION_HELP)
+@click.option(
+    "--job",
+    "job_id",
+    type=int,
+    default=None,
+    help="Run training job N from the store (as the app creates them), and nothing else.",
+)
 @click.option(
     "--eval",
     "eval_path",
@@ -535,6 +643,7 @@ def train_cmd(
     data_path: Path | None,
     dataset: str | None,
     db_url: str | None,
+    job_id: int | None,
     eval_path: Path | None,
     output_dir: Path | None,
     config_file: Path | None,
@@ -545,12 +654,17 @@ def train_cmd(
 ) -> None:
     """Train a reward model on preference pairs (CPU, one GPU, or `accelerate launch`).
 
-    Ctrl-C writes a resumable checkpoint; continue with --resume-from.
+    Ctrl-C writes a resumable checkpoint; continue with --resume-from. --job N runs a job
+    queued in the store instead (exit code 0 succeeded, 1 failed, 130 cancelled).
     """
     from srm.config import ConfigError, ModelConfig
     from srm.data import DataError, load_pairs
     from srm.train import TrainingError, train
 
+    if job_id is not None:
+        _only_with_job(ctx)
+        _run_job_cmd(ctx, "train", job_id, db_url)
+        return
     if (data_path is None) == (dataset is None):
         raise click.UsageError(
             "Give the training data with --data PATH or --dataset NAME (from the store), not both."
@@ -616,6 +730,200 @@ def train_cmd(
             f"on {e['n']} pairs."
         )
     click.echo(f"Model: {result.output_dir}")
+
+
+def _only_with_job(ctx: click.Context) -> None:
+    """Refuse options beside --job (other than --db): a job runs as it was created."""
+    from click.core import ParameterSource
+
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name not in ("job_id", "db_url")
+        and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        raise click.UsageError(
+            f"--job N runs a job as it was created in the store; leave out {', '.join(given)}."
+        )
+
+
+def _run_job_cmd(ctx: click.Context, kind: str, job_id: int, db_url: str | None) -> None:
+    """Run job ``job_id`` here; exit 0 when it succeeds, 1 when it fails, 130 when cancelled."""
+    from srm import jobs
+    from srm.store import TrainingJob, make_sessionmaker
+
+    url = db_url or _store_url()
+    sessions = make_sessionmaker(_open_store(url), read_only=True)
+    with sessions() as session:
+        job = session.get(TrainingJob, job_id)
+        found = None if job is None else job.kind
+    if found is None:
+        raise click.ClickException(f"no job with id {job_id} in the store {url}; see srm jobs")
+    if found != kind:
+        raise click.ClickException(f"job {job_id} is a {found} job; run it with srm {found} --job")
+    srm_log = logging.getLogger("srm")
+    level = srm_log.level
+    srm_log.setLevel(min(srm_log.getEffectiveLevel(), logging.INFO))  # progress in the job log
+    try:
+        status = jobs.run_job(url, job_id)
+    except jobs.JobStateError as err:
+        raise click.ClickException(str(err)) from err
+    except Exception as err:  # recorded in the job, traceback in its log
+        message = str(err).split("\n", 1)[0] or type(err).__name__
+        raise click.ClickException(f"job {job_id} failed: {message}") from err
+    finally:
+        srm_log.setLevel(level)
+    with sessions() as session:
+        message = session.get(TrainingJob, job_id).message
+    click.echo(f"Job {job_id} {status}: {message}")
+    if status == "cancelled":
+        ctx.exit(130)
+
+
+@main.group("jobs", invoke_without_command=True)
+@click.option("--db", "db_url", default=None, help=DB_OPTION_HELP)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest jobs to list.",
+)
+@click.pass_context
+def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
+    """List training and scoring jobs, newest first; `srm jobs cancel N` stops one.
+
+    Jobs of this machine whose process died without reporting are marked failed first.
+    """
+    ctx.ensure_object(dict)["db_url"] = db_url
+    if ctx.invoked_subcommand is not None:
+        return
+    from srm.jobs import list_jobs, reap_dead_jobs
+    from srm.store import make_sessionmaker
+
+    url = db_url or _store_url()
+    with make_sessionmaker(_open_store(url)).begin() as session:
+        reap_dead_jobs(session)
+        rows = [
+            (
+                str(job.id),
+                job.kind,
+                job.status,
+                job.dataset.name if job.dataset is not None else "-",
+                f"{job.progress:.0%}",
+                _shorten(job.message or "", 60),
+                f"{job.created_at:%Y-%m-%d %H:%M}",
+            )
+            for job in list_jobs(session, limit)
+        ]
+    if not rows:
+        click.echo(f"No jobs in {url}. The app's Train page creates them.")
+        return
+    header = ("id", "kind", "status", "dataset", "progress", "message", "created (UTC)")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@jobs_cmd.command("cancel")
+@click.argument("job_id", type=int)
+@click.option("--db", "db_url", default=None, help=DB_OPTION_HELP)
+@click.pass_obj
+def jobs_cancel_cmd(obj: dict, job_id: int, db_url: str | None) -> None:
+    """Stop job JOB_ID: a queued job is cancelled at once, a running one at its next progress
+    report (training leaves a resumable checkpoint)."""
+    from srm.jobs import request_cancel
+    from srm.store import StoreError, TrainingJob, make_sessionmaker
+
+    url = db_url or obj.get("db_url") or _store_url()
+    try:
+        with make_sessionmaker(_open_store(url)).begin() as session:
+            before = session.get(TrainingJob, job_id)
+            was = before.status if before is not None else None
+            job = request_cancel(session, job_id)
+            status = job.status
+    except StoreError as err:
+        raise click.ClickException(str(err)) from err
+    if was == "queued":
+        click.echo(f"Job {job_id} cancelled before it started.")
+    elif was == "running":
+        click.echo(f"Asked job {job_id} to stop; it does at its next progress report (srm jobs).")
+    else:
+        click.echo(f"Job {job_id} already {status}; nothing to cancel.")
+
+
+@main.command("app")
+@click.option("--demo", is_flag=True, help="Start the app in demo mode (sets SRM_DEMO=1).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 exposes the app to the network.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port."
+)
+@click.option("--db", "db_url", default=None, help=DB_OPTION_HELP)
+def app_cmd(demo: bool, host: str, port: int, db_url: str | None) -> None:
+    """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT."""
+    import srm
+
+    root = Path(srm.__file__).resolve().parents[1]
+    entry = root / "webapp" / "streamlit_app.py"
+    if not entry.is_file():
+        raise click.ClickException(
+            f"{entry} not found: the app ships with the source tree, not the package; "
+            "run srm app from a clone installed with pip install -e ."
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(entry),
+        *_streamlit_flags(root / ".streamlit" / "config.toml"),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+    ]
+    env = dict(os.environ)
+    if demo:
+        env["SRM_DEMO"] = "1"
+    if db_url is not None:
+        env["SRM_DB_URL"] = db_url
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)  # Streamlit's exit code is the command's
+
+
+def _streamlit_flags(config_file: Path) -> list[str]:
+    """The project's .streamlit/config.toml as command-line flags: Streamlit reads that file
+    only from the working directory, and without it (fileWatcherType = "none") importing
+    torch crashes the file watcher."""
+    if not config_file.is_file():
+        return []
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    flags = []
+    for section, options in tomllib.loads(config_file.read_text(encoding="utf-8")).items():
+        for key, value in options.items():
+            if f"{section}.{key}" in ("server.address", "server.port"):
+                continue  # --host and --port
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flags += [f"--{section}.{key}", text]
+    return flags
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @main.command("eval")

@@ -6,16 +6,20 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from srm import __version__
 from srm.cli import main
 from srm.data import PreferencePair, load_pairs, write_jsonl
 from srm.segment import segment
 from srm.store import (
+    Score,
+    TrainingJob,
     count_pairs,
     get_pair,
     label_state,
     list_datasets,
+    list_models,
     make_sessionmaker,
     open_store,
     record_label,
@@ -341,3 +345,180 @@ def test_train_needs_exactly_one_of_data_and_dataset(db_url, tmp_path, sample_pa
     )
     assert stray_db.exit_code == 2
     assert "--db applies to --dataset NAME" in stray_db.output
+
+
+# ---------------------------------------------------------------------------- jobs, app
+TINY_JOB = {
+    "model": {"backbone": "tiny", "d": 16, "max_length": 32},
+    "max_steps": 2,
+    "batch_size": 2,
+    "finetune": "heads",
+    "device": "cpu",
+}
+
+
+def queue_train_job(url: str, tmp_path: Path, **config) -> int:
+    """The LABELLED store with a tiny training job queued on it (job 1)."""
+    from srm.jobs import create_train_job
+
+    labelled_store(url, tmp_path)
+    with make_sessionmaker(open_store(url)).begin() as s:
+        return create_train_job(s, dataset="d", config={**TINY_JOB, **config}).id
+
+
+def job_row(url: str, job_id: int) -> TrainingJob:
+    with make_sessionmaker(open_store(url))() as s:
+        return s.get(TrainingJob, job_id)
+
+
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    out = tmp_path / "tiny-model"
+    result = invoke("init", "--out", str(out), "--backbone", "tiny", "--d", "16")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_job_runs_once_and_is_listed(db_url, tmp_path) -> None:
+    job_id = queue_train_job(db_url, tmp_path)
+    result = invoke("train", "--job", str(job_id), "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert f"Job {job_id} succeeded: model 1: 2 steps on 3 pairs" in result.output
+    assert job_row(db_url, job_id).status == "succeeded"
+
+    again = CliRunner().invoke(main, ["train", "--job", str(job_id), "--db", db_url])
+    assert again.exit_code == 1
+    assert f"job {job_id} is succeeded, not queued: a job runs once" in again.output
+
+    listed = invoke("jobs", "--db", db_url)
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.output.splitlines()
+    assert header.split()[:6] == ["id", "kind", "status", "dataset", "progress", "message"]
+    assert row.split()[:5] == [str(job_id), "train", "succeeded", "d", "100%"]
+
+
+def test_a_failed_train_job_exits_1_with_its_error(db_url, tmp_path, monkeypatch) -> None:
+    job_id = queue_train_job(db_url, tmp_path)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr("srm.train.train", out_of_memory)
+    result = CliRunner().invoke(main, ["train", "--job", str(job_id), "--db", db_url])
+    assert result.exit_code == 1
+    assert f"Error: job {job_id} failed: CUDA out of memory" in result.output
+    job = job_row(db_url, job_id)
+    assert job.status == "failed"
+    assert job.error.startswith("CUDA out of memory\n\n")
+
+
+def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
+    import srm.jobs
+    import srm.train
+
+    job_id = queue_train_job(db_url, tmp_path, max_steps=20)
+    real_train = srm.train.train
+
+    def cancel_at_step_one(cfg, pairs, *args, progress, **kwargs):
+        def hook(step, total, metrics):
+            if step == 1:
+                assert invoke("jobs", "cancel", str(job_id), "--db", db_url).exit_code == 0
+            progress(step, total, metrics)
+
+        return real_train(cfg, pairs, *args, progress=hook, **kwargs)
+
+    monkeypatch.setattr(srm.jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr("srm.train.train", cancel_at_step_one)
+    result = invoke("train", "--job", str(job_id), "--db", db_url)
+    assert result.exit_code == 130, result.output
+    assert f"Job {job_id} cancelled: cancelled at step 1/20" in result.output
+
+
+def test_train_job_takes_no_other_training_options(db_url, tmp_path, sample_path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["train", "--job", "1", "--db", db_url, "--data", str(sample_path), "--max-steps", "3"],
+    )
+    assert result.exit_code == 2
+    assert "--job N runs a job as it was created in the store; leave out --data, --max-steps" in (
+        result.output
+    )
+
+
+def test_jobs_cancel(db_url, tmp_path) -> None:
+    assert "No jobs in" in invoke("jobs", "--db", db_url).output
+    job_id = queue_train_job(db_url, tmp_path)
+    result = invoke("jobs", "cancel", str(job_id), "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"Job {job_id} cancelled before it started."
+    assert job_row(db_url, job_id).status == "cancelled"
+    # --db may also come before the subcommand.
+    again = invoke("jobs", "--db", db_url, "cancel", str(job_id))
+    assert again.output.strip() == f"Job {job_id} already cancelled; nothing to cancel."
+    unknown = CliRunner().invoke(main, ["jobs", "cancel", "99", "--db", db_url])
+    assert unknown.exit_code == 1
+    assert "no job with id 99 in the store" in unknown.output
+
+
+def test_score_a_store_dataset_and_a_score_job(db_url, tmp_path) -> None:
+    from srm.jobs import create_score_job
+
+    labelled_store(db_url, tmp_path)
+    model_dir = tiny_checkpoint(tmp_path)
+    result = invoke("score", "--dataset", "d", "--model", str(model_dir), "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert "Scored 5 pairs of dataset 'd' with model 1" in result.output
+    session_factory = make_sessionmaker(open_store(db_url))
+    with session_factory() as s:
+        assert [(m.id, m.name, m.checkpoint_dir) for m in list_models(s)] == [
+            (1, "tiny-model", str(model_dir.resolve()))
+        ]
+        assert s.scalar(select(func.count()).select_from(Score)) == 5
+
+    with session_factory.begin() as s:
+        job_id = create_score_job(s, dataset="d", model_id=1).id
+    wrong_kind = CliRunner().invoke(main, ["train", "--job", str(job_id), "--db", db_url])
+    assert wrong_kind.exit_code == 1
+    assert f"job {job_id} is a score job; run it with srm score --job" in wrong_kind.output
+    result = invoke("score", "--job", str(job_id), "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert f"Job {job_id} succeeded: scored 5 pairs with model 1" in result.output
+    assert job_row(db_url, job_id).progress == 1.0
+
+
+def test_score_needs_exactly_one_source(db_url, tmp_path, sample_path) -> None:
+    both = CliRunner().invoke(main, ["score", "--data", str(sample_path), "--dataset", "d"])
+    assert both.exit_code == 2
+    assert "Give the pairs with --data PATH or --dataset NAME" in both.output
+    out_with_dataset = CliRunner().invoke(main, ["score", "--dataset", "d", "--out", "x.jsonl"])
+    assert out_with_dataset.exit_code == 2
+    assert "With --dataset the scores go to the store" in out_with_dataset.output
+    no_out = CliRunner().invoke(main, ["score", "--data", str(sample_path)])
+    assert no_out.exit_code == 2
+    assert "Give the JSONL file to write with --out FILE" in no_out.output
+
+
+def test_app_runs_streamlit_on_localhost(db_url, monkeypatch) -> None:
+    help_text = invoke("app", "--help").output
+    for option in ("--demo", "--host", "--port", "--db"):
+        assert option in help_text
+    calls = []
+
+    def fake_exec(file, args, env):
+        calls.append((file, args, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr("srm.cli.os.execvpe", fake_exec)
+    monkeypatch.delenv("SRM_DEMO", raising=False)
+    result = CliRunner().invoke(main, ["app", "--demo", "--port", "8600", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    [(file, args, env)] = calls
+    assert args[:4] == [file, "-m", "streamlit", "run"]
+    assert args[4].endswith("webapp/streamlit_app.py")
+    assert args[-4:] == ["--server.address", "127.0.0.1", "--server.port", "8600"]
+    assert args[args.index("--server.fileWatcherType") + 1] == "none"
+    assert (env["SRM_DEMO"], env["SRM_DB_URL"]) == ("1", db_url)
+
+    calls.clear()
+    CliRunner().invoke(main, ["app"])
+    [(_, _, env)] = calls
+    assert "SRM_DEMO" not in env

@@ -37,7 +37,9 @@ if current and current not in ids:
 if not ids:
     st.info("No pair matches.")
     st.stop()
-pair_id = pick[1].selectbox("Pair", ids, key="inspect.pair_id")
+pair_id = pick[1].selectbox(
+    "Pair", ids, key="inspect.pair_id", help="The first 200 matches; type in Find to narrow."
+)
 try:
     pair = services.get_pair(url, dataset, pair_id)
 except services.StoreError as err:

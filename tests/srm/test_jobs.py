@@ -1,0 +1,466 @@
+"""Jobs: long work as a process that records itself in the store (srm.jobs).
+
+Real SQLite stores in tmp_path, the ``tiny`` backbone and a few steps; only
+:func:`test_launch_runs_the_job_in_its_own_process` starts a process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import srm.jobs as jobs
+import srm.train
+from srm import checkpoint
+from srm.config import ConfigError, ModelConfig
+from srm.data import PreferencePair, load_pairs
+from srm.jobs import (
+    JobStateError,
+    create_score_job,
+    create_train_job,
+    job_metrics,
+    launch,
+    list_jobs,
+    log_tail,
+    reap_dead_jobs,
+    request_cancel,
+    run_job,
+    runs_dir,
+)
+from srm.model import SentenceRewardModel
+from srm.store import (
+    Model,
+    Score,
+    StoreError,
+    TrainingJob,
+    get_pair,
+    import_pairs,
+    make_sessionmaker,
+    open_store,
+    record_label,
+    register_model,
+)
+from srm.train import TrainingError
+
+#: A config that trains in about a second on a CPU.
+TINY = {
+    "model": {"backbone": "tiny", "d": 16, "max_length": 64},
+    "max_steps": 2,
+    "batch_size": 2,
+    "finetune": "heads",
+    "device": "cpu",
+    "log_every": 1,
+}
+N_PAIRS = 8
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_tmp_path(tmp_path: Path, monkeypatch) -> None:
+    """Run directories of non-SQLite stores go to XDG_DATA_HOME: keep them in tmp_path."""
+    monkeypatch.delenv("SRM_RUNS_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def pairs(sample_path: Path) -> list[PreferencePair]:
+    return load_pairs(sample_path)[:N_PAIRS]
+
+
+@pytest.fixture
+def sessions(db_url: str, pairs: list[PreferencePair]):
+    """A store holding the first 8 sample pairs as dataset "sample"."""
+    factory = make_sessionmaker(open_store(db_url))
+    with factory.begin() as s:
+        import_pairs(s, "sample", pairs)
+    return factory
+
+
+def new_train_job(sessions, **kwargs) -> int:
+    kwargs = {"dataset": "sample", "config": TINY, **kwargs}
+    with sessions.begin() as s:
+        return create_train_job(s, **kwargs).id
+
+
+def get_job(sessions, job_id: int) -> TrainingJob:
+    with sessions() as s:
+        return s.get(TrainingJob, job_id)
+
+
+def count(sessions, entity) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(entity))
+
+
+@pytest.fixture
+def tiny_model_id(sessions, tmp_path: Path) -> int:
+    """An untrained tiny model, saved and registered."""
+    config = ModelConfig(backbone="tiny", d=16, max_length=64)
+    model = SentenceRewardModel.create(config, seed=0)
+    model.backbone.requires_grad_(False)
+    path = checkpoint.save(model, tmp_path / "tiny-model")
+    with sessions.begin() as s:
+        return register_model(s, "tiny", str(path)).id
+
+
+# ------------------------------------------------------------------------------ runs_dir
+def test_runs_dir_sits_beside_a_sqlite_store(tmp_path: Path) -> None:
+    path = runs_dir(f"sqlite:///{tmp_path / 'team' / 'store.db'}")
+    assert path == tmp_path / "team" / "runs"
+    assert path.is_dir()
+
+
+def test_runs_dir_follows_srm_runs_dir_then_xdg(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert runs_dir("postgresql+psycopg://u@h/db") == tmp_path / "xdg" / "srm-studio" / "runs"
+    monkeypatch.setenv("SRM_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert runs_dir(f"sqlite:///{tmp_path / 'store.db'}") == tmp_path / "elsewhere"
+
+
+# ------------------------------------------------------------------------------ creating
+def test_create_train_job_queues_the_full_config(sessions, db_url: str) -> None:
+    job_id = new_train_job(sessions, parent_model_id=None, score_after=False)
+    job = get_job(sessions, job_id)
+    assert (job.kind, job.status, job.pid, job.progress) == ("train", "queued", None, 0.0)
+    assert job.config["output_dir"] == str(runs_dir(db_url) / f"job-{job_id}")
+    assert job.config["max_steps"] == 2
+    assert job.config["lr"] == 2e-4  # defaults filled in: the job reproduces itself
+    assert job.config["model"]["backbone"] == "tiny"
+    assert (job.config["parent_model_id"], job.config["score_after"]) == (None, False)
+
+
+@pytest.mark.parametrize(
+    "config,field",
+    [
+        ({"lr": -1}, "lr"),
+        ({"max_steps": "10"}, "max_steps"),
+        ({"batch_size": True}, "batch_size"),
+        ({"bogus": 1}, "bogus"),
+        ({"model": {"head": "nope"}}, "head"),
+        ({"model": {"d": 2.5}}, "model.d"),
+        ({"model": "tiny"}, "model"),
+        ({"output_dir": "runs/x"}, "output_dir"),
+    ],
+)
+def test_create_train_job_names_a_bad_field_and_writes_nothing(sessions, config, field) -> None:
+    with pytest.raises(ConfigError, match=field):
+        new_train_job(sessions, config={**TINY, **config})
+    assert count(sessions, TrainingJob) == 0
+
+
+def test_create_jobs_refuse_unknown_datasets_and_models(sessions) -> None:
+    with pytest.raises(StoreError, match="no dataset 'nope' in the store"):
+        new_train_job(sessions, dataset="nope")
+    with pytest.raises(StoreError, match="no model with id 99"):
+        new_train_job(sessions, parent_model_id=99)
+    with sessions.begin() as s, pytest.raises(StoreError, match="no model with id 99"):
+        create_score_job(s, dataset="sample", model_id=99)
+    assert count(sessions, TrainingJob) == 0
+
+
+# ------------------------------------------------------------------------------ running
+def test_train_job_trains_on_corrected_pairs_registers_and_scores(
+    sessions, pairs, db_url: str, tiny_model_id: int, monkeypatch
+) -> None:
+    with sessions.begin() as s:
+        for pair, action in [(pairs[0], "swap"), (pairs[1], "discard"), (pairs[2], "tie")]:
+            pair_id = get_pair(s, "sample", pair.id).id
+            record_label(s, pair_id, "ana", action, expected_event_id=None)
+    seen = {}
+    real_train = srm.train.train
+
+    def spy(cfg, train_pairs, *args, **kwargs):
+        seen["pairs"] = list(train_pairs)
+        return real_train(cfg, train_pairs, *args, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", spy)
+    job_id = new_train_job(sessions, parent_model_id=tiny_model_id)
+
+    assert run_job(db_url, job_id) == "succeeded"
+
+    assert seen["pairs"] == [pairs[0].swapped(), *pairs[3:]]  # the tie and discard stay out
+    job = get_job(sessions, job_id)
+    assert (job.status, job.progress, job.pid, job.host) == (
+        "succeeded",
+        1.0,
+        os.getpid(),
+        socket.gethostname(),
+    )
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.error is None
+    with sessions() as s:
+        model = s.get(Model, job.model_id)
+        assert model.name == f"job {job_id}: sentence on tiny"
+        assert model.parent_id == tiny_model_id
+        assert model.metrics["pairs"] == N_PAIRS - 2
+        assert model.metrics["steps"] == 2
+        assert model.config["max_steps"] == 2
+        checkpoint_dir = model.checkpoint_dir
+        # Every pair is scored, as imported: discarded ones too.
+        scored = s.scalar(select(func.count()).where(Score.model_id == job.model_id))
+    assert checkpoint_dir == job.config["output_dir"]
+    assert checkpoint.load(checkpoint_dir).config.backbone == "tiny"
+    assert scored == N_PAIRS
+    assert [row["step"] for row in job_metrics(job)] == [1, 2]
+    assert "loss" in job_metrics(job)[0]
+
+
+def test_a_failing_job_records_its_error_and_reraises(sessions, pairs, db_url: str) -> None:
+    with sessions.begin() as s:
+        for pair in pairs:
+            pair_id = get_pair(s, "sample", pair.id).id
+            record_label(s, pair_id, "ana", "discard", expected_event_id=None)
+    job_id = new_train_job(sessions)
+    with pytest.raises(TrainingError, match="no training pairs"):
+        run_job(db_url, job_id)
+    job = get_job(sessions, job_id)
+    assert (job.status, job.model_id) == ("failed", None)
+    assert job.finished_at is not None
+    message, tail = job.error.split("\n\n", 1)
+    assert message == "no training pairs: give at least one preference pair"
+    assert tail.splitlines()[-1] == f"srm.train.TrainingError: {message}"
+    assert job.message == message
+
+
+def test_run_job_refuses_a_job_that_is_not_queued(sessions, db_url: str) -> None:
+    job_id = new_train_job(sessions)
+    with sessions.begin() as s:
+        s.get(TrainingJob, job_id).status = "running"
+    with pytest.raises(JobStateError, match=f"job {job_id} is running, not queued"):
+        run_job(db_url, job_id)
+    assert get_job(sessions, job_id).started_at is None  # untouched
+
+
+def test_score_job_saves_one_score_per_pair(sessions, db_url: str, tiny_model_id: int) -> None:
+    with sessions.begin() as s:
+        job_id = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
+    assert run_job(db_url, job_id) == "succeeded"
+    job = get_job(sessions, job_id)
+    assert (job.kind, job.status, job.progress) == ("score", "succeeded", 1.0)
+    assert (job.step, job.total) == (N_PAIRS, N_PAIRS)
+    assert job.message == f"scored {N_PAIRS} pairs with model {tiny_model_id}"
+    assert job_metrics(job) == []
+    with sessions() as s:
+        scores = s.scalars(select(Score).where(Score.model_id == tiny_model_id)).all()
+    assert len(scores) == N_PAIRS
+    assert len({score.pair_id for score in scores}) == N_PAIRS
+
+
+# ------------------------------------------------------------------------------ cancelling
+def test_cancel_while_training_leaves_a_checkpoint_and_no_model(
+    sessions, db_url: str, monkeypatch
+) -> None:
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    real_train = srm.train.train
+
+    def cancel_after_first_step(cfg, pairs, *args, progress, **kwargs):
+        def hook(step, total, metrics):
+            if step == 1:  # what the app's Cancel button does, from another session
+                with sessions.begin() as s:
+                    request_cancel(s, job_id)
+            progress(step, total, metrics)
+
+        return real_train(cfg, pairs, *args, progress=hook, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", cancel_after_first_step)
+    job_id = new_train_job(sessions, config={**TINY, "max_steps": 50})
+
+    assert run_job(db_url, job_id) == "cancelled"
+
+    job = get_job(sessions, job_id)
+    assert (job.status, job.step, job.total, job.cancel_requested) == ("cancelled", 1, 50, True)
+    assert job.finished_at is not None
+    assert "resumable checkpoint" in job.message
+    assert (Path(job.config["output_dir"]) / "checkpoints" / "step-000001").is_dir()
+    assert job.model_id is None
+    assert count(sessions, Model) == 0
+
+
+def test_a_cancelled_score_job_keeps_the_chunks_it_saved(
+    sessions, db_url: str, tiny_model_id: int, monkeypatch
+) -> None:
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs, "SCORE_CHUNK", 3)
+    real_save = jobs.save_scores
+
+    def save_then_cancel(session, model_id, dataset, records):
+        stored = real_save(session, model_id, dataset, records)
+        session.get(TrainingJob, job_id).cancel_requested = True
+        return stored
+
+    monkeypatch.setattr(jobs, "save_scores", save_then_cancel)
+    with sessions.begin() as s:
+        job_id = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
+
+    assert run_job(db_url, job_id) == "cancelled"
+
+    job = get_job(sessions, job_id)
+    assert job.message == f"cancelled after scoring 3/{N_PAIRS} pairs (saved)"
+    assert count(sessions, Score) == 3
+
+
+def test_request_cancel_by_status(sessions, db_url: str) -> None:
+    queued, running, done = (new_train_job(sessions) for _ in range(3))
+    with sessions.begin() as s:
+        s.get(TrainingJob, running).status = "running"
+        s.get(TrainingJob, done).status = "succeeded"
+    with sessions.begin() as s:
+        assert request_cancel(s, queued).status == "cancelled"
+        assert request_cancel(s, running).cancel_requested
+        assert request_cancel(s, done).status == "succeeded"
+        with pytest.raises(StoreError, match="no job with id 99"):
+            request_cancel(s, 99)
+    job = get_job(sessions, queued)
+    assert job.finished_at is not None and not job.cancel_requested
+    assert get_job(sessions, running).status == "running"
+    assert not get_job(sessions, done).cancel_requested
+    with pytest.raises(JobStateError, match="is cancelled, not queued"):
+        run_job(db_url, queued)
+
+
+# ------------------------------------------------------------------------------ watching
+def test_reap_dead_jobs_fails_jobs_whose_process_is_gone(sessions) -> None:
+    finished = subprocess.run([sys.executable, "-c", "pass"], check=True)
+    del finished
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone_pid = gone.pid
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+    gone.wait()
+    here = socket.gethostname()
+    ids = {}
+    with sessions.begin() as s:
+        for name, status, pid, host in [
+            ("gone", "running", gone_pid, here),
+            ("zombie", "running", zombie.pid, here),
+            ("launched", "queued", gone_pid, here),
+            ("alive", "running", os.getpid(), here),
+            ("elsewhere", "running", gone_pid, "another-host"),
+            ("unlaunched", "queued", None, None),
+            ("over", "succeeded", gone_pid, here),
+        ]:
+            job = TrainingJob(kind="train", status=status, pid=pid, host=host, config={})
+            s.add(job)
+            s.flush()
+            ids[name] = job.id
+
+    with sessions.begin() as s:
+        reaped = reap_dead_jobs(s)
+
+    assert sorted(reaped) == sorted([ids["gone"], ids["zombie"], ids["launched"]])
+    job = get_job(sessions, ids["gone"])
+    assert job.status == "failed" and job.finished_at is not None
+    assert job.error == (
+        f"the job's process (pid {gone_pid}) exited without reporting; see its log"
+    )
+    statuses = {name: get_job(sessions, i).status for name, i in ids.items()}
+    assert statuses["alive"] == "running"
+    assert statuses["elsewhere"] == "running"
+    assert statuses["unlaunched"] == "queued"
+    assert statuses["over"] == "succeeded"
+    zombie.poll()  # let Popen know it was reaped
+
+
+def test_job_metrics_skips_a_half_written_last_line(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_text(
+        json.dumps({"step": 10, "loss": 0.69}) + "\n" + '{"step": 20, "lo', encoding="utf-8"
+    )
+    job = TrainingJob(id=1, kind="train", config={"output_dir": str(tmp_path)})
+    assert job_metrics(job) == [{"step": 10, "loss": 0.69}]
+    assert job_metrics(TrainingJob(kind="train", config={"output_dir": str(tmp_path / "x")})) == []
+
+
+def test_log_tail_shows_the_last_lines_as_a_terminal_would(tmp_path: Path) -> None:
+    log = tmp_path / "job.log"
+    log.write_text(
+        "".join(f"line {i}\n" for i in range(50)) + "training:  10%\rtraining:  50%\r",
+        encoding="utf-8",
+    )
+    job = TrainingJob(log_path=str(log))
+    assert log_tail(job, lines=3) == "line 48\nline 49\ntraining:  50%"
+    assert log_tail(TrainingJob(log_path=None)) == ""
+    assert log_tail(TrainingJob(log_path=str(tmp_path / "missing.log"))) == ""
+
+
+def test_list_jobs_newest_first_readable_after_the_session(sessions, tiny_model_id) -> None:
+    first = new_train_job(sessions)
+    with sessions.begin() as s:
+        second = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
+    with sessions() as s:
+        listed = list_jobs(s)
+    assert [job.id for job in listed] == [second, first]
+    assert listed[0].dataset.name == "sample"
+    assert listed[0].model.name == "tiny"
+    assert listed[1].model is None
+    with sessions() as s:
+        assert [job.id for job in list_jobs(s, limit=1)] == [second]
+
+
+# ------------------------------------------------------------------------------ both backends
+def test_job_life_cycle_on_either_backend(store_url: str, pairs, monkeypatch) -> None:
+    """Create, run (train, register, score), cancel and reap on SQLite and PostgreSQL."""
+    sessions = make_sessionmaker(open_store(store_url))
+    with sessions.begin() as s:
+        import_pairs(s, "sample", pairs)
+    job_id = new_train_job(sessions)
+    assert run_job(store_url, job_id) == "succeeded"
+    job = get_job(sessions, job_id)
+    assert (job.status, job.progress) == ("succeeded", 1.0)
+    assert count(sessions, Score) == N_PAIRS
+
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    real_train = srm.train.train
+
+    def cancel_at_once(cfg, train_pairs, *args, progress, **kwargs):
+        with sessions.begin() as s:
+            request_cancel(s, second)
+        return real_train(cfg, train_pairs, *args, progress=progress, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", cancel_at_once)
+    second = new_train_job(sessions, config={**TINY, "max_steps": 20})
+    assert run_job(store_url, second) == "cancelled"
+    assert get_job(sessions, second).step == 1
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with sessions.begin() as s:
+        third = TrainingJob(status="running", pid=gone.pid, host=socket.gethostname())
+        s.add(third)
+        s.flush()
+        third_id = third.id
+    with sessions.begin() as s:
+        assert reap_dead_jobs(s) == [third_id]
+    with sessions() as s:
+        assert [j.status for j in list_jobs(s)] == ["failed", "cancelled", "succeeded"]
+
+
+# ------------------------------------------------------------------------------ launching
+def test_launch_runs_the_job_in_its_own_process(sessions, db_url: str) -> None:
+    job_id = new_train_job(sessions)
+    pid = launch(db_url, job_id)
+    with pytest.raises(JobStateError, match="launched already"):
+        launch(db_url, job_id)
+
+    deadline = time.monotonic() + 120
+    while (job := get_job(sessions, job_id)).status in ("queued", "running"):
+        assert time.monotonic() < deadline, log_tail(job)
+        time.sleep(0.5)
+
+    assert job.status == "succeeded", f"{job.error}\n{log_tail(job)}"
+    assert (job.pid, job.host) == (pid, socket.gethostname())
+    assert job.log_path == str(Path(job.config["output_dir"]) / "job.log")
+    assert Path(job.log_path).is_file()
+    assert f"Job {job_id} succeeded" in log_tail(job)
+    assert job.model_id is not None
+    assert count(sessions, Score) == N_PAIRS
+    with pytest.raises(JobStateError, match="is succeeded, not queued"):
+        launch(db_url, job_id)
+    with sessions.begin() as s:
+        assert reap_dead_jobs(s) == []  # finished jobs are not candidates; the child is reaped
