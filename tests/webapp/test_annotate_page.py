@@ -138,3 +138,19 @@ def test_agreement_appears_when_two_annotators_overlap(
     table = next(d.value for d in at.dataframe if "shared pairs" in d.value)
     assert list(table["annotators"]) == ["ana · bo"]
     assert table["agreement"].iloc[0] == 0.75
+
+
+def test_unscored_pairs_can_be_scored_from_the_queue(
+    filled_store: str, monkeypatch, run_page
+) -> None:
+    launched = []
+    monkeypatch.setattr("srm.jobs.launch", lambda url, job_id: launched.append(job_id) or 0)
+    at = start(run_page)
+    at.button(key="annotate.score").click()
+    rerun(at)
+    assert len(launched) == 1
+    from srm.store import TrainingJob
+
+    with make_sessionmaker(open_store(filled_store))() as s:
+        job = s.get(TrainingJob, launched[0])
+        assert (job.kind, job.status) == ("score", "queued")

@@ -242,10 +242,15 @@ if current is not None:
         if model is None:
             st.caption("No model: the queue is in import order.")
         elif any(d is None for _, d in queue):
-            st.caption(
-                "Pairs the model has not scored come last; score the dataset on the Train page "
-                "to order the whole queue."
-            )
+            st.caption("Pairs the model has not scored come last, in import order.")
+            if model.id is not None and st.button(
+                f"Score all of {dataset} with the active model",
+                key="annotate.score",
+                help="Runs as a job (see the Train page); the queue reorders as scores arrive.",
+            ):
+                job_id = services.start_score_job(url, dataset, model.id)
+                st.session_state["annotate.message"] = f"Scoring job {job_id} started"
+                st.rerun()
 
 with stats_col:
     stats = services.agreement(url, dataset)
