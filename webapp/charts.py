@@ -319,12 +319,14 @@ def sentence_shift_chart(
     b_side: Record,
     *,
     names: tuple[str, str] = ("A", "B"),
+    side: str | None = None,
     large: bool = False,
 ) -> go.Figure:
-    """One response's per-sentence rewards under two models, as grouped bars by sentence."""
+    """One response's per-sentence rewards under two models, as grouped bars by sentence;
+    ``side`` (chosen or rejected) names the response in the title."""
     fig = go.Figure()
-    for side, name, color in zip((a_side, b_side), names, (POSITIVE, WEIGHT), strict=True):
-        sentences = side["sentences"]
+    for record, name, color in zip((a_side, b_side), names, (POSITIVE, WEIGHT), strict=True):
+        sentences = record["sentences"]
         fig.add_trace(
             go.Bar(
                 name=html.escape(name),
@@ -342,6 +344,8 @@ def sentence_shift_chart(
     fig.update_xaxes(title_text="sentence", dtick=1)
     fig.update_yaxes(title_text="reward", zeroline=True)
     title = f"Sentence rewards: {html.escape(names[0])} vs {html.escape(names[1])}"
+    if side is not None:
+        title = f"{html.escape(side.capitalize())} · {title[0].lower()}{title[1:]}"
     return _style(fig, title, large=large, height=340)
 
 

@@ -30,7 +30,7 @@ def test_shows_verdict_sentences_and_charts(filled_store: str, sample_path: Path
     at = open_pair(run_page, "sample", pair.id)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Model prefers"] in ("chosen", "rejected")
-    assert metrics["Current label"] == "unlabelled (keep)"
+    assert metrics["Current label"] == "unlabelled"
     assert metrics["P(chosen is better)"].endswith("%")
     # One coloured span per sentence of each response, then the legend.
     chosen_html = at.html[0].value

@@ -108,3 +108,26 @@ def test_demo_mode_shows_curated_pairs_without_editing_controls(
     keys = [w.key or "" for w in (*at.button, *at.selectbox, *at.text_input)]
     assert not [k for k in keys if any(word in k for word in EDITING_KEYS)]
     assert {m.label: m.value for m in at.metric}["Pairs compared"] == "50"
+
+
+def test_partial_scores_are_compared_and_can_be_completed(
+    filled_store, two_models, tiny_model, sample_path, monkeypatch, run_page
+):
+    from srm.checkpoint import load
+    from srm.score import score_pairs
+
+    launched = []
+    monkeypatch.setattr("srm.jobs.launch", lambda url, job_id: launched.append(job_id) or 0)
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        partial = register_model(s, "partial", str(tiny_model), config={}).id
+        save_scores(
+            s, partial, "sample", score_pairs(load(tiny_model), load_pairs(sample_path)[:5])
+        )
+    at = run_page("models")
+    at.selectbox(key="models.b").set_value(partial)
+    rerun(at)
+    assert "Model B has scored 5 of the 50 pairs of sample" in at.info[0].value
+    assert {m.label: m.value for m in at.metric}["Pairs compared"] == "5"
+    at.button(key="models.score.B").click()
+    rerun(at)
+    assert len(launched) == 1

@@ -138,7 +138,7 @@ if current is not None:
         )
     info[3].caption(f"dataset {current.dataset} · source {current.source or '—'}")
 
-    actions = st.columns(6)
+    actions = st.columns(7)
     for col, (name, key) in zip(actions, services.LABEL_SHORTCUTS.items(), strict=False):
         col.button(
             f"{name.capitalize()} ({key})",
@@ -150,31 +150,32 @@ if current is not None:
             width="stretch",
         )
     actions[4].button(
-        f"Undo last ({services.UNDO_SHORTCUT})",
+        f"Undo ({services.UNDO_SHORTCUT})",
         key="annotate.undo",
         shortcut=services.UNDO_SHORTCUT,
         on_click=_undo,
         disabled=st.session_state.get("annotate.last") is None,
+        help="Takes back your last action in this session.",
         width="stretch",
     )
-    with actions[5]:
-        nav = st.columns(2)
-        nav[0].button(
-            "← (p)",
-            key="annotate.prev",
-            shortcut="p",
-            on_click=_move,
-            args=(ids[position - 1] if position else ids[0],),
-            disabled=position == 0,
-        )
-        nav[1].button(
-            "→ (n)",
-            key="annotate.next",
-            shortcut="n",
-            on_click=_move,
-            args=(next_id or ids[-1],),
-            disabled=next_id is None,
-        )
+    actions[5].button(
+        "Previous (p)",
+        key="annotate.prev",
+        shortcut="p",
+        on_click=_move,
+        args=(ids[position - 1] if position else ids[0],),
+        disabled=position == 0,
+        width="stretch",
+    )
+    actions[6].button(
+        "Next (n)",
+        key="annotate.next",
+        shortcut="n",
+        on_click=_move,
+        args=(next_id or ids[-1],),
+        disabled=next_id is None,
+        width="stretch",
+    )
     st.text_input("Note (optional, saved with the next action)", key="annotate.note")
     st.caption("Shortcuts: k keep · s swap · t tie · d discard · u undo · n next · p previous")
 

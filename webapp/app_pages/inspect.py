@@ -63,7 +63,11 @@ top[1].metric(
     help="σ(margin), margin = chosen score − rejected score",
 )
 top[2].metric("Margin", f"{verdict.margin:+.3f}")
-top[3].metric("Current label", pair.label or "unlabelled (keep)")
+top[3].metric(
+    "Current label",
+    pair.label or "unlabelled",
+    help="Unlabelled: no annotator has corrected it, so the imported verdict (keep) stands.",
+)
 if verdict.agrees is False:
     st.warning(
         "The model disagrees with the current label: a candidate for review on the Annotate page.",

@@ -73,19 +73,23 @@ if a == b:
     st.caption("Pick two different models.")
     st.stop()
 
-missing = [
-    (name, model_id)
-    for name, model_id in (("A", a), ("B", b))
-    if services.scored_count(url, dataset, model_id) == 0
-]
-if missing:
-    for name, model_id in missing:
+total = next(s["n_pairs"] for s in services.dataset_summaries(url) if s["name"] == dataset)
+coverage = {name: services.scored_count(url, dataset, m) for name, m in (("A", a), ("B", b))}
+for name, model_id in (("A", a), ("B", b)):
+    if coverage[name] == total:
+        continue
+    if coverage[name] == 0:
         st.warning(f"Model {name} has not scored {dataset} yet.")
-        if not demo and st.button(f"Score {dataset} with model {name}", key=f"models.score.{name}"):
-            job_id = services.start_score_job(url, dataset, model_id)
-            st.session_state["train.flash"] = f"Started scoring job {job_id}."
-            st.session_state["train.job"] = job_id
-            st.switch_page("app_pages/train.py")
+    else:
+        st.info(f"Model {name} has scored {coverage[name]:,} of the {total:,} pairs of {dataset}.")
+    if not demo and st.button(
+        f"Score all of {dataset} with model {name}", key=f"models.score.{name}"
+    ):
+        job_id = services.start_score_job(url, dataset, model_id)
+        st.session_state["train.flash"] = f"Started scoring job {job_id}."
+        st.session_state["train.job"] = job_id
+        st.switch_page("app_pages/train.py")
+if 0 in coverage.values():
     st.stop()
 
 report = services.compare_models(url, dataset, a, b)
@@ -139,7 +143,7 @@ if record_a is None or record_b is None:
 cols = st.columns(2)
 for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     col.plotly_chart(
-        charts.sentence_shift_chart(record_a[side], record_b[side], names=("A", "B")),
+        charts.sentence_shift_chart(record_a[side], record_b[side], names=("A", "B"), side=side),
         key=f"models.sentences.{side}",
         width="stretch",
     )
