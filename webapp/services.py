@@ -101,6 +101,13 @@ def store_url() -> str:
     return store.default_url()
 
 
+def display_url(url: str) -> str:
+    """The store URL as shown on screen: a password in it is masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def demo_mode() -> bool:
     """Read-only presentation mode (``srm app --demo`` sets ``SRM_DEMO=1``)."""
     return os.environ.get(DEMO_ENV, "").strip().lower() in ("1", "true", "yes", "on")

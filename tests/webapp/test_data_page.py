@@ -108,3 +108,13 @@ def test_open_in_inspect_switches_page(filled_store: str, sample_path: Path, run
     rerun(at)
     assert at.title[0].value == "Inspect a pair"
     assert at.selectbox(key="inspect.pair_id").value == pairs[2].id
+
+
+def test_a_password_in_the_store_url_is_never_shown() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "webapp"))
+    import services
+
+    shown = services.display_url("postgresql+psycopg://ana:s3cret@db.example/srm")
+    assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://ana:")
