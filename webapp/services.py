@@ -130,7 +130,7 @@ def _write(url: str):  # noqa: ANN202 - a context manager: ``with _write(url) as
 
 
 def _clear_pair_caches() -> None:
-    for cached in (pair_count, pair_page, label_summary, queue_page, dataset_summaries):
+    for cached in (pair_count, pair_page, label_summary, queue_page, dataset_summaries, agreement):
         cached.clear()
 
 
@@ -558,6 +558,7 @@ def tags(url: str, pair: PairRow, annotator: str | None = None) -> dict[tuple[st
         }
 
 
+@st.cache_data(ttl=10, show_spinner=False)
 def agreement(url: str, dataset: str | None) -> dict[str, Any]:
     with _read_session(url) as session:
         report = store.agreement(session, dataset)

@@ -203,16 +203,23 @@ def count_pairs(
     where: PairFilter | None = None,
 ) -> int:
     """How many pairs match (the whole store when no filter is given)."""
-    query = _filter_pairs(select(func.count(Pair.id)), dataset, search, where)
+    # count(*), not count(id): PostgreSQL can then answer from an index alone.
+    query = _filter_pairs(select(func.count()).select_from(Pair), dataset, search, where)
     return session.scalar(query) or 0
 
 
 def list_datasets(session: Session) -> list[DatasetSummary]:
+    # A correlated count per dataset reads its slice of an index; an outer join with GROUP BY
+    # made SQLite build a temporary index over every pair on each call (~100 ms at 100k).
+    n_pairs = (
+        select(func.count())
+        .select_from(Pair)
+        .where(Pair.dataset_id == Dataset.id)
+        .correlate(Dataset)
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(Dataset.name, Dataset.source_file, func.count(Pair.id))
-        .outerjoin(Pair)
-        .group_by(Dataset.id)
-        .order_by(Dataset.name)
+        select(Dataset.name, Dataset.source_file, n_pairs).order_by(Dataset.name)
     )
     return [DatasetSummary(name, source_file, n) for name, source_file, n in rows]
 
@@ -264,7 +271,7 @@ def margin_bounds(session: Session, dataset: str | None = None) -> tuple[float, 
 
 def label_summary(session: Session, dataset: str | None = None) -> dict[str, int]:
     """How many pairs carry each label, with ``unlabelled`` for those without one."""
-    query = _filter_pairs(select(Pair.label, func.count(Pair.id)), dataset, None, None)
+    query = _filter_pairs(select(Pair.label, func.count()), dataset, None, None)
     counts = dict.fromkeys(("unlabelled", *LABELS), 0)
     for label, n in session.execute(query.group_by(Pair.label)):
         counts[label or "unlabelled"] = n
