@@ -229,6 +229,7 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
                 customdata=[by_source[s].get("n") for s in present],
                 text=[None if a is None else f"{100 * a:.0f}%" for a in acc],
                 textposition="outside",
+                cliponaxis=False,  # "100%" above a full bar stays visible
                 marker_color=BASELINE if model == "length baseline" else next(palette),
                 hovertemplate=(
                     f"<b>{html.escape(model)}</b><br>%{{x}}: %{{y:.1f}}%"
@@ -238,7 +239,7 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
         )
     fig.add_hline(y=50, line_dash="dash", line_color="#888", annotation_text="50%")
     fig.update_layout(barmode="group")
-    fig.update_yaxes(title_text="accuracy", ticksuffix="%", range=[0, 105])
+    fig.update_yaxes(title_text="accuracy", ticksuffix="%", range=[0, 112])
     fig.update_xaxes(title_text="source", type="category")
     return _style(fig, "Pairwise accuracy by source", large=large, height=380)
 
@@ -384,7 +385,7 @@ def training_curves(rows: Sequence[Record], *, large: bool = False) -> go.Figure
     styles = {
         "train loss": (1, "#1f77b4", "solid"),
         "eval loss": (1, "#ff7f0e", "dot"),
-        "train accuracy": (2, "#1f77b4", "solid"),
+        "train accuracy": (2, "#2ca02c", "solid"),
         "eval accuracy": (2, "#ff7f0e", "dot"),
     }
     for name, points in series.items():
@@ -405,7 +406,8 @@ def training_curves(rows: Sequence[Record], *, large: bool = False) -> go.Figure
             col=col,
         )
     fig.add_hline(y=0.5, line_dash="dash", line_color="#aaa", row=1, col=2)
-    fig.update_xaxes(title_text="step")
+    # From step 0, so a short run's few points sit on whole-number ticks, not 4.5, 5, 5.5.
+    fig.update_xaxes(title_text="step", rangemode="tozero")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     return _style(fig, "Training curves", large=large, height=360)
 

@@ -95,6 +95,12 @@ def _pair_row(pair: store.Pair) -> PairRow:
     )
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, "pair") == "1 pair"``, ``plural(2, "pair") == "2 pairs"`` (with thousands
+    separators)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
 # ------------------------------------------------------------------------------- store access
 def store_url() -> str:
     """The store the app shows: ``$SRM_DB_URL`` or the per-user default."""
@@ -305,7 +311,7 @@ def active_model(url: str) -> ModelInfo | None:
     with _write(url) as session:
         row = store.register_model(
             session,
-            f"default ({Path(path).name})",
+            Path(path).name,
             path,
             config={"model": {"head": info.head, "backbone": info.backbone}, "causal": info.causal},
         )
@@ -721,9 +727,9 @@ def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
                     "id": ra.external_id,
                     "source": ra.source,
                     "label": ra.label or "unlabelled",
-                    "A margin": ma,
-                    "B margin": mb,
-                    "now": "right" if mb > 0 else "wrong",
+                    "A margin for the label": ma,
+                    "B margin for the label": mb,
+                    "B is now": "right" if mb > 0 else "wrong",
                 }
             )
     accuracy = []
@@ -746,7 +752,9 @@ def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
         "n_a": len(rows_a),
         "n_b": len(rows_b),
         "accuracy": accuracy,
-        "flipped": sorted(flipped, key=lambda f: -abs(f["B margin"] - f["A margin"])),
+        "flipped": sorted(
+            flipped, key=lambda f: -abs(f["B margin for the label"] - f["A margin for the label"])
+        ),
         "points": points,
     }
 
@@ -762,13 +770,19 @@ def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[
         chosen = store.get_setting(session, DEMO_PAIRS) or []
         if chosen:
             return [(d, i) for d, i in chosen][:limit]
+        # Else the largest dataset's pairs the model is surest about (one dataset, so a small
+        # scratch or test dataset in the store does not turn up in a demo).
+        datasets = sorted(store.list_datasets(session), key=lambda d: -d.n_pairs)
+        if not datasets:
+            return []
+        dataset = datasets[0].name
         if model is not None and model.id is not None:
-            ranked = store.annotation_queue(session, None, model.id, limit=400)
+            ranked = store.annotation_queue(session, dataset, model.id, limit=400)
             scored = [(p, d) for p, d in ranked if d is not None]
             scored.sort(key=lambda item: item[1])  # most confident agreement first
             if scored:
                 return [(p.dataset.name, p.external_id) for p, _ in scored[:limit]]
-        return [(p.dataset.name, p.external_id) for p in store.list_pairs(session, limit=limit)]
+        return [(dataset, p.external_id) for p in store.list_pairs(session, dataset, limit=limit)]
 
 
 def toggle_demo_pair(url: str, pair: PairRow) -> bool:

@@ -84,7 +84,7 @@ def metric(page: Page, label: str) -> Locator:
 
 def matching(page: Page, n: int) -> Locator:
     """The Data page's count line; anchored, since "52 matching pairs" contains "2 matching"."""
-    return page.get_by_text(re.compile(rf"^{n} matching pairs"))
+    return page.get_by_text(re.compile(rf"^{n} matching pairs?\b"))
 
 
 def settled_screenshot(page: Page, name: str, *, docs_until: Locator | None = None) -> None:

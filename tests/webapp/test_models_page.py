@@ -57,9 +57,10 @@ def test_compares_two_models(filled_store: str, two_models, run_page) -> None:
     flipped_header = next(s.value for s in at.subheader if s.value.startswith("Flipped verdicts"))
     n_flipped = int(flipped_header.split("(")[1].rstrip(")"))
     if n_flipped:
-        table = next(d.value for d in at.dataframe if "B margin" in d.value)
+        table = next(d.value for d in at.dataframe if "B margin for the label" in d.value)
         assert len(table) == n_flipped
-        assert ((table["A margin"] > 0) != (table["B margin"] > 0)).all()
+        a_margin, b_margin = table["A margin for the label"], table["B margin for the label"]
+        assert ((a_margin > 0) != (b_margin > 0)).all()
 
 
 def test_make_another_model_active(filled_store: str, two_models, run_page) -> None:

@@ -140,8 +140,8 @@ if current is not None:
 
     actions = st.columns(7)
     for col, (name, key) in zip(actions, services.LABEL_SHORTCUTS.items(), strict=False):
-        col.button(
-            f"{name.capitalize()} ({key})",
+        col.button(  # Streamlit shows the shortcut key on the button itself
+            name.capitalize(),
             key=f"annotate.{name}",
             shortcut=key,
             on_click=_act,
@@ -150,7 +150,7 @@ if current is not None:
             width="stretch",
         )
     actions[4].button(
-        f"Undo ({services.UNDO_SHORTCUT})",
+        "Undo",
         key="annotate.undo",
         shortcut=services.UNDO_SHORTCUT,
         on_click=_undo,
@@ -159,7 +159,7 @@ if current is not None:
         width="stretch",
     )
     actions[5].button(
-        "Previous (p)",
+        "Previous",
         key="annotate.prev",
         shortcut="p",
         on_click=_move,
@@ -168,7 +168,7 @@ if current is not None:
         width="stretch",
     )
     actions[6].button(
-        "Next (n)",
+        "Next",
         key="annotate.next",
         shortcut="n",
         on_click=_move,
@@ -189,6 +189,14 @@ if current is not None:
             f"{verdict.p_chosen:.0%} · margin {verdict.margin:+.3f}"
         )
         scale = highlight.shared_scale(record, "reward")
+        if disagreement is None:  # scored just now, after the queue was read
+            disagreement = -verdict.margin if label != "swap" else verdict.margin
+            info[2].metric(
+                "Model disagrees by",
+                f"{disagreement:+.2f}",
+                help="How far the model prefers the response the label rejects "
+                "(negative: it agrees).",
+            )
     my_tags = services.tags(url, current, annotator)
     cols = st.columns(2)
     for col, side in zip(cols, ("chosen", "rejected"), strict=True):

@@ -136,7 +136,7 @@ for col, name in zip(metrics[1:], ["unlabelled", "keep", "swap", "tie", "discard
     col.metric(name.capitalize(), f"{counts.get(name, 0):,}")
 
 rows = services.pair_page(url, dataset, search, int(page) - 1, page_size, filters)
-st.caption(f"{n_matching:,} matching pairs · showing {len(rows)}")
+st.caption(f"{services.plural(n_matching, 'matching pair')} · showing {len(rows)}")
 st.dataframe(
     [
         {

@@ -100,11 +100,16 @@ overall = {row["model"]: row["accuracy"] for row in report["accuracy"] if row["s
 top = st.columns(4)
 top[0].metric("Pairs compared", f"{report['n']:,}")
 top[1].metric("Accuracy A", f"{overall['A']:.1%}")
-top[2].metric("Accuracy B", f"{overall['B']:.1%}", delta=f"{overall['B'] - overall['A']:+.1%}")
+top[2].metric(
+    "Accuracy B",
+    f"{overall['B']:.1%}",
+    delta=f"{100 * (overall['B'] - overall['A']):+.1f} points",
+)
 top[3].metric("Length baseline", f"{overall['length baseline']:.1%}")
 st.caption(
     "Accuracy against the current labels (annotators' corrections applied; ties and discards "
-    f"left out). A scored {report['n_a']:,} pairs of {dataset}, B {report['n_b']:,}."
+    f"left out). A scored {services.plural(report['n_a'], 'pair')} of {dataset}, "
+    f"B {report['n_b']:,}."
 )
 rename = {"A": f"A: {by_id[a].name}", "B": f"B: {by_id[b].name}"}
 st.plotly_chart(
@@ -123,9 +128,13 @@ if report["flipped"]:
         hide_index=True,
         width="stretch",
         column_config={
-            "A margin": st.column_config.NumberColumn(format="%+.3f"),
-            "B margin": st.column_config.NumberColumn(format="%+.3f"),
+            "A margin for the label": st.column_config.NumberColumn(format="%+.3f"),
+            "B margin for the label": st.column_config.NumberColumn(format="%+.3f"),
         },
+    )
+    st.caption(
+        "Margins here point toward the current label: positive when the model prefers the "
+        "response the label prefers (for a swapped pair, that is rejected minus chosen)."
     )
 else:
     st.caption("No pair changed sides.")
