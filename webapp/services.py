@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,10 +55,6 @@ class PairRow:
     label: str | None = None
     event_id: int | None = None
     subset: str | None = None
-
-    @property
-    def effective_label(self) -> str:
-        return self.label or "keep"
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,8 @@ def _read_session(url: str) -> Session:
     return store.make_sessionmaker(engine(url), read_only=True)()
 
 
-def _write(url: str):  # noqa: ANN202 - a context manager: ``with _write(url) as session``
+def _write(url: str) -> AbstractContextManager[Session]:
+    """A write transaction: ``with _write(url) as session`` commits on success."""
     if demo_mode():
         raise StoreError("the app runs in demo mode, which is read-only")
     return store.make_sessionmaker(engine(url)).begin()
@@ -342,10 +340,6 @@ def _model(path: str, mtime: float) -> SentenceRewardModel:
 def model_mtime(path: str) -> float:
     """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
     return (Path(path) / "model.safetensors").stat().st_mtime
-
-
-def loaded_model(path: str) -> SentenceRewardModel:
-    return _model(path, model_mtime(path))
 
 
 # ------------------------------------------------------------------------------- scores
@@ -641,10 +635,6 @@ def jobs(url: str, limit: int = 50) -> list[JobRow]:
             srm_jobs.reap_dead_jobs(session)
     with _read_session(url) as session:
         return [_job_row(j) for j in srm_jobs.list_jobs(session, limit)]
-
-
-def job(url: str, job_id: int) -> JobRow | None:
-    return next((j for j in jobs(url) if j.id == job_id), None)
 
 
 def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
