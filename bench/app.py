@@ -33,23 +33,21 @@ A goal is met when the median is within it; the table says so when the p95 is no
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
+from stores import sqlite_store, store_backends, timed
 
 from srm.data import PreferencePair, load_pairs
 from srm.store import (
@@ -68,7 +66,6 @@ from srm.store import (
     save_scores,
     set_active_model,
 )
-from srm.store.engine import scratch_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBAPP = ROOT / "webapp"
@@ -152,12 +149,6 @@ def load_note() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run_page(at: AppTest) -> float:
     """Run the script once; fail on any exception it raised (a broken page is not fast)."""
     elapsed = timed(at.run)
@@ -170,12 +161,6 @@ def page_test(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=600)
     at.switch_page(f"app_pages/{page}.py")
     return at
-
-
-@contextlib.contextmanager
-def sqlite_store() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="srm-bench-app-") as tmp:
-        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
 
 
 # ------------------------------------------------------------------------------- Inspect
@@ -428,23 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = services.bundled_model_path() or "/bench/no-model"
     print(f"\nAnnotate: {args.pairs:,} synthetic pairs", flush=True)
     items = synthetic_pairs(args.pairs)
-    backends: list[tuple[str, contextlib.AbstractContextManager[str]]] = [
-        ("SQLite", sqlite_store())
-    ]
-    if args.pg_url:
-        backends.append(("PostgreSQL", scratch_postgres_database(args.pg_url, "srm_bench_app")))
-    else:
-        print("PostgreSQL: skipped (no --pg-url, SRM_BENCH_PG_URL or SRM_TEST_PG_URL)")
-    for backend, store in backends:
-        with store as url:
-            if backend == "PostgreSQL":
-                with create_engine(url, poolclass=NullPool).connect() as conn:
-                    version = conn.exec_driver_sql("SHOW server_version").scalar()
-                print(f"PostgreSQL {version}", flush=True)
-            else:
-                print("SQLite", flush=True)
-            rows += bench_annotate(backend, url, items, args.runs, model_dir)
-            print(f"  ({load_note()})", flush=True)
+    for backend, url in store_backends(args.pg_url, "srm_bench_app"):
+        rows += bench_annotate(backend, url, items, args.runs, model_dir)
+        print(f"  ({load_note()})", flush=True)
 
     print(f"\nTimes are wall clock of AppTest.run() or of the call; {args.runs} runs each.")
     print_table(rows)

@@ -19,21 +19,17 @@ the count of all matches for the pager.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import sqlalchemy
-from sqlalchemy import create_engine, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
+from stores import store_backends, timed
 
 from srm.data import PreferencePair
 from srm.store import (
@@ -50,7 +46,6 @@ from srm.store import (
     register_model,
     save_scores,
 )
-from srm.store.engine import scratch_postgres_database
 
 WORDS = (
     "the model answer question because however response helpful harmless sentence reward "
@@ -81,20 +76,8 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
     ]
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-@contextlib.contextmanager
-def sqlite_store() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="srm-bench-") as tmp:
-        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
 
 
 def run(url: str, pairs: list[PreferencePair], n_writes: int, n_queries: int) -> dict[str, str]:
@@ -197,21 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     pairs = synthetic_pairs(args.pairs)
-    backends: list[tuple[str, contextlib.AbstractContextManager[str]]] = [
-        ("SQLite", sqlite_store())
-    ]
-    if args.pg_url:
-        backends.append(("PostgreSQL", scratch_postgres_database(args.pg_url, "srm_bench")))
-    else:
-        print("PostgreSQL: skipped (no --pg-url, SRM_BENCH_PG_URL or SRM_TEST_PG_URL)")
-    for backend, store in backends:
-        with store as url:
-            if backend == "PostgreSQL":
-                with create_engine(url, poolclass=NullPool).connect() as conn:
-                    backend += " " + conn.exec_driver_sql("SHOW server_version").scalar()
-            print(f"\n{backend}", flush=True)
-            for name, value in run(url, pairs, args.writes, args.queries).items():
-                print(f"  {name:<45} {value}", flush=True)
+    for _, url in store_backends(args.pg_url, "srm_bench"):
+        for name, value in run(url, pairs, args.writes, args.queries).items():
+            print(f"  {name:<45} {value}", flush=True)
     return 0
 
 
