@@ -1,6 +1,6 @@
 """Responses as HTML, each sentence (or token) tinted by the model's reward or attention weight.
 
-Pure string builders for ``st.html`` (preferred) or ``st.markdown(..., unsafe_allow_html=True)``.
+Pure string builders for ``st.html``.
 Everything taken from a response is escaped with ``html.escape(..., quote=True)``: responses are
 untrusted text and may contain ``<script>`` or ``onerror=`` attributes, so nothing from them may
 ever become markup, in element content or in an attribute.
