@@ -46,14 +46,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from srm.config import ConfigError, ModelConfig, TrainConfig
-from srm.data import PreferencePair
 from srm.store import (
-    Dataset,
     Model,
-    Pair,
     StoreError,
     TrainingJob,
+    dataset_id,
     effective_pairs,
+    imported_pairs,
     make_sessionmaker,
     open_store,
     register_model,
@@ -141,11 +140,11 @@ def create_train_job(
             "output_dir: a job writes to its own run directory (runs/job-<id>); leave it out"
         )
     cfg = _validate_train_config(config)
-    dataset_id = _dataset_id(session, dataset)
+    owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
     stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
-    job = TrainingJob(kind="train", status="queued", dataset_id=dataset_id, config=stored)
+    job = TrainingJob(kind="train", status="queued", dataset_id=owner, config=stored)
     session.add(job)
     session.flush()  # the id names the run directory
     run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
@@ -158,13 +157,13 @@ def create_train_job(
 def create_score_job(session: Session, *, dataset: str, model_id: int) -> TrainingJob:
     """Queue scoring every pair of ``dataset`` (as imported) with model ``model_id`` into the
     store's scores, replacing that model's earlier scores of those pairs."""
-    dataset_id = _dataset_id(session, dataset)
+    owner = dataset_id(session, dataset)
     if session.get(Model, model_id) is None:
         raise StoreError(f"no model with id {model_id} in the store; see the Models page")
     job = TrainingJob(
         kind="score",
         status="queued",
-        dataset_id=dataset_id,
+        dataset_id=owner,
         model_id=model_id,
         config={"batch_size": SCORE_BATCH_SIZE, "device": "auto"},
     )
@@ -464,7 +463,7 @@ def score_dataset(
     from srm.score import score_pairs
 
     with sessions() as session:
-        pairs = _dataset_pairs(session, dataset)
+        pairs = imported_pairs(session, dataset)
     total, done = len(pairs), 0
     for start in range(0, total, SCORE_CHUNK):
         if stop is not None and stop():
@@ -480,24 +479,6 @@ def score_dataset(
             save_scores(session, model_id, dataset, records)
         done += len(chunk)
     return done, total
-
-
-def _dataset_pairs(session: Session, dataset: str) -> list[PreferencePair]:
-    """Every pair of ``dataset`` as imported (labels not applied), in import order."""
-    rows = session.execute(
-        select(
-            Pair.external_id,
-            Pair.prompt,
-            Pair.chosen,
-            Pair.rejected,
-            Pair.source,
-            Pair.margin,
-            Pair.subset,
-        )
-        .where(Pair.dataset_id == _dataset_id(session, dataset))
-        .order_by(Pair.id)
-    )
-    return [PreferencePair(*row) for row in rows]
 
 
 class _ProgressWriter:
@@ -715,14 +696,6 @@ def _get_job(session: Session, job_id: int, *, lock: bool = False) -> TrainingJo
     if job is None:
         raise StoreError(f"no job with id {job_id} in the store; see srm jobs")
     return job
-
-
-def _dataset_id(session: Session, name: str) -> int:
-    dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == name))
-    if dataset_id is None:
-        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none"
-        raise StoreError(f"no dataset {name!r} in the store (datasets: {known}); see srm datasets")
-    return dataset_id
 
 
 def _run_dir(job: TrainingJob) -> Path:

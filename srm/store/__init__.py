@@ -22,7 +22,15 @@ from sqlalchemy import Engine
 
 from srm.store.engine import default_url, make_engine, make_sessionmaker
 from srm.store.errors import StaleWriteError, StoreError
-from srm.store.export import EffectivePairs, LabelCounts, PrmExport, effective_pairs, prm_records
+from srm.store.export import (
+    EffectivePairs,
+    LabelCounts,
+    PrmExport,
+    dataset_id,
+    effective_pairs,
+    imported_pairs,
+    prm_records,
+)
 from srm.store.labels import (
     AgreementReport,
     AnnotatorStats,
@@ -132,6 +140,7 @@ __all__ = [
     "annotation_queue",
     "count_pairs",
     "current_tags",
+    "dataset_id",
     "default_url",
     "effective_pairs",
     "get_active_model",
@@ -140,6 +149,7 @@ __all__ = [
     "get_score",
     "get_setting",
     "import_pairs",
+    "imported_pairs",
     "label_history",
     "label_summary",
     "label_state",

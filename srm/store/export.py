@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from srm.data import PreferencePair
 from srm.store.errors import StoreError
 from srm.store.labels import current_tags
-from srm.store.models import Dataset, Pair, SentenceTag
+from srm.store.models import PREFERENCE_COLUMNS, Dataset, Pair, SentenceTag
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,9 @@ class EffectivePairs:
 def effective_pairs(session: Session, dataset: str) -> EffectivePairs:
     """The dataset as training should see it, in import order: swaps applied, ties and
     discards left out, every other pair as imported."""
-    dataset_id = _dataset_id(session, dataset)
     rows = session.execute(
-        select(
-            Pair.external_id,
-            Pair.prompt,
-            Pair.chosen,
-            Pair.rejected,
-            Pair.source,
-            Pair.margin,
-            Pair.subset,
-            Pair.label,
-        )
-        .where(Pair.dataset_id == dataset_id)
+        select(*PREFERENCE_COLUMNS, Pair.label)
+        .where(Pair.dataset_id == dataset_id(session, dataset))
         .order_by(Pair.id)
     )
     counts: Counter[str] = Counter()
@@ -82,6 +72,16 @@ def effective_pairs(session: Session, dataset: str) -> EffectivePairs:
         pair = PreferencePair(*fields)
         pairs.append(pair.swapped() if label == "swap" else pair)
     return EffectivePairs(pairs, LabelCounts(**counts))
+
+
+def imported_pairs(session: Session, dataset: str) -> list[PreferencePair]:
+    """Every pair of ``dataset`` as imported (labels not applied), in import order."""
+    rows = session.execute(
+        select(*PREFERENCE_COLUMNS)
+        .where(Pair.dataset_id == dataset_id(session, dataset))
+        .order_by(Pair.id)
+    )
+    return [PreferencePair(*row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -105,12 +105,12 @@ def prm_records(session: Session, dataset: str) -> PrmExport:
     """
     from srm.segment import segment
 
-    dataset_id = _dataset_id(session, dataset)
+    wanted = dataset_id(session, dataset)
     pairs = {
         pair.id: pair
         for pair in session.scalars(
             select(Pair)
-            .where(Pair.dataset_id == dataset_id, Pair.id.in_(select(SentenceTag.pair_id)))
+            .where(Pair.dataset_id == wanted, Pair.id.in_(select(SentenceTag.pair_id)))
             .order_by(Pair.id)
         )
         if pair.label != "discard"
@@ -145,9 +145,10 @@ def _step_label(start: int, end: int, tags: Iterable[SentenceTag]) -> bool | Non
     return {"good": True, "bad": False}.get(latest.tag)
 
 
-def _dataset_id(session: Session, name: str) -> int:
-    dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == name))
-    if dataset_id is None:
+def dataset_id(session: Session, name: str) -> int:
+    """The id of dataset ``name``; a :class:`StoreError` listing the datasets if unknown."""
+    found = session.scalar(select(Dataset.id).where(Dataset.name == name))
+    if found is None:
         known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none"
         raise StoreError(f"no dataset {name!r} in the store (datasets: {known}); see srm datasets")
-    return dataset_id
+    return found

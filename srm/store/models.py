@@ -112,6 +112,19 @@ class Pair(Base):
     )
 
 
+#: The columns of a pair that make a :class:`srm.data.PreferencePair`, in its field order:
+#: ``PreferencePair(*row)`` for a row of ``select(*PREFERENCE_COLUMNS)``.
+PREFERENCE_COLUMNS = (
+    Pair.external_id,
+    Pair.prompt,
+    Pair.chosen,
+    Pair.rejected,
+    Pair.source,
+    Pair.margin,
+    Pair.subset,
+)
+
+
 class Annotator(Base):
     """A person (or script) who labels pairs; created on first use by name."""
 

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 
 from srm.store.engine import insert_unless_present
 from srm.store.errors import StaleWriteError, StoreError
-from srm.store.models import LABELS, Dataset, Model, Pair, Score, Setting, utcnow
+from srm.store.models import (
+    LABELS,
+    PREFERENCE_COLUMNS,
+    Dataset,
+    Model,
+    Pair,
+    Score,
+    Setting,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from srm.data import PreferencePair
@@ -72,17 +81,7 @@ def import_pairs(
     dataset = get_or_create_dataset(session, dataset_name, source_file)
     existing = {
         row.external_id: row
-        for row in session.execute(
-            select(
-                Pair.external_id,
-                Pair.prompt,
-                Pair.chosen,
-                Pair.rejected,
-                Pair.source,
-                Pair.margin,
-                Pair.subset,
-            ).where(Pair.dataset_id == dataset.id)
-        )
+        for row in session.execute(select(*PREFERENCE_COLUMNS).where(Pair.dataset_id == dataset.id))
     }
     new_rows: list[dict] = []
     conflicts: list[str] = []
