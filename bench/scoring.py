@@ -373,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def run_score_pairs(model: SentenceRewardModel) -> Callable[[bool], None]:
         def run(warmup: bool) -> None:
             subset = pairs[: args.batch_size] if warmup else pairs
-            score_pairs(model, subset, batch_size=args.batch_size)
+            score_pairs(model, subset, batch_size=args.batch_size, max_length=args.max_length)
 
         return run
 

@@ -10,6 +10,8 @@ tokenizer's own.
 Marker ``j`` sits right after sentence ``j`` (marker 0 right after the prompt). A sequence
 that does not fit ``max_length`` keeps the prompt's *tail* and the response's *head*; a
 sentence cut part-way is followed by its marker, so the last kept token is always a marker.
+The responses of one pair are encoded as a group (:func:`encode_groups`) with one prompt
+encoding: both get the same prompt tokens, so the prompt term is the same on both sides.
 
     >>> enc = encode(tokenizer, "Hi?", "Hello. Bye.", max_length=64)
     >>> enc.n_sentences, [enc.input_ids[p] for p in enc.marker_positions] == [PAD] * 3
@@ -47,6 +49,11 @@ class Encoded:
     response_offsets: list[tuple[int, int]]
     """Character offsets into the response of each kept response token, in order."""
     truncated: bool
+    """Anything was cut: the prompt's head, or part of the response."""
+    prompt_truncated: bool = False
+    """The prompt's head was cut (both responses of a pair lose the same tokens)."""
+    last_cut_short: bool = False
+    """The last kept sentence was cut part-way (it is scored on its head only)."""
 
     @property
     def n_sentences(self) -> int:
@@ -91,15 +98,15 @@ def encode(
     prompt_fraction: float = 0.5,
     max_sentence_chars: int = DEFAULT_MAX_CHARS,
 ) -> Encoded:
-    """Encode one (prompt, response); see :func:`encode_many` for the batched version."""
-    return encode_many(
+    """Encode one (prompt, response); see :func:`encode_groups` for the batched version."""
+    return encode_groups(
         tokenizer,
         [prompt],
-        [response],
+        [[response]],
         max_length=max_length,
         prompt_fraction=prompt_fraction,
         max_sentence_chars=max_sentence_chars,
-    )[0]
+    )[0][0]
 
 
 def encode_many(
@@ -112,72 +119,127 @@ def encode_many(
     max_sentence_chars: int = DEFAULT_MAX_CHARS,
     spans: Sequence[Sequence[Span] | None] | None = None,
 ) -> list[Encoded]:
-    """Encode many (prompt, response) sequences; the tokenizer runs once per list (fast).
-
-    ``spans[i]``, when given and not ``None``, replaces the automatic segmentation of
-    ``responses[i]`` (a user's edited sentence boundaries); it must cover the response.
-    """
+    """Encode independent (prompt, response) sequences: each is a group of one (see
+    :func:`encode_groups`). For the two sides of a pair use :func:`encode_groups`, so that
+    both see the same prompt tokens."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     if spans is not None and len(spans) != len(responses):
         raise ValueError(f"{len(spans)} span lists but {len(responses)} responses")
-    given = list(spans) if spans is not None else [None] * len(responses)
+    groups = encode_groups(
+        tokenizer,
+        prompts,
+        [[r] for r in responses],
+        max_length=max_length,
+        prompt_fraction=prompt_fraction,
+        max_sentence_chars=max_sentence_chars,
+        spans=None if spans is None else [[s] for s in spans],
+    )
+    return [group[0] for group in groups]
+
+
+def encode_groups(
+    tokenizer: PreTrainedTokenizerFast,
+    prompts: Sequence[str],
+    responses: Sequence[Sequence[str]],
+    *,
+    max_length: int,
+    prompt_fraction: float = 0.5,
+    max_sentence_chars: int = DEFAULT_MAX_CHARS,
+    spans: Sequence[Sequence[Sequence[Span] | None]] | None = None,
+) -> list[list[Encoded]]:
+    """Encode every response of ``responses[i]`` after ``prompts[i]``, with ONE prompt
+    encoding per group: all responses of a group get the same prompt tokens (the same tail
+    when the prompt is cut), so the prompt-only prefix, and with it v_0, is the same for
+    every response of a pair. How much of the prompt is kept is decided by the group's
+    longest response, so a shorter response never buys itself a longer prompt (which would
+    let the model read length through truncation).
+
+    ``spans[i][k]``, when given and not ``None``, replaces the automatic segmentation of
+    ``responses[i][k]`` (a user's edited sentence boundaries); it must cover the response.
+    The tokenizer runs once over all prompts and once over all responses (fast).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} response groups")
+    if spans is not None:
+        if len(spans) != len(responses):
+            raise ValueError(f"{len(spans)} span groups but {len(responses)} response groups")
+        for i, (own, group) in enumerate(zip(spans, responses, strict=True)):
+            if len(own) != len(group):
+                raise ValueError(f"group {i}: {len(own)} span lists but {len(group)} responses")
+    flat = [response for group in responses for response in group]
+    given = [s for group in spans for s in group] if spans is not None else [None] * len(flat)
     # verbose=False: sequences longer than the model are expected here; truncation comes later.
     prompt_ids = tokenizer(list(prompts), add_special_tokens=False, verbose=False)["input_ids"]
     tokenized = tokenizer(
-        list(responses), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        flat, add_special_tokens=False, return_offsets_mapping=True, verbose=False
     )
-    prefix = prefix_ids(tokenizer)
-    placeholder = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return [
-        _assemble(
-            prefix,
-            p_ids,
-            r_ids,
-            offsets,
-            list(own) if own is not None else segment(response, max_chars=max_sentence_chars),
-            placeholder=placeholder,
-            max_length=max_length,
-            prompt_fraction=prompt_fraction,
+    sentence_tokens = [
+        _tokens_per_sentence(
+            list(zip(ids, offsets, strict=True)),
+            list(own) if own is not None else segment(text, max_chars=max_sentence_chars),
         )
-        for p_ids, r_ids, offsets, response, own in zip(
-            prompt_ids,
-            tokenized["input_ids"],
-            tokenized["offset_mapping"],
-            responses,
-            given,
-            strict=True,
+        for ids, offsets, text, own in zip(
+            tokenized["input_ids"], tokenized["offset_mapping"], flat, given, strict=True
         )
     ]
+    prefix = prefix_ids(tokenizer)
+    placeholder = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    budget = max_length - len(prefix) - 1  # room after the prefix and marker 0
+    reserve = int(budget * prompt_fraction)  # the prompt's share when both are long
+    result: list[list[Encoded]] = []
+    start = 0
+    for p_ids, group in zip(prompt_ids, responses, strict=True):
+        members = sentence_tokens[start : start + len(group)]
+        start += len(group)
+        # Tokens + markers the longest response needs; the prompt gets its share, or all the
+        # room that response leaves (at least one token and a marker stay for the response).
+        needed = max((_needed(tokens) for tokens, _ in members), default=0)
+        prompt_keep = min(len(p_ids), max(min(reserve, budget - 2), budget - needed))
+        head = [*prefix, *p_ids[len(p_ids) - prompt_keep :]]
+        result.append(
+            [
+                _assemble(
+                    head,
+                    tokens,
+                    spans_,
+                    placeholder=placeholder,
+                    room=budget - prompt_keep,
+                    prompt_cut=prompt_keep < len(p_ids),
+                )
+                for tokens, spans_ in members
+            ]
+        )
+    return result
+
+
+_Token = tuple[int, tuple[int, int]]  # (token id, character offsets in the response)
+
+
+def _needed(sentence_tokens: list[list[_Token]]) -> int:
+    return sum(len(t) for t in sentence_tokens) + len(sentence_tokens)  # tokens + markers
 
 
 def _assemble(
-    prefix: list[int],
-    prompt_ids: list[int],
-    response_ids: list[int],
-    offsets: list[tuple[int, int]],
+    head: list[int],
+    sentence_tokens: list[list[_Token]],
     spans: list[Span],
     *,
     placeholder: int,
-    max_length: int,
-    prompt_fraction: float,
+    room: int,
+    prompt_cut: bool,
 ) -> Encoded:
-    sentence_tokens = _tokens_per_sentence(list(zip(response_ids, offsets, strict=True)), spans)
-    budget = max_length - len(prefix) - 1  # room after the prefix and marker 0
-    needed = sum(len(t) for t in sentence_tokens) + len(sentence_tokens)  # tokens + markers
-    reserve = int(budget * prompt_fraction)  # the prompt's share when both are long
-    response_room = max(min(needed, budget - min(len(prompt_ids), reserve)), 2)
-
-    # The response's head: whole sentences, then part of one, each followed by its marker.
+    """``head <END>`` then the response's head in ``room`` tokens: whole sentences, then part
+    of one, each followed by its marker."""
     response: list[int] = []
     response_sentence: list[int] = []
     kept_offsets: list[tuple[int, int]] = []
     cut_short = False
     for j, tokens in enumerate(sentence_tokens, start=1):
-        room = response_room - len(response)
-        if room < 2:  # no room for a token and its marker
+        left = room - len(response)
+        if left < 2:  # no room for a token and its marker
             break
-        take = tokens[: room - 1]
+        take = tokens[: left - 1]
         response.extend(token_id for token_id, _ in take)
         kept_offsets.extend(offset for _, offset in take)
         response.append(placeholder)
@@ -186,30 +248,36 @@ def _assemble(
             cut_short = True
             break
 
-    # The prompt's tail gets whatever room the response left.
-    prompt_keep = min(len(prompt_ids), budget - len(response))
-    head = [*prefix, *prompt_ids[len(prompt_ids) - prompt_keep :]]
     ids = [*head, placeholder, *response]
     token_sentence = [PROMPT] * len(head) + [MARKER] + response_sentence
     markers = [i for i, s in enumerate(token_sentence) if s == MARKER]
     n_kept = len(markers) - 1
-    truncated = prompt_keep < len(prompt_ids) or cut_short or n_kept < len(spans)
-    return Encoded(ids, markers, token_sentence, spans, kept_offsets, truncated)
+    return Encoded(
+        ids,
+        markers,
+        token_sentence,
+        spans,
+        kept_offsets,
+        truncated=prompt_cut or cut_short or n_kept < len(spans),
+        prompt_truncated=prompt_cut,
+        last_cut_short=cut_short,
+    )
 
 
 def _tokens_per_sentence(
-    tokens: list[tuple[int, tuple[int, int]]], spans: list[Span]
-) -> list[list[tuple[int, tuple[int, int]]]]:
-    """Group a response's (id, offset) tokens by sentence. A token the aligner cannot place
-    (one that covers only whitespace, say) joins the sentence of the token before it."""
-    groups: list[list[tuple[int, tuple[int, int]]]] = [[] for _ in spans]
+    tokens: list[_Token], spans: list[Span]
+) -> tuple[list[list[_Token]], list[Span]]:
+    """Group a response's (id, offset) tokens by sentence (returned with the spans). A token
+    the aligner cannot place (one that covers only whitespace, say) joins the sentence of the
+    token before it."""
+    groups: list[list[_Token]] = [[] for _ in spans]
     current = 0
     for token, index in zip(tokens, align_tokens(spans, [o for _, o in tokens]), strict=True):
         if index >= 0:
             current = index
         if groups:
             groups[current].append(token)
-    return groups
+    return groups, spans
 
 
 def collate(encoded: Sequence[Encoded], pad_id: int) -> Batch:

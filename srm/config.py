@@ -40,6 +40,10 @@ class ModelConfig:
     max_length: int = 256
     """Tokens per sequence, markers included. HH responses average 55 words, so 256 keeps
     most pairs whole on CPU; raise it on a GPU."""
+    score_max_length: int | None = None
+    """Tokens per sequence when scoring (``srm score``/``eval``, the app), independent of the
+    training length, so whole responses are scored. None: the backbone's positions, at most
+    1024 (512 for minilm), and never less than max_length."""
     prompt_fraction: float = 0.5
     """Share of ``max_length`` reserved for the prompt's tail when the pair is too long; the
     response gets the rest (and any room the prompt does not need)."""
@@ -60,6 +64,11 @@ class ModelConfig:
             raise ConfigError(f"d: got {self.d}; use an even number >= 2 (RoPE rotates pairs)")
         if self.max_length < 8:
             raise ConfigError(f"max_length: got {self.max_length}; use at least 8 tokens")
+        if self.score_max_length is not None and self.score_max_length < 8:
+            raise ConfigError(
+                f"score_max_length: got {self.score_max_length}; use at least 8 tokens, or "
+                "leave it unset for the backbone's length"
+            )
         if not 0.0 < self.prompt_fraction < 1.0:
             raise ConfigError(
                 f"prompt_fraction: got {self.prompt_fraction}; use a value between 0 and 1"

@@ -30,6 +30,10 @@ from srm.backbones import Backbone, load_backbone
 from srm.collate import Batch
 from srm.config import ConfigError, ModelConfig
 
+SCORE_LENGTH_CAP = 1024
+"""Default scoring length for backbones with more positions: HH-RLHF and UltraFeedback pairs
+fit, and attention cost (quadratic in length) stays interactive on a CPU."""
+
 
 @dataclass
 class RewardOutput:
@@ -63,11 +67,17 @@ class SentenceRewardModel(nn.Module):
     def __init__(self, backbone: Backbone, config: ModelConfig) -> None:
         super().__init__()
         limit = getattr(backbone.model.config, "max_position_embeddings", None)
-        if limit is not None and config.max_length > limit:
-            raise ConfigError(
-                f"max_length: got {config.max_length}, but backbone {config.backbone!r} has "
-                f"only {limit} positions; use --max-length {limit} or less"
-            )
+        for name, length in (
+            ("max_length", config.max_length),
+            ("score_max_length", config.score_max_length),
+        ):
+            if limit is not None and length is not None and length > limit:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{name}: got {length}, but backbone {config.backbone!r} has only {limit} "
+                    f"positions; use {flag} {limit} or less"
+                )
+        self.position_limit: int | None = limit
         self.config = config
         self.backbone = backbone.model
         self.tokenizer = backbone.tokenizer
@@ -92,6 +102,16 @@ class SentenceRewardModel(nn.Module):
     @property
     def head(self) -> str:
         return self.config.head
+
+    @property
+    def score_length(self) -> int:
+        """Tokens per sequence when scoring: ``config.score_max_length``, else as many as the
+        backbone has positions (at most ``SCORE_LENGTH_CAP``), never fewer than the training
+        length. Scoring sees whole responses even when training used short ones."""
+        if self.config.score_max_length is not None:
+            return self.config.score_max_length
+        room = min(self.position_limit or SCORE_LENGTH_CAP, SCORE_LENGTH_CAP)
+        return max(self.config.max_length, room)
 
     def hidden_states(self, batch: Batch) -> torch.Tensor:
         """Backbone states with the marker embedding swapped in at marker positions."""

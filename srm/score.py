@@ -6,27 +6,37 @@ and weights come out of the same pass as the score, so the display *is* the mode
 
 One record per pair, JSON-ready::
 
-    {"id", "source", "margin", "head", "prefix_rewards",
-     "chosen":   {"score", "prompt_reward", "prompt_weight", "truncated",
+    {"id", "source", "margin", "head", "prefix_rewards", "max_length",
+     "chosen":   {"score", "prompt_reward", "prompt_weight", "truncated", "prompt_truncated",
+                  "n_sentences", "n_scored", "last_cut_short",
                   "sentences": [{"text", "start", "end", "reward", "weight"}, ...],
                   "tokens": [{"start", "end", "reward"}, ...]      # token head only
                  },
      "rejected": {...}}
 
 ``start``/``end`` are character offsets into the response. Sentences dropped by truncation
-are listed with ``reward``/``weight`` ``null`` (they did not take part in the score).
+are listed with ``reward``/``weight`` ``null`` (they did not take part in the score);
+``n_scored`` of ``n_sentences`` were scored, the last of them on its head only when
+``last_cut_short``. Both responses of a pair see the same prompt tokens (one prompt encoding
+per pair, :func:`srm.collate.encode_groups`), so ``prompt_reward`` is the same on both sides
+and the prompt's share of the margin is ``prompt_reward * (weight_c - weight_r)``: see
+:func:`margin_split`. Scoring runs at the model's scoring length
+(:attr:`SentenceRewardModel.score_length`, ``max_length`` in the record), not its training
+length, so whole responses are scored where the backbone allows.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from srm.collate import Encoded, collate, encode_many, length_grouped_batches
+from srm.collate import Encoded, collate, encode_groups, encode_many, length_grouped_batches
 from srm.data import PreferencePair
 from srm.model import RewardOutput, SentenceRewardModel
 from srm.segment import Span
@@ -40,26 +50,28 @@ def encode_pairs(
     model: SentenceRewardModel,
     pairs: Sequence[PreferencePair],
     spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
+    *,
+    max_length: int | None = None,
 ) -> list[Encoded]:
-    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i.
+    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i, and
+    share one prompt encoding (identical prompt tokens).
 
     ``spans[i]`` may map ``"chosen"``/``"rejected"`` to sentence spans that replace the
-    automatic segmentation of that response (see :func:`score_pairs`).
+    automatic segmentation of that response (see :func:`score_pairs`). ``max_length``
+    defaults to the training length, ``model.config.max_length``.
     """
     cfg = model.config
-    prompts = [p.prompt for p in pairs]
     given = list(spans) if spans is not None else [None] * len(pairs)
-    chosen_spans = [(s or {}).get("chosen") for s in given]
-    rejected_spans = [(s or {}).get("rejected") for s in given]
-    return encode_many(
+    groups = encode_groups(
         model.tokenizer,
-        prompts + prompts,
-        [p.chosen for p in pairs] + [p.rejected for p in pairs],
-        max_length=cfg.max_length,
+        [p.prompt for p in pairs],
+        [(p.chosen, p.rejected) for p in pairs],
+        max_length=max_length or cfg.max_length,
         prompt_fraction=cfg.prompt_fraction,
         max_sentence_chars=cfg.max_sentence_chars,
-        spans=chosen_spans + rejected_spans,
+        spans=[((s or {}).get("chosen"), (s or {}).get("rejected")) for s in given],
     )
+    return [chosen for chosen, _ in groups] + [rejected for _, rejected in groups]
 
 
 @torch.inference_mode()
@@ -71,18 +83,21 @@ def score_pairs(
     progress: Progress | None = None,
     show_progress: bool = False,
     spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
+    max_length: int | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``pairs`` (``batch_size`` pairs per forward pass, similar lengths together).
 
     ``progress(done, total)`` is called after every batch; ``show_progress`` adds a tqdm bar.
     ``spans``, parallel to ``pairs``, can give a response's sentences by hand
     (``{"chosen": [Span, ...]}``; see :func:`srm.segment.merge_spans`/``split_span``).
-    Results come back in the order of ``pairs``.
+    ``max_length`` (tokens per sequence) defaults to the model's scoring length. Results come
+    back in the order of ``pairs``.
     """
     model.eval()
     device = next(model.parameters()).device
     n = len(pairs)
-    encoded = encode_pairs(model, pairs, spans)
+    length = _scoring_length(model, max_length)
+    encoded = encode_pairs(model, pairs, spans, max_length=length)
     lengths = [max(len(encoded[i]), len(encoded[i + n])) for i in range(n)]
     results: list[dict[str, Any] | None] = [None] * n
     done = 0
@@ -101,6 +116,7 @@ def score_pairs(
                     **({"subset": pair.subset} if pair.subset is not None else {}),
                     "head": model.config.head,
                     "prefix_rewards": bool(model.causal),
+                    "max_length": length,
                     "chosen": response_record(items[row], out, row),
                     "rejected": response_record(items[row + b], out, row + b),
                 }
@@ -109,6 +125,62 @@ def score_pairs(
             if progress is not None:
                 progress(done, n)
     return results  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def score_responses(
+    model: SentenceRewardModel,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    spans: Sequence[Sequence[Span] | None] | None = None,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    progress: Progress | None = None,
+    show_progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Score single responses (not pairs): one record per response, shaped as one side of a
+    :func:`score_pairs` record. ``spans[i]``, when given, are the sentences of
+    ``responses[i]`` (stepwise data comes with its own); ``batch_size`` is in responses."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    model.eval()
+    device = next(model.parameters()).device
+    cfg = model.config
+    encoded = encode_many(
+        model.tokenizer,
+        prompts,
+        responses,
+        max_length=_scoring_length(model, max_length),
+        prompt_fraction=cfg.prompt_fraction,
+        max_sentence_chars=cfg.max_sentence_chars,
+        spans=spans,
+    )
+    results: list[dict[str, Any] | None] = [None] * len(encoded)
+    done = 0
+    with tqdm(total=len(encoded), unit="response", disable=not show_progress) as bar:
+        for ids in length_grouped_batches([len(e) for e in encoded], batch_size):
+            items = [encoded[i] for i in ids]
+            out = model(collate(items, model.tokenizer.pad_token_id or 0).to(device))
+            for row, i in enumerate(ids):
+                results[i] = response_record(items[row], out, row)
+            done += len(ids)
+            bar.update(len(ids))
+            if progress is not None:
+                progress(done, len(encoded))
+    return results  # type: ignore[return-value]
+
+
+def _scoring_length(model: SentenceRewardModel, max_length: int | None) -> int:
+    if max_length is None:
+        return model.score_length
+    limit = model.position_limit
+    if max_length < 8 or (limit is not None and max_length > limit):
+        raise ValueError(
+            f"max_length: got {max_length}; use 8 to {limit or 'any number of'} tokens for "
+            f"backbone {model.config.backbone!r}"
+        )
+    return max_length
 
 
 def response_record(encoded: Encoded, out: RewardOutput, row: int) -> dict[str, Any]:
@@ -132,6 +204,10 @@ def response_record(encoded: Encoded, out: RewardOutput, row: int) -> dict[str, 
         "prompt_reward": rewards[0],
         "prompt_weight": weights[0],
         "truncated": encoded.truncated,
+        "prompt_truncated": encoded.prompt_truncated,
+        "n_sentences": len(encoded.spans),
+        "n_scored": k,
+        "last_cut_short": encoded.last_cut_short,
         "sentences": sentences,
     }
     if out.token_rewards is not None:
@@ -142,3 +218,88 @@ def response_record(encoded: Encoded, out: RewardOutput, row: int) -> dict[str, 
             for (start, end), reward in zip(encoded.response_offsets, token_rewards, strict=True)
         ]
     return record
+
+
+# --- reading records -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of one response its score saw."""
+
+    scored: int
+    """Sentences that took part in the score (the last possibly in part)."""
+    total: int
+    """Sentences of the response."""
+    last_cut_short: bool = False
+    """The last scored sentence was cut part-way by the context length."""
+
+    @property
+    def complete(self) -> bool:
+        return self.scored == self.total and not self.last_cut_short
+
+    def describe(self) -> str:
+        """``"scored 6 of 14 sentences"`` (``", the 6th in part"`` when cut short)."""
+        text = f"scored {self.scored} of {self.total} sentence{'s' if self.total != 1 else ''}"
+        return text + (" (the last in part)" if self.last_cut_short else "")
+
+
+def coverage(side: Mapping[str, Any]) -> Coverage:
+    """The :class:`Coverage` of one side of a record (older records without the counts are
+    read from their sentences: a sentence with a ``null`` reward was not scored)."""
+    sentences = side["sentences"]
+    scored = side.get("n_scored")
+    if scored is None:
+        scored = sum(s["reward"] is not None for s in sentences)
+    total = side.get("n_sentences", len(sentences))
+    return Coverage(int(scored), int(total), bool(side.get("last_cut_short", False)))
+
+
+@dataclass(frozen=True)
+class MarginSplit:
+    """``margin = prompt + sentences``: how much of a pair's margin the prompt term carries.
+
+    With one prompt encoding per pair the prompt reward r_0 is the same on both sides, so
+    the prompt term moves the margin only through its weights: ``r_0 * (a0_c - a0_r)``.
+    """
+
+    margin: float
+    """chosen score - rejected score."""
+    prompt: float
+    """a0_c * r0_c - a0_r * r0_r: the prompt term's shift of the margin."""
+    sentences: float
+    """sum_j a_j r_j (chosen) - sum_j a_j r_j (rejected): what the sentences decide."""
+
+    @property
+    def prompt_dominates(self) -> bool:
+        """The prompt term carries the verdict: it outweighs everything the sentences add,
+        so the sentence colours do not explain the margin."""
+        return abs(self.prompt) > abs(self.sentences)
+
+    @property
+    def prompt_share(self) -> float:
+        """|prompt| / (|prompt| + |sentences|), 0 when both are 0."""
+        total = abs(self.prompt) + abs(self.sentences)
+        return abs(self.prompt) / total if total > 0 else 0.0
+
+
+def margin_split(record: Mapping[str, Any]) -> MarginSplit:
+    """Split a pair record's margin into the prompt term's shift and the sentences' part.
+
+    Both parts are read off the record's own numbers (weights times rewards), so they add up
+    to the margin up to float32 rounding of the stored score (about 1e-7 of its size).
+    """
+    parts = {}
+    for side in ("chosen", "rejected"):
+        rec = record[side]
+        prompt = rec["prompt_weight"] * rec["prompt_reward"]
+        sentences = math.fsum(
+            s["weight"] * s["reward"] for s in rec["sentences"] if s["reward"] is not None
+        )
+        parts[side] = (prompt, sentences)
+    margin = record["chosen"]["score"] - record["rejected"]["score"]
+    return MarginSplit(
+        margin=margin,
+        prompt=parts["chosen"][0] - parts["rejected"][0],
+        sentences=parts["chosen"][1] - parts["rejected"][1],
+    )

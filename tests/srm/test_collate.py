@@ -7,7 +7,15 @@ import random
 import pytest
 
 from srm.backbones import load_backbone
-from srm.collate import MARKER, PADDING, PROMPT, collate, encode, length_grouped_batches
+from srm.collate import (
+    MARKER,
+    PADDING,
+    PROMPT,
+    collate,
+    encode,
+    encode_groups,
+    length_grouped_batches,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +85,16 @@ def test_truncation_keeps_prompt_tail_and_response_head(tokenizer) -> None:
     response = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
     enc = encode(tokenizer, prompt, response, max_length=16, prompt_fraction=0.25)
     toks = tokens(tokenizer, enc)
-    assert len(enc) == 16
-    assert enc.truncated
+    # 14 tokens after [CLS] and marker 0: the prompt's share int(14 * 0.25) = 3, the response
+    # 11, of which two whole sentences with their markers use 10; the one token left cannot
+    # hold a token and a marker.
+    assert len(enc) == 15
+    assert enc.truncated and enc.prompt_truncated and not enc.last_cut_short
     assert toks[0] == "[CLS]"
     kept_prompt = toks[1 : enc.marker_positions[0]]
-    assert kept_prompt == ["seven", "eight", "nine", "ten"]  # the tail, using all spare room
+    assert kept_prompt == ["eight", "nine", "ten"]  # the tail
     assert enc.token_sentence[-1] == MARKER  # the last kept token is always a marker
-    assert enc.marker_positions[-1] == 15
+    assert enc.marker_positions[-1] == 14
     assert enc.n_sentences < len(enc.spans)  # later sentences were dropped
 
 
@@ -115,6 +126,45 @@ def test_a_long_prompt_never_crowds_out_a_short_response(tokenizer) -> None:
     assert enc.n_sentences == 2
     assert len(enc) == 32
     assert enc.truncated
+
+
+@pytest.mark.parametrize("max_length", [12, 20, 32, 64, 512])
+def test_a_pair_shares_one_prompt_encoding(tokenizer, max_length) -> None:
+    prompt = "Tell me about the history of the bicycle in a few sentences, please. " * 4
+    short = "Bicycles are old."
+    long = "The bicycle was invented in the 19th century. Early designs had no pedals. " * 5
+    group = encode_groups(
+        tokenizer, [prompt, prompt], [[short, long], [long, short]], max_length=max_length
+    )
+    for a, b in group:
+        assert max(len(a), len(b)) <= max_length
+        # Everything up to and including marker 0 is identical on both sides.
+        assert a.marker_positions[0] == b.marker_positions[0]
+        cut = a.marker_positions[0] + 1
+        assert a.input_ids[:cut] == b.input_ids[:cut]
+        assert a.prompt_truncated == b.prompt_truncated
+    # The order of the two responses does not change what either one gets.
+    assert group[0][0].input_ids == group[1][1].input_ids
+    assert group[0][1].input_ids == group[1][0].input_ids
+
+
+def test_the_longest_response_decides_the_prompt_cut(tokenizer) -> None:
+    prompt = "one two three four five six seven eight nine ten " * 3
+    short, long = "Yes.", "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
+    alone = encode(tokenizer, prompt, short, max_length=24)
+    short_enc, long_enc = encode_groups(tokenizer, [prompt], [[short, long]], max_length=24)[0]
+    # Alone, the short answer leaves the prompt more room than it gets beside the long one:
+    # it cannot buy itself a longer prompt inside a pair.
+    assert alone.marker_positions[0] > short_enc.marker_positions[0]
+    assert short_enc.marker_positions[0] == long_enc.marker_positions[0]
+    assert not short_enc.last_cut_short and short_enc.n_sentences == 1
+
+
+def test_encode_groups_checks_its_arguments(tokenizer) -> None:
+    with pytest.raises(ValueError, match="2 prompts but 1 response groups"):
+        encode_groups(tokenizer, ["a", "b"], [["x"]], max_length=32)
+    with pytest.raises(ValueError, match="group 0: 1 span lists but 2 responses"):
+        encode_groups(tokenizer, ["a"], [["x", "y"]], max_length=32, spans=[[None]])
 
 
 def test_collate_pads_and_masks(tokenizer) -> None:

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from srm.cli import main
 from srm.data import PreferencePair, load_pairs
-from srm.score import score_pairs
-from srm.segment import merge_spans, segment
+from srm.score import Coverage, coverage, margin_split, score_pairs, score_responses
+from srm.segment import Span, merge_spans, segment
 
 
 @pytest.fixture
@@ -27,6 +27,11 @@ def check_response(record: dict, response: str, head: str) -> None:
     kept = [s for s in sentences if s["reward"] is not None]
     assert kept, "at least one sentence is always scored"
     assert (len(kept) < len(sentences)) <= record["truncated"]
+    # "scored k of n": the counts match the sentences, and only a cut response is incomplete.
+    assert (record["n_scored"], record["n_sentences"]) == (len(kept), len(sentences))
+    assert sentences[: len(kept)] == kept  # the scored ones are the response's head
+    assert record["truncated"] == (record["prompt_truncated"] or not coverage(record).complete)
+    assert record["last_cut_short"] <= record["truncated"]
     weighted = record["prompt_weight"] * record["prompt_reward"] + sum(
         s["weight"] * s["reward"] for s in kept
     )
@@ -38,15 +43,98 @@ def check_response(record: dict, response: str, head: str) -> None:
 
 @pytest.mark.parametrize("head", ["sentence", "response", "token"])
 def test_records_are_exact_and_in_input_order(make_model, pairs, head) -> None:
-    model = make_model(head, max_length=96)  # short: some responses get truncated
-    records = score_pairs(model, pairs, batch_size=3)
+    model = make_model(head)
+    records = score_pairs(model, pairs, batch_size=3, max_length=96)  # some get truncated
     assert [r["id"] for r in records] == [p.id for p in pairs]
     assert any(r["chosen"]["truncated"] or r["rejected"]["truncated"] for r in records)
     for record, pair in zip(records, pairs, strict=True):
         assert record["head"] == head and record["prefix_rewards"] is True
+        assert record["max_length"] == 96
         check_response(record["chosen"], pair.chosen, head)
         check_response(record["rejected"], pair.rejected, head)
         json.dumps(record, allow_nan=False)  # well-formed JSON
+
+
+@pytest.mark.parametrize("head", ["sentence", "response", "token"])
+@pytest.mark.parametrize("max_length", [48, 96, None])
+def test_both_sides_of_every_pair_get_the_same_prompt_term(
+    make_model, sample_path, head, max_length
+) -> None:
+    """One prompt encoding per pair: r_0 (the prompt-only prefix value) is identical on the
+    chosen and the rejected side of every sample pair, even when the prompt is cut."""
+    pairs = load_pairs(sample_path)
+    records = score_pairs(make_model(head), pairs, batch_size=8, max_length=max_length)
+    if max_length == 48:
+        assert any(r["chosen"]["prompt_truncated"] for r in records)
+    for r in records:
+        assert r["chosen"]["prompt_reward"] == r["rejected"]["prompt_reward"], r["id"]
+        assert r["chosen"]["prompt_truncated"] == r["rejected"]["prompt_truncated"]
+        if head == "response":  # weights 1: the prompt moves neither score relative to the other
+            assert margin_split(r).prompt == 0.0
+
+
+def test_scoring_uses_the_scoring_length_not_the_training_length(make_model, pairs) -> None:
+    model = make_model(max_length=64)
+    assert model.score_length == 512  # the tiny backbone's positions
+    whole = score_pairs(model, pairs)
+    assert all(r["max_length"] == 512 for r in whole)
+    assert all(coverage(r[side]).complete for r in whole for side in ("chosen", "rejected"))
+    short = score_pairs(model, pairs, max_length=64)
+    assert any(not coverage(r["chosen"]).complete for r in short)
+    assert make_model(max_length=64, score_max_length=200).score_length == 200
+    with pytest.raises(ValueError, match="max_length: got 4096"):
+        score_pairs(model, pairs, max_length=4096)
+
+
+def test_coverage_describes_what_was_scored() -> None:
+    side = {"sentences": [{"reward": 0.1}, {"reward": None}, {"reward": None}]}
+    assert coverage(side) == Coverage(1, 3)  # an older record, read from its sentences
+    assert coverage(side).describe() == "scored 1 of 3 sentences"
+    cut = Coverage(6, 14, last_cut_short=True)
+    assert cut.describe() == "scored 6 of 14 sentences (the last in part)"
+    assert not cut.complete and Coverage(1, 1).complete
+
+
+def test_the_margin_split_adds_up(make_model, sample_path) -> None:
+    # Hand-made, with binary fractions, so the arithmetic is exact:
+    # chosen 0.5*0.25 + 0.25*1 + 0.25*(-0.5) = 0.25, rejected 0.25*0.25 + 0.75*0.5 = 0.4375.
+    record = {
+        "chosen": {
+            "score": 0.25,
+            "prompt_reward": 0.25,
+            "prompt_weight": 0.5,
+            "sentences": [{"reward": 1.0, "weight": 0.25}, {"reward": -0.5, "weight": 0.25}],
+        },
+        "rejected": {
+            "score": 0.4375,
+            "prompt_reward": 0.25,
+            "prompt_weight": 0.25,
+            "sentences": [{"reward": 0.5, "weight": 0.75}, {"reward": None, "weight": None}],
+        },
+    }
+    split = margin_split(record)
+    assert (split.margin, split.prompt, split.sentences) == (-0.1875, 0.0625, -0.25)
+    assert split.prompt + split.sentences == split.margin
+    assert not split.prompt_dominates and split.prompt_share == pytest.approx(0.2)
+    # On real records the parts add up to the float32 scores' precision.
+    for r in score_pairs(make_model(), load_pairs(sample_path)[:20]):
+        split = margin_split(r)
+        assert split.prompt + split.sentences == pytest.approx(split.margin, abs=1e-6)
+
+
+def test_score_responses_matches_the_pair_view(make_model, pairs) -> None:
+    model = make_model()
+    paired = score_pairs(model, pairs[:4])
+    alone = score_responses(
+        model, [p.prompt for p in pairs[:4]], [p.chosen for p in pairs[:4]], batch_size=3
+    )
+    for pair_record, record in zip(paired, alone, strict=True):
+        assert record["score"] == pytest.approx(pair_record["chosen"]["score"], abs=1e-5)
+        assert [s["text"] for s in record["sentences"]] == [
+            s["text"] for s in pair_record["chosen"]["sentences"]
+        ]
+    given = score_responses(model, ["Q?"], ["One. Two."], spans=[[Span(0, 9, "One. Two.")]])
+    assert [s["text"] for s in given[0]["sentences"]] == ["One. Two."]
 
 
 def test_token_head_reports_token_rewards_with_offsets(make_model, pairs) -> None:
