@@ -20,7 +20,7 @@ are listed with ``reward``/``weight`` ``null`` (they did not take part in the sc
 ``last_cut_short``. Both responses of a pair see the same prompt tokens (one prompt encoding
 per pair, :func:`srm.collate.encode_groups`), so ``prompt_reward`` is the same on both sides
 and the prompt's share of the margin is ``prompt_reward * (weight_c - weight_r)``: see
-:func:`margin_split`. Scoring runs at the model's scoring length
+:func:`srm.records.margin_split`. Scoring runs at the model's scoring length
 (:attr:`SentenceRewardModel.score_length`, ``max_length`` in the record), not its training
 length, so whole responses are scored where the backbone allows.
 """
@@ -28,9 +28,7 @@ length, so whole responses are scored where the backbone allows.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -218,88 +216,3 @@ def response_record(encoded: Encoded, out: RewardOutput, row: int) -> dict[str, 
             for (start, end), reward in zip(encoded.response_offsets, token_rewards, strict=True)
         ]
     return record
-
-
-# --- reading records -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How much of one response its score saw."""
-
-    scored: int
-    """Sentences that took part in the score (the last possibly in part)."""
-    total: int
-    """Sentences of the response."""
-    last_cut_short: bool = False
-    """The last scored sentence was cut part-way by the context length."""
-
-    @property
-    def complete(self) -> bool:
-        return self.scored == self.total and not self.last_cut_short
-
-    def describe(self) -> str:
-        """``"scored 6 of 14 sentences"`` (``", the 6th in part"`` when cut short)."""
-        text = f"scored {self.scored} of {self.total} sentence{'s' if self.total != 1 else ''}"
-        return text + (" (the last in part)" if self.last_cut_short else "")
-
-
-def coverage(side: Mapping[str, Any]) -> Coverage:
-    """The :class:`Coverage` of one side of a record (older records without the counts are
-    read from their sentences: a sentence with a ``null`` reward was not scored)."""
-    sentences = side["sentences"]
-    scored = side.get("n_scored")
-    if scored is None:
-        scored = sum(s["reward"] is not None for s in sentences)
-    total = side.get("n_sentences", len(sentences))
-    return Coverage(int(scored), int(total), bool(side.get("last_cut_short", False)))
-
-
-@dataclass(frozen=True)
-class MarginSplit:
-    """``margin = prompt + sentences``: how much of a pair's margin the prompt term carries.
-
-    With one prompt encoding per pair the prompt reward r_0 is the same on both sides, so
-    the prompt term moves the margin only through its weights: ``r_0 * (a0_c - a0_r)``.
-    """
-
-    margin: float
-    """chosen score - rejected score."""
-    prompt: float
-    """a0_c * r0_c - a0_r * r0_r: the prompt term's shift of the margin."""
-    sentences: float
-    """sum_j a_j r_j (chosen) - sum_j a_j r_j (rejected): what the sentences decide."""
-
-    @property
-    def prompt_dominates(self) -> bool:
-        """The prompt term carries the verdict: it outweighs everything the sentences add,
-        so the sentence colours do not explain the margin."""
-        return abs(self.prompt) > abs(self.sentences)
-
-    @property
-    def prompt_share(self) -> float:
-        """|prompt| / (|prompt| + |sentences|), 0 when both are 0."""
-        total = abs(self.prompt) + abs(self.sentences)
-        return abs(self.prompt) / total if total > 0 else 0.0
-
-
-def margin_split(record: Mapping[str, Any]) -> MarginSplit:
-    """Split a pair record's margin into the prompt term's shift and the sentences' part.
-
-    Both parts are read off the record's own numbers (weights times rewards), so they add up
-    to the margin up to float32 rounding of the stored score (about 1e-7 of its size).
-    """
-    parts = {}
-    for side in ("chosen", "rejected"):
-        rec = record[side]
-        prompt = rec["prompt_weight"] * rec["prompt_reward"]
-        sentences = math.fsum(
-            s["weight"] * s["reward"] for s in rec["sentences"] if s["reward"] is not None
-        )
-        parts[side] = (prompt, sentences)
-    margin = record["chosen"]["score"] - record["rejected"]["score"]
-    return MarginSplit(
-        margin=margin,
-        prompt=parts["chosen"][0] - parts["rejected"][0],
-        sentences=parts["chosen"][1] - parts["rejected"][1],
-    )

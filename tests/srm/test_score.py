@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from srm.cli import main
 from srm.data import PreferencePair, load_pairs
-from srm.score import Coverage, coverage, margin_split, score_pairs, score_responses
+from srm.records import Coverage, clear_preference, coverage, margin_split, p_chosen
+from srm.score import score_pairs, score_responses
 from srm.segment import Span, merge_spans, segment
 
 
@@ -93,6 +94,14 @@ def test_coverage_describes_what_was_scored() -> None:
     cut = Coverage(6, 14, last_cut_short=True)
     assert cut.describe() == "scored 6 of 14 sentences (the last in part)"
     assert not cut.complete and Coverage(1, 1).complete
+
+
+def test_preference_probability_and_its_band() -> None:
+    assert p_chosen(0.0) == 0.5
+    assert p_chosen(-1000.0) == 0.0 and p_chosen(1000.0) == 1.0  # no overflow
+    assert p_chosen(-0.5) == pytest.approx(1 - p_chosen(0.5))
+    assert not clear_preference(0.19) and not clear_preference(-0.19)
+    assert clear_preference(0.21) and clear_preference(-0.21)
 
 
 def test_the_margin_split_adds_up(make_model, sample_path) -> None:
