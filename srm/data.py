@@ -50,6 +50,11 @@ every run and machine, whichever shape it arrived in. ``source`` falls back to
 ``default_source``, then the file's stem (``sample_50``), then ``"dataset"`` for in-memory
 data.
 
+Step-labelled responses (:class:`StepRecord`, read by :func:`load_steps`) are TRL's
+stepwise-supervision format: ``prompt``, ``completions`` (the response's sentences, in order)
+and ``labels`` (one bool per sentence, True = good), with optional ``id`` and ``source``. They
+come from the same inputs except CSV, whose cells cannot hold the two lists.
+
 Validation is all-or-nothing: every problem in the input is collected and raised together
 as one :class:`DataError`, and nothing is returned from an invalid input, so a half-loaded
 file can never reach training. An empty or whitespace-only prompt is an error: every
@@ -74,12 +79,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from srm.segment import Span
+
 if TYPE_CHECKING:
     import datasets
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DataError", "PreferencePair", "Problem", "content_id", "load_pairs", "write_jsonl"]
+__all__ = [
+    "DataError",
+    "PreferencePair",
+    "Problem",
+    "StepRecord",
+    "content_id",
+    "load_pairs",
+    "load_steps",
+    "write_jsonl",
+]
 
 #: Value of :attr:`Problem.file` for problems in an in-memory dataset.
 IN_MEMORY_FILE = "<dataset>"
@@ -108,6 +124,11 @@ _ADAPTERS_TRIED = (
     "TRL (prompt, chosen, rejected as strings), HH-RLHF transcripts (chosen, rejected as "
     "'\\n\\nHuman: ...\\n\\nAssistant: ...' strings) and chat messages (chosen, rejected and "
     "optionally prompt as lists of {role, content})"
+)
+#: What joins a response's steps into its text by default (TRL's ``step_separator``).
+DEFAULT_STEP_SEPARATOR = "\n"
+_STEP_FIELDS = (
+    "step records need 'prompt', 'completions' and 'labels' (TRL's stepwise-supervision format)"
 )
 _MAX_LISTED = 20
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -152,6 +173,54 @@ class PreferencePair:
         if self.subset is not None:
             record["subset"] = self.subset
         return record
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One response given as its sentences (``completions``), each judged by a person:
+    ``labels[j]`` is True when sentence j is good, False when it is bad.
+
+    This is TRL's stepwise-supervision format (what ``PRMTrainer`` trains on, and what
+    ``srm export --format prm`` writes); SRM Studio uses it to check whether a model's
+    sentence rewards point at the sentences people marked bad.
+    """
+
+    id: str
+    prompt: str
+    completions: tuple[str, ...]
+    labels: tuple[bool, ...]
+    source: str = ""
+
+    def response(self, separator: str = DEFAULT_STEP_SEPARATOR) -> tuple[str, list[Span]]:
+        """The response text the model scores, and each sentence's span in it.
+
+        Steps are joined by ``separator``; a step that already ends with whitespace gets
+        none, and nothing follows the last step. A span covers its step and the separator
+        after it, so the spans tile the text and keep the record's sentence boundaries:
+
+        >>> record = StepRecord("a", "Q?", ("One.", "Two.\\n", "End."), (True, False, True))
+        >>> text, spans = record.response()
+        >>> text, [(span.start, span.end) for span in spans]
+        ('One.\\nTwo.\\nEnd.', [(0, 5), (5, 10), (10, 14)])
+        """
+        spans: list[Span] = []
+        start = 0
+        last = len(self.completions) - 1
+        for j, step in enumerate(self.completions):
+            text = step if j == last or step[-1:].isspace() else step + separator
+            spans.append(Span(start, start + len(text), text))
+            start += len(text)
+        return "".join(span.text for span in spans), spans
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the TRL-style record :func:`load_steps` reads back unchanged."""
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "completions": list(self.completions),
+            "labels": list(self.labels),
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -229,20 +298,7 @@ def load_pairs(
     Raises :class:`DataError` listing every problem found (nothing is returned from an
     invalid input), including a missing path, an unsupported extension or an empty input.
     """
-    if format is not None and format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)} or None")
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        label = os.fspath(source)
-        rows = _read_path(path, label, format)
-        fallback = default_source or path.stem or path.resolve().name or IN_MEMORY_SOURCE
-    else:
-        if format is not None:
-            raise ValueError("format= only applies to paths; a Dataset needs no format")
-        label = IN_MEMORY_FILE
-        rows = _dataset_rows(_single_split(source, label), label)
-        fallback = default_source or IN_MEMORY_SOURCE
-
+    rows, label, fallback = _open_rows(source, format, default_source)
     pairs, problems, shapes = _validate(rows, label, fallback)
     if problems:
         raise DataError(problems)
@@ -257,6 +313,99 @@ def load_pairs(
         ", ".join(f"{n} {shape}" for shape, n in sorted(shapes.items())),
     )
     return pairs
+
+
+def load_steps(
+    source: str | os.PathLike[str] | datasets.Dataset | datasets.DatasetDict,
+    *,
+    format: str | None = None,
+    default_source: str | None = None,
+) -> list[StepRecord]:
+    """Read and validate step-labelled responses (TRL's stepwise-supervision format).
+
+    Each record needs ``prompt`` (a non-empty string), ``completions`` (at least two
+    non-empty strings: the response's sentences, in order) and ``labels`` (one JSON bool per
+    sentence, True = good); ``id`` (string or integer) and ``source`` are optional, as for
+    :func:`load_pairs`. Inputs are those of :func:`load_pairs` except CSV, and ``format`` and
+    ``default_source`` mean the same. A record without an id gets
+    ``"sha256:" + sha256(prompt, completions and labels)[:16]``.
+
+    A response of one sentence is refused: there is nothing to point at. Labels must be real
+    bools, not 1/0 or "true", because a column of 1/0 often means a score or a rating scale
+    rather than good/bad, and guessing would silently change what is measured.
+
+    Raises :class:`DataError` listing every problem found; nothing is returned from an
+    invalid input.
+    """
+    rows, label, fallback = _open_rows(
+        source,
+        format,
+        default_source,
+        csv_refused=(
+            "CSV cannot hold step records: 'completions' and 'labels' are lists, which CSV "
+            "cells can only hold as text; write JSON Lines (one record per line), a JSON "
+            "list, Parquet or a saved dataset instead"
+        ),
+    )
+    records: list[StepRecord] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, str] = {}
+    for location, raw, error in rows:
+        if error is not None:
+            problems.append(Problem(label, location, None, error))
+            continue
+        found: _Found = []
+        record, derived = _to_step_record(raw, fallback, found)
+        record_id = record.id if record is not None else _explicit_id(raw)
+        if record_id is not None:
+            if record_id in first_seen:
+                why = (
+                    "; that id was derived from the content, so the two records are exact "
+                    "duplicates: remove one"
+                    if derived
+                    else "; ids must be unique: rename or remove one of them"
+                )
+                found.append(
+                    ("id", f"id '{record_id}' already used on {first_seen[record_id]}{why}")
+                )
+            else:
+                first_seen[record_id] = location
+        problems.extend(Problem(label, location, f, m) for f, m in found)
+        if record is not None and not found:
+            records.append(record)
+    if problems:
+        raise DataError(problems)
+    if not records:
+        raise DataError(
+            [Problem(label, "", None, "no records; expected at least one step-labelled response")]
+        )
+    logger.info("loaded %d step-labelled responses from %s", len(records), label)
+    return records
+
+
+def _open_rows(
+    source: str | os.PathLike[str] | datasets.Dataset | datasets.DatasetDict,
+    format: str | None,
+    default_source: str | None,
+    *,
+    csv_refused: str | None = None,
+) -> tuple[Iterator[_Row], str, str]:
+    """The rows of ``source``, its label for messages, and the source name for records
+    without one. ``csv_refused``, when given, is the reason CSV input is refused."""
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)} or None")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        label = os.fspath(source)
+        format = _path_format(path, label, format)
+        if format == "csv" and csv_refused is not None:
+            raise DataError([Problem(label, "", None, csv_refused)])
+        fallback = default_source or path.stem or path.resolve().name or IN_MEMORY_SOURCE
+        return _read_path(path, label, format), label, fallback
+    if format is not None:
+        raise ValueError("format= only applies to paths; a Dataset needs no format")
+    rows = _dataset_rows(_single_split(source, IN_MEMORY_FILE), IN_MEMORY_FILE)
+    return rows, IN_MEMORY_FILE, default_source or IN_MEMORY_SOURCE
 
 
 def write_jsonl(pairs: Iterable[PreferencePair], path: str | os.PathLike[str]) -> None:
@@ -300,8 +449,8 @@ def write_json_lines(records: Iterable[Mapping[str, Any]], path: str | os.PathLi
 # --------------------------------------------------------------------------------- reading
 
 
-def _read_path(path: Path, label: str, format: str | None) -> Iterator[_Row]:
-    """Pick a reader for ``path``; raise DataError for problems with the file as a whole."""
+def _path_format(path: Path, label: str, format: str | None) -> str:
+    """The format of ``path`` (``format`` if given); DataError if missing or unrecognised."""
 
     def fail(message: str) -> DataError:
         return DataError([Problem(label, "", None, message)])
@@ -322,6 +471,12 @@ def _read_path(path: Path, label: str, format: str | None) -> Iterator[_Row]:
                     f"cannot tell the format from {shown}; supported: {_SUPPORTED}. "
                     f"Rename the file or pass format= (one of {', '.join(FORMATS)})"
                 )
+    return format
+
+
+def _read_path(path: Path, label: str, format: str | None) -> Iterator[_Row]:
+    """Pick a reader for ``path``; raise DataError for problems with the file as a whole."""
+    format = _path_format(path, label, format)
     if format == "jsonl":
         return _read_jsonl(path, label)
     if format == "json":
@@ -832,6 +987,130 @@ def _messages(record: Mapping[str, Any], name: str, found: _Found) -> list[tuple
     return turns if ok else None
 
 
+def _to_step_record(
+    record: Any, fallback_source: str, found: _Found
+) -> tuple[StepRecord | None, bool]:
+    """Convert one step record, appending its problems to ``found``; return the record
+    (``None`` if anything is wrong) and whether its id was derived from the content."""
+    if not isinstance(record, Mapping):
+        found.append((None, f"expected a JSON object (a record), got {_type_name(record)}"))
+        return None, False
+    hint = f"; {_STEP_FIELDS}"
+    prompt = _require_str(record, "prompt", found, hint)
+    if prompt is not None and not prompt.strip():
+        found.append(("prompt", "is empty; every record needs the prompt its response answers"))
+    completions = _step_completions(record, found, hint)
+    labels = _step_labels(record, found, hint)
+    # Compared on the raw lists, so a mismatch is reported beside problems inside them.
+    steps, marks = record.get("completions"), record.get("labels")
+    if isinstance(steps, list) and isinstance(marks, list) and len(steps) != len(marks):
+        found.append(
+            (
+                "labels",
+                f"has {_count(len(marks), 'label')} but completions has "
+                f"{_count(len(steps), 'sentence')}; give one label per sentence",
+            )
+        )
+    explicit_id = _check_id(record, found)
+    source = _check_optional_string(record, "source", found)
+    if found or prompt is None or completions is None or labels is None:
+        return None, False
+    step_record = StepRecord(
+        id=explicit_id
+        if explicit_id is not None
+        else _step_content_id(prompt, completions, labels),
+        prompt=prompt,
+        completions=tuple(completions),
+        labels=tuple(labels),
+        source=source if source is not None else fallback_source,
+    )
+    return step_record, explicit_id is None
+
+
+def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> list[str] | None:
+    """The sentences of a step record, or None (problems appended to ``found``)."""
+    if "completions" not in record:
+        found.append(("completions", f"missing required field{hint}"))
+        return None
+    value = record["completions"]
+    if not isinstance(value, list):
+        split = "; split the response into its sentences" if isinstance(value, str) else ""
+        found.append(
+            (
+                "completions",
+                f"expected a list of strings (the response's sentences, in order), "
+                f"got {_type_name(value)}{split}",
+            )
+        )
+        return None
+    if not value:
+        found.append(("completions", "is empty; give the response's sentences, in order"))
+        return None
+    ok = True
+    for j, step in enumerate(value):
+        if not isinstance(step, str):
+            found.append((f"completions[{j}]", f"expected a string, got {_type_name(step)}"))
+            ok = False
+        elif not step.strip():
+            found.append(
+                (f"completions[{j}]", "is empty or whitespace-only; every sentence needs text")
+            )
+            ok = False
+    if len(value) == 1:
+        found.append(
+            (
+                "completions",
+                "has only one sentence; pointing at the bad sentence needs at least two, so "
+                "a one-sentence response says nothing about credit assignment: split it into "
+                "its sentences or drop the record",
+            )
+        )
+        ok = False
+    return value if ok else None
+
+
+def _step_labels(record: Mapping[str, Any], found: _Found, hint: str) -> list[bool] | None:
+    """The labels of a step record, or None (problems appended to ``found``)."""
+    if "labels" not in record:
+        found.append(("labels", f"missing required field{hint}"))
+        return None
+    value = record["labels"]
+    if not isinstance(value, list):
+        found.append(
+            (
+                "labels",
+                f"expected a list of bools (true = good sentence), got {_type_name(value)}",
+            )
+        )
+        return None
+    ok = True
+    for j, label in enumerate(value):
+        if not isinstance(label, bool):
+            shown = (
+                f"{_type_name(label)} {label!r}"
+                if isinstance(label, (int, float, str))
+                else _type_name(label)
+            )
+            found.append(
+                (
+                    f"labels[{j}]",
+                    f"expected a bool (true = good, false = bad), got {shown}; 1/0 and "
+                    '"true"/"false" are not read as labels',
+                )
+            )
+            ok = False
+    return value if ok else None
+
+
+def _step_content_id(prompt: str, completions: Sequence[str], labels: Sequence[bool]) -> str:
+    """The id of a step record that has none: like :func:`content_id`, over the prompt, the
+    sentences (0x1E between them) and the labels as ``1``/``0``."""
+    text = "\x1f".join(
+        (prompt, "\x1e".join(completions), "".join("1" if label else "0" for label in labels))
+    )
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def _require_str(record: Mapping[str, Any], name: str, found: _Found, hint: str) -> str | None:
     if name not in record:
         found.append((name, f"missing required field{hint}"))
@@ -888,6 +1167,10 @@ def _check_optional_string(record: Mapping[str, Any], key: str, found: _Found) -
         found.append((key, f"expected a string, got {_type_name(value)}"))
         return None
     return value
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _type_name(value: Any) -> str:
