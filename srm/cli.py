@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -944,6 +945,25 @@ def _shorten(text: str, width: int) -> str:
     help="Evaluate a file written by srm score instead of running a model.",
 )
 @click.option(
+    "--steps",
+    "steps_path",
+    type=click.Path(path_type=Path),
+    help="Sentence-labelled responses (TRL's stepwise format: prompt, completions, labels): "
+    "check the sentence rewards against the labels instead of pairwise accuracy.",
+)
+@click.option(
+    "--step-separator",
+    default=None,
+    help="With --steps: what joins the steps into the response (default: a newline, like "
+    "TRL's step_separator); \\n, \\t and \\\\ are read as escapes.",
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --steps: tokens per sequence when scoring (default: the model's scoring length).",
+)
+@click.option(
     "--json", "json_out", type=click.Path(path_type=Path), help="Also write the report as JSON."
 )
 @click.option(
@@ -951,20 +971,39 @@ def _shorten(text: str, width: int) -> str:
     type=click.IntRange(min=1),
     default=16,
     show_default=True,
-    help="Pairs per forward pass.",
+    help="Pairs (with --steps: responses) per forward pass.",
 )
 @click.option("--device", "device", default="auto", show_default=True, help="auto, cpu, cuda, ...")
 def eval_cmd(
     model_dir: Path | None,
     data_path: Path | None,
     scores_path: Path | None,
+    steps_path: Path | None,
+    step_separator: str | None,
+    max_length: int | None,
     json_out: Path | None,
     batch_size: int,
     device: str,
 ) -> None:
-    """Accuracy overall, per source and per section, beside the length-only baseline."""
+    """Accuracy overall, per source and per section, beside the length-only baseline.
+
+    With --steps FILE: how well the sentence rewards find the sentences people marked bad
+    (AUROC and pointing accuracy), beside position, length and random baselines.
+    """
     from srm.evaluate import format_report, summarize
 
+    if steps_path is not None:
+        if data_path is not None or scores_path is not None:
+            raise click.UsageError(
+                "Give one of --steps FILE, --data PATH or --scores FILE: --steps evaluates "
+                "sentence labels, the other two preference pairs."
+            )
+        separator = None if step_separator is None else _unescape(step_separator)
+        report = _eval_steps(steps_path, model_dir, separator, max_length, batch_size, device)
+        _write_json_report(report, json_out)
+        return
+    if step_separator is not None or max_length is not None:
+        raise click.UsageError("--step-separator and --max-length apply to --steps FILE only.")
     if scores_path is not None:
         if model_dir or data_path:
             raise click.UsageError("Give either --scores FILE or --model and --data, not both.")
@@ -985,9 +1024,52 @@ def eval_cmd(
         records = score_pairs(model, pairs, batch_size=batch_size, show_progress=True)
     report = summarize(records)
     click.echo(format_report(report))
+    _write_json_report(report, json_out)
+
+
+def _eval_steps(
+    steps_path: Path,
+    model_dir: Path | None,
+    separator: str | None,
+    max_length: int | None,
+    batch_size: int,
+    device: str,
+) -> dict:
+    """Load and validate the whole steps file, then the model; score and print the table."""
+    from srm.checkpoint import CheckpointError, load
+    from srm.data import DEFAULT_STEP_SEPARATOR, DataError, load_steps
+    from srm.evaluate import evaluate_steps, format_credit_report
+
+    try:
+        records = load_steps(steps_path)
+        model = load(model_dir or _default_model(), device=_device(device))
+    except (DataError, CheckpointError) as err:
+        raise click.ClickException(str(err)) from err
+    try:
+        report = evaluate_steps(
+            model,
+            records,
+            separator=DEFAULT_STEP_SEPARATOR if separator is None else separator,
+            batch_size=batch_size,
+            max_length=max_length,
+            show_progress=True,
+        )
+    except ValueError as err:  # a --max-length the backbone cannot take
+        raise click.ClickException(str(err)) from err
+    click.echo(format_credit_report(report))
+    return report
+
+
+def _write_json_report(report: dict, json_out: Path | None) -> None:
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         click.echo(f"Wrote {json_out}.")
+
+
+def _unescape(text: str) -> str:
+    """Read ``\\n``, ``\\t`` and ``\\\\`` in a command-line string as the characters they name."""
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    return re.sub(r"\\([nt\\])", lambda m: escapes[m.group(1)], text)
 
 
 def _store_training_pairs(db_url: str | None, dataset: str) -> list[PreferencePair]:
