@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 
 from srm.data import PreferencePair
 from srm.store import (
@@ -31,6 +31,7 @@ from srm.store import (
     label_state,
     label_summary,
     list_datasets,
+    list_models,
     list_pairs,
     list_sources,
     make_engine,
@@ -145,6 +146,29 @@ def test_a_store_made_by_the_first_migration_upgrades_with_its_rows(store_url: s
         assert import_pairs(s, "old", same).added == 0
     with session_factory() as s:
         assert [p.chosen for p in effective_pairs(s, "old").pairs] == ["Yes.", "Down."]
+
+
+def test_scores_from_before_one_prompt_per_pair_are_dropped_on_upgrade(
+    store_url: str, make_pairs
+) -> None:
+    """Migration 0004: scores made when the two sides could see different prompt tokens (and
+    only the training length) are a stale cache; they go, the pairs and models stay."""
+    engine = make_engine(store_url)
+    upgrade(engine, "0003")
+    pairs = make_pairs(2)
+    with make_sessionmaker(engine).begin() as s:
+        import_pairs(s, "d", pairs)
+        model_id = register_model(s, "m", "/runs/m").id
+        records = [
+            {"id": p.id, "chosen": {"score": 1.0}, "rejected": {"score": 0.0}} for p in pairs
+        ]
+        save_scores(s, model_id, "d", records)
+        assert s.scalar(select(func.count(Score.id))) == 2
+    engine = open_store(store_url)
+    assert current_revision(engine) == head_revision()
+    with make_sessionmaker(engine)() as s:
+        assert s.scalar(select(func.count(Score.id))) == 0
+        assert count_pairs(s) == 2 and [m.name for m in list_models(s)] == ["m"]
 
 
 # ---------------------------------------------------------------------------- every table
