@@ -23,6 +23,15 @@ def p_chosen(margin: float) -> float:
     return e / (1.0 + e)
 
 
+def sig3(x: float, *, signed: bool = True) -> str:
+    """A number to 3 significant figures, the precision the pages show rewards, weights and
+    margins at: ``sig3(-0.08681) == "-0.0868"``, ``sig3(0.5, signed=False) == "0.5"``."""
+    if x == 0:
+        return "0"
+    text = f"{x:+.3g}" if signed else f"{x:.3g}"
+    return text.replace("e-0", "e-").replace("e+0", "e+")
+
+
 def clear_preference(margin: float) -> bool:
     """Whether sigma(margin) is outside the no-clear-preference band."""
     return abs(p_chosen(margin) - 0.5) >= NO_CLEAR_PREFERENCE

@@ -19,6 +19,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from srm.records import margin_split, p_chosen, sig3
+
 Record = dict[str, Any]
 
 SIDES = ("chosen", "rejected")
@@ -43,21 +45,39 @@ MAX_CELL_LABELS = 20
 def sentence_heatmap(
     pair_record: Record, value: str = "reward", *, large: bool = False
 ) -> go.Figure:
-    """Both responses of a pair as two rows of cells, one per sentence, coloured by ``value``.
+    """Both responses of a pair as two rows of cells: the prompt term, then one cell per
+    sentence, coloured by ``value``.
 
-    Rows are ``chosen`` (top) and ``rejected``; columns sentence 1..K, K the longer response's
-    sentence count (cells past a response's end are empty). ``value="reward"`` uses a diverging
-    scale symmetric about 0; ``"weight"`` a sequential one from 0. Sentences cut by truncation
-    are empty cells whose hover says so. Cells are labelled with their value when K <= 20.
+    Rows are ``chosen`` (top) and ``rejected``; columns ``prompt`` then sentence 1..K, K the
+    longer response's sentence count (cells past a response's end are empty). The prompt
+    column holds marker 0's term (r_0 or a_0): it is part of every score, and often most of
+    the margin, so leaving it out would tell a story the numbers do not. ``value="reward"``
+    uses a diverging scale symmetric about 0, ``"weight"`` a sequential one from 0; the scale
+    is set by the *sentences*, so a prompt term beyond it shows at full colour and the title
+    says so. Sentences cut by truncation are empty cells whose hover says so. Cells are
+    labelled with their value (3 significant figures) when K <= 20.
     """
     _check_value(value)
     rows = [pair_record[side]["sentences"] for side in SIDES]
     k = max(len(r) for r in rows)
-    z: list[list[float | None]] = []  # (2, K)
-    customdata: list[list[list[str]]] = []  # (2, K, 3): side, value line, sentence text
-    labels: list[list[str]] = []  # (2, K)
+    columns = ["prompt", *(str(j) for j in range(1, k + 1))]
+    z: list[list[float | None]] = []  # (2, K + 1)
+    customdata: list[list[list[str]]] = []  # (2, K + 1, 3): side, value line, sentence text
+    labels: list[list[str]] = []  # (2, K + 1)
     for side, sentences in zip(SIDES, rows, strict=True):
-        z_row, data_row, label_row = [], [], []
+        rec = pair_record[side]
+        prompt_value = rec[f"prompt_{value}"]
+        term = rec["prompt_reward"] * rec["prompt_weight"]
+        z_row = [prompt_value]
+        data_row = [
+            [
+                side,
+                f"prompt term · {value} {sig3(prompt_value, signed=value == 'reward')}",
+                f"reward {sig3(rec['prompt_reward'])} × weight "
+                f"{sig3(rec['prompt_weight'], signed=False)} = {sig3(term)} of the score",
+            ]
+        ]
+        label_row = [sig3(prompt_value, signed=value == "reward")]
         for j in range(k):
             if j >= len(sentences):
                 z_row.append(None)
@@ -71,14 +91,15 @@ def sentence_heatmap(
                 line = f"sentence {j + 1} · cut by truncation (not scored)"
                 label_row.append("")
             else:
-                line = f"sentence {j + 1} · {value} {_format(v, value)}"
-                label_row.append(_format(v, value, short=True))
+                line = f"sentence {j + 1} · {value} {sig3(v, signed=value == 'reward')}"
+                label_row.append(sig3(v, signed=value == "reward"))
             data_row.append([side, line, hover_text(s["text"])])
         z.append(z_row)
         customdata.append(data_row)
         labels.append(label_row)
 
-    top = _max_abs(v for row in z for v in row)
+    top = _max_abs(v for row in z for v in row[1:])  # the sentences set the scale
+    clipped = any(abs(row[0]) > top for row in z if row[0] is not None and len(row) > 1)
     if value == "reward":
         colors = {"colorscale": REWARD_SCALE, "zmid": 0.0, "zmin": -top, "zmax": top}
         what = "sentence reward"
@@ -87,9 +108,11 @@ def sentence_heatmap(
     else:
         colors = {"colorscale": WEIGHT_SCALE, "zmin": 0.0, "zmax": top}
         what = "attention weight of each sentence in the score"
+    if clipped:
+        what += " · the prompt term is beyond the sentences' scale (full colour)"
     heatmap = go.Heatmap(
         z=z,
-        x=list(range(1, k + 1)),
+        x=columns,
         y=list(SIDES),
         customdata=customdata,
         hovertemplate=(
@@ -105,7 +128,11 @@ def sentence_heatmap(
         heatmap.update(text=labels, texttemplate="%{text}")
     fig = go.Figure(heatmap)
     fig.update_yaxes(autorange="reversed")  # chosen (row 0) on top
-    fig.update_xaxes(title_text="sentence", dtick=1 if k <= MAX_CELL_LABELS else None)
+    fig.update_xaxes(
+        title_text="prompt term, then sentence", type="category", categoryarray=columns
+    )
+    if k > MAX_CELL_LABELS:  # too many to label each: show every fifth sentence
+        fig.update_xaxes(tickvals=columns[::5])
     return _style(fig, f"Colour: {what}", large=large, height=260)
 
 
@@ -114,8 +141,9 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
 
     One waterfall per response, side by side on a shared y axis. The relative bars add up to
     the score exactly (the model's own decomposition); the title gives the model's margin
-    (chosen − rejected) and P(chosen preferred) = sigmoid(margin). Truncated sentences, which
-    took no part in the score, are left out.
+    (chosen − rejected), split into the prompt term's shift and the sentences' part, and
+    P(chosen preferred) = sigmoid(margin). Truncated sentences, which took no part in the
+    score, are left out.
     """
     scores = {side: pair_record[side]["score"] for side in SIDES}
     fig = make_subplots(
@@ -123,17 +151,17 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
         cols=2,
         shared_yaxes=True,
         horizontal_spacing=0.04,
-        subplot_titles=[f"{side} · score {scores[side]:+.3f}" for side in SIDES],
+        subplot_titles=[f"{side} · score {sig3(scores[side])}" for side in SIDES],
     )
     for col, side in enumerate(SIDES, start=1):
         rec = pair_record[side]
         prompt = rec["prompt_weight"] * rec["prompt_reward"]
-        x, y, measure = ["prompt"], [prompt], ["relative"]
+        x, y, measure = ["prompt term"], [prompt], ["relative"]
         detail = [
             [
                 "the prompt's own term",
-                f"reward {rec['prompt_reward']:+.3f} × weight {rec['prompt_weight']:.3f}"
-                f" = {prompt:+.4f}",
+                f"reward {sig3(rec['prompt_reward'])} × weight "
+                f"{sig3(rec['prompt_weight'], signed=False)} = {sig3(prompt)}",
             ]
         ]
         for j, s in enumerate(rec["sentences"], start=1):
@@ -146,13 +174,14 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
             detail.append(
                 [
                     hover_text(s["text"]),
-                    f"reward {s['reward']:+.3f} × weight {s['weight']:.3f} = {term:+.4f}",
+                    f"reward {sig3(s['reward'])} × weight {sig3(s['weight'], signed=False)}"
+                    f" = {sig3(term)}",
                 ]
             )
         x.append("score")
         y.append(rec["score"])
         measure.append("total")
-        detail.append([f"{side} score", f"{rec['score']:+.4f}"])
+        detail.append([f"{side} score", sig3(rec["score"])])
         fig.add_trace(
             go.Waterfall(
                 name=side,
@@ -172,10 +201,11 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
             row=1,
             col=col,
         )
-    margin = scores["chosen"] - scores["rejected"]
+    split = margin_split(pair_record)
     title = (
-        f"Margin (chosen − rejected) = {margin:+.3f} · "
-        f"P(chosen preferred) = σ(margin) = {_sigmoid(margin):.1%}"
+        f"Margin (chosen − rejected) {sig3(split.margin)} = prompt term "
+        f"{sig3(split.prompt)} + sentences {sig3(split.sentences)} · "
+        f"P(chosen preferred) = σ(margin) = {p_chosen(split.margin):.1%}"
     )
     fig.update_yaxes(title_text="contribution to score", row=1, col=1)
     fig.update_xaxes(type="category")
@@ -462,12 +492,6 @@ def _check_value(value: str) -> None:
         raise ValueError(f"value must be one of {VALUES}, got {value!r}")
 
 
-def _format(v: float, value: str, *, short: bool = False) -> str:
-    if value == "reward":
-        return f"{v:+.2f}" if short else f"{v:+.3f}"
-    return f"{v:.2f}" if short else f"{v:.3f}"
-
-
 def _max_abs(values: Any) -> float:
     finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
     top = max(finite, default=0.0)
@@ -476,11 +500,3 @@ def _max_abs(values: Any) -> float:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _sigmoid(x: float) -> float:
-    # Split by sign so exp never overflows for large |margin|.
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)

@@ -19,6 +19,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from srm.records import sig3
+
 Record = dict[str, Any]
 
 # ColorBrewer PuOr ends: an orange/purple pair that stays distinct under the common colour-vision
@@ -99,6 +101,30 @@ def sentences_html(
             classes.append("srm-selected")
         spans.append((s["start"], s["end"], classes, style, title, {"data-sentence": str(i)}))
     return _response_div(text, spans, large=large)
+
+
+def prompt_term_html(
+    record: Record, *, by: str = "reward", scale: float, large: bool = False
+) -> str:
+    """A chip for the prompt's own term (marker 0) of one response, tinted like a sentence:
+    it is part of the score, so the coloured text would tell half the story without it.
+    ``scale`` is the sentences' shared scale; a prompt term beyond it gets the full tint and
+    the chip says so."""
+    _check_by(by)
+    reward, weight = record["prompt_reward"], record["prompt_weight"]
+    value = reward if by == "reward" else weight
+    color = reward_color(value, scale) if by == "reward" else weight_color(value, scale)
+    beyond = " · beyond the sentences' colour scale" if abs(value) > scale else ""
+    text = (
+        f"prompt term: reward {sig3(reward)} × weight {sig3(weight, signed=False)} = "
+        f"{sig3(reward * weight)}{beyond}"
+    )
+    size = "1.1rem" if large else "0.85rem"
+    return (
+        f'<div class="srm-prompt-term" style="font-size: {size}; color: #333;">'
+        f'<span style="background-color: {color}; border-radius: 3px; padding: 1px 4px;">'
+        f"{_escape(text)}</span></div>"
+    )
 
 
 def tokens_html(

@@ -9,7 +9,6 @@ annotator sees their own change at once and other people's within seconds.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections import defaultdict
@@ -24,13 +23,23 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from srm import store
+from srm.records import (
+    NO_CLEAR_PREFERENCE,
+    Coverage,
+    MarginSplit,
+    clear_preference,
+    coverage,
+    margin_split,
+    p_chosen,
+    sig3,
+)
 from srm.store import StaleWriteError, StoreError
 
 if TYPE_CHECKING:  # torch loads on first use, not when a page imports services
     from srm.model import SentenceRewardModel
     from srm.segment import Span
 
-__all__ = ["StaleWriteError", "StoreError"]
+__all__ = ["NO_CLEAR_PREFERENCE", "StaleWriteError", "StoreError"]
 
 #: Label actions with their keyboard shortcuts, in the order the Annotate page shows them.
 LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
@@ -444,13 +453,9 @@ def split_sentence(
     return [(s.start, s.end) for s in split_span(_spans(text, cuts), index, at)]
 
 
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 @dataclass(frozen=True)
 class Verdict:
-    """The model's preference beside the pair's current label."""
+    """The model's preference beside the pair's current label, with what carries it."""
 
     margin: float
     """Chosen minus rejected score (as imported)."""
@@ -460,14 +465,68 @@ class Verdict:
     label: str | None
     agrees: bool | None
     """``None`` for ties and discards, which prefer neither response."""
+    split: MarginSplit
+    """margin = prompt term shift + sentence terms."""
+    coverage: dict[str, Coverage]
+    """Per side: how many of its sentences the score saw."""
+
+    @property
+    def clear(self) -> bool:
+        """Outside the no-clear-preference band around P = 50%."""
+        return clear_preference(self.margin)
+
+    @property
+    def probability_text(self) -> str:
+        """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band."""
+        text = f"{self.p_chosen:.1%}"
+        return text if self.clear else f"{text} · no clear preference"
+
+    @property
+    def split_text(self) -> str:
+        """``"margin -0.0868 = prompt term -0.0787 + sentences -0.0081"``"""
+        return (
+            f"margin {sig3(self.split.margin)} = prompt term {sig3(self.split.prompt)} "
+            f"+ sentences {sig3(self.split.sentences)}"
+        )
+
+    @property
+    def prompt_note(self) -> str | None:
+        """Words for a margin the prompt term carries (None when the sentences carry it)."""
+        if not self.split.prompt_dominates:
+            return None
+        return (
+            f"The prompt term carries {self.split.prompt_share:.0%} of this margin: the verdict "
+            "comes from how much weight each response gives the prompt, not from what any of "
+            "its sentences earned, so the sentence colours do not explain it."
+        )
+
+    @property
+    def coverage_note(self) -> str | None:
+        """Words for a verdict based on cut responses (None when both were scored whole)."""
+        cut = [f"{side} {c.describe()}" for side, c in self.coverage.items() if not c.complete]
+        if not cut:
+            return None
+        return (
+            "Verdict on cut responses: "
+            + "; ".join(cut)
+            + ". The rest did not fit the model's context and took no part in the score."
+        )
 
 
 def verdict(record: Mapping[str, Any], label: str | None) -> Verdict:
-    margin = record["chosen"]["score"] - record["rejected"]["score"]
-    prefers = "chosen" if margin >= 0 else "rejected"
+    split = margin_split(record)
+    prefers = "chosen" if split.margin >= 0 else "rejected"
     wanted = {None: "chosen", "keep": "chosen", "swap": "rejected"}.get(label)
     agrees = None if wanted is None else prefers == wanted
-    return Verdict(margin, sigmoid(margin), prefers, label, agrees)
+    return Verdict(
+        split.margin,
+        p_chosen(split.margin),
+        prefers,
+        label,
+        agrees,
+        split,
+        {side: coverage(record[side]) for side in ("chosen", "rejected")},
+    )
 
 
 # ------------------------------------------------------------------------------- annotation
@@ -771,8 +830,18 @@ def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[
             scored = [(p, d) for p, d in ranked if d is not None]
             scored.sort(key=lambda item: item[1])  # most confident agreement first
             if scored:
-                return [(p.dataset.name, p.external_id) for p, _ in scored[:limit]]
+                # A demo of sentence credit shows pairs whose margin the sentences carry, not
+                # the prompt term; those first, each group surest first.
+                candidates = [p for p, _ in scored[: 5 * limit]]
+                candidates.sort(key=lambda p: _prompt_carries(session, p.id, model.id))
+                return [(p.dataset.name, p.external_id) for p in candidates[:limit]]
         return [(dataset, p.external_id) for p in store.list_pairs(session, dataset, limit=limit)]
+
+
+def _prompt_carries(session: Session, pair_id: int, model_id: int) -> bool:
+    row = store.get_score(session, pair_id, model_id)
+    detail = {"chosen": row.chosen_detail, "rejected": row.rejected_detail}
+    return margin_split(detail).prompt_dominates
 
 
 def toggle_demo_pair(url: str, pair: PairRow) -> bool:

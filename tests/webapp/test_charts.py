@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from srm.records import sig3
 from webapp import charts
 
 Sentence = tuple[str, float | None, float | None]  # (text, reward, weight)
@@ -70,8 +71,21 @@ def annotation_texts(fig: go.Figure) -> list[str]:
 def test_heatmap_rows_are_sides_and_columns_sentences(pair: dict) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
     assert list(heatmap.y) == ["chosen", "rejected"]
-    assert list(heatmap.x) == [1, 2, 3]
-    assert [list(row) for row in heatmap.z] == [[0.8, -0.4, None], [-1.2, -0.3, None]]
+    # The prompt term first: it is part of every score, so the chart never leaves it out.
+    assert list(heatmap.x) == ["prompt", "1", "2", "3"]
+    assert [list(row) for row in heatmap.z] == [[0.4, 0.8, -0.4, None], [-0.2, -1.2, -0.3, None]]
+
+
+def test_heatmap_prompt_column_explains_the_term_and_a_scale_it_exceeds(pair: dict) -> None:
+    heatmap = charts.sentence_heatmap(pair).data[0]
+    side, line, detail = heatmap.customdata[0][0]
+    assert (side, line) == ("chosen", "prompt term · reward +0.4")
+    assert detail == "reward +0.4 × weight 0.1 = +0.04 of the score"
+    assert "beyond" not in charts.sentence_heatmap(pair).layout.title.text
+    loud = {**pair, "chosen": {**pair["chosen"], "prompt_reward": -5.0}}
+    fig = charts.sentence_heatmap(loud)
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-1.2, 1.2)  # the sentences set the scale
+    assert "prompt term is beyond the sentences' scale" in fig.layout.title.text
 
 
 def test_heatmap_puts_chosen_on_top(pair: dict) -> None:
@@ -89,7 +103,7 @@ def test_heatmap_reward_scale_is_diverging_and_symmetric(pair: dict) -> None:
 def test_heatmap_weight_scale_is_sequential(pair: dict) -> None:
     fig = charts.sentence_heatmap(pair, "weight")
     heatmap = fig.data[0]
-    assert [list(row) for row in heatmap.z] == [[0.5, 0.3, None], [0.6, 0.1, None]]
+    assert [list(row) for row in heatmap.z] == [[0.1, 0.5, 0.3, None], [0.3, 0.6, 0.1, None]]
     assert (heatmap.zmin, heatmap.zmax) == (0.0, 0.6)
     assert heatmap.zmid is None
     assert "weight" in fig.layout.title.text
@@ -99,14 +113,14 @@ def test_heatmap_weight_scale_is_sequential(pair: dict) -> None:
 
 def test_heatmap_hover_is_escaped_and_explains_empty_cells(pair: dict) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
-    side, line, text = heatmap.customdata[0][1]
-    assert (side, line) == ("chosen", "sentence 2 · reward -0.400")
+    side, line, text = heatmap.customdata[0][2]
+    assert (side, line) == ("chosen", "sentence 2 · reward -0.4")
     assert "<script" not in text and "<img" not in text and 'onerror="' not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "onerror=&quot;window.__xss=1&quot;&gt;" in text
     assert "%{customdata[2]}" in heatmap.hovertemplate
-    assert "truncation" in heatmap.customdata[0][2][1]
-    assert heatmap.customdata[1][2][1] == "no sentence 3"
+    assert "truncation" in heatmap.customdata[0][3][1]
+    assert heatmap.customdata[1][3][1] == "no sentence 3"
 
 
 def test_hover_text_collapses_cuts_and_wraps() -> None:
@@ -123,7 +137,10 @@ def test_hover_text_collapses_cuts_and_wraps() -> None:
 
 def test_heatmap_labels_cells_only_when_few(pair: dict) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
-    assert [list(row) for row in heatmap.text] == [["+0.80", "-0.40", ""], ["-1.20", "-0.30", ""]]
+    assert [list(row) for row in heatmap.text] == [
+        ["+0.4", "+0.8", "-0.4", ""],
+        ["-0.2", "-1.2", "-0.3", ""],
+    ]
     many = make_record([(f"S{i}. ", 0.1, 0.01) for i in range(21)], [("R. ", 0.1, 1.0)])
     assert charts.sentence_heatmap(many).data[0].text is None
 
@@ -145,21 +162,31 @@ def test_contributions_add_up_to_each_score(pair: dict) -> None:
         assert math.isclose(sum(relative), pair[side]["score"], abs_tol=1e-6)
         assert trace.measure[-1] == "total" and trace.y[-1] == pair[side]["score"]
     # The truncated third sentence took no part in the score and is not drawn.
-    assert list(fig.data[0].x) == ["prompt", "s1", "s2", "score"]
+    assert list(fig.data[0].x) == ["prompt term", "s1", "s2", "score"]
     assert fig.data[0].y[0] == pytest.approx(0.4 * 0.1)
 
 
 def test_contributions_title_gives_margin_and_probability(pair: dict) -> None:
     title = charts.contributions_chart(pair).layout.title.text
+    # chosen 0.4*0.1 + 0.8*0.5 - 0.4*0.3 = 0.32; rejected -0.2*0.3 - 1.2*0.6 - 0.3*0.1 = -0.81
     margin = pair["chosen"]["score"] - pair["rejected"]["score"]
-    assert f"{margin:+.3f}" in title
+    assert margin == pytest.approx(1.13)
+    assert "Margin (chosen − rejected) +1.13 = prompt term +0.1 + sentences +1.03" in title
     assert f"{1 / (1 + math.exp(-margin)):.1%}" in title
+
+
+def test_sig3_gives_three_significant_figures() -> None:
+    assert sig3(-0.086812) == "-0.0868"
+    assert sig3(0.5, signed=False) == "0.5"
+    assert sig3(123.456) == "+123"
+    assert sig3(0.0000123) == "+1.23e-5"
+    assert sig3(0.0) == "0"
 
 
 def test_contributions_hover_is_escaped(pair: dict) -> None:
     text, detail = charts.contributions_chart(pair).data[0].customdata[2]
     assert "<script" not in text and "&lt;script&gt;" in text
-    assert detail == "reward -0.400 × weight 0.300 = -0.1200"
+    assert detail == "reward -0.4 × weight 0.3 = -0.12"
 
 
 # --- token_chart ------------------------------------------------------------------------------

@@ -186,8 +186,11 @@ if current is not None:
         verdict = services.verdict(record, label)
         st.caption(
             f"Model: prefers **{verdict.model_prefers}** · P(chosen better) = "
-            f"{verdict.p_chosen:.0%} · margin {verdict.margin:+.3f}"
+            f"{verdict.probability_text} · {verdict.split_text}"
         )
+        for note in (verdict.coverage_note, verdict.prompt_note):
+            if note:
+                st.caption(f":material/info: {note}")
         scale = highlight.shared_scale(record, "reward")
         if disagreement is None:  # scored just now, after the queue was read
             disagreement = -verdict.margin if label != "swap" else verdict.margin

@@ -5,14 +5,16 @@ import streamlit as st
 import charts
 import highlight
 import services
+from srm.records import sig3
 
 url = services.store_url()
 model = services.active_model(url)
 st.title("Where does a reward model put the credit?")
 st.markdown(
     "A **sentence-level reward model** scores every sentence of a response, then weighs the "
-    "sentences into one score. Below, each sentence is coloured by its reward: "
-    "the model's verdict can be read sentence by sentence."
+    "sentences, and a term for the question itself, into one score. Below, each sentence is "
+    "coloured by its reward, and the split under the verdict says how much of it the "
+    "sentences decide."
 )
 if model is None:
     st.info("No reward model is installed.")
@@ -43,11 +45,34 @@ with st.container(border=True):
 
 top = st.columns(3)
 top[0].metric("The model prefers", verdict.model_prefers)
-top[1].metric("Probability the chosen answer is better", f"{verdict.p_chosen:.0%}")
+top[1].metric(
+    "Probability the chosen answer is better",
+    f"{verdict.p_chosen:.1%}",
+    delta=None if verdict.clear else "no clear preference",
+    delta_color="off",
+    delta_arrow="off",
+)
 top[2].metric(
     "People preferred",
     {"swap": "rejected", "tie": "neither", "discard": "—"}.get(pair.label or "", "chosen"),
 )
+
+st.caption(verdict.split_text)
+if verdict.prompt_note:
+    st.info(
+        "In this example the verdict comes mostly from the question's own term "
+        f"({verdict.split.prompt_share:.0%} of the margin), not from what the sentences earned: "
+        "the colours below show the sentences' small share.",
+        icon=":material/info:",
+    )
+else:
+    st.success(
+        f"Here the sentences decide: they carry {1 - verdict.split.prompt_share:.0%} of the "
+        "margin.",
+        icon=":material/format_list_bulleted:",
+    )
+if verdict.coverage_note:
+    st.warning(verdict.coverage_note, icon=":material/content_cut:")
 
 by = (
     st.segmented_control("Colour by", ["reward", "weight"], default="reward", key="demo.by")
@@ -57,7 +82,8 @@ scale = highlight.shared_scale(record, by)
 cols = st.columns(2)
 for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     with col:
-        st.subheader(f"{side.capitalize()} answer · score {record[side]['score']:+.2f}")
+        st.subheader(f"{side.capitalize()} answer · score {sig3(record[side]['score'])}")
+        st.html(highlight.prompt_term_html(record[side], by=by, scale=scale, large=True))
         st.html(
             highlight.sentences_html(
                 getattr(pair, side), record[side], by=by, scale=scale, large=True

@@ -5,6 +5,7 @@ import streamlit as st
 import charts
 import highlight
 import services
+from srm.records import sig3
 
 url = services.store_url()
 st.title("Inspect a pair")
@@ -55,19 +56,40 @@ if edits:
 
 # --- verdict --------------------------------------------------------------------------------
 verdict = services.verdict(record, pair.label)
-top = st.columns(4)
+top = st.columns([1, 1.2, 1, 1, 1, 1])
 top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
 top[1].metric(
     "P(chosen is better)",
-    f"{verdict.p_chosen:.0%}",
-    help="σ(margin), margin = chosen score − rejected score",
+    f"{verdict.p_chosen:.1%}",
+    delta=None if verdict.clear else "no clear preference",
+    delta_color="off",
+    delta_arrow="off",
+    help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
+    f"{services.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
 )
-top[2].metric("Margin", f"{verdict.margin:+.3f}")
+top[2].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
 top[3].metric(
+    "Prompt term",
+    sig3(verdict.split.prompt),
+    help="The prompt's own term (marker 0) moves the margin by r₀ × (a₀ chosen − a₀ rejected): "
+    "both responses see the same prompt, so only its weight differs.",
+)
+top[4].metric(
+    "Sentences",
+    sig3(verdict.split.sentences),
+    help="Σ weight × reward over the chosen response's sentences minus the same for the "
+    "rejected one. Prompt term + sentences = margin.",
+)
+top[5].metric(
     "Current label",
     pair.label or "unlabelled",
     help="Unlabelled: no annotator has corrected it, so the imported verdict (keep) stands.",
 )
+st.caption(verdict.split_text)
+if verdict.prompt_note:
+    st.warning(verdict.prompt_note, icon=":material/info:")
+if verdict.coverage_note:
+    st.warning(verdict.coverage_note, icon=":material/content_cut:")
 if verdict.agrees is False:
     st.warning(
         "The model disagrees with the current label: a candidate for review on the Annotate page.",
@@ -97,10 +119,12 @@ sides = st.columns(2)
 for col, side in zip(sides, ("chosen", "rejected"), strict=True):
     with col:
         st.subheader(side.capitalize())
-        st.metric("Score", f"{record[side]['score']:+.3f}")
+        st.metric("Score", sig3(record[side]["score"]))
+        st.caption(verdict.coverage[side].describe().capitalize())
+        st.html(highlight.prompt_term_html(record[side], by=by, scale=scale))
         st.html(highlight.sentences_html(getattr(pair, side), record[side], by=by, scale=scale))
-        if record[side].get("truncated"):
-            st.caption("Truncated: greyed sentences did not fit the model's context.")
+        if not verdict.coverage[side].complete:
+            st.caption("Greyed sentences did not fit the model's context: not scored.")
 st.html(highlight.legend_html(by, scale))
 
 st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
@@ -132,9 +156,9 @@ if sentences:
         st.caption("Cut by truncation: this sentence took no part in the score.")
     else:
         detail = st.columns(3)
-        detail[0].metric("Reward", f"{sentence['reward']:+.3f}")
-        detail[1].metric("Weight", f"{sentence['weight']:.3f}")
-        detail[2].metric("Weight × reward", f"{sentence['weight'] * sentence['reward']:+.3f}")
+        detail[0].metric("Reward", sig3(sentence["reward"]))
+        detail[1].metric("Weight", sig3(sentence["weight"], signed=False))
+        detail[2].metric("Weight × reward", sig3(sentence["weight"] * sentence["reward"]))
     st.html(
         highlight.sentences_html(
             getattr(pair, side), record[side], by=by, scale=scale, selected=index + 1
