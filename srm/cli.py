@@ -55,6 +55,19 @@ def main(verbose: bool) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def score_length_option(func: Callable) -> Callable:
+    """``--max-length N`` for the commands that score: tokens per sequence (default: the
+    model's scoring length, enough for whole responses where the backbone allows)."""
+    return click.option(
+        "--max-length",
+        "max_length",
+        type=click.IntRange(min=8),
+        default=None,
+        help="Tokens per sequence when scoring. Default: the model's scoring length (its "
+        "score_max_length, else the backbone's positions up to 1024), not its training length.",
+    )(func)
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--db", "db_url", default=None, help=DB_OPTION_HELP)
@@ -291,13 +304,26 @@ def segment_cmd(
     help="Tokens per sequence, markers included.",
 )
 @click.option(
+    "--score-max-length",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Tokens per sequence when scoring. Default: the backbone's positions, up to 1024.",
+)
+@click.option(
     "--bidirectional",
     is_flag=True,
     help="Accept a backbone that cannot be made causal (rewards not prefix rewards).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the new heads.")
 def init_cmd(
-    out: Path, backbone: str, head: str, d: int, max_length: int, bidirectional: bool, seed: int
+    out: Path,
+    backbone: str,
+    head: str,
+    d: int,
+    max_length: int,
+    score_max_length: int | None,
+    bidirectional: bool,
+    seed: int,
 ) -> None:
     """Write an untrained model (new heads on a backbone) as a checkpoint.
 
@@ -309,7 +335,12 @@ def init_cmd(
 
     config = _or_usage_error(
         lambda: ModelConfig(
-            backbone=backbone, head=head, d=d, max_length=max_length, bidirectional=bidirectional
+            backbone=backbone,
+            head=head,
+            d=d,
+            max_length=max_length,
+            score_max_length=score_max_length,
+            bidirectional=bidirectional,
         )
     )
     model = _or_usage_error(lambda: SentenceRewardModel.create(config, seed=seed))
@@ -365,6 +396,7 @@ def init_cmd(
     show_default=True,
     help="auto (CUDA when available), cpu, cuda, cuda:1, ...",
 )
+@score_length_option
 @click.pass_context
 def score_cmd(
     ctx: click.Context,
@@ -376,6 +408,7 @@ def score_cmd(
     out: Path | None,
     batch_size: int,
     device: str,
+    max_length: int | None,
 ) -> None:
     """Score every pair: per-sentence rewards and attention weights.
 
@@ -392,6 +425,12 @@ def score_cmd(
             "(or run a score job with --job N)."
         )
     if dataset is not None:
+        if max_length is not None:
+            raise click.UsageError(
+                "The store keeps each model's scores at the model's own scoring length, so "
+                "every page shows the same numbers; --max-length is for --data PATH (set a "
+                "model's length with srm init/train --score-max-length)."
+            )
         if out is not None:
             raise click.UsageError(
                 "With --dataset the scores go to the store; --out is for --data PATH "
@@ -408,6 +447,7 @@ def score_cmd(
 
     from srm.checkpoint import CheckpointError, load
     from srm.data import DataError, load_pairs, write_json_lines
+    from srm.records import coverage_counts, coverage_summary
     from srm.score import score_pairs
 
     try:
@@ -419,13 +459,22 @@ def score_cmd(
     except CheckpointError as err:
         raise click.ClickException(str(err)) from err
     start = time.perf_counter()
-    records = score_pairs(model, pairs, batch_size=batch_size, show_progress=True)
+    try:
+        records = score_pairs(
+            model, pairs, batch_size=batch_size, max_length=max_length, show_progress=True
+        )
+    except ValueError as err:  # a --max-length the backbone cannot take
+        raise click.ClickException(str(err)) from err
     seconds = time.perf_counter() - start
     write_json_lines(records, out)
+    length = records[0]["max_length"] if records else model.score_length
     click.echo(
-        f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) in {seconds:.1f} s: "
-        f"{2 * len(pairs) / max(seconds, 1e-9):.1f} sequences/s. Wrote {out}."
+        f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) at {length} tokens in "
+        f"{seconds:.1f} s: {2 * len(pairs) / max(seconds, 1e-9):.1f} sequences/s. Wrote {out}."
     )
+    cut = coverage_summary(coverage_counts(records))
+    if cut:
+        click.echo(f"{cut}; their records say which (n_scored < n_sentences).")
 
 
 def _score_store_dataset(
@@ -513,7 +562,7 @@ _TRAIN_FIELDS = {
     "device",
     "mixed_precision",
 }
-_MODEL_FIELDS = {"backbone", "head", "d", "max_length"}
+_MODEL_FIELDS = {"backbone", "head", "d", "max_length", "score_max_length"}
 
 
 @main.command("train")
@@ -580,7 +629,14 @@ _MODEL_FIELDS = {"backbone", "head", "d", "max_length"}
     "--max-length",
     type=click.IntRange(min=8),
     default=None,
-    help="Tokens per sequence. [default: 256]",
+    help="Tokens per training sequence. [default: 256]",
+)
+@click.option(
+    "--score-max-length",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Tokens per sequence when the model scores (srm score/eval, the app). "
+    "[default: the backbone's positions, up to 1024]",
 )
 @_opt("--lr", "lr", float, "Peak learning rate of the backbone's trainable weights.")
 @_opt("--head-lr", "head_lr", float, "Peak learning rate of the heads and marker embedding.")
@@ -957,12 +1013,7 @@ def _shorten(text: str, width: int) -> str:
     help="With --steps: what joins the steps into the response (default: a newline, like "
     "TRL's step_separator); \\n, \\t and \\\\ are read as escapes.",
 )
-@click.option(
-    "--max-length",
-    type=click.IntRange(min=1),
-    default=None,
-    help="With --steps: tokens per sequence when scoring (default: the model's scoring length).",
-)
+@score_length_option
 @click.option(
     "--json", "json_out", type=click.Path(path_type=Path), help="Also write the report as JSON."
 )
@@ -1002,26 +1053,30 @@ def eval_cmd(
         report = _eval_steps(steps_path, model_dir, separator, max_length, batch_size, device)
         _write_json_report(report, json_out)
         return
-    if step_separator is not None or max_length is not None:
-        raise click.UsageError("--step-separator and --max-length apply to --steps FILE only.")
+    if step_separator is not None:
+        raise click.UsageError("--step-separator applies to --steps FILE only.")
     if scores_path is not None:
-        if model_dir or data_path:
-            raise click.UsageError("Give either --scores FILE or --model and --data, not both.")
+        if model_dir or data_path or max_length is not None:
+            raise click.UsageError(
+                "Give either --scores FILE or --model and --data (and --max-length), not both."
+            )
         with scores_path.open(encoding="utf-8") as fh:
             records = [json.loads(line) for line in fh if line.strip()]
     else:
         if data_path is None:
             raise click.UsageError("Give --data PATH (and --model DIR), or --scores FILE.")
-        from srm.checkpoint import CheckpointError, load
-        from srm.data import DataError, load_pairs
+        from srm.checkpoint import load
+        from srm.data import load_pairs
         from srm.score import score_pairs
 
         try:
             pairs = load_pairs(data_path)
             model = load(model_dir or _default_model(), device=_device(device))
-        except (DataError, CheckpointError) as err:
+            records = score_pairs(
+                model, pairs, batch_size=batch_size, max_length=max_length, show_progress=True
+            )
+        except ValueError as err:  # DataError, CheckpointError, or a --max-length too long
             raise click.ClickException(str(err)) from err
-        records = score_pairs(model, pairs, batch_size=batch_size, show_progress=True)
     report = summarize(records)
     click.echo(format_report(report))
     _write_json_report(report, json_out)

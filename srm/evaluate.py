@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from srm.data import DEFAULT_STEP_SEPARATOR, PreferencePair, StepRecord
+from srm.records import coverage_counts, coverage_summary
 
 #: RewardBench's subsets by section (its "filtered" split).
 REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -63,7 +64,9 @@ def response_text(record: dict[str, Any]) -> str:
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy report from scored records (see :mod:`srm.score` for their shape)."""
+    """Accuracy report from scored records (see :mod:`srm.score` for their shape), with how
+    much of the responses the scores saw (``coverage``: responses cut, sentences unscored)."""
+    records = list(records)
     rows = []
     for r in records:
         margin = r["chosen"]["score"] - r["rejected"]["score"]
@@ -87,6 +90,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "overall": _group_stats(rows),
         "by_source": {source: _group_stats(group) for source, group in sorted(by_source.items())},
         "calibration": calibration(rows),
+        "coverage": coverage_counts(records),
     }
     sections = section_scores(rows)
     if sections:
@@ -184,6 +188,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"  |margin| {b['lo']:.3f}-{b['hi']:.3f}  n={b['n']:<5} "
             f"accuracy {b['accuracy']:.1%}  confidence {b['mean_confidence']:.1%}"
         )
+    cut = coverage_summary(report["coverage"]) if "coverage" in report else None
+    if cut:
+        lines.append(f"{cut} (raise --max-length where the backbone allows)")
     lines.append("(length = the length-only baseline: the longer response wins)")
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ preference as a probability. Plain Python, no torch: pages, charts and reports i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,30 @@ def coverage(side: Mapping[str, Any]) -> Coverage:
         scored = sum(s["reward"] is not None for s in sentences)
     total = side.get("n_sentences", len(sentences))
     return Coverage(int(scored), int(total), bool(side.get("last_cut_short", False)))
+
+
+def coverage_counts(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Over pair records: responses, responses cut, sentences and sentences not scored."""
+    counts = {"responses": 0, "cut": 0, "sentences": 0, "unscored": 0}
+    for record in records:
+        for side in ("chosen", "rejected"):
+            c = coverage(record[side])
+            counts["responses"] += 1
+            counts["cut"] += not c.complete
+            counts["sentences"] += c.total
+            counts["unscored"] += c.total - c.scored
+    return counts
+
+
+def coverage_summary(counts: Mapping[str, int]) -> str | None:
+    """One line for a terminal or a page when :func:`coverage_counts` found cut responses:
+    ``"3 of 100 responses were cut by the context length: 12 of 480 sentences not scored"``."""
+    if not counts["cut"]:
+        return None
+    return (
+        f"{counts['cut']} of {counts['responses']} responses were cut by the context length: "
+        f"{counts['unscored']} of {counts['sentences']} sentences not scored"
+    )
 
 
 @dataclass(frozen=True)

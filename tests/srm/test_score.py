@@ -236,3 +236,54 @@ def test_hand_edited_sentences_are_scored_as_given(make_model, pairs) -> None:
     assert edited["chosen"]["sentences"][0]["text"] == merged[0].text
     # The rejected response keeps its automatic sentences and its numbers.
     assert edited["rejected"]["score"] == pytest.approx(auto["rejected"]["score"], abs=1e-5)
+
+
+def test_cli_score_max_length_and_the_cut_line(tmp_path: Path, sample_path: Path) -> None:
+    runner = CliRunner()
+    model = tmp_path / "m"
+    assert runner.invoke(main, ["init", "--out", str(model), "--backbone", "tiny"]).exit_code == 0
+    whole, short = tmp_path / "whole.jsonl", tmp_path / "short.jsonl"
+    base = ["score", "--model", str(model), "--data", str(sample_path)]
+    result = runner.invoke(main, [*base, "--out", str(whole)])
+    assert result.exit_code == 0, result.output
+    assert "at 512 tokens" in result.output and "were cut" not in result.output
+    result = runner.invoke(main, [*base, "--out", str(short), "--max-length", "48"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in short.read_text().splitlines()]
+    cut = sum(
+        r[s]["n_scored"] < r[s]["n_sentences"] or r[s]["last_cut_short"]
+        for r in records
+        for s in ("chosen", "rejected")
+    )
+    assert cut > 0 and f"{cut} of 100 responses were cut by the context length" in result.output
+    too_long = runner.invoke(
+        main, [*base, "--out", str(tmp_path / "x.jsonl"), "--max-length", "4096"]
+    )
+    assert too_long.exit_code == 1 and "max_length: got 4096" in too_long.output
+    stored = runner.invoke(main, ["score", "--dataset", "d", "--max-length", "64"])
+    assert stored.exit_code == 2 and "own scoring length" in stored.output
+
+
+def test_cli_eval_reports_cut_responses(tmp_path: Path, sample_path: Path) -> None:
+    runner = CliRunner()
+    model = tmp_path / "m"
+    assert runner.invoke(main, ["init", "--out", str(model), "--backbone", "tiny"]).exit_code == 0
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        main,
+        [
+            "eval",
+            "--model",
+            str(model),
+            "--data",
+            str(sample_path),
+            "--max-length",
+            "48",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["coverage"]["responses"] == 100 and report["coverage"]["cut"] > 0
+    assert f"{report['coverage']['cut']} of 100 responses were cut" in result.output

@@ -381,6 +381,6 @@ def test_eval_steps_excludes_pairs_and_pair_only_options(steps_file: Path) -> No
     both = CliRunner().invoke(main, ["eval", "--steps", str(steps_file), "--data", "x.jsonl"])
     assert both.exit_code == 2
     assert "Give one of --steps FILE, --data PATH or --scores FILE" in both.output
-    stray = CliRunner().invoke(main, ["eval", "--data", "x.jsonl", "--max-length", "64"])
+    stray = CliRunner().invoke(main, ["eval", "--data", "x.jsonl", "--step-separator", " "])
     assert stray.exit_code == 2
-    assert "--step-separator and --max-length apply to --steps FILE only" in stray.output
+    assert "--step-separator applies to --steps FILE only" in stray.output
