@@ -604,6 +604,7 @@ def tag_sentence(
 ) -> None:
     with _write(url) as session:
         store.tag_sentence(session, pair.db_id, annotator, side, span, tag)
+    tag_credit.clear()
 
 
 def tags(url: str, pair: PairRow, annotator: str | None = None) -> dict[tuple[str, int, int], str]:
@@ -806,6 +807,34 @@ def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
         ),
         "points": points,
     }
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def tag_credit(url: str, dataset: str, model_id: int, head: str) -> dict[str, Any]:
+    """How well a model's stored sentence rewards find the sentences annotators tagged bad
+    (:func:`srm.evaluate.credit_report` on :func:`srm.store.tagged_credit`), with counts.
+    ``report`` is None when no tagged response has been scored by the model."""
+    from srm.evaluate import credit_report
+
+    with _read_session(url) as session:
+        found = store.tagged_credit(session, dataset, model_id)
+    report = credit_report(found.items, head=head) if found.items else None
+    return {"report": report, "tagged": found.tagged_responses, "unscored": found.unscored}
+
+
+def credit_rows(reports: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One table row per ranking (the model's, then the baselines), a column pair per model:
+    ``{"ranking", "A AUROC", "A pointing", ...}`` from ``{"A": report, ...}``."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, report in reports.items():
+        for method, label in report["methods"].items():
+            metrics = report["overall"]["metrics"][method]
+            row = rows.setdefault(method, {"ranking": label})
+            if row["ranking"] != label:  # heads differ: name the model's own row per model
+                row["ranking"] = f"{row['ranking']} / {label}"
+            row[f"{name} AUROC"] = metrics["auroc"]
+            row[f"{name} pointing"] = metrics["pointing"]
+    return list(rows.values())
 
 
 # ------------------------------------------------------------------------------- demo

@@ -26,10 +26,12 @@ from srm.store.export import (
     EffectivePairs,
     LabelCounts,
     PrmExport,
+    TaggedCredit,
     dataset_id,
     effective_pairs,
     imported_pairs,
     prm_records,
+    tagged_credit,
 )
 from srm.store.labels import (
     AgreementReport,
@@ -131,6 +133,7 @@ __all__ = [
     "PrmExport",
     "ScoredPair",
     "Score",
+    "TaggedCredit",
     "SentenceTag",
     "Setting",
     "StaleWriteError",
@@ -162,6 +165,7 @@ __all__ = [
     "make_sessionmaker",
     "open_store",
     "prm_records",
+    "tagged_credit",
     "record_label",
     "register_model",
     "save_scores",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from srm.data import PreferencePair
 from srm.store.errors import StoreError
 from srm.store.labels import current_tags
-from srm.store.models import PREFERENCE_COLUMNS, Dataset, Pair, SentenceTag
+from srm.store.models import PREFERENCE_COLUMNS, Dataset, Pair, Score, SentenceTag
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,53 @@ def prm_records(session: Session, dataset: str) -> PrmExport:
             }
         )
     return PrmExport(records, len(by_response), incomplete)
+
+
+@dataclass(frozen=True)
+class TaggedCredit:
+    items: list[dict[str, Any]]
+    """``{"source", "labels", "record"}`` per tagged response the model has scored, for
+    :func:`srm.evaluate.credit_report`: one label per sentence of the model's record (True
+    good, False bad, None untagged or unsure)."""
+    tagged_responses: int
+    """Responses with at least one current tag (of pairs not discarded)."""
+    unscored: int
+    """Tagged responses the model has not scored yet (left out)."""
+
+
+def tagged_credit(session: Session, dataset: str, model_id: int) -> TaggedCredit:
+    """Annotators' sentence tags beside a model's stored sentence rewards: the same data as
+    ``srm eval --steps``, so the same report (:func:`srm.evaluate.credit_report`) says how
+    well the model's credit finds the sentences people tagged bad. A tag labels every scored
+    sentence its span overlaps (the latest tag wins, as in :func:`prm_records`); untagged
+    sentences stay unlabelled rather than guessed."""
+    wanted = dataset_id(session, dataset)
+    pairs = {
+        pair.id: pair
+        for pair in session.scalars(
+            select(Pair).where(Pair.dataset_id == wanted, Pair.id.in_(select(SentenceTag.pair_id)))
+        )
+        if pair.label != "discard"
+    }
+    by_response: dict[tuple[int, str], list[SentenceTag]] = {}
+    for tag in current_tags(session, list(pairs)):
+        by_response.setdefault((tag.pair_id, tag.side), []).append(tag)
+    scores = {
+        row.pair_id: row
+        for row in session.scalars(
+            select(Score).where(Score.model_id == model_id, Score.pair_id.in_(list(pairs)))
+        )
+    }
+    items, unscored = [], 0
+    for (pair_id, side), tags in sorted(by_response.items()):
+        score = scores.get(pair_id)
+        if score is None:
+            unscored += 1
+            continue
+        record = score.chosen_detail if side == "chosen" else score.rejected_detail
+        labels = [_step_label(s["start"], s["end"], tags) for s in record["sentences"]]
+        items.append({"source": pairs[pair_id].source, "labels": labels, "record": record})
+    return TaggedCredit(items, len(by_response), unscored)
 
 
 def _step_label(start: int, end: int, tags: Iterable[SentenceTag]) -> bool | None:

@@ -132,3 +132,44 @@ def test_partial_scores_are_compared_and_can_be_completed(
     at.button(key="models.score.B").click()
     rerun(at)
     assert len(launched) == 1
+
+
+def test_sentence_credit_against_annotators_tags(filled_store: str, two_models, run_page) -> None:
+    """Tags are stepwise labels: the page reports each model's AUROC/pointing on them, the same
+    figures srm.evaluate.credit_report gives for the tagged sentences."""
+    from srm.evaluate import credit_report
+    from srm.store import get_score, list_pairs, tag_sentence, tagged_credit
+
+    a, _ = two_models
+    engine = open_store(filled_store)
+    with make_sessionmaker(engine).begin() as s:
+        tagged = 0
+        for pair in list_pairs(s, "sample"):
+            sentences = get_score(s, pair.id, a).chosen_detail["sentences"]
+            if len(sentences) < 2:
+                continue
+            first, last = sentences[0], sentences[-1]
+            tag_sentence(s, pair.id, "ana", "chosen", (first["start"], first["end"]), "bad")
+            tag_sentence(s, pair.id, "ana", "chosen", (last["start"], last["end"]), "good")
+            tagged += 1
+    with make_sessionmaker(engine)() as s:
+        found = tagged_credit(s, "sample", a)
+    assert found.tagged_responses == tagged == len(found.items) and found.unscored == 0
+    expected = credit_report(found.items, head="sentence")["overall"]
+    assert expected["eligible"] == tagged
+    # The first sentence is always the bad one here, so the "first sentence" baseline is perfect.
+    assert expected["metrics"]["first"]["pointing"] == 1.0
+
+    at = run_page("models")
+    table = next(d.value for d in at.dataframe if "A AUROC" in d.value.columns)
+    rows = table.set_index("ranking")
+    model_row = rows.iloc[0]
+    assert model_row["A AUROC"] == pytest.approx(expected["metrics"]["reward"]["auroc"])
+    assert model_row["A pointing"] == pytest.approx(expected["metrics"]["reward"]["pointing"])
+    assert rows.loc[rows.index.str.contains("first")].iloc[0]["A pointing"] == 1.0
+    assert any(f"{tagged} tagged responses" in c.value for c in at.caption)
+
+
+def test_sentence_credit_asks_for_tags_when_there_are_none(filled_store, two_models, run_page):
+    at = run_page("models")
+    assert any("No sentence of sample is tagged yet" in c.value for c in at.caption)

@@ -121,6 +121,40 @@ st.plotly_chart(
 )
 st.plotly_chart(charts.margin_shift_scatter(report["points"]), key="models.shift", width="stretch")
 
+# --- sentence credit against annotators' tags -------------------------------------------------
+st.subheader("Sentence credit against annotators' tags")
+credit = {
+    name: services.tag_credit(url, dataset, m, by_id[m].head) for name, m in (("A", a), ("B", b))
+}
+if credit["A"]["tagged"] == 0:
+    st.caption(
+        f"No sentence of {dataset} is tagged yet: tag sentences good or bad on the Annotate page "
+        "to see whether each model's sentence rewards find the bad ones."
+    )
+elif any(c["report"] is None for c in credit.values()):
+    st.caption("A model has not scored the tagged pairs yet.")
+else:
+    overall = credit["A"]["report"]["overall"]
+    st.dataframe(
+        services.credit_rows({name: c["report"] for name, c in credit.items()}),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            col: st.column_config.NumberColumn(format="%.3f")
+            for col in ("A AUROC", "A pointing", "B AUROC", "B pointing")
+        },
+    )
+    counts = overall["sentences"]
+    st.caption(
+        f"{services.plural(overall['responses'], 'tagged response')} "
+        f"({counts['good']} sentences tagged good, {counts['bad']} bad; "
+        f"{overall['eligible']} with both, which pointing uses). AUROC: the chance a good "
+        "sentence ranks above a bad one (0.5 is chance). Pointing: the share of responses whose "
+        "lowest-ranked sentence is a bad one. The rows below the model's are baselines: a model "
+        "that localizes credit beats them. Same report as srm eval --steps on "
+        "srm export --format prm."
+    )
+
 st.subheader(f"Flipped verdicts ({len(report['flipped'])})")
 if report["flipped"]:
     st.dataframe(
