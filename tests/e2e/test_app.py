@@ -208,7 +208,19 @@ def test_inspect_opens_from_the_data_page_with_sentence_rewards(app: App, page: 
         expect(spans.first).to_have_attribute("title", re.compile("reward", re.IGNORECASE))
     expect(metric(page, "Current label")).to_contain_text("unlabelled")
     expect(metric(page, "Model prefers")).to_contain_text(re.compile("chosen|rejected"))
+    # The margin split beside the verdict, and how much of each response was scored.
+    expect(metric(page, "Prompt term")).to_be_visible()
+    expect(metric(page, "Sentences")).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"^margin \S+ = prompt term \S+ \+ sentences \S+$"))
+    ).to_be_visible()
+    for text in (pair.chosen, pair.rejected):
+        n = len(segment(text))
+        expect(page.get_by_text(f"Scored {n} of {n} sentences", exact=True).first).to_be_visible()
+    expect(page.locator(".srm-prompt-term")).to_have_count(2)
+    # The heatmap's first column is the prompt term.
     heatmap = page.get_by_test_id("stPlotlyChart").first
+    expect(heatmap.locator(".xtick text").first).to_have_text("prompt")
     settled_screenshot(page, "inspect", docs_until=heatmap)
 
     feature(page, app, "sample", pair_id)  # the demo's first example (see the demo test)

@@ -4,6 +4,7 @@ import streamlit as st
 
 import charts
 import services
+from srm.records import sig3
 
 url = services.store_url()
 demo = services.demo_mode()
@@ -190,9 +191,10 @@ for col, side in zip(cols, ("chosen", "rejected"), strict=True):
         key=f"models.sentences.{side}",
         width="stretch",
     )
+    cover_a, cover_b = (services.coverage(r[side]) for r in (record_a, record_b))
     col.caption(
-        f"{side}: score {record_a[side]['score']:+.3f} under A, {record_b[side]['score']:+.3f} "
-        "under B"
+        f"{side}: score {sig3(record_a[side]['score'])} under A ({cover_a.describe()}), "
+        f"{sig3(record_b[side]['score'])} under B ({cover_b.describe()})"
     )
 if not demo and st.button("Inspect this pair", key="models.inspect"):
     st.session_state["inspect.target"] = (dataset, pair_id)
