@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -53,6 +54,11 @@ def main(verbose: bool) -> None:
         # transformers draws a progress bar for every weight file it loads; ours say enough.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        # peft calls a transformers method that transformers 5 renamed: harmless until v6, and
+        # nothing a user of this command can act on.
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
 
 
 def score_length_option(func: Callable) -> Callable:

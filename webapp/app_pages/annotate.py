@@ -213,6 +213,7 @@ if current is not None:
             st.markdown(f"**{side.capitalize()}**{verdict_note}")
             text = getattr(current, side)
             if record is not None:
+                st.caption(services.coverage(record[side]).describe().capitalize())
                 st.html(highlight.sentences_html(text, record[side], by="reward", scale=scale))
                 sentences = record[side]["sentences"]
             else:

@@ -56,7 +56,8 @@ if edits:
 
 # --- verdict --------------------------------------------------------------------------------
 verdict = services.verdict(record, pair.label)
-top = st.columns([1, 1.2, 1, 1, 1, 1])
+top = st.columns(3)
+split = st.columns(3)
 top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
 top[1].metric(
     "P(chosen is better)",
@@ -67,20 +68,20 @@ top[1].metric(
     help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
     f"{services.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
 )
-top[2].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
-top[3].metric(
+split[0].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
+split[1].metric(
     "Prompt term",
     sig3(verdict.split.prompt),
     help="The prompt's own term (marker 0) moves the margin by r₀ × (a₀ chosen − a₀ rejected): "
     "both responses see the same prompt, so only its weight differs.",
 )
-top[4].metric(
+split[2].metric(
     "Sentences",
     sig3(verdict.split.sentences),
     help="Σ weight × reward over the chosen response's sentences minus the same for the "
     "rejected one. Prompt term + sentences = margin.",
 )
-top[5].metric(
+top[2].metric(
     "Current label",
     pair.label or "unlabelled",
     help="Unlabelled: no annotator has corrected it, so the imported verdict (keep) stands.",
