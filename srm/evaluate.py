@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from srm.data import DEFAULT_STEP_SEPARATOR, PreferencePair, StepRecord
-from srm.records import coverage_counts, coverage_summary
+from srm.records import coverage_counts, coverage_summary, margin_split
 
 #: RewardBench's subsets by section (its "filtered" split).
 REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -69,16 +69,18 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     records = list(records)
     rows = []
     for r in records:
-        margin = r["chosen"]["score"] - r["rejected"]["score"]
+        split = margin_split(r)
         chosen_len = len(response_text(r["chosen"]))
         rejected_len = len(response_text(r["rejected"]))
         rows.append(
             {
                 "source": r.get("source") or "",
                 "subset": r.get("subset"),
-                "margin": margin,
-                "correct": margin > 0,
+                "margin": split.margin,
+                "correct": split.margin > 0,
                 "length_correct": chosen_len > rejected_len,
+                "split": split,
+                "chosen_longer": chosen_len > rejected_len,
             }
         )
     if not rows:
@@ -91,11 +93,34 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "by_source": {source: _group_stats(group) for source, group in sorted(by_source.items())},
         "calibration": calibration(rows),
         "coverage": coverage_counts(records),
+        "prompt_term": prompt_term_stats(rows),
     }
     sections = section_scores(rows)
     if sections:
         report["sections"] = sections
     return report
+
+
+def prompt_term_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How much of the verdicts the prompt term carries (:func:`srm.records.margin_split`):
+
+    * ``dominates``: share of pairs whose prompt term outweighs their sentences' part;
+    * ``prompt_accuracy`` / ``sentence_accuracy``: accuracy of each part alone (its sign);
+    * ``prompt_follows_length``: share of pairs with a non-zero prompt term whose sign says
+      "the longer response wins". The prompt's weight a_0 shrinks as sentences are added
+      (the attention is a softmax over the markers), so r_0 * (a0_c - a0_r) can read length.
+    """
+    moved = [r for r in rows if r["split"].prompt != 0]
+    return {
+        "dominates": sum(r["split"].prompt_dominates for r in rows) / len(rows),
+        "prompt_accuracy": sum(r["split"].prompt > 0 for r in rows) / len(rows),
+        "sentence_accuracy": sum(r["split"].sentences > 0 for r in rows) / len(rows),
+        "prompt_follows_length": (
+            sum((r["split"].prompt > 0) == r["chosen_longer"] for r in moved) / len(moved)
+            if moved
+            else None
+        ),
+    }
 
 
 def _group_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -187,6 +212,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"  |margin| {b['lo']:.3f}-{b['hi']:.3f}  n={b['n']:<5} "
             f"accuracy {b['accuracy']:.1%}  confidence {b['mean_confidence']:.1%}"
+        )
+    term = report.get("prompt_term")
+    if term and term["prompt_follows_length"] is not None:
+        lines.append("")
+        lines.append(
+            f"prompt term: carries most of the margin in {term['dominates']:.1%} of pairs; "
+            f"alone it is right on {term['prompt_accuracy']:.1%}, the sentences alone on "
+            f"{term['sentence_accuracy']:.1%}; its sign follows 'the longer response wins' "
+            f"in {term['prompt_follows_length']:.1%}"
         )
     cut = coverage_summary(report["coverage"]) if "coverage" in report else None
     if cut:

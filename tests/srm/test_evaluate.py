@@ -338,3 +338,33 @@ def test_format_credit_report_rows_counts_and_sources() -> None:
 def test_format_credit_report_shows_missing_figures_as_dashes() -> None:
     text = format_credit_report(credit_report([STEP_ITEMS[2]], head="sentence"))
     assert text.splitlines()[2].split()[-2:] == ["-", "-"]
+
+
+def test_the_report_says_how_much_the_prompt_term_carries() -> None:
+    def with_prompt(rec: dict, chosen_weight: float, rejected_weight: float) -> dict:
+        # r_0 = -1 on both sides (one prompt encoding); the sentence's weight is what remains.
+        for side, weight in (("chosen", chosen_weight), ("rejected", rejected_weight)):
+            part = rec[side]
+            sentence = part["sentences"][0]
+            sentence["weight"] = 1.0 - weight
+            part.update(prompt_reward=-1.0, prompt_weight=weight)
+            part["score"] = -weight + sentence["reward"] * sentence["weight"]
+        return rec
+
+    records = [
+        # prompt term -1 * (0.25 - 0.5) = +0.25 for the longer chosen: it carries the pair
+        # (sentences 0.75 * 0.1 - 0.5 * 0.1 = +0.025).
+        with_prompt(record("p1", "s", ("longer one", 0.1), ("short", 0.1)), 0.25, 0.5),
+        # prompt term -0.25 against the longer chosen; sentences 0.5 * 2 - 0.75 * 0 = +1.
+        with_prompt(record("p2", "s", ("longer one", 2.0), ("short", 0.0)), 0.5, 0.25),
+        # no prompt term (equal weights); sentences -0.5 decide, wrongly.
+        with_prompt(record("p3", "s", ("a", 0.0), ("b", 1.0)), 0.5, 0.5),
+    ]
+    term = summarize(records)["prompt_term"]
+    assert term["dominates"] == pytest.approx(1 / 3)
+    assert term["prompt_accuracy"] == pytest.approx(1 / 3)  # p1 only; p3's 0 is not a win
+    assert term["sentence_accuracy"] == pytest.approx(2 / 3)
+    assert term["prompt_follows_length"] == pytest.approx(1 / 2)  # of p1, p2 (p3 moves none)
+    assert "prompt term: carries most of the margin in 33.3% of pairs" in format_report(
+        summarize(records)
+    )
