@@ -172,4 +172,4 @@ def test_sentence_credit_against_annotators_tags(filled_store: str, two_models, 
 
 def test_sentence_credit_asks_for_tags_when_there_are_none(filled_store, two_models, run_page):
     at = run_page("models")
-    assert any("No sentence of sample is tagged yet" in c.value for c in at.caption)
+    assert any("No sentence of this dataset is tagged yet" in c.value for c in at.caption)

@@ -190,7 +190,7 @@ if current is not None:
         )
         for note in (verdict.coverage_note, verdict.prompt_note):
             if note:
-                st.caption(f":material/info: {note}")
+                st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
         scale = highlight.shared_scale(record, "reward")
         if disagreement is None:  # scored just now, after the queue was read
             disagreement = -verdict.margin if label != "swap" else verdict.margin

@@ -129,8 +129,8 @@ credit = {
 }
 if credit["A"]["tagged"] == 0:
     st.caption(
-        f"No sentence of {dataset} is tagged yet: tag sentences good or bad on the Annotate page "
-        "to see whether each model's sentence rewards find the bad ones."
+        "No sentence of this dataset is tagged yet: tag sentences good or bad on the Annotate "
+        "page to see whether each model's sentence rewards find the bad ones."
     )
 elif any(c["report"] is None for c in credit.values()):
     st.caption("A model has not scored the tagged pairs yet.")
