@@ -168,6 +168,8 @@ def encode_groups(
             if len(own) != len(group):
                 raise ValueError(f"group {i}: {len(own)} span lists but {len(group)} responses")
     flat = [response for group in responses for response in group]
+    if not flat:  # the tokenizer refuses an empty batch
+        return [[] for _ in responses]
     given = [s for group in spans for s in group] if spans is not None else [None] * len(flat)
     # verbose=False: sequences longer than the model are expected here; truncation comes later.
     prompt_ids = tokenizer(list(prompts), add_special_tokens=False, verbose=False)["input_ids"]

@@ -287,3 +287,10 @@ def test_cli_eval_reports_cut_responses(tmp_path: Path, sample_path: Path) -> No
     report = json.loads(out.read_text())
     assert report["coverage"]["responses"] == 100 and report["coverage"]["cut"] > 0
     assert f"{report['coverage']['cut']} of 100 responses were cut" in result.output
+
+
+def test_nothing_to_score_gives_nothing(make_model) -> None:
+    model = make_model()
+    assert score_pairs(model, []) == [] and score_responses(model, [], []) == []
+    empty = score_responses(model, ["Q?"], [""])[0]
+    assert (empty["n_sentences"], empty["n_scored"], empty["prompt_weight"]) == (0, 0, 1.0)
