@@ -60,6 +60,12 @@ as one :class:`DataError`, and nothing is returned from an invalid input, so a h
 file can never reach training. An empty or whitespace-only prompt is an error: every
 bundled dataset has a prompt on every pair, and an empty one almost always means a column
 mapping mistake (for instance HH transcripts next to an empty ``prompt`` column).
+
+Also refused, each with its own message (docs/reliability.md lists them): text no store can
+hold (a NUL character, a lone surrogate; :func:`text_problem`), a field named twice (a CSV
+column or a key of a JSON object: the readers would drop one value), integers too long for
+Python and nesting too deep for its JSON parser, margins beyond float32, and paths that are
+not regular files or are over ``$SRM_MAX_INPUT_MB`` (:func:`check_input_file`).
 """
 
 from __future__ import annotations
