@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 import click
 
 from srm import __version__
-from srm.config import TrainConfig
+from srm.config import SEED_MAX, TrainConfig
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -96,18 +97,10 @@ def import_cmd(path: Path, db_url: str | None, dataset: str | None, if_empty: bo
     adds nothing.
     """
     from srm.data import DataError, load_pairs
-    from srm.store import (
-        StoreError,
-        count_pairs,
-        default_url,
-        import_pairs,
-        make_sessionmaker,
-        open_store,
-    )
+    from srm.store import StoreError, count_pairs, import_pairs, make_sessionmaker
 
-    url = db_url or default_url()
-    engine = open_store(url)
-    session_factory = make_sessionmaker(engine)
+    url = db_url or _store_url()
+    session_factory = make_sessionmaker(_open_store(url))
     if if_empty:
         with session_factory() as session:
             existing = count_pairs(session)
@@ -140,10 +133,10 @@ def import_cmd(path: Path, db_url: str | None, dataset: str | None, if_empty: bo
 @click.option("--db", "db_url", default=None, help=DB_OPTION_HELP)
 def datasets_cmd(db_url: str | None) -> None:
     """List the datasets in the store with their pair counts."""
-    from srm.store import default_url, list_datasets, make_sessionmaker, open_store
+    from srm.store import list_datasets, make_sessionmaker
 
-    url = db_url or default_url()
-    with make_sessionmaker(open_store(url))() as session:
+    url = db_url or _store_url()
+    with make_sessionmaker(_open_store(url))() as session:
         summaries = list_datasets(session)
     if not summaries:
         click.echo(f"No datasets in {url}. Add one with: srm import PATH")
@@ -188,6 +181,7 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
     url = db_url or _store_url()
     if fmt == "hf" and out.exists():
         raise click.ClickException(f"{out} already exists; give a new directory with --out")
+    _check_output(out, "--out", directory=fmt == "hf")
     try:
         with make_sessionmaker(_open_store(url), read_only=True)() as session:
             if fmt == "prm":
@@ -257,7 +251,12 @@ def segment_cmd(
     if (text is None) == (file is None):
         raise click.UsageError("Give the text as an argument or with --file, not both.")
     if file is not None:
-        text = file.read()
+        try:
+            text = file.read()
+        except UnicodeDecodeError as err:
+            raise click.BadParameter(
+                f"{file.name} is not UTF-8 text; save it as UTF-8", param_hint="--file"
+            ) from err
     spans = segment(text, max_chars=max_chars or DEFAULT_MAX_CHARS)
     if as_json:
         click.echo(
@@ -320,7 +319,13 @@ def segment_cmd(
     is_flag=True,
     help="Accept a backbone that cannot be made causal (rewards not prefix rewards).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the new heads.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, SEED_MAX),
+    default=0,
+    show_default=True,
+    help="Seed for the new heads.",
+)
 def init_cmd(
     out: Path,
     backbone: str,
@@ -339,6 +344,7 @@ def init_cmd(
     from srm.config import ModelConfig
     from srm.model import SentenceRewardModel
 
+    _check_output(out, "--out", directory=True)
     config = _or_usage_error(
         lambda: ModelConfig(
             backbone=backbone,
@@ -448,6 +454,8 @@ def score_cmd(
         raise click.UsageError("Give the JSONL file to write with --out FILE.")
     if db_url is not None:
         raise click.UsageError("--db applies to --dataset NAME or --job N; --data needs no store.")
+    _check_output(out, "--out")  # now, not after an hour of scoring
+    device = _device(device)
 
     import time
 
@@ -461,7 +469,7 @@ def score_cmd(
     except DataError as err:
         raise click.ClickException(str(err)) from err
     try:
-        model = load(model_dir or _default_model(), device=_device(device))
+        model = load(model_dir or _default_model(), device=device)
     except CheckpointError as err:
         raise click.ClickException(str(err)) from err
     start = time.perf_counter()
@@ -472,6 +480,7 @@ def score_cmd(
     except ValueError as err:  # a --max-length the backbone cannot take
         raise click.ClickException(str(err)) from err
     seconds = time.perf_counter() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_json_lines(records, out)
     length = records[0]["max_length"] if records else model.score_length
     click.echo(
@@ -495,6 +504,7 @@ def _score_store_dataset(
     from srm.jobs import score_dataset
     from srm.store import StoreError, list_datasets, make_sessionmaker, register_model
 
+    device = _device(device)
     url = db_url or _store_url()
     sessions = make_sessionmaker(_open_store(url))
     with sessions() as session:
@@ -507,7 +517,7 @@ def _score_store_dataset(
     path = Path(model_dir or _default_model()).resolve()
     try:
         info = read_info(path)
-        model = load(path, device=_device(device))
+        model = load(path, device=device)
     except CheckpointError as err:
         raise click.ClickException(str(err)) from err
     with sessions.begin() as session:
@@ -720,6 +730,8 @@ def train_cmd(
     Ctrl-C writes a resumable checkpoint; continue with --resume-from. --job N runs a job
     queued in the store instead (exit code 0 succeeded, 1 failed, 130 cancelled).
     """
+    from srm.backbones import BackboneError
+    from srm.checkpoint import CheckpointError
     from srm.config import ConfigError, ModelConfig
     from srm.data import DataError, load_pairs
     from srm.train import TrainingError, train
@@ -757,6 +769,7 @@ def train_cmd(
         cfg = TrainConfig(model=ModelConfig(**model_fields), **fields)
     except ConfigError as err:
         raise click.ClickException(str(err)) from err
+    _check_output(Path(cfg.output_dir), "--out", directory=True)
     try:
         if dataset is not None:
             train_pairs = _store_training_pairs(db_url, dataset)
@@ -772,7 +785,7 @@ def train_cmd(
     )
     try:
         result = train(cfg, train_pairs, eval_pairs, resume_from=resume_from)
-    except (ConfigError, TrainingError) as err:
+    except (ConfigError, TrainingError, BackboneError, CheckpointError) as err:
         raise click.ClickException(str(err)) from err
     if result.interrupted:
         click.echo(
@@ -1049,6 +1062,8 @@ def eval_cmd(
     """
     from srm.evaluate import format_report, summarize
 
+    if json_out is not None:
+        _check_output(json_out, "--json")
     if steps_path is not None:
         if data_path is not None or scores_path is not None:
             raise click.UsageError(
@@ -1066,8 +1081,7 @@ def eval_cmd(
             raise click.UsageError(
                 "Give either --scores FILE or --model and --data (and --max-length), not both."
             )
-        with scores_path.open(encoding="utf-8") as fh:
-            records = [json.loads(line) for line in fh if line.strip()]
+        records = _read_score_records(scores_path)
     else:
         if data_path is None:
             raise click.UsageError("Give --data PATH (and --model DIR), or --scores FILE.")
@@ -1075,9 +1089,10 @@ def eval_cmd(
         from srm.data import load_pairs
         from srm.score import score_pairs
 
+        device = _device(device)
         try:
             pairs = load_pairs(data_path)
-            model = load(model_dir or _default_model(), device=_device(device))
+            model = load(model_dir or _default_model(), device=device)
             records = score_pairs(
                 model, pairs, batch_size=batch_size, max_length=max_length, show_progress=True
             )
@@ -1101,9 +1116,10 @@ def _eval_steps(
     from srm.data import DEFAULT_STEP_SEPARATOR, DataError, load_steps
     from srm.evaluate import evaluate_steps, format_credit_report
 
+    device = _device(device)
     try:
         records = load_steps(steps_path)
-        model = load(model_dir or _default_model(), device=_device(device))
+        model = load(model_dir or _default_model(), device=device)
     except (DataError, CheckpointError) as err:
         raise click.ClickException(str(err)) from err
     try:
@@ -1121,8 +1137,94 @@ def _eval_steps(
     return report
 
 
+def _read_score_records(path: Path) -> list[dict]:
+    """The records of a file ``srm score --out`` wrote; a clear error, naming the line, for
+    anything else (not JSON, not score records, empty)."""
+    from srm.data import DataError, check_input_file
+
+    hint = "give a file written by srm score --data PATH --out FILE"
+    try:
+        check_input_file(path)
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except DataError as err:
+        raise click.ClickException(str(err)) from err
+    except UnicodeDecodeError as err:
+        raise click.ClickException(f"{path}: not UTF-8 text; {hint}") from err
+    records = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+            raise click.ClickException(f"{path}:line {lineno}: not JSON ({err}); {hint}") from err
+        problem = _score_record_problem(record)
+        if problem is not None:
+            raise click.ClickException(
+                f"{path}:line {lineno}: not a score record ({problem}); {hint}"
+            )
+        records.append(record)
+    if not records:
+        raise click.ClickException(f"{path}: holds no score records; {hint}")
+    return records
+
+
+def _score_record_problem(record: object) -> str | None:
+    """Why ``record`` is not a line srm score writes, or None: checked by reading it the way
+    evaluation reads it."""
+    from srm.evaluate import response_text
+    from srm.records import margin_split
+
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for side in ("chosen", "rejected"):
+        if not isinstance(record.get(side), dict):
+            return f"'{side}' is not an object"
+    try:
+        margin_split(record)
+        for side in ("chosen", "rejected"):
+            response_text(record[side])
+    except KeyError as err:
+        return f"no {err.args[0]!r}"
+    except (TypeError, AttributeError, IndexError) as err:
+        return str(err)
+    return None
+
+
+def _check_output(path: Path, option: str, *, directory: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any work is done: learning it
+    after an hour of scoring loses the hour. Writes (and removes) a temporary file in the
+    nearest directory that exists; creates nothing else."""
+    if directory and path.exists() and not path.is_dir():
+        raise click.BadParameter(
+            f"{path} is a file; give a directory (created if missing)", param_hint=option
+        )
+    if not directory and path.is_dir():
+        raise click.BadParameter(
+            f"{path} is a directory; give the path of a file to write",
+            param_hint=option,
+        )
+    target = path.absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if existing != target and not existing.is_dir():
+        raise click.BadParameter(
+            f"{existing} is a file, so {path} cannot be created; choose another path",
+            param_hint=option,
+        )
+    probe = existing if existing.is_dir() else existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise click.BadParameter(
+            f"cannot write to {probe} ({err.strerror or err}); choose a directory you can write to",
+            param_hint=option,
+        ) from err
+
+
 def _write_json_report(report: dict, json_out: Path | None) -> None:
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         click.echo(f"Wrote {json_out}.")
 
@@ -1154,15 +1256,27 @@ def _store_url() -> str:
 
 
 def _open_store(url: str) -> Engine:
-    """The migrated store at ``url``, or a clean CLI error when it cannot be reached."""
-    from sqlalchemy.exc import OperationalError
+    """The migrated store at ``url``, or a clean CLI error when it cannot be opened: a URL
+    SQLAlchemy cannot parse, a driver that is not installed, a server that does not answer,
+    a file that is not a database, a directory that cannot be created."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
 
     from srm.store import open_store
 
     try:
         return open_store(url)
-    except OperationalError as err:
-        raise click.ClickException(f"cannot open the store {url}: {err.orig}") from err
+    except (ArgumentError, DBAPIError, ImportError, OSError) as err:
+        reason = err.orig if isinstance(err, DBAPIError) else err
+        reason = " ".join(str(reason).split()) or type(err).__name__
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            shown = repr(url)
+        raise click.ClickException(
+            f"cannot open the store {shown} ({reason}); check --db or $SRM_DB_URL: a SQLAlchemy "
+            "URL such as sqlite:///path/to/srm.db or postgresql+psycopg://USER@HOST/DB"
+        ) from err
 
 
 def _default_model() -> Path:
@@ -1174,11 +1288,31 @@ def _default_model() -> Path:
     return path
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
+
+def _device(name: str) -> str:
+    """``--device`` as a device this machine has (``auto``: CUDA when available), checked
+    before any work so that a typo or a missing GPU is a clear error, not a traceback."""
+    import torch
+
+    if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise click.BadParameter(
+            f"{name!r} is not a device; use auto, cpu, cuda or cuda:N", param_hint="--device"
+        )
+    try:
+        torch.empty(0, device=device)  # fails when the backend or the device index is missing
+    except (RuntimeError, AssertionError) as err:
+        reason = str(err).strip().split("\n", 1)[0]
+        raise click.BadParameter(
+            f"{name!r} is not available here ({reason}); use auto or cpu", param_hint="--device"
+        ) from err
     return name
 
 

@@ -6,6 +6,7 @@ and say what would be accepted.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -60,21 +61,26 @@ class ModelConfig:
             raise ConfigError(f"head: got {self.head!r}; choose one of {', '.join(HEADS)}")
         if not isinstance(self.backbone, str) or not self.backbone.strip():
             raise ConfigError("backbone: give a name (minilm, tiny), a model name or a path")
+        _whole("d", self.d)
         if self.d < 2 or self.d % 2:
             raise ConfigError(f"d: got {self.d}; use an even number >= 2 (RoPE rotates pairs)")
+        _whole("max_length", self.max_length)
         if self.max_length < 8:
             raise ConfigError(f"max_length: got {self.max_length}; use at least 8 tokens")
-        if self.score_max_length is not None and self.score_max_length < 8:
-            raise ConfigError(
-                f"score_max_length: got {self.score_max_length}; use at least 8 tokens, or "
-                "leave it unset for the backbone's length"
-            )
+        if self.score_max_length is not None:
+            _whole("score_max_length", self.score_max_length)
+            if self.score_max_length < 8:
+                raise ConfigError(
+                    f"score_max_length: got {self.score_max_length}; use at least 8 tokens, or "
+                    "leave it unset for the backbone's length"
+                )
+        _finite("prompt_fraction", self.prompt_fraction)
         if not 0.0 < self.prompt_fraction < 1.0:
             raise ConfigError(
                 f"prompt_fraction: got {self.prompt_fraction}; use a value between 0 and 1"
             )
-        if self.max_sentence_chars < 1:
-            raise ConfigError(f"max_sentence_chars: got {self.max_sentence_chars}; use at least 1")
+        _integer("max_sentence_chars", self.max_sentence_chars, 1)
+        _finite("rope_base", self.rope_base)
         if self.rope_base <= 1.0:
             raise ConfigError(f"rope_base: got {self.rope_base}; use a value above 1")
 
@@ -90,6 +96,8 @@ FINETUNE_MODES = ("lora", "full", "heads")
 SCHEDULERS = ("cosine", "linear", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("no", "fp16", "bf16")
+#: The largest seed: NumPy's and Accelerate's set_seed take 0 to 2**32 - 1.
+SEED_MAX = 2**32 - 1
 
 
 @dataclass
@@ -161,21 +169,24 @@ class TrainConfig:
         _positive("lr", self.lr)
         _positive("head_lr", self.head_lr)
         _positive("epochs", self.epochs)
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps: got {self.max_steps}; use at least 1 (or leave unset)")
-        _at_least("batch_size", self.batch_size, 1)
-        _at_least("grad_accum", self.grad_accum, 1)
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ConfigError(f"warmup_ratio: got {self.warmup_ratio}; use a value in [0, 1)")
+        if self.max_steps is not None:
+            _whole("max_steps", self.max_steps)
+            if self.max_steps < 1:
+                raise ConfigError(
+                    f"max_steps: got {self.max_steps}; use at least 1 (or leave unset)"
+                )
+        _integer("batch_size", self.batch_size, 1)
+        _integer("grad_accum", self.grad_accum, 1)
+        _fraction("warmup_ratio", self.warmup_ratio)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _at_least("weight_decay", self.weight_decay, 0)
         _at_least("max_grad_norm", self.max_grad_norm, 0)
         _at_least("center_rewards_coefficient", self.center_rewards_coefficient, 0)
         _choice("finetune", self.finetune, FINETUNE_MODES)
-        _at_least("lora_r", self.lora_r, 1)
+        _integer("lora_r", self.lora_r, 1)
         _positive("lora_alpha", self.lora_alpha)
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ConfigError(f"lora_dropout: got {self.lora_dropout}; use a value in [0, 1)")
+        _fraction("lora_dropout", self.lora_dropout)
+        _integer("seed", self.seed, 0, SEED_MAX)
         if self.lora_targets is not None and (
             not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets)
         ):
@@ -184,7 +195,7 @@ class TrainConfig:
                 "['query', 'value'], or leave unset for the architecture's default"
             )
         for name in ("eval_every", "save_every", "log_every"):
-            _at_least(name, getattr(self, name), 0)
+            _integer(name, getattr(self, name), 0)
         _choice("device", self.device, DEVICES)
         _choice("mixed_precision", self.mixed_precision, PRECISIONS)
         if not self.output_dir:
@@ -222,14 +233,44 @@ def _known_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
     return data
 
 
+def _finite(name: str, value: Any) -> None:
+    """A real number (not a bool, a string, inf or nan): training with inf or nan in a
+    setting runs, and writes a model whose weights are all nan."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}: got {value!r} ({type(value).__name__}); give a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}: got {value}; give a finite number")
+
+
 def _positive(name: str, value: float) -> None:
+    _finite(name, value)
     if not value > 0:
         raise ConfigError(f"{name}: got {value}; use a positive number")
 
 
 def _at_least(name: str, value: float, low: float) -> None:
+    _finite(name, value)
     if value < low:
         raise ConfigError(f"{name}: got {value}; use {low} or more")
+
+
+def _fraction(name: str, value: float) -> None:
+    _finite(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name}: got {value}; use a value in [0, 1)")
+
+
+def _whole(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}: got {value!r} ({type(value).__name__}); give a whole number")
+
+
+def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """A whole number in [low, high]."""
+    _whole(name, value)
+    if value < low or (high is not None and value > high):
+        bound = f"a whole number from {low} to {high}" if high is not None else f"{low} or more"
+        raise ConfigError(f"{name}: got {value}; use {bound}")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

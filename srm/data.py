@@ -60,6 +60,12 @@ as one :class:`DataError`, and nothing is returned from an invalid input, so a h
 file can never reach training. An empty or whitespace-only prompt is an error: every
 bundled dataset has a prompt on every pair, and an empty one almost always means a column
 mapping mistake (for instance HH transcripts next to an empty ``prompt`` column).
+
+Also refused, each with its own message (docs/reliability.md lists them): text no store can
+hold (a NUL character, a lone surrogate; :func:`text_problem`), a field named twice (a CSV
+column or a key of a JSON object: the readers would drop one value), integers too long for
+Python and nesting too deep for its JSON parser, margins beyond float32, and paths that are
+not regular files or are over ``$SRM_MAX_INPUT_MB`` (:func:`check_input_file`).
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ import logging
 import math
 import os
 import secrets
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -92,8 +99,10 @@ __all__ = [
     "Problem",
     "StepRecord",
     "content_id",
+    "check_input_file",
     "load_pairs",
     "load_steps",
+    "text_problem",
     "write_jsonl",
 ]
 
@@ -131,6 +140,13 @@ _STEP_FIELDS = (
     "step records need 'prompt', 'completions' and 'labels' (TRL's stepwise-supervision format)"
 )
 _MAX_LISTED = 20
+#: The environment variable that sets the input size limit, in megabytes (see max_input_bytes).
+MAX_INPUT_MB_VARIABLE = "SRM_MAX_INPUT_MB"
+DEFAULT_MAX_INPUT_MB = 2048
+#: The largest margin accepted: float32's largest finite value, since training computes in it.
+MAX_MARGIN = 3.4028234663852886e38
+#: The fields of a record whose strings end up in a pair (see _check_characters).
+_PAIR_TEXT_FIELDS = ("prompt", "chosen", "rejected", "id", "source", "subset")
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -449,17 +465,98 @@ def write_json_lines(records: Iterable[Mapping[str, Any]], path: str | os.PathLi
 # --------------------------------------------------------------------------------- reading
 
 
-def _path_format(path: Path, label: str, format: str | None) -> str:
-    """The format of ``path`` (``format`` if given); DataError if missing or unrecognised."""
+def max_input_bytes() -> int:
+    """The largest input file read: ``$SRM_MAX_INPUT_MB`` megabytes, else 2048 (2 GiB).
+
+    Files are read whole into memory; the limit turns a wrong path (a disk image, a log that
+    keeps growing, ``/dev/zero``) into a clear error instead of a process that eats the
+    machine's memory.
+    """
+    value = os.environ.get(MAX_INPUT_MB_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_MAX_INPUT_MB * 1024 * 1024
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        raise DataError(
+            [
+                Problem(
+                    MAX_INPUT_MB_VARIABLE,
+                    "",
+                    None,
+                    f"got {value!r}; give a positive number of megabytes, or unset it for "
+                    f"the default ({DEFAULT_MAX_INPUT_MB})",
+                )
+            ]
+        )
+    return int(megabytes * 1024 * 1024)
+
+
+def check_input_file(path: Path, label: str | None = None) -> None:
+    """Refuse, with a :class:`DataError`, what cannot be an input file: a missing path, a
+    FIFO, a device or a socket (reading one blocks forever or never ends), or a file over
+    :func:`max_input_bytes`. Directories pass: a saved dataset is a directory."""
+    label = os.fspath(path) if label is None else label
 
     def fail(message: str) -> DataError:
         return DataError([Problem(label, "", None, message)])
 
-    if not path.exists():
+    try:
+        info = path.stat()  # follows symlinks: /dev/zero behind a link is a device
+    except FileNotFoundError:
         raise fail(
             f"no such file or directory; check the path (relative paths are resolved from "
             f"{Path.cwd()})"
+        ) from None
+    except OSError as exc:
+        raise fail(f"cannot read it: {exc.strerror}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise fail(
+            f"not a regular file (it is {_file_kind(info.st_mode)}); give a data file or a "
+            "saved dataset directory"
         )
+    limit = max_input_bytes()
+    if info.st_size > limit:
+        raise fail(_too_big(info.st_size, limit))
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _too_big(size: int | None, limit: int) -> str:
+    shown = f"is {_bytes(size)}, over" if size is not None else "is over"
+    return (
+        f"{shown} the {_bytes(limit)} limit for input files; split it, or raise the limit "
+        f"with {MAX_INPUT_MB_VARIABLE}=MEGABYTES"
+    )
+
+
+def _bytes(n: int) -> str:
+    """``"2,048 MB"``, ``"6 KB"``, ``"300 bytes"``."""
+    if n >= 1024**2:
+        return f"{n / 1024**2:,.0f} MB"
+    return f"{n / 1024:,.0f} KB" if n >= 1024 else f"{n} bytes"
+
+
+def _path_format(path: Path, label: str, format: str | None) -> str:
+    """The format of ``path`` (``format`` if given); DataError if it is missing, not a file
+    to read (:func:`check_input_file`) or of an unrecognised type."""
+
+    def fail(message: str) -> DataError:
+        return DataError([Problem(label, "", None, message)])
+
+    check_input_file(path, label)
     if format is None:
         if path.is_dir():
             format = "dataset"
@@ -489,11 +586,18 @@ def _read_path(path: Path, label: str, format: str | None) -> Iterator[_Row]:
 
 
 def _read_bytes(path: Path, label: str) -> bytes:
+    """The file's bytes, reading no more than the limit (a file may grow while it is read,
+    or, like those in /proc, report a size of 0)."""
+    limit = max_input_bytes()
     try:
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror}"
         raise DataError([Problem(label, "", None, message)]) from exc
+    if len(data) > limit:
+        raise DataError([Problem(label, "", None, _too_big(None, limit))])
+    return data
 
 
 def _read_jsonl(path: Path, label: str, data: bytes | None = None) -> Iterator[_Row]:
@@ -518,9 +622,11 @@ def _read_jsonl(path: Path, label: str, data: bytes | None = None) -> Iterator[_
         if not line.strip():
             continue
         try:
-            yield location, json.loads(line), None
+            yield location, _parse_json(line), None
         except json.JSONDecodeError as exc:
             yield location, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        except ValueError as exc:
+            yield location, None, str(exc)
 
 
 def _read_json(path: Path, label: str) -> Iterator[_Row]:
@@ -540,10 +646,12 @@ def _read_json(path: Path, label: str) -> Iterator[_Row]:
     if not text.strip():
         return
     try:
-        document = json.loads(text)
+        document = _parse_json(text)
     except json.JSONDecodeError as exc:
         message = f"invalid JSON: {exc.msg} (column {exc.colno})"
         raise DataError([Problem(label, f"line {exc.lineno}", None, message)]) from exc
+    except ValueError as exc:
+        raise DataError([Problem(label, "", None, str(exc))]) from exc
     if not isinstance(document, list):
         raise DataError(
             [
@@ -560,6 +668,41 @@ def _read_json(path: Path, label: str) -> Iterator[_Row]:
         yield f"row {index}", record, None
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (json keeps the last one silently,
+    dropping the other value)."""
+    record = dict(items)
+    if len(record) != len(items):
+        seen: set[str] = set()
+        twice = next(key for key, _ in items if key in seen or seen.add(key))
+        raise _DuplicateKey(f"field '{twice}' appears twice in one object; keep one of them")
+    return record
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads`` whose every failure is a ValueError with a message for the user:
+    invalid JSON, a duplicated key, an integer longer than Python reads, or nesting deeper
+    than the parser's recursion allows."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except (json.JSONDecodeError, _DuplicateKey):
+        raise
+    except ValueError as exc:  # int(...) past sys.get_int_max_str_digits(), 4300 by default
+        raise ValueError(
+            "holds an integer too long for Python to read (over 4300 digits); write such an "
+            "id as a string"
+        ) from exc
+    except RecursionError as exc:
+        raise ValueError(
+            "arrays or objects nested too deeply to read (a preference record needs a few "
+            "levels at most); check what wrote this file"
+        ) from exc
+
+
 def _read_csv(path: Path, label: str) -> Iterator[_Row]:
     from datasets import Dataset, Features, Value
 
@@ -573,6 +716,21 @@ def _read_csv(path: Path, label: str) -> Iterator[_Row]:
         raise DataError([Problem(label, "", None, f"cannot read it as CSV: {exc}")]) from exc
     if not header or not has_rows:
         return
+    twice = sorted(name for name, n in Counter(header).items() if n > 1)
+    if twice:
+        # datasets would keep one of the columns and silently drop the other.
+        columns = ", ".join(f"'{name}'" for name in twice)
+        raise DataError(
+            [
+                Problem(
+                    label,
+                    "line 1",
+                    None,
+                    f"the header names {columns} more than once; rename or remove the extra "
+                    "column so no values are dropped",
+                )
+            ]
+        )
     # Declaring every column as a string stops pandas from guessing types per column
     # ("007" -> 7, a response "42" -> int), and na_filter=False keeps empty cells as "".
     features = Features({name: Value("string") for name in header})
@@ -773,6 +931,7 @@ def _to_pair(
     margin = _check_margin(record, found)
     source = _check_optional_string(record, "source", found)
     subset = _check_optional_string(record, "subset", found)
+    _check_characters(record, _PAIR_TEXT_FIELDS, found)
 
     if texts is None or found:
         return None, shape, False
@@ -1013,6 +1172,7 @@ def _to_step_record(
         )
     explicit_id = _check_id(record, found)
     source = _check_optional_string(record, "source", found)
+    _check_characters(record, ("prompt", "completions", "id", "source"), found)
     if found or prompt is None or completions is None or labels is None:
         return None, False
     step_record = StepRecord(
@@ -1152,11 +1312,72 @@ def _check_margin(record: Mapping[str, Any], found: _Found) -> float | None:
         shown = f"str {value!r}" if isinstance(value, str) else _type_name(value)
         found.append(("margin", f"expected a finite number, got {shown}"))
         return None
-    margin = float(value)
+    try:
+        margin = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        margin = math.inf if value > 0 else -math.inf
     if not math.isfinite(margin):
-        found.append(("margin", f"expected a finite number, got {margin}"))
+        shown = f"an integer of {_digits(value)} digits" if isinstance(value, int) else margin
+        found.append(("margin", f"expected a finite number, got {shown}"))
+        return None
+    if abs(margin) > MAX_MARGIN:
+        found.append(
+            (
+                "margin",
+                f"got {margin:g}, beyond ±{MAX_MARGIN:.1e}, the largest number training "
+                "computes with (float32)",
+            )
+        )
         return None
     return margin
+
+
+def _digits(value: int) -> str:
+    try:
+        return str(len(str(abs(value))))
+    except ValueError:  # past Python's 4300-digit limit for int -> str
+        return "over 4300"
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored, or ``None`` when it can.
+
+    A NUL character: PostgreSQL refuses it and SQLite would keep it, so it is refused
+    everywhere and a file imports the same on every store (in text it almost always means
+    binary data or a broken export). A lone surrogate (``"\\ud800"`` with no partner) is not
+    Unicode at all: it has no UTF-8 form, so no store can hold it.
+    """
+    nul = text.find("\x00")
+    if nul >= 0:
+        return (
+            f"contains a NUL character (\\u0000) at character {nul + 1}; remove it (it "
+            "usually means binary data or a broken export, and PostgreSQL cannot store it)"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate (\\u{ord(text[exc.start]):04x}) at character "
+            f"{exc.start + 1}, which is not valid Unicode; a character outside the basic "
+            "plane is written as a pair of escapes (\\ud83d\\ude00), never one alone"
+        )
+    return None
+
+
+def _check_characters(record: Mapping[str, Any], keys: Sequence[str], found: _Found) -> None:
+    """Append a problem for every string under ``keys`` (in lists and objects too, such as a
+    chat message's content) that :func:`text_problem` refuses, with the path to it."""
+    stack = [(key, record[key]) for key in reversed(keys) if key in record]
+    while stack:  # a loop, not recursion: nesting depth is the data's choice
+        where, value = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                found.append((where, problem))
+        elif isinstance(value, Mapping):
+            stack.extend((f"{where}.{k}", v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
 
 
 def _check_optional_string(record: Mapping[str, Any], key: str, found: _Found) -> str | None:

@@ -184,6 +184,8 @@ def train(
     last_metrics: dict[str, float] = {}
     eval_metrics = None
     last_checkpoint = None
+    # The newest checkpoint known to hold finite weights: where a diverged run can go back to.
+    last_good = Path(resume_from) if resume_from is not None else None
     pairs_seen = 0
     start = time.perf_counter()
     interrupted = False
@@ -208,6 +210,9 @@ def train(
                 s_chosen, s_rejected = out.score[:b], out.score[b:]  # (B,), (B,)
                 margin = margins[ids].to(s_chosen.device) if has_margin else None
                 loss = bradley_terry(s_chosen, s_rejected, margin, cfg.center_rewards_coefficient)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):  # before the step spoils the weights
+                    raise _diverged(f"the loss is {loss_value}", step, last_good)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -215,7 +220,7 @@ def train(
                 optimizer.zero_grad()
             micro += 1
             pairs_seen += b * world
-            window.append({"loss": loss.item(), **pair_metrics(s_chosen, s_rejected)})
+            window.append({"loss": loss_value, **pair_metrics(s_chosen, s_rejected)})
             if not accelerator.sync_gradients:
                 continue
 
@@ -235,7 +240,8 @@ def train(
             if eval_pairs and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
                 eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                last_checkpoint = save_resumable()
+                _check_weights(model, step, last_good)  # a bad save would rotate out a good one
+                last_checkpoint = last_good = save_resumable()
             if progress is not None:
                 progress(step, total_steps, last_metrics)
     except KeyboardInterrupt:
@@ -248,6 +254,7 @@ def train(
 
     seconds = time.perf_counter() - start
     if not interrupted:
+        _check_weights(model, step, last_good)
         if eval_pairs:
             eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
         # The final model is lean (no optimizer state): resumable ones live in checkpoints/.
@@ -265,6 +272,31 @@ def train(
         eval_metrics=eval_metrics,
         checkpoint=last_checkpoint,
     )
+
+
+def _diverged(what: str, step: int, last_good: Path | None) -> TrainingError:
+    """The error that stops a run whose numbers stopped being finite; nothing more is saved,
+    so every checkpoint on disk holds finite weights."""
+    kept = (
+        f"the last good checkpoint is {last_good}"
+        if last_good is not None
+        else "no checkpoint was written before it (--save-every N keeps one every N steps)"
+    )
+    return TrainingError(
+        f"training diverged after step {step}: {what}. Nothing more was saved; {kept}. Lower "
+        "--lr/--head-lr, keep --max-grad-norm on, or check the data's margins"
+    )
+
+
+def _check_weights(model: torch.nn.Module, step: int, last_good: Path | None) -> None:
+    """Raise :func:`_diverged` when a trained weight is inf or nan (the loss can stay finite
+    for a step after the weights are spoilt)."""
+    bad = next(
+        (n for n, p in model.named_parameters() if p.requires_grad and not p.isfinite().all()),
+        None,
+    )
+    if bad is not None:
+        raise _diverged(f"weight {bad} is not finite", step, last_good)
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -77,7 +77,12 @@ def import_pairs(
     unchanged. A pair whose id exists with *different* content is a conflict, and the whole import
     is refused (raising :class:`StoreError`) rather than silently keeping one version. (A stored
     ``subset`` of NULL, from a store made before subsets were kept, matches any subset.)
+
+    A blank dataset name, and text no store can hold alike (:func:`srm.data.text_problem`: NUL
+    characters, lone surrogates), are refused before anything is written, with the same
+    message on SQLite and PostgreSQL: pairs built in Python skip :func:`srm.data.load_pairs`.
     """
+    _check_importable(dataset_name, pairs)
     dataset = get_or_create_dataset(session, dataset_name, source_file)
     existing = {
         row.external_id: row
@@ -124,6 +129,33 @@ def import_pairs(
     if len(new_rows) >= _ANALYZE_AFTER:
         _analyze(session, Pair.__tablename__)
     return ImportResult(dataset_name, added=len(new_rows), unchanged=len(pairs) - len(new_rows))
+
+
+def _check_importable(dataset_name: str, pairs: Sequence[PreferencePair]) -> None:
+    """Raise :class:`StoreError` for a dataset name or pair text that cannot be stored."""
+    from srm.data import text_problem
+
+    name_problem = text_problem(dataset_name)
+    if name_problem is not None or not dataset_name.strip():
+        why = name_problem or "is blank"
+        raise StoreError(
+            f"dataset name {dataset_name!r} {why}; give a name with visible characters "
+            "(--dataset NAME)"
+        )
+    problems = [
+        f"pair {pair.id!r}: field '{name}' {problem}"
+        for pair in pairs
+        for name in ("id", "prompt", "chosen", "rejected", "source", "subset")
+        if isinstance(value := getattr(pair, name), str)
+        and (problem := text_problem(value)) is not None
+    ]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise StoreError(
+            f"{len(problems)} text field(s) cannot be stored; nothing was imported: "
+            + "; ".join(problems[:3])
+            + more
+        )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from srm.data import (
+    MAX_MARGIN,
     DataError,
     PreferencePair,
     Problem,
@@ -1012,7 +1013,9 @@ def test_written_files_get_normal_permissions(tmp_path: Path) -> None:
 
 
 def _text(min_size: int = 0) -> st.SearchStrategy[str]:
-    return st.text(min_size=min_size, max_size=40).filter(
+    # Any text a store can hold: no NUL (refused on every store), no lone surrogates.
+    alphabet = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
+    return st.text(alphabet, min_size=min_size, max_size=40).filter(
         lambda s: bool(s.strip()) or min_size == 0
     )
 
@@ -1025,7 +1028,7 @@ def _text(min_size: int = 0) -> st.SearchStrategy[str]:
             _text(1),
             _text(1),
             _text(),
-            st.none() | st.floats(allow_nan=False, allow_infinity=False),
+            st.none() | st.floats(min_value=-MAX_MARGIN, max_value=MAX_MARGIN),
         ).filter(lambda t: t[1] != t[2]),
         min_size=1,
         max_size=5,

@@ -118,3 +118,27 @@ def test_a_password_in_the_store_url_is_never_shown() -> None:
 
     shown = services.display_url("postgresql+psycopg://ana:s3cret@db.example/srm")
     assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://ana:")
+
+
+def test_an_upload_the_store_cannot_hold_lists_the_problem_not_a_traceback(
+    app_store: str, run_page
+) -> None:
+    """A lone surrogate used to pass validation and fail at insert, showing a traceback with
+    server paths; the page shows the same message as srm import."""
+    at = run_page()
+    record = b'{"prompt": "Q?", "chosen": "Good \\ud800.", "rejected": "Bad."}\n'
+    at.file_uploader(key="data.upload").upload("bait.jsonl", record)
+    at.button(key="data.import_upload").click()
+    rerun(at)
+    assert "nothing was imported" in at.error[0].value
+    [problem] = at.dataframe[0].value.to_dict("records")
+    assert problem == {
+        "file": problem["file"],
+        "where": "line 1",
+        "field": "chosen",
+        "problem": "contains a lone surrogate (\\ud800) at character 6, which is not valid "
+        "Unicode; a character outside the basic plane is written as a pair of escapes "
+        "(\\ud83d\\ude00), never one alone",
+    }
+    assert problem["file"].endswith("bait.jsonl")
+    assert "The store is empty" in at.info[0].value

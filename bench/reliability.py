@@ -1,0 +1,365 @@
+"""Reliability under concurrency and kill -9, on SQLite and PostgreSQL (docs/reliability.md).
+
+    nice -n 19 .venv/bin/python bench/reliability.py                   # SQLite (a temp file)
+    SRM_TEST_PG_URL=postgresql+psycopg://srm@127.0.0.1:54330/srm_test \\
+        nice -n 19 .venv/bin/python bench/reliability.py               # ... and PostgreSQL
+
+PostgreSQL runs when ``--pg-url``, ``$SRM_BENCH_PG_URL`` or ``$SRM_TEST_PG_URL`` names a server
+whose role may CREATE DATABASE; each part gets a fresh database there, dropped afterwards.
+
+1. **Concurrent label writes.** ``--processes`` processes start together and each makes
+   ``--writes`` label writes through ``srm.store``, as the Annotate page does: read the pair's
+   state, think for 0-5 ms, then ``record_label`` with the event id it saw, in one
+   transaction, on one of ``--pairs`` pairs (few, so that writes collide). Every write ends
+   *accepted* (committed), *refused as stale* (``StaleWriteError``: someone wrote first), a
+   *lock error* (SQLite's "database is locked", a PostgreSQL serialization failure or
+   deadlock) or another error. Afterwards the store is read back: *lost* counts accepted
+   writes whose event is not there, *phantom* events the store holds that no writer saw
+   accepted, and the label log is replayed (``verify_label_log``).
+2. **kill -9 of an import.** ``srm -v import`` of ``--import-pairs`` pairs runs once to time
+   how long writing them to the store takes once the file is parsed (its "loaded N pairs" log
+   line), then ``--kills`` times into a fresh dataset, each killed with SIGKILL at 10% to 80%
+   of that time after the file is parsed (on PostgreSQL the report says how many kills found
+   the import inside its transaction). After each kill the dataset must hold none of the
+   pairs or all of them, SQLite's ``PRAGMA integrity_check`` must say ok, and importing again
+   must complete.
+3. **kill -9 of a score job.** ``srm score --job N`` of ``--score-pairs`` pairs with a tiny
+   random model is killed with SIGKILL once the store holds some of its scores. The saved
+   scores must be whole chunks (``srm.jobs.SCORE_CHUNK`` pairs per transaction), each a
+   complete record; the job is then looked at as ``srm jobs`` does, and a new job must score
+   every pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from store import synthetic_pairs
+from stores import store_backends
+
+from srm.data import write_jsonl
+from srm.store import (
+    LABELS,
+    Dataset,
+    LabelEvent,
+    Score,
+    StaleWriteError,
+    TrainingJob,
+    count_pairs,
+    import_pairs,
+    label_state,
+    list_pairs,
+    make_engine,
+    make_sessionmaker,
+    open_store,
+    record_label,
+    register_model,
+    verify_label_log,
+)
+
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- label writes
+def label_writer(
+    url: str,
+    worker: int,
+    writes: int,
+    pair_ids: list[int],
+    start: multiprocessing.synchronize.Barrier,
+    results: multiprocessing.Queue,
+) -> None:
+    """One annotator's process: ``writes`` label writes; puts (counts, notes of accepted)."""
+    engine = make_engine(url)
+    reads = make_sessionmaker(engine, read_only=True)
+    sessions = make_sessionmaker(engine)
+    rng = random.Random(worker)
+    counts: Counter[str] = Counter()
+    accepted: list[str] = []
+    start.wait()
+    for k in range(writes):
+        pair_id = rng.choice(pair_ids)
+        with reads() as session:
+            seen = label_state(session, pair_id).event_id
+        time.sleep(rng.uniform(0, 0.005))  # the annotator reads the pair
+        note = f"w{worker}-{k}"
+        try:
+            with sessions.begin() as session:
+                record_label(
+                    session,
+                    pair_id,
+                    f"annotator-{worker}",
+                    rng.choice(LABELS),
+                    expected_event_id=seen,
+                    note=note,
+                )
+        except StaleWriteError:
+            counts["stale"] += 1
+        except DBAPIError as err:
+            text = str(err.orig).lower()
+            locked = ("locked", "could not serialize", "deadlock")
+            counts["lock" if any(word in text for word in locked) else "other"] += 1
+        else:
+            counts["accepted"] += 1
+            accepted.append(note)
+    engine.dispose()
+    results.put((counts, accepted))
+
+
+def concurrent_label_writes(url: str, processes: int, writes: int, n_pairs: int) -> None:
+    engine = open_store(url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        import_pairs(session, "labels", synthetic_pairs(n_pairs))
+    with sessions() as session:
+        pair_ids = [p.id for p in list_pairs(session, "labels", limit=n_pairs)]
+    spawn = multiprocessing.get_context("spawn")
+    start, results = spawn.Barrier(processes), spawn.Queue()
+    workers = [
+        spawn.Process(target=label_writer, args=(url, i, writes, pair_ids, start, results))
+        for i in range(processes)
+    ]
+    began = time.perf_counter()
+    for w in workers:
+        w.start()
+    counts: Counter[str] = Counter()
+    accepted: set[str] = set()
+    for _ in workers:
+        worker_counts, notes = results.get()
+        counts.update(worker_counts)
+        accepted.update(notes)
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - began
+    with sessions() as session:
+        stored = set(session.scalars(select(LabelEvent.note)))
+        problems = verify_label_log(session)
+    engine.dispose()
+    print(
+        f"  label writes, {processes} processes x {writes} on {n_pairs} pairs ({seconds:.0f} s):"
+        f" accepted {counts['accepted']}, refused as stale {counts['stale']}, "
+        f"lost {len(accepted - stored)}, phantom {len(stored - accepted)}, "
+        f"lock errors {counts['lock']}, other errors {counts['other']}; "
+        f"label log replay: {len(problems)} problems",
+        flush=True,
+    )
+
+
+# ----------------------------------------------------------------------------- kill -9
+def srm(*args: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:
+    """``python -m srm.cli ARGS`` in a process of its own, stdout discarded."""
+    return subprocess.Popen(
+        [PYTHON, "-m", "srm.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def start_import(path: Path, url: str, dataset: str) -> tuple[subprocess.Popen, float]:
+    """Start ``srm -v import`` and return once the file is parsed (its "loaded N preference
+    pairs" log line), with the time: what follows is the write to the store."""
+    process = srm(
+        "-v", "import", str(path), "--db", url, "--dataset", dataset, stderr=subprocess.PIPE
+    )
+    for line in process.stderr:
+        if "preference pairs from" in line:
+            parsed = time.perf_counter()
+            # Keep reading what it logs next (SQL at -v), or a full pipe would stall it.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return process, parsed
+    raise SystemExit(f"srm import exited ({process.wait()}) without loading {path}")
+
+
+def kill9(process: subprocess.Popen) -> bool:
+    """SIGKILL ``process``; False when it had finished already."""
+    if process.poll() is not None:
+        return False
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return True
+
+
+def dataset_pairs(url: str, name: str) -> tuple[bool, int]:
+    """Whether the dataset row exists, and how many pairs it holds."""
+    engine = make_engine(url)
+    with make_sessionmaker(engine, read_only=True)() as session:
+        exists = session.scalar(select(func.count()).where(Dataset.name == name)) > 0
+        n = count_pairs(session, name) if exists else 0
+    engine.dispose()
+    return exists, n
+
+
+def open_transactions(url: str) -> int:
+    """PostgreSQL: how many other sessions of this database are inside a transaction (0 on
+    SQLite, which cannot tell)."""
+    if not url.startswith("postgresql"):
+        return 0
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        ).scalar()
+    engine.dispose()
+    return n
+
+
+def sqlite_integrity(url: str) -> str | None:
+    if not url.startswith("sqlite"):
+        return None
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql("PRAGMA integrity_check").scalar()
+    engine.dispose()
+    return result
+
+
+def kill_imports(url: str, n_pairs: int, kills: int, tmp: Path) -> None:
+    open_store(url).dispose()
+    path = tmp / "import.jsonl"
+    write_jsonl(synthetic_pairs(n_pairs, seed=1), path)
+    process, parsed = start_import(path, url, "timed")
+    if process.wait() != 0:
+        raise SystemExit("the timing import failed; run it by hand to see why")
+    writing = time.perf_counter() - parsed  # the store phase, plus the process's exit
+    outcomes: Counter[str] = Counter()
+    integrity = set()
+    for k in range(kills):
+        name = f"killed-{k}"
+        process, _ = start_import(path, url, name)
+        time.sleep(writing * (0.1 + 0.7 * k / max(kills - 1, 1)))
+        if open_transactions(url):
+            outcomes["killed inside its transaction"] += 1
+        killed = kill9(process)
+        exists, n = dataset_pairs(url, name)
+        if not killed:
+            outcomes["finished before the kill"] += 1
+        elif n == 0:
+            outcomes["nothing imported" + (" (but a dataset row)" if exists else "")] += 1
+        elif n == n_pairs:
+            outcomes["all imported"] += 1
+        else:
+            outcomes[f"PARTIAL ({n} pairs)"] += 1
+        integrity.add(sqlite_integrity(url))
+        again = srm("import", str(path), "--db", url, "--dataset", name).wait()
+        complete = again == 0 and dataset_pairs(url, name)[1] == n_pairs
+        outcomes["then a re-import completed" if complete else "then a re-import FAILED"] += 1
+    shown = ", ".join(f"{what} {n}" for what, n in sorted(outcomes.items()))
+    checked = (
+        f"; SQLite integrity_check: {', '.join(sorted(integrity))}" if None not in integrity else ""
+    )
+    print(
+        f"  kill -9 of srm import ({n_pairs:,} pairs; writing them takes {writing:.1f} s after "
+        f"the file is parsed), {kills} times at 10-80% of that: {shown}{checked}",
+        flush=True,
+    )
+
+
+def tiny_model(tmp: Path) -> Path:
+    from srm.checkpoint import save
+    from srm.config import ModelConfig
+    from srm.model import SentenceRewardModel
+
+    path = tmp / "tiny-model"
+    if not path.exists():
+        save(SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16), seed=0), path)
+    return path
+
+
+def kill_score_job(url: str, n_pairs: int, tmp: Path) -> None:
+    from srm.jobs import SCORE_CHUNK, create_score_job, reap_dead_jobs
+
+    engine = open_store(url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        import_pairs(session, "scored", synthetic_pairs(n_pairs, seed=2))
+        model_id = register_model(session, "tiny", str(tiny_model(tmp))).id
+        job_id = create_score_job(session, dataset="scored", model_id=model_id).id
+
+    def saved() -> list[Score]:
+        with make_sessionmaker(engine, read_only=True)() as session:
+            return list(session.scalars(select(Score).where(Score.model_id == model_id)))
+
+    process = srm("score", "--job", str(job_id), "--db", url)
+    while process.poll() is None and not saved():
+        time.sleep(0.05)
+    time.sleep(random.Random(0).uniform(0, 1))  # somewhere in the middle of a chunk
+    killed = kill9(process)
+    scores = saved()
+    whole = [s for s in scores if _complete(s.chosen_detail) and _complete(s.rejected_detail)]
+    with sessions() as session:
+        status = session.get(TrainingJob, job_id).status
+    with sessions.begin() as session:
+        reap_dead_jobs(session)
+    with sessions() as session:
+        reaped = session.get(TrainingJob, job_id).status
+    with sessions.begin() as session:
+        again = create_score_job(session, dataset="scored", model_id=model_id).id
+    finished = srm("score", "--job", str(again), "--db", url).wait() == 0
+    after = len(saved())
+    engine.dispose()
+    print(
+        f"  kill -9 of srm score --job ({n_pairs:,} pairs, {SCORE_CHUNK} per transaction): "
+        + (
+            f"killed with {len(scores):,} pairs scored (whole chunks: "
+            f"{'yes' if len(scores) % SCORE_CHUNK == 0 else 'NO'}), "
+            f"{len(scores) - len(whole)} incomplete records; "
+            if killed
+            else "FINISHED before the kill (raise --score-pairs); "
+        )
+        + f"job status after the kill: {status}, after srm jobs reaps it: {reaped}; a new job "
+        f"{'succeeded' if finished else 'FAILED'} and the store holds {after:,} scores",
+        flush=True,
+    )
+
+
+def _complete(detail: dict) -> bool:
+    keys = {"score", "prompt_reward", "prompt_weight", "sentences"}
+    return isinstance(detail, dict) and keys <= detail.keys()
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pg-url", default=None, help="PostgreSQL server URL (CREATE DATABASE)")
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--writes", type=int, default=250, help="label writes per process")
+    parser.add_argument("--pairs", type=int, default=20, help="pairs the writes go to")
+    parser.add_argument("--import-pairs", type=int, default=20_000)
+    parser.add_argument("--kills", type=int, default=5, help="imports to kill per store")
+    parser.add_argument("--score-pairs", type=int, default=2_000)
+    args = parser.parse_args(argv)
+    pg_url = args.pg_url or os.environ.get("SRM_BENCH_PG_URL") or os.environ.get("SRM_TEST_PG_URL")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.processes} processes x "
+        f"{args.writes} label writes, {args.kills} import kills, 1 score-job kill per store",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="srm-reliability-") as tmp:
+        os.environ["SRM_RUNS_DIR"] = str(Path(tmp) / "runs")  # job logs stay in tmp
+        for _, url in store_backends(pg_url, "srm_reliability"):
+            concurrent_label_writes(url, args.processes, args.writes, args.pairs)
+            kill_imports(url, args.import_pairs, args.kills, Path(tmp))
+            kill_score_job(url, args.score_pairs, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
