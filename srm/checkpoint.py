@@ -27,10 +27,19 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel
 
 from srm import __version__
-from srm.backbones import NAMED_BACKBONES, Backbone, BackboneError, is_causal, load_backbone
+from srm.backbones import (
+    NAMED_BACKBONES,
+    PICKLE_SUFFIXES,
+    Backbone,
+    BackboneError,
+    check_local_files,
+    is_causal,
+    load_backbone,
+    load_tokenizer,
+)
 from srm.config import ModelConfig
 from srm.model import SentenceRewardModel
 
@@ -41,8 +50,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BACKBONE_DIR = "backbone"
 MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
-# Files that can execute code when loaded. A checkpoint holding any of them is refused outright.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
 
 
 class CheckpointError(ValueError):
@@ -220,24 +227,29 @@ def load_extra_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _load_backbone(info: CheckpointInfo) -> Backbone:
     name = info.model.backbone
     backbone_dir = info.path / BACKBONE_DIR
-    if info.backbone_weights == "full" and name not in NAMED_BACKBONES:
-        # Self-contained: architecture and tokenizer from the checkpoint, weights below.
-        config = AutoConfig.from_pretrained(backbone_dir, local_files_only=True)
-        model = AutoModel.from_config(config)
-        tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        return Backbone(name, model.eval(), tokenizer, is_causal(model.eval()))
+    own_files = backbone_dir.is_dir()
+    try:
+        if own_files:
+            check_local_files(backbone_dir)
+        if info.backbone_weights == "full" and name not in NAMED_BACKBONES:
+            # Self-contained: architecture and tokenizer from the checkpoint, weights below.
+            config = AutoConfig.from_pretrained(
+                backbone_dir, local_files_only=True, trust_remote_code=False
+            )
+            model = AutoModel.from_config(config, trust_remote_code=False).eval()
+            return Backbone(name, model, load_tokenizer(backbone_dir), is_causal(model))
+    except (BackboneError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{info.path}: cannot load its backbone from {BACKBONE_DIR}/: {err}"
+        ) from err
     try:
         backbone = load_backbone(name, bidirectional=info.model.bidirectional)
+        if own_files:
+            backbone.tokenizer = load_tokenizer(backbone_dir)
     except BackboneError as err:
         raise CheckpointError(
             f"{info.path}: the checkpoint needs its backbone {name!r} locally: {err}"
         ) from err
-    if backbone_dir.is_dir():
-        backbone.tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
-        if backbone.tokenizer.pad_token_id is None:
-            backbone.tokenizer.pad_token = backbone.tokenizer.eos_token
     return backbone
 
 

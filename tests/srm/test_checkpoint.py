@@ -179,3 +179,64 @@ def test_checkpoint_permissions_follow_the_umask(make_model, tmp_path) -> None:
     assert (tmp_path / "ck").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
     for name in ("config.json", "model.safetensors"):
         assert (tmp_path / "ck" / name).stat().st_mode & 0o777 == 0o644
+
+
+# ------------------------------------------------------------------------- no code from a model
+def saved_tiny_backbone(path: Path) -> Path:
+    """The ``tiny`` backbone written with ``save_pretrained``: a local backbone directory."""
+    backbone = load_backbone("tiny")
+    backbone.model.save_pretrained(path)
+    backbone.tokenizer.save_pretrained(path)
+    return path
+
+
+def add_custom_code(path: Path, marker: Path) -> None:
+    """Turn a backbone directory into one that asks for remote code: an ``auto_map`` and a
+    ``modeling_evil.py`` that would create ``marker`` if it were ever imported."""
+    config = json.loads((path / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "modeling_evil.EvilConfig"}
+    config["model_type"] = "evil"
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "modeling_evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import BertConfig\n"
+        "class EvilConfig(BertConfig):\n    model_type = 'evil'\n"
+    )
+
+
+def test_a_backbone_with_custom_code_is_refused(tmp_path) -> None:
+    marker = tmp_path / "custom-code-ran"
+    evil = saved_tiny_backbone(tmp_path / "evil")
+    add_custom_code(evil, marker)
+    with pytest.raises(BackboneError, match=r"evil: refusing a backbone that brings its own code"):
+        load_backbone(str(evil))
+    assert not marker.exists()
+
+
+def test_a_checkpoint_naming_a_custom_code_backbone_is_refused(tmp_path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    marker = tmp_path / "custom-code-ran"
+    backbone = saved_tiny_backbone(tmp_path / "bb")
+    model = SentenceRewardModel.create(ModelConfig(backbone=str(backbone), d=8)).eval()
+    # Adapters only: loading it loads the backbone from the directory its config.json names.
+    lora = get_peft_model(model.backbone, LoraConfig(r=2, target_modules=["query"]))
+    model.backbone = lora
+    save(model, tmp_path / "ck")
+    add_custom_code(backbone, marker)  # the backbone changes after the checkpoint was written
+    with pytest.raises(CheckpointError, match=r"brings its own code \(auto_map in config.json"):
+        load(tmp_path / "ck")
+    # A self-contained checkpoint carries the backbone's config in backbone/: checked the same.
+    model.backbone = lora.get_base_model()
+    save(model, tmp_path / "full")
+    add_custom_code(tmp_path / "full" / "backbone", marker)
+    with pytest.raises(CheckpointError, match=r"full/backbone: refusing a backbone"):
+        load(tmp_path / "full")
+    assert not marker.exists()
+
+
+def test_pickle_files_in_a_backbone_directory_are_refused(tmp_path) -> None:
+    backbone = saved_tiny_backbone(tmp_path / "bb")
+    torch.save({"x": torch.zeros(1)}, backbone / "pytorch_model.bin")  # a pickle
+    with pytest.raises(BackboneError, match=r"pickle-based files \(pytorch_model.bin\)"):
+        load_backbone(str(backbone))
