@@ -16,7 +16,8 @@ Causality is not assumed from the config, it is *checked*: two inputs that diffe
 their last token must give identical hidden states everywhere before it. A backbone that fails
 the check is refused unless the caller opts in with ``bidirectional=True``, and then
 ``Backbone.causal`` is ``False`` so that scores can say that sentence rewards are not prefix
-rewards. Nothing here touches the network.
+rewards. Nothing here touches the network, unless the user opted in with
+``SRM_ALLOW_DOWNLOADS=1`` (see :mod:`srm`): then a Hub name not in the cache is downloaded.
 
 A model is data, never code: ``trust_remote_code`` is off on every load, and a backbone that
 brings its own code (an ``auto_map`` in its config files, or Python files beside its weights)
@@ -42,6 +43,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
+
+from srm import downloads_allowed
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +197,9 @@ def _has_auto_map(path: Path) -> bool:
 def _load_config(name_or_path: str) -> PretrainedConfig:
     try:
         # The raw file first: AutoConfig would ask to run the code an ``auto_map`` names.
-        raw, _ = PretrainedConfig.get_config_dict(name_or_path, local_files_only=True)
+        raw, _ = PretrainedConfig.get_config_dict(
+            name_or_path, local_files_only=not downloads_allowed()
+        )
     except (OSError, ValueError):
         raw = {}
     if "auto_map" in raw:
@@ -205,15 +210,15 @@ def _load_config(name_or_path: str) -> PretrainedConfig:
         )
     try:
         config = AutoConfig.from_pretrained(
-            name_or_path, local_files_only=True, trust_remote_code=False
+            name_or_path, local_files_only=not downloads_allowed(), trust_remote_code=False
         )
     except (OSError, ValueError) as err:
         raise BackboneError(
             f"Cannot load backbone {name_or_path!r}: it is neither a local model directory "
             "nor in the local Hugging Face cache. SRM Studio never downloads at run time: "
             f"download it once on a machine with network (`hf download {name_or_path}`), or "
-            "pass a local directory holding config.json and the weights. Named backbones: "
-            f"{', '.join(NAMED_BACKBONES)}."
+            "pass a local directory holding config.json and the weights (or allow downloads "
+            f"with SRM_ALLOW_DOWNLOADS=1). Named backbones: {', '.join(NAMED_BACKBONES)}."
         ) from err
     if getattr(config, "is_encoder_decoder", False):
         raise BackboneError(
@@ -229,7 +234,7 @@ def _load_model(name_or_path: str, config: PretrainedConfig) -> PreTrainedModel:
         return AutoModel.from_pretrained(
             name_or_path,
             config=config,
-            local_files_only=True,
+            local_files_only=not downloads_allowed(),
             trust_remote_code=False,
             use_safetensors=True,
         )
@@ -245,7 +250,7 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerFast:
     friends have none: any id will do, padding is masked out)."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            name_or_path, local_files_only=True, trust_remote_code=False
+            name_or_path, local_files_only=not downloads_allowed(), trust_remote_code=False
         )
     except (OSError, ValueError) as err:
         raise BackboneError(
