@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 
@@ -40,7 +41,7 @@ from srm.backbones import (
     load_backbone,
     load_tokenizer,
 )
-from srm.config import ModelConfig
+from srm.config import ConfigError, ModelConfig
 from srm.model import SentenceRewardModel
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BACKBONE_DIR = "backbone"
 MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
+#: What ``model.safetensors`` holds of the backbone: nothing, all of it, or LoRA adapters.
+WEIGHT_KINDS = ("none", "full", "lora")
 
 
 class CheckpointError(ValueError):
@@ -152,7 +155,11 @@ def save(
 
 
 def read_info(path: str | os.PathLike) -> CheckpointInfo:
-    """Read and check ``config.json``; refuse directories holding pickle-based files."""
+    """Read and check ``config.json``; refuse directories holding pickle-based files.
+
+    Every way a directory can fail to be a checkpoint (missing or damaged files, a field
+    missing or of the wrong kind) raises :class:`CheckpointError` naming the file and field.
+    """
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint directory (no such directory)")
@@ -163,50 +170,93 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
             f"({', '.join(unsafe)}); they can run arbitrary code. SRM checkpoints hold "
             "safetensors only: re-save the model with srm."
         )
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+    config_path, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not config_path.is_file() or not (weights.exists() or weights.is_symlink()):
         raise CheckpointError(
             f"{path}: not an SRM checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
+    if not weights.is_file():
+        link = f" (a link to {os.readlink(weights)})" if weights.is_symlink() else ""
+        raise CheckpointError(
+            f"{weights}: not a regular file{link}; the checkpoint is damaged: save it again"
+        )
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{config_path}: invalid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object, got {config!r:.40}")
     if config.get("format") != FORMAT:
         raise CheckpointError(
             f"{config_path}: format {config.get('format')!r} is not {FORMAT!r}; "
             "this checkpoint was not written by a compatible srm"
         )
+
+    def field(name: str, kind: type | tuple[type, ...], expected: str) -> Any:
+        if name not in config:
+            raise CheckpointError(
+                f"{config_path}: missing field {name!r}; the checkpoint is damaged: save it again"
+            )
+        value = config[name]
+        if not isinstance(value, kind):
+            raise CheckpointError(
+                f"{config_path}: field {name!r}: expected {expected}, got {value!r}"
+            )
+        return value
+
+    try:
+        model = ModelConfig.from_dict(field("model", dict, "a table of model settings"))
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{config_path}: field 'model': {err}") from err
+    kind = field("backbone_weights", str, "a string")
+    if kind not in WEIGHT_KINDS:
+        raise CheckpointError(
+            f"{config_path}: field 'backbone_weights': got {kind!r}; "
+            f"expected one of {', '.join(WEIGHT_KINDS)}"
+        )
+    lora = config.get("lora")
+    if kind == "lora" and not isinstance(lora, dict):
+        raise CheckpointError(
+            f"{config_path}: field 'lora': expected a table of LoRA settings, got {lora!r}"
+        )
+    training = config.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise CheckpointError(
+            f"{config_path}: field 'training': expected a table, got {training!r:.40}"
+        )
     return CheckpointInfo(
         path=path,
-        model=ModelConfig.from_dict(config["model"]),
-        backbone_weights=config["backbone_weights"],
-        causal=config["causal"],
-        training=config.get("training"),
-        lora=config.get("lora"),
-        srm_version=config.get("srm_version", "?"),
+        model=model,
+        backbone_weights=kind,
+        causal=field("causal", bool, "true or false"),
+        training=training,
+        lora=lora if kind == "lora" else None,
+        srm_version=str(config.get("srm_version", "?")),
     )
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> SentenceRewardModel:
-    """Load a checkpoint written by :func:`save`, in eval mode on ``device``."""
-    info = read_info(path)
-    tensors = load_file(info.path / WEIGHTS_FILE)
-    backbone = _load_backbone(info)
-    model = SentenceRewardModel(backbone, info.model)
-    if info.backbone_weights == "lora":
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    """Load a checkpoint written by :func:`save`, in eval mode on ``device``.
 
-        lora_config = LoraConfig(**{k: v for k, v in info.lora.items() if _is_lora_arg(k)})
-        model.backbone = get_peft_model(model.backbone, lora_config)
-        adapters = {k[len("lora.") :]: v for k, v in tensors.items() if k.startswith("lora.")}
-        set_peft_model_state_dict(model.backbone, adapters)
+    A damaged checkpoint (unreadable weights, settings they do not fit) raises
+    :class:`CheckpointError` saying which file is wrong, never a library's traceback."""
+    info = read_info(path)
+    weights = info.path / WEIGHTS_FILE
+    tensors = _read_weights(weights)
+    backbone = _load_backbone(info)
+    try:
+        model = SentenceRewardModel(backbone, info.model)
+    except ConfigError as err:
+        raise CheckpointError(f"{info.path / CONFIG_FILE}: field 'model': {err}") from err
+    if info.backbone_weights == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        try:
+            lora_config = LoraConfig(**{k: v for k, v in info.lora.items() if _is_lora_arg(k)})
+            model.backbone = get_peft_model(model.backbone, lora_config)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{info.path / CONFIG_FILE}: field 'lora': {err}") from err
     own = {k: v for k, v in tensors.items() if not k.startswith(("lora.", "extra.", "backbone."))}
-    if info.backbone_weights == "full":
-        prefix = "backbone."
-        model.backbone.load_state_dict(
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        )
     missing = set(_own_state(model)) - set(own)
     unexpected = set(own) - set(_own_state(model))
     if missing or unexpected:
@@ -214,14 +264,41 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Sentenc
             f"{info.path}: weights do not match a {info.model.head} head "
             f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})"
         )
-    model.load_state_dict(own, strict=False)
+    try:
+        if info.backbone_weights == "lora":
+            from peft import set_peft_model_state_dict
+
+            adapters = {k[len("lora.") :]: v for k, v in tensors.items() if k.startswith("lora.")}
+            set_peft_model_state_dict(model.backbone, adapters)
+        if info.backbone_weights == "full":
+            prefix = "backbone."
+            model.backbone.load_state_dict(
+                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            )
+        model.load_state_dict(own, strict=False)
+    except RuntimeError as err:  # missing keys or other shapes
+        detail = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"{weights}: the weights do not fit the model {CONFIG_FILE} describes "
+            f"({' '.join(line.strip() for line in detail[:2])})"
+        ) from err
     return model.to(device).eval()
 
 
 def load_extra_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors stored beside the model under ``extra.`` (training state, for instance)."""
-    tensors = load_file(Path(path) / WEIGHTS_FILE)
+    tensors = _read_weights(Path(path) / WEIGHTS_FILE)
     return {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
+
+
+def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(weights)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(
+            f"{weights}: not a readable safetensors file ({err}); the checkpoint is damaged "
+            "or cut short: save it again, or resume from an earlier checkpoint"
+        ) from err
 
 
 def _load_backbone(info: CheckpointInfo) -> Backbone:

@@ -332,7 +332,12 @@ def _save_checkpoint(
 
 
 def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, dict[str, Any]]:
-    info = checkpoint.read_info(path)
+    try:
+        info = checkpoint.read_info(path)
+    except checkpoint.CheckpointError as err:
+        raise TrainingError(
+            f"resume_from: {err}. Resume from one of a run's checkpoints/step-N directories"
+        ) from err
     saved = (info.training or {}).get("config")
     if saved is None or not info.training.get("resumable"):
         raise TrainingError(
@@ -358,10 +363,13 @@ def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, di
             f"{path}: the checkpoint was trained with different {', '.join(differs)}; resume with "
             "the same settings (see its config.json)"
         )
-    model = checkpoint.load(path)
+    try:
+        model = checkpoint.load(path)
+        state = {"step": info.training["step"], "tensors": checkpoint.load_extra_tensors(path)}
+    except checkpoint.CheckpointError as err:
+        raise TrainingError(f"resume_from: {err}") from err
     if cfg.finetune == "heads":
         model.backbone.requires_grad_(False)
-    state = {"step": info.training["step"], "tensors": checkpoint.load_extra_tensors(path)}
     return model, state
 
 

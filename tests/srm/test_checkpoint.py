@@ -240,3 +240,93 @@ def test_pickle_files_in_a_backbone_directory_are_refused(tmp_path) -> None:
     torch.save({"x": torch.zeros(1)}, backbone / "pytorch_model.bin")  # a pickle
     with pytest.raises(BackboneError, match=r"pickle-based files \(pytorch_model.bin\)"):
         load_backbone(str(backbone))
+
+
+# ------------------------------------------------------------------------- damaged checkpoints
+def edit_config(path: Path, change) -> None:
+    config = json.loads((path / "config.json").read_text())
+    change(config)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def relink_weights(path: Path, target: Path) -> None:
+    (path / "model.safetensors").unlink()
+    (path / "model.safetensors").symlink_to(target)
+
+
+def truncate_weights(path: Path) -> None:
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+DAMAGES = {
+    "no model key": (
+        lambda ck: edit_config(ck, lambda c: c.pop("model")),
+        r"config.json: missing field 'model'",
+    ),
+    "bad head": (
+        lambda ck: edit_config(ck, lambda c: c["model"].update(head="paragraph")),
+        r"config.json: field 'model': head: got 'paragraph'",
+    ),
+    "unknown weights kind": (
+        lambda ck: edit_config(ck, lambda c: c.update(backbone_weights="some")),
+        r"config.json: field 'backbone_weights': got 'some'; expected one of none, full, lora",
+    ),
+    "weights of another shape": (
+        lambda ck: edit_config(ck, lambda c: c["model"].update(d=8)),
+        r"model.safetensors: the weights do not fit the model config.json describes",
+    ),
+    "truncated weights": (
+        truncate_weights,
+        r"model.safetensors: not a readable safetensors file",
+    ),
+    "weights linked to another file": (
+        lambda ck: relink_weights(ck, ck / "config.json"),
+        r"model.safetensors: not a readable safetensors file",
+    ),
+    "weights linked to a device": (
+        lambda ck: relink_weights(ck, Path("/dev/zero")),
+        r"model.safetensors: not a regular file",
+    ),
+    "junk lora settings": (
+        lambda ck: edit_config(ck, lambda c: c.update(lora="junk")),
+        r"config.json: field 'lora': expected a table of LoRA settings, got 'junk'",
+    ),
+    "lora settings that do not fit": (
+        lambda ck: edit_config(ck, lambda c: c["lora"].update(target_modules=["nowhere"])),
+        r"config.json: field 'lora': .*nowhere",
+    ),
+    "lora rank as text": (
+        lambda ck: edit_config(ck, lambda c: c["lora"].update(r="eight")),
+        r"config.json: field 'lora'",
+    ),
+}
+
+
+@pytest.fixture
+def lora_checkpoint(make_model, tmp_path) -> Path:
+    from peft import LoraConfig, get_peft_model
+
+    model = make_model("sentence")
+    model.backbone = get_peft_model(model.backbone, LoraConfig(r=2, target_modules=["query"]))
+    return save(model, tmp_path / "ck")
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_checkpoint_gets_a_clear_error(lora_checkpoint, sample_path, damage) -> None:
+    from click.testing import CliRunner
+
+    from srm.cli import main
+
+    apply, message = DAMAGES[damage]
+    apply(lora_checkpoint)
+    with pytest.raises(CheckpointError, match=message):
+        load(lora_checkpoint)
+    out = lora_checkpoint.parent / "scores.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["score", "--model", str(lora_checkpoint), "--data", str(sample_path), "--out", str(out)],
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert f"Error: {lora_checkpoint}" in result.output

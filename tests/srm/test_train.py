@@ -220,3 +220,23 @@ def test_cli_reports_a_bad_config_file(tmp_path, sample_path) -> None:
     )
     assert result.exit_code == 1
     assert "bad.toml: batch_size: got -1" in result.output
+
+
+def test_resume_from_a_directory_that_is_no_checkpoint(tmp_path, sample_path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "config.json").write_text("{}")
+    (tmp_path / "notes" / "model.safetensors").write_text("not weights")
+    for target, message in [
+        (tmp_path / "notes", r"config.json: format None is not 'srm-checkpoint/1'"),
+        (sample_path, "not a checkpoint directory"),
+    ]:
+        with pytest.raises(TrainingError, match=f"resume_from: .*{message}"):
+            train(config(tmp_path / "run"), load_pairs(sample_path), resume_from=target)
+        result = CliRunner().invoke(
+            main,
+            ["train", "--data", str(sample_path), "--out", str(tmp_path / "run")]
+            + ["--backbone", "tiny", "--resume-from", str(target)],
+        )
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+        assert "Error: resume_from: " in result.output
