@@ -9,9 +9,21 @@
                           files (unless the backbone is the minilm package)
 
 ``minilm`` checkpoints that train only heads or LoRA adapters stay a few MB, because the
-backbone itself comes from the installed package. Saving is atomic: everything is written to a
-temporary sibling directory that is renamed into place, so a crash never leaves half a
-checkpoint under the final name.
+backbone itself comes from the installed package.
+
+Saving never leaves half a model under a name a reader uses. A new directory is written under a
+temporary name and renamed into place. Saving into a directory that exists (a training run's,
+holding ``metrics.jsonl`` and ``checkpoints/``) moves none of its files: the model is written
+to a new hidden directory beside them, then the link ``model`` is pointed at it in one atomic
+rename, and only then is the model it replaced removed. At every instant the directory holds
+one complete model, the old or the new::
+
+    run/
+      metrics.jsonl, checkpoints/    never moved
+      model -> .model-3f2a9c01b7e4   the final model (config.json, model.safetensors, ...)
+
+:func:`model_dir` finds the files either way, so ``load("run")`` works, and so do checkpoints
+saved flat by older versions (at the top of a run directory too).
 """
 
 from __future__ import annotations
@@ -51,6 +63,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BACKBONE_DIR = "backbone"
 MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
+#: In a directory saved into more than once: the link to its current model...
+MODEL_LINK = "model"
+#: ... and the prefix of the hidden directories holding model versions.
+VERSION_PREFIX = ".model-"
 #: What ``model.safetensors`` holds of the backbone: nothing, all of it, or LoRA adapters.
 WEIGHT_KINDS = ("none", "full", "lora")
 
@@ -101,7 +117,8 @@ def save(
     training: dict[str, Any] | None = None,
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``model`` as a checkpoint directory at ``path`` (replacing one that is there)."""
+    """Write ``model`` as a checkpoint directory at ``path``, or as the current model of the
+    directory already there (a run's), replacing its model; see the module docstring."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     kind = backbone_weights_kind(model)
@@ -132,25 +149,45 @@ def save(
         "lora": lora,
         "training": training,
     }
-    # mkdir (not mkdtemp) so the directory gets the umask's permissions, not 0700.
-    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
-    tmp.mkdir()
+    # A new directory is staged beside its final name; an existing one gets a new version
+    # inside it (see the module docstring). mkdir, not mkdtemp: the umask's permissions.
+    token = secrets.token_hex(6)
+    into_existing = path.is_dir()
+    if into_existing:
+        staging = path / f"{VERSION_PREFIX}{token}"
+    else:
+        staging = path.parent / f".{path.name}.tmp-{token}"
+    staging.mkdir()
     try:
-        save_file(tensors, tmp / WEIGHTS_FILE, metadata={"format": "pt", "srm": FORMAT})
+        save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt", "srm": FORMAT})
         if model.config.backbone not in NAMED_BACKBONES:
-            model.tokenizer.save_pretrained(tmp / BACKBONE_DIR)
+            model.tokenizer.save_pretrained(staging / BACKBONE_DIR)
             if kind == "full":
-                _base_model(model.backbone).config.save_pretrained(tmp / BACKBONE_DIR)
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        file_mode = tmp.stat().st_mode & 0o666  # what the umask allows, as for any new file
-        for entry in tmp.rglob("*"):
+                _base_model(model.backbone).config.save_pretrained(staging / BACKBONE_DIR)
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        file_mode = staging.stat().st_mode & 0o666  # what the umask allows, as for any file
+        for entry in staging.rglob("*"):
             if entry.is_file():
                 entry.chmod(file_mode)
-        _replace_dir(tmp, path)
+        if into_existing:
+            _link_model(path, staging)
+        else:
+            os.replace(staging, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    if into_existing:
+        _remove_replaced_models(path, keep=staging)
     log.info("saved checkpoint %s (%s backbone weights, %d tensors)", path, kind, len(tensors))
+    return path
+
+
+def model_dir(path: str | os.PathLike) -> Path:
+    """The directory holding a checkpoint's files: ``path`` itself, or the model its
+    ``model`` link points at (a run directory, or any directory saved into more than once)."""
+    path = Path(path)
+    if (path / MODEL_LINK / CONFIG_FILE).is_file():
+        return (path / MODEL_LINK).resolve()  # one version, even if the link moves on meanwhile
     return path
 
 
@@ -170,6 +207,7 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
             f"({', '.join(unsafe)}); they can run arbitrary code. SRM checkpoints hold "
             "safetensors only: re-save the model with srm."
         )
+    path = model_dir(path)
     config_path, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not config_path.is_file() or not (weights.exists() or weights.is_symlink()):
         raise CheckpointError(
@@ -287,7 +325,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Sentenc
 
 def load_extra_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors stored beside the model under ``extra.`` (training state, for instance)."""
-    tensors = _read_weights(Path(path) / WEIGHTS_FILE)
+    tensors = _read_weights(model_dir(path) / WEIGHTS_FILE)
     return {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
 
 
@@ -350,17 +388,24 @@ def _is_lora_arg(key: str) -> bool:
     return key in {f.name for f in fields(LoraConfig) if f.init}
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``. An existing ``target`` is swapped out, then removed; entries
-    of it that are not model files (a run's metrics.jsonl and checkpoints/, say) are carried
-    over into the new directory first, so saving a model into a run directory keeps the run."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    for entry in target.iterdir():
-        if entry.name not in MODEL_ENTRIES and not (new / entry.name).exists():
-            os.replace(entry, new / entry.name)
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+def _link_model(directory: Path, version: Path) -> None:
+    """Point ``directory/model`` at ``version`` (a complete model inside ``directory``) with
+    one atomic rename of a new link over the old one: readers see the old model or the new."""
+    link = directory / MODEL_LINK
+    staged_link = directory / f"{version.name}.link"
+    os.symlink(version.name, staged_link)  # relative: the run directory can move
+    if link.is_dir() and not link.is_symlink():
+        # A run copied without its links: the one case with a moment between two models.
+        os.replace(link, directory / f"{version.name}.old")
+    os.replace(staged_link, link)
+
+
+def _remove_replaced_models(directory: Path, keep: Path) -> None:
+    """After :func:`_link_model`: remove older model versions (and what a crashed save left),
+    and a model an older srm saved at the top of ``directory``. Nothing else is touched."""
+    stale = [p for p in directory.iterdir() if p.name.startswith(VERSION_PREFIX) and p != keep]
+    for entry in [*stale, *(directory / name for name in MODEL_ENTRIES)]:
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        elif entry.is_dir():
+            shutil.rmtree(entry)

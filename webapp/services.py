@@ -296,10 +296,11 @@ def _info_for_path(path: str, model_id: int | None = None, name: str | None = No
 
 def bundled_model_path() -> str | None:
     """``$SRM_MODEL`` or the bundled default model, if present."""
-    from srm.checkpoint import default_model_dir
+    from srm.checkpoint import CONFIG_FILE, default_model_dir, model_dir
 
     path = default_model_dir()
-    return str(path.resolve()) if path is not None and (path / "config.json").is_file() else None
+    found = path is not None and (model_dir(path) / CONFIG_FILE).is_file()
+    return str(path.resolve()) if found else None
 
 
 def active_model(url: str) -> ModelInfo | None:
@@ -348,7 +349,9 @@ def _model(path: str, mtime: float) -> SentenceRewardModel:
 
 def model_mtime(path: str) -> float:
     """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
-    return (Path(path) / "model.safetensors").stat().st_mtime
+    from srm.checkpoint import WEIGHTS_FILE, model_dir
+
+    return (model_dir(path) / WEIGHTS_FILE).stat().st_mtime
 
 
 # ------------------------------------------------------------------------------- scores

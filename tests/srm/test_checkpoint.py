@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,104 @@ def test_a_damaged_checkpoint_gets_a_clear_error(lora_checkpoint, sample_path, d
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert f"Error: {lora_checkpoint}" in result.output
+
+
+# ------------------------------------------------------------------------- saving into a run
+class Crash(BaseException):
+    """The process dies here: nothing after this call runs, not even cleanup."""
+
+
+FILE_OPERATIONS = ("replace", "rename", "symlink", "unlink", "rmdir")
+
+
+def crash_at(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """Make the k-th file operation (rename, link, removal) kill the process, and every later
+    one too, as a kill -9 would."""
+    calls = [0]
+
+    def dying(name: str):
+        real = getattr(os, name)
+
+        def operation(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] >= k:
+                raise Crash(f"killed at file operation {calls[0]} ({name})")
+            return real(*args, **kwargs)
+
+        return operation
+
+    for name in FILE_OPERATIONS:
+        monkeypatch.setattr(os, name, dying(name))
+
+
+def make_run(path: Path, model: SentenceRewardModel | None, *, flat: bool = False) -> Path:
+    """A run directory as training leaves it: metrics, a resumable checkpoint, and the final
+    model (none yet; saved by this srm; or ``flat`` at the top, as older versions saved it)."""
+    if flat:
+        save(model, path)  # a new directory: the model's files at its top
+    path.mkdir(exist_ok=True)
+    (path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.69}\n')
+    save(make_model_for_run(), path / "checkpoints" / "step-000001")
+    if model is not None and not flat:
+        save(model, path)
+    return path
+
+
+def make_model_for_run() -> SentenceRewardModel:
+    config = ModelConfig(backbone="tiny", d=16, max_length=128)
+    return SentenceRewardModel.create(config, seed=5).eval()
+
+
+@pytest.mark.parametrize("earlier", ["no model yet", "a model", "a flat model"])
+def test_a_crash_while_saving_into_a_run_never_loses_the_run_or_a_whole_model(
+    make_model, batch_for, texts, tmp_path, monkeypatch, earlier
+) -> None:
+    old, new = make_model(seed=0), make_model(seed=1)
+    perturb(new)
+    old_score, new_score = scores(old, batch_for, texts)[0], scores(new, batch_for, texts)[0]
+    template = make_run(
+        tmp_path / "template",
+        None if earlier == "no model yet" else old,
+        flat=earlier == "a flat model",
+    )
+    for k in range(1, 100):
+        run = tmp_path / f"run-{k}"
+        shutil.copytree(template, run, symlinks=True)
+        with monkeypatch.context() as patch:
+            crash_at(patch, k)
+            try:
+                save(new, run)
+                finished = True
+            except Crash:
+                finished = False
+        # The run's own files never move, whenever the crash came...
+        assert (run / "metrics.jsonl").read_text() == '{"step": 1, "loss": 0.69}\n'
+        assert read_info(run / "checkpoints" / "step-000001").training is None
+        # ... and the run holds one whole model: the old one or the new one.
+        if earlier == "no model yet" and not finished:
+            try:
+                got = scores(load(run), batch_for, texts)[0]
+            except CheckpointError:
+                continue  # no model yet is the old state
+        else:
+            got = scores(load(run), batch_for, texts)[0]
+        assert torch.equal(got, new_score) or torch.equal(got, old_score), f"crash at {k}"
+        if finished:
+            assert torch.equal(got, new_score)
+            visible = sorted(p.name for p in run.iterdir() if not p.name.startswith("."))
+            assert visible == ["checkpoints", "metrics.jsonl", "model"]
+            break
+    else:
+        pytest.fail("save never finished")
+
+
+def test_saving_again_into_a_run_cleans_up_after_a_crash(make_model, tmp_path, monkeypatch) -> None:
+    run = make_run(tmp_path / "run", make_model(seed=0))
+    with monkeypatch.context() as patch:
+        crash_at(patch, 1)
+        with pytest.raises(Crash):
+            save(make_model(seed=1), run)
+    save(make_model(seed=2), run)
+    hidden = [p.name for p in run.iterdir() if p.name.startswith(".")]
+    assert len(hidden) == 1 and (run / "model").resolve() == run / hidden[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary beside it

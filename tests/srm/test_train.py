@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from srm.checkpoint import load, read_info
+from srm.checkpoint import load, model_dir, read_info
 from srm.cli import main
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair, load_pairs
@@ -37,7 +37,9 @@ def config(out: Path, **overrides) -> TrainConfig:
 
 def model_tensors(path: Path) -> dict[str, torch.Tensor]:
     return {
-        k: v for k, v in load_file(path / "model.safetensors").items() if not k.startswith("extra.")
+        k: v
+        for k, v in load_file(model_dir(path) / "model.safetensors").items()
+        if not k.startswith("extra.")
     }
 
 
@@ -91,7 +93,8 @@ def test_resume_refuses_a_different_recipe(tmp_path, sample) -> None:
 
 def test_the_final_model_is_lean_and_not_resumable(tmp_path, sample) -> None:
     train(config(tmp_path / "a", max_steps=2), sample, show_progress=False)
-    assert not any(k.startswith("extra.") for k in load_file(tmp_path / "a" / "model.safetensors"))
+    final = model_dir(tmp_path / "a") / "model.safetensors"
+    assert not any(k.startswith("extra.") for k in load_file(final))
     with pytest.raises(TrainingError, match="not a resumable training checkpoint"):
         train(config(tmp_path / "b"), sample, resume_from=tmp_path / "a")
 
