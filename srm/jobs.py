@@ -62,6 +62,7 @@ from srm.store.models import utcnow
 
 if TYPE_CHECKING:
     from srm.model import SentenceRewardModel
+    from srm.sigterm import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -287,10 +288,12 @@ def _launch(url: str, sessions: sessionmaker[Session], job_id: int) -> int:
 
 
 # --------------------------------------------------------------------------------- running
-def run_job(url: str, job_id: int) -> str:
+def run_job(url: str, job_id: int, *, sigterm: StopRequest | None = None) -> str:
     """Run job ``job_id`` in this process (``srm train|score --job N`` calls this) and return
     its final status: ``succeeded`` or ``cancelled``. A failure is recorded in the job
-    (``failed``, the message and the traceback's tail in ``error``) and re-raised.
+    (``failed``, the message and the traceback's tail in ``error``) and re-raised. Once
+    ``sigterm`` (see :mod:`srm.sigterm`) says SIGTERM arrived, the job stops as a cancel
+    stops it, and its message says why.
 
     A train job trains on the dataset's corrected pairs (:func:`srm.store.effective_pairs`),
     registers the model and, with ``score_after``, scores the dataset with it. A score job
@@ -299,12 +302,14 @@ def run_job(url: str, job_id: int) -> str:
     """
     engine = open_store(url)
     try:
-        return _run_job(make_sessionmaker(engine), job_id)
+        return _run_job(make_sessionmaker(engine), job_id, sigterm)
     finally:
         engine.dispose()
 
 
-def _run_job(sessions: sessionmaker[Session], job_id: int) -> str:
+def _run_job(
+    sessions: sessionmaker[Session], job_id: int, sigterm: StopRequest | None = None
+) -> str:
     with sessions.begin() as session:
         job = _get_job(session, job_id, lock=True)
         if job.status != "queued":
@@ -321,7 +326,7 @@ def _run_job(sessions: sessionmaker[Session], job_id: int) -> str:
         if dataset is None:
             raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
         if kind == "train":
-            status, message = _run_train(sessions, job_id, dataset, config, report)
+            status, message = _run_train(sessions, job_id, dataset, config, report, sigterm)
         else:
             status, message = _run_score(
                 sessions,
@@ -330,6 +335,7 @@ def _run_job(sessions: sessionmaker[Session], job_id: int) -> str:
                 report,
                 device=str(config.get("device", "auto")),
                 batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
+                sigterm=sigterm,
             )
     except KeyboardInterrupt:  # SIGINT outside train(), which handles its own
         status, message = "cancelled", "interrupted"
@@ -351,6 +357,7 @@ def _run_train(
     dataset: str,
     config: dict[str, Any],
     report: _ProgressWriter,
+    sigterm: StopRequest | None = None,
 ) -> tuple[str, str]:
     from srm.train import train
 
@@ -370,10 +377,10 @@ def _run_train(
         if report(step, total, share * step / total, message):
             raise KeyboardInterrupt  # train() writes a resumable checkpoint and returns
 
-    result = train(cfg, pairs.pairs, progress=progress, show_progress=True)
+    result = train(cfg, pairs.pairs, progress=progress, show_progress=True, stop=sigterm)
     if result.interrupted:
         return "cancelled", (
-            f"cancelled at step {result.steps}/{result.total_steps}; "
+            f"{_stopped(sigterm)} at step {result.steps}/{result.total_steps}; "
             f"resumable checkpoint: {result.checkpoint}"
         )
     metrics: dict[str, Any] = {
@@ -401,7 +408,9 @@ def _run_train(
     report(result.steps, result.total_steps, share, summary, force=True)
     if not score_after:
         return "succeeded", summary
-    status, scored = _run_score(sessions, dataset, model_id, report, device=cfg.device, start=share)
+    status, scored = _run_score(
+        sessions, dataset, model_id, report, device=cfg.device, start=share, sigterm=sigterm
+    )
     return status, f"{summary}; {scored}"
 
 
@@ -414,8 +423,10 @@ def _run_score(
     device: str = "auto",
     batch_size: int = SCORE_BATCH_SIZE,
     start: float = 0.0,
+    sigterm: StopRequest | None = None,
 ) -> tuple[str, str]:
-    """Score ``dataset`` with model ``model_id``; progress runs from ``start`` to 1."""
+    """Score ``dataset`` with model ``model_id``; progress runs from ``start`` to 1. A cancel
+    or SIGTERM stops it after the chunk under way."""
     from srm.checkpoint import load
 
     if report(0, 0, start, "loading the model", force=True):
@@ -437,10 +448,10 @@ def _run_score(
         model,
         batch_size=batch_size,
         progress=progress,
-        stop=report.cancelled,
+        stop=lambda: report.cancelled() or (sigterm is not None and sigterm()),
     )
     if done < total:
-        return "cancelled", f"cancelled after scoring {done}/{total} pairs (saved)"
+        return "cancelled", f"{_stopped(sigterm)} after scoring {done}/{total} pairs (saved)"
     report(done, total, 1.0, f"scored {done}/{total} pairs", force=True)
     return "succeeded", f"scored {done} pairs with model {model_id}"
 
@@ -520,6 +531,11 @@ class _ProgressWriter:
     def _read_cancel(self, session: Session) -> bool:
         query = select(TrainingJob.cancel_requested).where(TrainingJob.id == self.job_id)
         return bool(session.scalar(query))
+
+
+def _stopped(sigterm: StopRequest | None) -> str:
+    """How a job that stopped early says why: a cancel from the store, or SIGTERM."""
+    return "stopped by SIGTERM" if sigterm is not None and sigterm() else "cancelled"
 
 
 def _finish(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,11 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import srm.jobs as jobs
 import srm.train
 from srm import checkpoint
+from srm.cli import main
 from srm.config import ConfigError, ModelConfig
 from srm.data import PreferencePair, load_pairs
 from srm.jobs import (
@@ -304,6 +307,66 @@ def test_a_cancelled_score_job_keeps_the_chunks_it_saved(
     job = get_job(sessions, job_id)
     assert job.message == f"cancelled after scoring 3/{N_PAIRS} pairs (saved)"
     assert count(sessions, Score) == 3
+
+
+@pytest.fixture
+def sigterm_guard():
+    """SIGTERM raises here unless the code under test handles it (its default would end the
+    test run); the handler the test run had is put back afterwards."""
+
+    def unhandled(signum, frame):
+        raise AssertionError("SIGTERM reached the default handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_stops_a_score_job_after_its_chunk(
+    sessions, db_url: str, tiny_model_id: int, monkeypatch, sigterm_guard
+) -> None:
+    monkeypatch.setattr(jobs, "SCORE_CHUNK", 3)
+    import srm.score
+
+    real_score = srm.score.score_pairs
+
+    def score_then_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the first chunk
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(srm.score, "score_pairs", score_then_sigterm)
+    with sessions.begin() as s:
+        job_id = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
+
+    result = CliRunner().invoke(main, ["score", "--job", str(job_id), "--db", db_url])
+
+    assert result.exit_code == 143, result.output
+    job = get_job(sessions, job_id)
+    assert job.status == "cancelled"
+    assert job.message == f"stopped by SIGTERM after scoring 3/{N_PAIRS} pairs (saved)"
+    assert count(sessions, Score) == 3  # the chunk under way was finished and saved
+
+
+def test_sigterm_stops_a_train_job_with_a_resumable_checkpoint(
+    sessions, db_url: str, monkeypatch, sigterm_guard
+) -> None:
+    real_train = srm.train.train
+
+    def sigterm_then_train(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", sigterm_then_train)
+    job_id = new_train_job(sessions, config={**TINY, "max_steps": 20})
+
+    result = CliRunner().invoke(main, ["train", "--job", str(job_id), "--db", db_url])
+
+    assert result.exit_code == 143, result.output
+    job = get_job(sessions, job_id)
+    assert job.status == "cancelled"
+    assert job.message.startswith("stopped by SIGTERM at step 0/20; resumable checkpoint: ")
+    assert checkpoint.read_info(job.message.rsplit(": ", 1)[1]).training["resumable"]
+    assert job.model_id is None
 
 
 def test_request_cancel_by_status(sessions, db_url: str) -> None:

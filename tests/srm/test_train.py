@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,8 @@ from srm.cli import main
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair, load_pairs
 from srm.train import TrainingError, build_model, train
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +249,33 @@ def test_resume_from_a_directory_that_is_no_checkpoint(tmp_path, sample_path) ->
         assert result.exit_code == 1, result.output
         assert isinstance(result.exception, SystemExit)  # a message, not a traceback
         assert "Error: resume_from: " in result.output
+
+
+def test_sigterm_stops_srm_train_with_a_resumable_checkpoint(tmp_path, sample_path) -> None:
+    """Schedulers and ``kill`` send SIGTERM: it stops training as Ctrl-C does, exit code 143."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "srm.cli", "train", "--data", str(sample_path)]
+    command += ["--out", str(out), "--backbone", "tiny", "--max-length", "64", "--device", "cpu"]
+    command += ["--finetune", "heads", "--batch-size", "2", "--max-steps", "1000000"]
+    command += ["--log-every", "1"]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").stat().st_size:
+            assert process.poll() is None and time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, output
+    (checkpoint,) = (out / "checkpoints").glob("step-*")
+    assert read_info(checkpoint).training["resumable"]
+    assert f"--resume-from {checkpoint}" in output
