@@ -866,7 +866,8 @@ def _run_job_cmd(ctx: click.Context, kind: str, job_id: int, db_url: str | None)
 def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
     """List training and scoring jobs, newest first; `srm jobs cancel N` stops one.
 
-    Jobs of this machine whose process died without reporting are marked failed first.
+    Dead jobs are marked failed first: running jobs with no heartbeat for two minutes (from
+    any machine), and jobs of this machine whose process is gone.
     """
     ctx.ensure_object(dict)["db_url"] = db_url
     if ctx.invoked_subcommand is not None:

@@ -5,6 +5,14 @@ that runs it, and polls the row. The process writes its own progress (throttled 
 transaction a second), reads ``cancel_requested`` back with each write, and stops itself when
 it is set. A job runs once: ``queued -> running -> succeeded | failed | cancelled``.
 
+Liveness does not depend on who looks: a running job's process writes ``heartbeat_at`` every
+:data:`HEARTBEAT_INTERVAL` seconds from a thread of its own, and :func:`reap_dead_jobs` fails a
+running job silent for :data:`HEARTBEAT_TIMEOUT` seconds, whichever machine it ran on (and, at
+once, a job of this machine whose process is gone). Reaping writes, so it runs where work is
+created (:func:`create_train_job`, :func:`create_score_job`), in ``srm jobs``, and, for readers
+that poll such as the app's job list, at most every :data:`REAP_INTERVAL` seconds
+(:func:`reap_due`): the polls in between only read.
+
     >>> with Session.begin() as s:
     ...     job = create_train_job(s, dataset="sample", config={"model": {"backbone": "tiny"}})
     >>> pid = launch(url, job.id)            # srm train --job N --db URL, in its own session
@@ -32,12 +40,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +57,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.store import (
+    FINISHED_STATUSES,
     Model,
     StoreError,
     TrainingJob,
@@ -68,6 +79,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two progress writes of a running job (the last one is always written).
 PROGRESS_INTERVAL = 1.0
+#: Seconds between two heartbeats of a running job's process.
+HEARTBEAT_INTERVAL = 10.0
+#: A running job whose process has not beaten for this long is failed by the next reaper.
+HEARTBEAT_TIMEOUT = 120.0
+#: Seconds between two reaps by one process that polls the jobs (the app).
+REAP_INTERVAL = 30.0
 #: Pairs scored and saved per transaction: a killed job leaves whole chunks, never half of one.
 SCORE_CHUNK = 64
 #: Pairs per forward pass when scoring (inference needs far less memory than training).
@@ -83,6 +100,9 @@ TRACEBACK_LINES = 12
 # Processes this process launched, so that finished ones are waited for (no zombies while the
 # app runs) and Popen never warns that a child it forgot is still running.
 _children: dict[int, subprocess.Popen] = {}
+# When this process last reaped each store (see reap_due).
+_last_reap: dict[str, float] = {}
+_last_reap_lock = threading.Lock()
 
 
 class JobStateError(StoreError):
@@ -144,6 +164,7 @@ def create_train_job(
     owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
+    reap_dead_jobs(session)
     stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
     job = TrainingJob(kind="train", status="queued", dataset_id=owner, config=stored)
     session.add(job)
@@ -161,6 +182,7 @@ def create_score_job(session: Session, *, dataset: str, model_id: int) -> Traini
     owner = dataset_id(session, dataset)
     if session.get(Model, model_id) is None:
         raise StoreError(f"no model with id {model_id} in the store; see the Models page")
+    reap_dead_jobs(session)
     job = TrainingJob(
         kind="score",
         status="queued",
@@ -298,7 +320,9 @@ def run_job(url: str, job_id: int, *, sigterm: StopRequest | None = None) -> str
     A train job trains on the dataset's corrected pairs (:func:`srm.store.effective_pairs`),
     registers the model and, with ``score_after``, scores the dataset with it. A score job
     scores every pair of the dataset, as imported, :data:`SCORE_CHUNK` pairs per transaction.
-    Raises :class:`JobStateError` (touching nothing) unless the job is queued: a job runs once.
+    Raises :class:`JobStateError` (touching nothing) unless the job is queued: a job runs once;
+    and when a reaper failed the job while it ran (its heartbeats stopped reaching the store),
+    after stopping at the next progress write and leaving the job as the reaper recorded it.
     """
     engine = open_store(url)
     try:
@@ -318,25 +342,27 @@ def _run_job(
             )
         job.status, job.pid, job.host = "running", os.getpid(), socket.gethostname()
         job.started_at, job.message = utcnow(), "starting"
+        job.heartbeat_at = job.started_at
         kind, config, model_id = job.kind, dict(job.config), job.model_id
         dataset = job.dataset.name if job.dataset is not None else None
     log.info("job %d (%s) running as pid %d", job_id, kind, os.getpid())
     report = _ProgressWriter(sessions, job_id)
     try:
-        if dataset is None:
-            raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
-        if kind == "train":
-            status, message = _run_train(sessions, job_id, dataset, config, report, sigterm)
-        else:
-            status, message = _run_score(
-                sessions,
-                dataset,
-                model_id,
-                report,
-                device=str(config.get("device", "auto")),
-                batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
-                sigterm=sigterm,
-            )
+        with _Heartbeat(sessions, job_id):
+            if dataset is None:
+                raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
+            if kind == "train":
+                status, message = _run_train(sessions, job_id, dataset, config, report, sigterm)
+            else:
+                status, message = _run_score(
+                    sessions,
+                    dataset,
+                    model_id,
+                    report,
+                    device=str(config.get("device", "auto")),
+                    batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
+                    sigterm=sigterm,
+                )
     except KeyboardInterrupt:  # SIGINT outside train(), which handles its own
         status, message = "cancelled", "interrupted"
     except BaseException as err:
@@ -513,8 +539,14 @@ class _ProgressWriter:
         with self.sessions.begin() as session:
             session.execute(
                 update(TrainingJob)
-                .where(TrainingJob.id == self.job_id)
-                .values(step=step, total=total, progress=min(progress, 1.0), message=message)
+                .where(TrainingJob.id == self.job_id, TrainingJob.status == "running")
+                .values(
+                    step=step,
+                    total=total,
+                    progress=min(progress, 1.0),
+                    message=message,
+                    heartbeat_at=utcnow(),
+                )
             )
             self.cancel_requested = self._read_cancel(session)
         return self.cancel_requested
@@ -529,8 +561,44 @@ class _ProgressWriter:
         return self.cancel_requested
 
     def _read_cancel(self, session: Session) -> bool:
-        query = select(TrainingJob.cancel_requested).where(TrainingJob.id == self.job_id)
-        return bool(session.scalar(query))
+        """Whether to stop: a cancel was asked for, or the job is no longer running (a reaper
+        failed it while this process could not beat)."""
+        query = select(TrainingJob.cancel_requested, TrainingJob.status).where(
+            TrainingJob.id == self.job_id
+        )
+        cancel, status = session.execute(query).one()
+        return bool(cancel) or status != "running"
+
+
+class _Heartbeat(threading.Thread):
+    """Writes the job's ``heartbeat_at`` every :data:`HEARTBEAT_INTERVAL` seconds while the
+    ``with`` block runs, from a thread of its own: loading a model or evaluating reports no
+    progress for minutes, and the job must not look dead meanwhile."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: int) -> None:
+        super().__init__(name=f"srm-job-{job_id}-heartbeat", daemon=True)
+        self.sessions, self.job_id = sessions, job_id
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(HEARTBEAT_INTERVAL):
+            try:
+                with self.sessions.begin() as session:
+                    session.execute(
+                        update(TrainingJob)
+                        .where(TrainingJob.id == self.job_id, TrainingJob.status == "running")
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # the store may be out of reach for a moment: beat again later
+                log.warning("job %d: could not write a heartbeat", self.job_id, exc_info=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self.join()
 
 
 def _stopped(sigterm: StopRequest | None) -> str:
@@ -548,6 +616,11 @@ def _finish(
 ) -> None:
     with sessions.begin() as session:
         job = _get_job(session, job_id, lock=True)
+        if job.status in FINISHED_STATUSES:  # failed by a reaper while it ran: leave it so
+            raise JobStateError(
+                f"job {job_id} was marked {job.status} while it ran ({job.message}); "
+                f"it stopped without recording {status}"
+            )
         job.status, job.finished_at = status, utcnow()
         if status == "succeeded":
             job.progress = 1.0
@@ -582,14 +655,29 @@ def request_cancel(session: Session, job_id: int) -> TrainingJob:
 
 
 def reap_dead_jobs(session: Session) -> list[int]:
-    """Mark failed the jobs of this host whose process is gone without reporting (killed,
-    out of memory, a crash before Python could record it); return their ids.
+    """Mark failed the jobs whose process is gone without reporting (killed, out of memory, a
+    crash before Python could record it, a machine that went away); return their ids.
 
-    Candidates are running jobs and launched (pid set) queued ones. A pid the system gave to an
-    unrelated process since counts as alive: the job then stays running until that ends.
+    A running job whose heartbeat is older than :data:`HEARTBEAT_TIMEOUT` is failed, whichever
+    host it ran on. A job of this host (running, or launched and still queued) is failed at
+    once when its process no longer exists; a pid the system gave to an unrelated process
+    since counts as alive, and then the heartbeat decides.
     """
     _reap_children()
-    candidates = session.scalars(
+    cutoff = utcnow() - timedelta(seconds=HEARTBEAT_TIMEOUT)
+    silent = session.scalars(
+        select(TrainingJob)
+        .where(TrainingJob.status == "running", TrainingJob.heartbeat_at < cutoff)
+        .order_by(TrainingJob.id)
+        .with_for_update()
+    ).all()
+    for job in silent:
+        _fail(
+            job,
+            f"no heartbeat from the job's process (pid {job.pid} on {job.host}) for over "
+            f"{HEARTBEAT_TIMEOUT:.0f} s: it died or lost the store; see its log",
+        )
+    local = session.scalars(
         select(TrainingJob)
         .where(
             TrainingJob.host == socket.gethostname(),
@@ -599,16 +687,28 @@ def reap_dead_jobs(session: Session) -> list[int]:
         .order_by(TrainingJob.id)
         .with_for_update()
     ).all()
-    reaped = []
-    for job in candidates:
-        if job.pid is None or _process_alive(job.pid):
-            continue
-        job.status, job.finished_at = "failed", utcnow()
-        job.error = f"the job's process (pid {job.pid}) exited without reporting; see its log"
-        job.message = job.error
-        reaped.append(job.id)
+    gone = [job for job in local if job.pid is not None and not _process_alive(job.pid)]
+    for job in gone:
+        _fail(job, f"the job's process (pid {job.pid}) exited without reporting; see its log")
     session.flush()
-    return reaped
+    return sorted(job.id for job in [*silent, *gone])
+
+
+def reap_due(url: str, interval: float = REAP_INTERVAL) -> bool:
+    """Whether a process that polls the jobs of store ``url`` (the app) should reap now: true
+    at most once every ``interval`` seconds per store, so that its polls in between only read.
+    """
+    now = time.monotonic()
+    with _last_reap_lock:
+        if now - _last_reap.get(url, -math.inf) < interval:
+            return False
+        _last_reap[url] = now
+        return True
+
+
+def _fail(job: TrainingJob, error: str) -> None:
+    job.status, job.finished_at = "failed", utcnow()
+    job.error = job.message = error
 
 
 def _process_alive(pid: int) -> bool:

@@ -690,10 +690,12 @@ def _job_row(job: store.TrainingJob) -> JobRow:
 
 
 def jobs(url: str, limit: int = 50) -> list[JobRow]:
-    """Recent jobs, newest first; a job whose process died is marked failed first."""
+    """Recent jobs, newest first. The page polls this every few seconds and a read never
+    writes: dead jobs (no heartbeat, or a process gone) are failed at most every
+    ``srm.jobs.REAP_INTERVAL`` seconds here, and whenever a job is created."""
     from srm import jobs as srm_jobs
 
-    if not demo_mode():
+    if not demo_mode() and srm_jobs.reap_due(url):
         with _write(url) as session:
             srm_jobs.reap_dead_jobs(session)
     with _read_session(url) as session:
