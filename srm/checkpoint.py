@@ -154,6 +154,7 @@ def save(
     token = secrets.token_hex(6)
     into_existing = path.is_dir()
     if into_existing:
+        _check_model_link(path)
         staging = path / f"{VERSION_PREFIX}{token}"
     else:
         staging = path.parent / f".{path.name}.tmp-{token}"
@@ -388,6 +389,25 @@ def _is_lora_arg(key: str) -> bool:
     return key in {f.name for f in fields(LoraConfig) if f.init}
 
 
+def _check_model_link(directory: Path) -> None:
+    """Refuse to save into a directory whose ``model`` entry is not a model srm saved there:
+    it would be replaced, and it may be the user's own."""
+    link = directory / MODEL_LINK
+    if (link.exists() or link.is_symlink()) and not _holds_checkpoint(link):
+        raise CheckpointError(
+            f"{link}: already exists and is not a model saved by srm; the model of "
+            f"{directory} would replace it. Move it away, or save somewhere else."
+        )
+
+
+def _holds_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint directory written by srm (its config.json says so)."""
+    try:
+        return json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))["format"] == FORMAT
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+
+
 def _link_model(directory: Path, version: Path) -> None:
     """Point ``directory/model`` at ``version`` (a complete model inside ``directory``) with
     one atomic rename of a new link over the old one: readers see the old model or the new."""
@@ -404,7 +424,9 @@ def _remove_replaced_models(directory: Path, keep: Path) -> None:
     """After :func:`_link_model`: remove older model versions (and what a crashed save left),
     and a model an older srm saved at the top of ``directory``. Nothing else is touched."""
     stale = [p for p in directory.iterdir() if p.name.startswith(VERSION_PREFIX) and p != keep]
-    for entry in [*stale, *(directory / name for name in MODEL_ENTRIES)]:
+    if _holds_checkpoint(directory):
+        stale += [directory / name for name in MODEL_ENTRIES]
+    for entry in stale:
         if entry.is_symlink() or entry.is_file():
             entry.unlink()
         elif entry.is_dir():

@@ -432,3 +432,19 @@ def test_saving_again_into_a_run_cleans_up_after_a_crash(make_model, tmp_path, m
     hidden = [p.name for p in run.iterdir() if p.name.startswith(".")]
     assert len(hidden) == 1 and (run / "model").resolve() == run / hidden[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary beside it
+
+
+def test_saving_into_a_directory_never_replaces_files_that_are_not_a_model(
+    make_model, tmp_path
+) -> None:
+    project = tmp_path / "project"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "notes.txt").write_text("mine")
+    (project / "config.json").write_text('{"mine": true}')
+    with pytest.raises(CheckpointError, match=r"project/model: already exists and is not a model"):
+        save(make_model(), project)
+    (project / "model" / "notes.txt").unlink()
+    (project / "model").rmdir()
+    save(make_model(), project)
+    assert (project / "config.json").read_text() == '{"mine": true}'  # not a checkpoint's
+    assert read_info(project).model == make_model().config
