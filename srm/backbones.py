@@ -16,11 +16,18 @@ Causality is not assumed from the config, it is *checked*: two inputs that diffe
 their last token must give identical hidden states everywhere before it. A backbone that fails
 the check is refused unless the caller opts in with ``bidirectional=True``, and then
 ``Backbone.causal`` is ``False`` so that scores can say that sentence rewards are not prefix
-rewards. Nothing here touches the network.
+rewards. Nothing here touches the network, unless the user opted in with
+``SRM_ALLOW_DOWNLOADS=1`` (see :mod:`srm`): then a Hub name not in the cache is downloaded.
+
+A model is data, never code: ``trust_remote_code`` is off on every load, and a backbone that
+brings its own code (an ``auto_map`` in its config files, or Python files beside its weights)
+is refused outright rather than loaded without it; weights load from safetensors only, and a
+local directory holding pickle-based files is refused, as checkpoints are.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +44,17 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from srm import downloads_allowed
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "minilm"
 NAMED_BACKBONES = ("minilm", "tiny")
+# Files that can execute code when loaded. A checkpoint or a local backbone directory holding
+# any of them is refused outright.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
+# Config files in which Hugging Face looks for ``auto_map`` (classes to import from the repo).
+CODE_MAP_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
 
 
 class BackboneError(ValueError):
@@ -107,24 +121,24 @@ def load_backbone(
     """
     if name_or_path == "minilm":
         path = minilm_path()
-        tokenizer = _load_tokenizer(str(path))
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        tokenizer = load_tokenizer(str(path))
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         config.is_decoder = True
-        model = AutoModel.from_pretrained(path, config=config, local_files_only=True)
+        model = _load_model(str(path), config)
     elif name_or_path == "tiny":
-        tokenizer = _load_tokenizer(str(minilm_path()))
+        tokenizer = load_tokenizer(str(minilm_path()))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = BertModel(tiny_config(len(tokenizer)), add_pooling_layer=False)
     else:
+        if Path(name_or_path).is_dir():
+            check_local_files(Path(name_or_path))
         config = _load_config(name_or_path)
-        tokenizer = _load_tokenizer(name_or_path)
+        tokenizer = load_tokenizer(name_or_path)
         if _is_bert_like_encoder(config):
             config.is_decoder = True
-        model = AutoModel.from_pretrained(name_or_path, config=config, local_files_only=True)
+        model = _load_model(name_or_path, config)
 
-    if tokenizer.pad_token_id is None:  # GPT-2 and friends: any id will do, it is masked out
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.eval()
     causal = is_causal(model)
     if not causal and not bidirectional:
@@ -151,16 +165,60 @@ def is_causal(model: PreTrainedModel) -> bool:
     return torch.allclose(h1, h2, atol=1e-5)
 
 
+def check_local_files(path: Path) -> None:
+    """Refuse a local backbone directory that could run code when loaded: pickle-based files
+    (``torch.load`` can execute anything), or code of its own (Python files, or an
+    ``auto_map`` naming classes to import from the directory), which Hugging Face would run
+    with ``trust_remote_code``. Raises :class:`BackboneError` naming the files."""
+    unsafe = sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+    if unsafe:
+        raise BackboneError(
+            f"{path}: refusing to load a backbone directory that contains pickle-based files "
+            f"({', '.join(unsafe)}); they can run arbitrary code. Keep only the safetensors "
+            "weights (save_pretrained writes model.safetensors)."
+        )
+    code = [f"auto_map in {name}" for name in CODE_MAP_FILES if _has_auto_map(path / name)]
+    code += sorted(p.name for p in path.rglob("*.py"))
+    if code:
+        raise BackboneError(
+            f"{path}: refusing a backbone that brings its own code ({', '.join(code)}); "
+            "SRM Studio never runs code shipped with a model (trust_remote_code stays off). "
+            "Use an architecture that transformers itself provides, saved with save_pretrained."
+        )
+
+
+def _has_auto_map(path: Path) -> bool:
+    try:
+        return "auto_map" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):  # missing, unreadable or not a JSON object
+        return False
+
+
 def _load_config(name_or_path: str) -> PretrainedConfig:
     try:
-        config = AutoConfig.from_pretrained(name_or_path, local_files_only=True)
+        # The raw file first: AutoConfig would ask to run the code an ``auto_map`` names.
+        raw, _ = PretrainedConfig.get_config_dict(
+            name_or_path, local_files_only=not downloads_allowed()
+        )
+    except (OSError, ValueError):
+        raw = {}
+    if "auto_map" in raw:
+        raise BackboneError(
+            f"Backbone {name_or_path!r}: refusing a backbone that brings its own code (auto_map "
+            "in config.json); SRM Studio never runs code shipped with a model "
+            "(trust_remote_code stays off). Use an architecture that transformers provides."
+        )
+    try:
+        config = AutoConfig.from_pretrained(
+            name_or_path, local_files_only=not downloads_allowed(), trust_remote_code=False
+        )
     except (OSError, ValueError) as err:
         raise BackboneError(
             f"Cannot load backbone {name_or_path!r}: it is neither a local model directory "
             "nor in the local Hugging Face cache. SRM Studio never downloads at run time: "
             f"download it once on a machine with network (`hf download {name_or_path}`), or "
-            "pass a local directory holding config.json and the weights. Named backbones: "
-            f"{', '.join(NAMED_BACKBONES)}."
+            "pass a local directory holding config.json and the weights (or allow downloads "
+            f"with SRM_ALLOW_DOWNLOADS=1). Named backbones: {', '.join(NAMED_BACKBONES)}."
         ) from err
     if getattr(config, "is_encoder_decoder", False):
         raise BackboneError(
@@ -170,9 +228,30 @@ def _load_config(name_or_path: str) -> PretrainedConfig:
     return config
 
 
-def _load_tokenizer(name_or_path: str) -> PreTrainedTokenizerFast:
+def _load_model(name_or_path: str, config: PretrainedConfig) -> PreTrainedModel:
+    """The backbone's weights, from safetensors only (never a pickle), with no remote code."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)
+        return AutoModel.from_pretrained(
+            name_or_path,
+            config=config,
+            local_files_only=not downloads_allowed(),
+            trust_remote_code=False,
+            use_safetensors=True,
+        )
+    except (OSError, ValueError) as err:
+        raise BackboneError(
+            f"Cannot load the weights of backbone {name_or_path!r}: {err}. SRM Studio loads "
+            "safetensors weights only (save_pretrained writes model.safetensors)."
+        ) from err
+
+
+def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerFast:
+    """A fast tokenizer from local files, with no remote code, and a pad token (GPT-2 and
+    friends have none: any id will do, padding is masked out)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            name_or_path, local_files_only=not downloads_allowed(), trust_remote_code=False
+        )
     except (OSError, ValueError) as err:
         raise BackboneError(
             f"Cannot load a tokenizer for {name_or_path!r} from local files: {err}"
@@ -182,6 +261,8 @@ def _load_tokenizer(name_or_path: str) -> PreTrainedTokenizerFast:
             f"The tokenizer of {name_or_path!r} is not a fast tokenizer; sentence alignment "
             "needs character offsets (install `tokenizers` and save a tokenizer.json)."
         )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
 
 

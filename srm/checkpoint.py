@@ -9,9 +9,21 @@
                           files (unless the backbone is the minilm package)
 
 ``minilm`` checkpoints that train only heads or LoRA adapters stay a few MB, because the
-backbone itself comes from the installed package. Saving is atomic: everything is written to a
-temporary sibling directory that is renamed into place, so a crash never leaves half a
-checkpoint under the final name.
+backbone itself comes from the installed package.
+
+Saving never leaves half a model under a name a reader uses. A new directory is written under a
+temporary name and renamed into place. Saving into a directory that exists (a training run's,
+holding ``metrics.jsonl`` and ``checkpoints/``) moves none of its files: the model is written
+to a new hidden directory beside them, then the link ``model`` is pointed at it in one atomic
+rename, and only then is the model it replaced removed. At every instant the directory holds
+one complete model, the old or the new::
+
+    run/
+      metrics.jsonl, checkpoints/    never moved
+      model -> .model-3f2a9c01b7e4   the final model (config.json, model.safetensors, ...)
+
+:func:`model_dir` finds the files either way, so ``load("run")`` works, and so do checkpoints
+saved flat by older versions (at the top of a run directory too).
 """
 
 from __future__ import annotations
@@ -26,12 +38,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel
 
 from srm import __version__
-from srm.backbones import NAMED_BACKBONES, Backbone, BackboneError, is_causal, load_backbone
-from srm.config import ModelConfig
+from srm.backbones import (
+    NAMED_BACKBONES,
+    PICKLE_SUFFIXES,
+    Backbone,
+    BackboneError,
+    check_local_files,
+    is_causal,
+    load_backbone,
+    load_tokenizer,
+)
+from srm.config import ConfigError, ModelConfig
 from srm.model import SentenceRewardModel
 
 log = logging.getLogger(__name__)
@@ -41,8 +63,12 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BACKBONE_DIR = "backbone"
 MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
-# Files that can execute code when loaded. A checkpoint holding any of them is refused outright.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
+#: In a directory saved into more than once: the link to its current model...
+MODEL_LINK = "model"
+#: ... and the prefix of the hidden directories holding model versions.
+VERSION_PREFIX = ".model-"
+#: What ``model.safetensors`` holds of the backbone: nothing, all of it, or LoRA adapters.
+WEIGHT_KINDS = ("none", "full", "lora")
 
 
 class CheckpointError(ValueError):
@@ -91,7 +117,8 @@ def save(
     training: dict[str, Any] | None = None,
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``model`` as a checkpoint directory at ``path`` (replacing one that is there)."""
+    """Write ``model`` as a checkpoint directory at ``path``, or as the current model of the
+    directory already there (a run's), replacing its model; see the module docstring."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     kind = backbone_weights_kind(model)
@@ -122,30 +149,55 @@ def save(
         "lora": lora,
         "training": training,
     }
-    # mkdir (not mkdtemp) so the directory gets the umask's permissions, not 0700.
-    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
-    tmp.mkdir()
+    # A new directory is staged beside its final name; an existing one gets a new version
+    # inside it (see the module docstring). mkdir, not mkdtemp: the umask's permissions.
+    token = secrets.token_hex(6)
+    into_existing = path.is_dir()
+    if into_existing:
+        _check_model_link(path)
+        staging = path / f"{VERSION_PREFIX}{token}"
+    else:
+        staging = path.parent / f".{path.name}.tmp-{token}"
+    staging.mkdir()
     try:
-        save_file(tensors, tmp / WEIGHTS_FILE, metadata={"format": "pt", "srm": FORMAT})
+        save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt", "srm": FORMAT})
         if model.config.backbone not in NAMED_BACKBONES:
-            model.tokenizer.save_pretrained(tmp / BACKBONE_DIR)
+            model.tokenizer.save_pretrained(staging / BACKBONE_DIR)
             if kind == "full":
-                _base_model(model.backbone).config.save_pretrained(tmp / BACKBONE_DIR)
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        file_mode = tmp.stat().st_mode & 0o666  # what the umask allows, as for any new file
-        for entry in tmp.rglob("*"):
+                _base_model(model.backbone).config.save_pretrained(staging / BACKBONE_DIR)
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        file_mode = staging.stat().st_mode & 0o666  # what the umask allows, as for any file
+        for entry in staging.rglob("*"):
             if entry.is_file():
                 entry.chmod(file_mode)
-        _replace_dir(tmp, path)
+        if into_existing:
+            _link_model(path, staging)
+        else:
+            os.replace(staging, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    if into_existing:
+        _remove_replaced_models(path, keep=staging)
     log.info("saved checkpoint %s (%s backbone weights, %d tensors)", path, kind, len(tensors))
     return path
 
 
+def model_dir(path: str | os.PathLike) -> Path:
+    """The directory holding a checkpoint's files: ``path`` itself, or the model its
+    ``model`` link points at (a run directory, or any directory saved into more than once)."""
+    path = Path(path)
+    if (path / MODEL_LINK / CONFIG_FILE).is_file():
+        return (path / MODEL_LINK).resolve()  # one version, even if the link moves on meanwhile
+    return path
+
+
 def read_info(path: str | os.PathLike) -> CheckpointInfo:
-    """Read and check ``config.json``; refuse directories holding pickle-based files."""
+    """Read and check ``config.json``; refuse directories holding pickle-based files.
+
+    Every way a directory can fail to be a checkpoint (missing or damaged files, a field
+    missing or of the wrong kind) raises :class:`CheckpointError` naming the file and field.
+    """
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint directory (no such directory)")
@@ -156,50 +208,94 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
             f"({', '.join(unsafe)}); they can run arbitrary code. SRM checkpoints hold "
             "safetensors only: re-save the model with srm."
         )
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+    path = model_dir(path)
+    config_path, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not config_path.is_file() or not (weights.exists() or weights.is_symlink()):
         raise CheckpointError(
             f"{path}: not an SRM checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
+    if not weights.is_file():
+        link = f" (a link to {os.readlink(weights)})" if weights.is_symlink() else ""
+        raise CheckpointError(
+            f"{weights}: not a regular file{link}; the checkpoint is damaged: save it again"
+        )
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{config_path}: invalid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object, got {config!r:.40}")
     if config.get("format") != FORMAT:
         raise CheckpointError(
             f"{config_path}: format {config.get('format')!r} is not {FORMAT!r}; "
             "this checkpoint was not written by a compatible srm"
         )
+
+    def field(name: str, kind: type | tuple[type, ...], expected: str) -> Any:
+        if name not in config:
+            raise CheckpointError(
+                f"{config_path}: missing field {name!r}; the checkpoint is damaged: save it again"
+            )
+        value = config[name]
+        if not isinstance(value, kind):
+            raise CheckpointError(
+                f"{config_path}: field {name!r}: expected {expected}, got {value!r}"
+            )
+        return value
+
+    try:
+        model = ModelConfig.from_dict(field("model", dict, "a table of model settings"))
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{config_path}: field 'model': {err}") from err
+    kind = field("backbone_weights", str, "a string")
+    if kind not in WEIGHT_KINDS:
+        raise CheckpointError(
+            f"{config_path}: field 'backbone_weights': got {kind!r}; "
+            f"expected one of {', '.join(WEIGHT_KINDS)}"
+        )
+    lora = config.get("lora")
+    if kind == "lora" and not isinstance(lora, dict):
+        raise CheckpointError(
+            f"{config_path}: field 'lora': expected a table of LoRA settings, got {lora!r}"
+        )
+    training = config.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise CheckpointError(
+            f"{config_path}: field 'training': expected a table, got {training!r:.40}"
+        )
     return CheckpointInfo(
         path=path,
-        model=ModelConfig.from_dict(config["model"]),
-        backbone_weights=config["backbone_weights"],
-        causal=config["causal"],
-        training=config.get("training"),
-        lora=config.get("lora"),
-        srm_version=config.get("srm_version", "?"),
+        model=model,
+        backbone_weights=kind,
+        causal=field("causal", bool, "true or false"),
+        training=training,
+        lora=lora if kind == "lora" else None,
+        srm_version=str(config.get("srm_version", "?")),
     )
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> SentenceRewardModel:
-    """Load a checkpoint written by :func:`save`, in eval mode on ``device``."""
-    info = read_info(path)
-    tensors = load_file(info.path / WEIGHTS_FILE)
-    backbone = _load_backbone(info)
-    model = SentenceRewardModel(backbone, info.model)
-    if info.backbone_weights == "lora":
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    """Load a checkpoint written by :func:`save`, in eval mode on ``device``.
 
-        lora_config = LoraConfig(**{k: v for k, v in info.lora.items() if _is_lora_arg(k)})
-        model.backbone = get_peft_model(model.backbone, lora_config)
-        adapters = {k[len("lora.") :]: v for k, v in tensors.items() if k.startswith("lora.")}
-        set_peft_model_state_dict(model.backbone, adapters)
+    A damaged checkpoint (unreadable weights, settings they do not fit) raises
+    :class:`CheckpointError` saying which file is wrong, never a library's traceback."""
+    info = read_info(path)
+    weights = info.path / WEIGHTS_FILE
+    tensors = _read_weights(weights)
+    backbone = _load_backbone(info)
+    try:
+        model = SentenceRewardModel(backbone, info.model)
+    except ConfigError as err:
+        raise CheckpointError(f"{info.path / CONFIG_FILE}: field 'model': {err}") from err
+    if info.backbone_weights == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        try:
+            lora_config = LoraConfig(**{k: v for k, v in info.lora.items() if _is_lora_arg(k)})
+            model.backbone = get_peft_model(model.backbone, lora_config)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{info.path / CONFIG_FILE}: field 'lora': {err}") from err
     own = {k: v for k, v in tensors.items() if not k.startswith(("lora.", "extra.", "backbone."))}
-    if info.backbone_weights == "full":
-        prefix = "backbone."
-        model.backbone.load_state_dict(
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        )
     missing = set(_own_state(model)) - set(own)
     unexpected = set(own) - set(_own_state(model))
     if missing or unexpected:
@@ -207,37 +303,69 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Sentenc
             f"{info.path}: weights do not match a {info.model.head} head "
             f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})"
         )
-    model.load_state_dict(own, strict=False)
+    try:
+        if info.backbone_weights == "lora":
+            from peft import set_peft_model_state_dict
+
+            adapters = {k[len("lora.") :]: v for k, v in tensors.items() if k.startswith("lora.")}
+            set_peft_model_state_dict(model.backbone, adapters)
+        if info.backbone_weights == "full":
+            prefix = "backbone."
+            model.backbone.load_state_dict(
+                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            )
+        model.load_state_dict(own, strict=False)
+    except RuntimeError as err:  # missing keys or other shapes
+        detail = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"{weights}: the weights do not fit the model {CONFIG_FILE} describes "
+            f"({' '.join(line.strip() for line in detail[:2])})"
+        ) from err
     return model.to(device).eval()
 
 
 def load_extra_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors stored beside the model under ``extra.`` (training state, for instance)."""
-    tensors = load_file(Path(path) / WEIGHTS_FILE)
+    tensors = _read_weights(model_dir(path) / WEIGHTS_FILE)
     return {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
+
+
+def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(weights)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(
+            f"{weights}: not a readable safetensors file ({err}); the checkpoint is damaged "
+            "or cut short: save it again, or resume from an earlier checkpoint"
+        ) from err
 
 
 def _load_backbone(info: CheckpointInfo) -> Backbone:
     name = info.model.backbone
     backbone_dir = info.path / BACKBONE_DIR
-    if info.backbone_weights == "full" and name not in NAMED_BACKBONES:
-        # Self-contained: architecture and tokenizer from the checkpoint, weights below.
-        config = AutoConfig.from_pretrained(backbone_dir, local_files_only=True)
-        model = AutoModel.from_config(config)
-        tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        return Backbone(name, model.eval(), tokenizer, is_causal(model.eval()))
+    own_files = backbone_dir.is_dir()
+    try:
+        if own_files:
+            check_local_files(backbone_dir)
+        if info.backbone_weights == "full" and name not in NAMED_BACKBONES:
+            # Self-contained: architecture and tokenizer from the checkpoint, weights below.
+            config = AutoConfig.from_pretrained(
+                backbone_dir, local_files_only=True, trust_remote_code=False
+            )
+            model = AutoModel.from_config(config, trust_remote_code=False).eval()
+            return Backbone(name, model, load_tokenizer(backbone_dir), is_causal(model))
+    except (BackboneError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{info.path}: cannot load its backbone from {BACKBONE_DIR}/: {err}"
+        ) from err
     try:
         backbone = load_backbone(name, bidirectional=info.model.bidirectional)
+        if own_files:
+            backbone.tokenizer = load_tokenizer(backbone_dir)
     except BackboneError as err:
         raise CheckpointError(
             f"{info.path}: the checkpoint needs its backbone {name!r} locally: {err}"
         ) from err
-    if backbone_dir.is_dir():
-        backbone.tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
-        if backbone.tokenizer.pad_token_id is None:
-            backbone.tokenizer.pad_token = backbone.tokenizer.eos_token
     return backbone
 
 
@@ -261,17 +389,45 @@ def _is_lora_arg(key: str) -> bool:
     return key in {f.name for f in fields(LoraConfig) if f.init}
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``. An existing ``target`` is swapped out, then removed; entries
-    of it that are not model files (a run's metrics.jsonl and checkpoints/, say) are carried
-    over into the new directory first, so saving a model into a run directory keeps the run."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    for entry in target.iterdir():
-        if entry.name not in MODEL_ENTRIES and not (new / entry.name).exists():
-            os.replace(entry, new / entry.name)
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+def _check_model_link(directory: Path) -> None:
+    """Refuse to save into a directory whose ``model`` entry is not a model srm saved there:
+    it would be replaced, and it may be the user's own."""
+    link = directory / MODEL_LINK
+    if (link.exists() or link.is_symlink()) and not _holds_checkpoint(link):
+        raise CheckpointError(
+            f"{link}: already exists and is not a model saved by srm; the model of "
+            f"{directory} would replace it. Move it away, or save somewhere else."
+        )
+
+
+def _holds_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint directory written by srm (its config.json says so)."""
+    try:
+        return json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))["format"] == FORMAT
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+
+
+def _link_model(directory: Path, version: Path) -> None:
+    """Point ``directory/model`` at ``version`` (a complete model inside ``directory``) with
+    one atomic rename of a new link over the old one: readers see the old model or the new."""
+    link = directory / MODEL_LINK
+    staged_link = directory / f"{version.name}.link"
+    os.symlink(version.name, staged_link)  # relative: the run directory can move
+    if link.is_dir() and not link.is_symlink():
+        # A run copied without its links: the one case with a moment between two models.
+        os.replace(link, directory / f"{version.name}.old")
+    os.replace(staged_link, link)
+
+
+def _remove_replaced_models(directory: Path, keep: Path) -> None:
+    """After :func:`_link_model`: remove older model versions (and what a crashed save left),
+    and a model an older srm saved at the top of ``directory``. Nothing else is touched."""
+    stale = [p for p in directory.iterdir() if p.name.startswith(VERSION_PREFIX) and p != keep]
+    if _holds_checkpoint(directory):
+        stale += [directory / name for name in MODEL_ENTRIES]
+    for entry in stale:
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        elif entry.is_dir():
+            shutil.rmtree(entry)

@@ -727,13 +727,16 @@ def train_cmd(
 ) -> None:
     """Train a reward model on preference pairs (CPU, one GPU, or `accelerate launch`).
 
-    Ctrl-C writes a resumable checkpoint; continue with --resume-from. --job N runs a job
-    queued in the store instead (exit code 0 succeeded, 1 failed, 130 cancelled).
+    Ctrl-C or SIGTERM writes a resumable checkpoint (exit code 130, or 143 for SIGTERM);
+    continue with --resume-from. --job N runs a job queued in the store instead (exit code 0
+    succeeded, 1 failed, 130 cancelled, 143 stopped by SIGTERM).
     """
     from srm.backbones import BackboneError
     from srm.checkpoint import CheckpointError
     from srm.config import ConfigError, ModelConfig
     from srm.data import DataError, load_pairs
+    from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
+    from srm.sigterm import stop_on_sigterm
     from srm.train import TrainingError, train
 
     if job_id is not None:
@@ -784,15 +787,17 @@ def train_cmd(
         f"with {len(train_pairs)} pairs -> {cfg.output_dir}"
     )
     try:
-        result = train(cfg, train_pairs, eval_pairs, resume_from=resume_from)
+        with stop_on_sigterm() as sigterm:
+            result = train(cfg, train_pairs, eval_pairs, resume_from=resume_from, stop=sigterm)
     except (ConfigError, TrainingError, BackboneError, CheckpointError) as err:
         raise click.ClickException(str(err)) from err
     if result.interrupted:
+        how = "Stopped by SIGTERM" if sigterm() else "Interrupted"
         click.echo(
-            f"Interrupted at step {result.steps}/{result.total_steps}. Resume with:\n"
+            f"{how} at step {result.steps}/{result.total_steps}. Resume with:\n"
             f"  srm train ... --resume-from {result.checkpoint}"
         )
-        ctx.exit(130)
+        ctx.exit(SIGTERM_EXIT_CODE if sigterm() else 130)
     metrics = result.train_metrics
     click.echo(
         f"Done: {result.steps} steps in {result.seconds:.0f} s "
@@ -825,8 +830,11 @@ def _only_with_job(ctx: click.Context) -> None:
 
 
 def _run_job_cmd(ctx: click.Context, kind: str, job_id: int, db_url: str | None) -> None:
-    """Run job ``job_id`` here; exit 0 when it succeeds, 1 when it fails, 130 when cancelled."""
+    """Run job ``job_id`` here; exit 0 when it succeeds, 1 when it fails, 130 when cancelled,
+    143 when SIGTERM stopped it (as a cancel does: a resumable checkpoint, whole chunks)."""
     from srm import jobs
+    from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
+    from srm.sigterm import stop_on_sigterm
     from srm.store import TrainingJob, make_sessionmaker
 
     url = db_url or _store_url()
@@ -842,7 +850,8 @@ def _run_job_cmd(ctx: click.Context, kind: str, job_id: int, db_url: str | None)
     level = srm_log.level
     srm_log.setLevel(min(srm_log.getEffectiveLevel(), logging.INFO))  # progress in the job log
     try:
-        status = jobs.run_job(url, job_id)
+        with stop_on_sigterm() as sigterm:
+            status = jobs.run_job(url, job_id, sigterm=sigterm)
     except jobs.JobStateError as err:
         raise click.ClickException(str(err)) from err
     except Exception as err:  # recorded in the job, traceback in its log
@@ -854,7 +863,7 @@ def _run_job_cmd(ctx: click.Context, kind: str, job_id: int, db_url: str | None)
         message = session.get(TrainingJob, job_id).message
     click.echo(f"Job {job_id} {status}: {message}")
     if status == "cancelled":
-        ctx.exit(130)
+        ctx.exit(SIGTERM_EXIT_CODE if sigterm() else 130)
 
 
 @main.group("jobs", invoke_without_command=True)
@@ -870,7 +879,8 @@ def _run_job_cmd(ctx: click.Context, kind: str, job_id: int, db_url: str | None)
 def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
     """List training and scoring jobs, newest first; `srm jobs cancel N` stops one.
 
-    Jobs of this machine whose process died without reporting are marked failed first.
+    Dead jobs are marked failed first: running jobs with no heartbeat for two minutes (from
+    any machine), and jobs of this machine whose process is gone.
     """
     ctx.ensure_object(dict)["db_url"] = db_url
     if ctx.invoked_subcommand is not None:

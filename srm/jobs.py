@@ -5,6 +5,14 @@ that runs it, and polls the row. The process writes its own progress (throttled 
 transaction a second), reads ``cancel_requested`` back with each write, and stops itself when
 it is set. A job runs once: ``queued -> running -> succeeded | failed | cancelled``.
 
+Liveness does not depend on who looks: a running job's process writes ``heartbeat_at`` every
+:data:`HEARTBEAT_INTERVAL` seconds from a thread of its own, and :func:`reap_dead_jobs` fails a
+running job silent for :data:`HEARTBEAT_TIMEOUT` seconds, whichever machine it ran on (and, at
+once, a job of this machine whose process is gone). Reaping writes, so it runs where work is
+created (:func:`create_train_job`, :func:`create_score_job`), in ``srm jobs``, and, for readers
+that poll such as the app's job list, at most every :data:`REAP_INTERVAL` seconds
+(:func:`reap_due`): the polls in between only read.
+
     >>> with Session.begin() as s:
     ...     job = create_train_job(s, dataset="sample", config={"model": {"backbone": "tiny"}})
     >>> pid = launch(url, job.id)            # srm train --job N --db URL, in its own session
@@ -32,12 +40,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +57,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.store import (
+    FINISHED_STATUSES,
     Model,
     StoreError,
     TrainingJob,
@@ -62,11 +73,18 @@ from srm.store.models import utcnow
 
 if TYPE_CHECKING:
     from srm.model import SentenceRewardModel
+    from srm.sigterm import StopRequest
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two progress writes of a running job (the last one is always written).
 PROGRESS_INTERVAL = 1.0
+#: Seconds between two heartbeats of a running job's process.
+HEARTBEAT_INTERVAL = 10.0
+#: A running job whose process has not beaten for this long is failed by the next reaper.
+HEARTBEAT_TIMEOUT = 120.0
+#: Seconds between two reaps by one process that polls the jobs (the app).
+REAP_INTERVAL = 30.0
 #: Pairs scored and saved per transaction: a killed job leaves whole chunks, never half of one.
 SCORE_CHUNK = 64
 #: Pairs per forward pass when scoring (inference needs far less memory than training).
@@ -82,6 +100,9 @@ TRACEBACK_LINES = 12
 # Processes this process launched, so that finished ones are waited for (no zombies while the
 # app runs) and Popen never warns that a child it forgot is still running.
 _children: dict[int, subprocess.Popen] = {}
+# When this process last reaped each store (see reap_due).
+_last_reap: dict[str, float] = {}
+_last_reap_lock = threading.Lock()
 
 
 class JobStateError(StoreError):
@@ -143,6 +164,7 @@ def create_train_job(
     owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
+    reap_dead_jobs(session)
     stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
     job = TrainingJob(kind="train", status="queued", dataset_id=owner, config=stored)
     session.add(job)
@@ -160,6 +182,7 @@ def create_score_job(session: Session, *, dataset: str, model_id: int) -> Traini
     owner = dataset_id(session, dataset)
     if session.get(Model, model_id) is None:
         raise StoreError(f"no model with id {model_id} in the store; see the Models page")
+    reap_dead_jobs(session)
     job = TrainingJob(
         kind="score",
         status="queued",
@@ -287,24 +310,30 @@ def _launch(url: str, sessions: sessionmaker[Session], job_id: int) -> int:
 
 
 # --------------------------------------------------------------------------------- running
-def run_job(url: str, job_id: int) -> str:
+def run_job(url: str, job_id: int, *, sigterm: StopRequest | None = None) -> str:
     """Run job ``job_id`` in this process (``srm train|score --job N`` calls this) and return
     its final status: ``succeeded`` or ``cancelled``. A failure is recorded in the job
-    (``failed``, the message and the traceback's tail in ``error``) and re-raised.
+    (``failed``, the message and the traceback's tail in ``error``) and re-raised. Once
+    ``sigterm`` (see :mod:`srm.sigterm`) says SIGTERM arrived, the job stops as a cancel
+    stops it, and its message says why.
 
     A train job trains on the dataset's corrected pairs (:func:`srm.store.effective_pairs`),
     registers the model and, with ``score_after``, scores the dataset with it. A score job
     scores every pair of the dataset, as imported, :data:`SCORE_CHUNK` pairs per transaction.
-    Raises :class:`JobStateError` (touching nothing) unless the job is queued: a job runs once.
+    Raises :class:`JobStateError` (touching nothing) unless the job is queued: a job runs once;
+    and when a reaper failed the job while it ran (its heartbeats stopped reaching the store),
+    after stopping at the next progress write and leaving the job as the reaper recorded it.
     """
     engine = open_store(url)
     try:
-        return _run_job(make_sessionmaker(engine), job_id)
+        return _run_job(make_sessionmaker(engine), job_id, sigterm)
     finally:
         engine.dispose()
 
 
-def _run_job(sessions: sessionmaker[Session], job_id: int) -> str:
+def _run_job(
+    sessions: sessionmaker[Session], job_id: int, sigterm: StopRequest | None = None
+) -> str:
     with sessions.begin() as session:
         job = _get_job(session, job_id, lock=True)
         if job.status != "queued":
@@ -313,24 +342,27 @@ def _run_job(sessions: sessionmaker[Session], job_id: int) -> str:
             )
         job.status, job.pid, job.host = "running", os.getpid(), socket.gethostname()
         job.started_at, job.message = utcnow(), "starting"
+        job.heartbeat_at = job.started_at
         kind, config, model_id = job.kind, dict(job.config), job.model_id
         dataset = job.dataset.name if job.dataset is not None else None
     log.info("job %d (%s) running as pid %d", job_id, kind, os.getpid())
     report = _ProgressWriter(sessions, job_id)
     try:
-        if dataset is None:
-            raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
-        if kind == "train":
-            status, message = _run_train(sessions, job_id, dataset, config, report)
-        else:
-            status, message = _run_score(
-                sessions,
-                dataset,
-                model_id,
-                report,
-                device=str(config.get("device", "auto")),
-                batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
-            )
+        with _Heartbeat(sessions, job_id):
+            if dataset is None:
+                raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
+            if kind == "train":
+                status, message = _run_train(sessions, job_id, dataset, config, report, sigterm)
+            else:
+                status, message = _run_score(
+                    sessions,
+                    dataset,
+                    model_id,
+                    report,
+                    device=str(config.get("device", "auto")),
+                    batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
+                    sigterm=sigterm,
+                )
     except KeyboardInterrupt:  # SIGINT outside train(), which handles its own
         status, message = "cancelled", "interrupted"
     except BaseException as err:
@@ -351,6 +383,7 @@ def _run_train(
     dataset: str,
     config: dict[str, Any],
     report: _ProgressWriter,
+    sigterm: StopRequest | None = None,
 ) -> tuple[str, str]:
     from srm.train import train
 
@@ -370,10 +403,10 @@ def _run_train(
         if report(step, total, share * step / total, message):
             raise KeyboardInterrupt  # train() writes a resumable checkpoint and returns
 
-    result = train(cfg, pairs.pairs, progress=progress, show_progress=True)
+    result = train(cfg, pairs.pairs, progress=progress, show_progress=True, stop=sigterm)
     if result.interrupted:
         return "cancelled", (
-            f"cancelled at step {result.steps}/{result.total_steps}; "
+            f"{_stopped(sigterm)} at step {result.steps}/{result.total_steps}; "
             f"resumable checkpoint: {result.checkpoint}"
         )
     metrics: dict[str, Any] = {
@@ -401,7 +434,9 @@ def _run_train(
     report(result.steps, result.total_steps, share, summary, force=True)
     if not score_after:
         return "succeeded", summary
-    status, scored = _run_score(sessions, dataset, model_id, report, device=cfg.device, start=share)
+    status, scored = _run_score(
+        sessions, dataset, model_id, report, device=cfg.device, start=share, sigterm=sigterm
+    )
     return status, f"{summary}; {scored}"
 
 
@@ -414,8 +449,10 @@ def _run_score(
     device: str = "auto",
     batch_size: int = SCORE_BATCH_SIZE,
     start: float = 0.0,
+    sigterm: StopRequest | None = None,
 ) -> tuple[str, str]:
-    """Score ``dataset`` with model ``model_id``; progress runs from ``start`` to 1."""
+    """Score ``dataset`` with model ``model_id``; progress runs from ``start`` to 1. A cancel
+    or SIGTERM stops it after the chunk under way."""
     from srm.checkpoint import load
 
     if report(0, 0, start, "loading the model", force=True):
@@ -437,10 +474,10 @@ def _run_score(
         model,
         batch_size=batch_size,
         progress=progress,
-        stop=report.cancelled,
+        stop=lambda: report.cancelled() or (sigterm is not None and sigterm()),
     )
     if done < total:
-        return "cancelled", f"cancelled after scoring {done}/{total} pairs (saved)"
+        return "cancelled", f"{_stopped(sigterm)} after scoring {done}/{total} pairs (saved)"
     report(done, total, 1.0, f"scored {done}/{total} pairs", force=True)
     return "succeeded", f"scored {done} pairs with model {model_id}"
 
@@ -502,8 +539,14 @@ class _ProgressWriter:
         with self.sessions.begin() as session:
             session.execute(
                 update(TrainingJob)
-                .where(TrainingJob.id == self.job_id)
-                .values(step=step, total=total, progress=min(progress, 1.0), message=message)
+                .where(TrainingJob.id == self.job_id, TrainingJob.status == "running")
+                .values(
+                    step=step,
+                    total=total,
+                    progress=min(progress, 1.0),
+                    message=message,
+                    heartbeat_at=utcnow(),
+                )
             )
             self.cancel_requested = self._read_cancel(session)
         return self.cancel_requested
@@ -518,8 +561,49 @@ class _ProgressWriter:
         return self.cancel_requested
 
     def _read_cancel(self, session: Session) -> bool:
-        query = select(TrainingJob.cancel_requested).where(TrainingJob.id == self.job_id)
-        return bool(session.scalar(query))
+        """Whether to stop: a cancel was asked for, or the job is no longer running (a reaper
+        failed it while this process could not beat)."""
+        query = select(TrainingJob.cancel_requested, TrainingJob.status).where(
+            TrainingJob.id == self.job_id
+        )
+        cancel, status = session.execute(query).one()
+        return bool(cancel) or status != "running"
+
+
+class _Heartbeat(threading.Thread):
+    """Writes the job's ``heartbeat_at`` every :data:`HEARTBEAT_INTERVAL` seconds while the
+    ``with`` block runs, from a thread of its own: loading a model or evaluating reports no
+    progress for minutes, and the job must not look dead meanwhile."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: int) -> None:
+        super().__init__(name=f"srm-job-{job_id}-heartbeat", daemon=True)
+        self.sessions, self.job_id = sessions, job_id
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(HEARTBEAT_INTERVAL):
+            try:
+                with self.sessions.begin() as session:
+                    session.execute(
+                        update(TrainingJob)
+                        .where(TrainingJob.id == self.job_id, TrainingJob.status == "running")
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # the store may be out of reach for a moment: beat again later
+                log.warning("job %d: could not write a heartbeat", self.job_id, exc_info=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self.join()
+
+
+def _stopped(sigterm: StopRequest | None) -> str:
+    """How a job that stopped early says why: a cancel from the store, or SIGTERM."""
+    return "stopped by SIGTERM" if sigterm is not None and sigterm() else "cancelled"
 
 
 def _finish(
@@ -532,6 +616,11 @@ def _finish(
 ) -> None:
     with sessions.begin() as session:
         job = _get_job(session, job_id, lock=True)
+        if job.status in FINISHED_STATUSES:  # failed by a reaper while it ran: leave it so
+            raise JobStateError(
+                f"job {job_id} was marked {job.status} while it ran ({job.message}); "
+                f"it stopped without recording {status}"
+            )
         job.status, job.finished_at = status, utcnow()
         if status == "succeeded":
             job.progress = 1.0
@@ -566,14 +655,29 @@ def request_cancel(session: Session, job_id: int) -> TrainingJob:
 
 
 def reap_dead_jobs(session: Session) -> list[int]:
-    """Mark failed the jobs of this host whose process is gone without reporting (killed,
-    out of memory, a crash before Python could record it); return their ids.
+    """Mark failed the jobs whose process is gone without reporting (killed, out of memory, a
+    crash before Python could record it, a machine that went away); return their ids.
 
-    Candidates are running jobs and launched (pid set) queued ones. A pid the system gave to an
-    unrelated process since counts as alive: the job then stays running until that ends.
+    A running job whose heartbeat is older than :data:`HEARTBEAT_TIMEOUT` is failed, whichever
+    host it ran on. A job of this host (running, or launched and still queued) is failed at
+    once when its process no longer exists; a pid the system gave to an unrelated process
+    since counts as alive, and then the heartbeat decides.
     """
     _reap_children()
-    candidates = session.scalars(
+    cutoff = utcnow() - timedelta(seconds=HEARTBEAT_TIMEOUT)
+    silent = session.scalars(
+        select(TrainingJob)
+        .where(TrainingJob.status == "running", TrainingJob.heartbeat_at < cutoff)
+        .order_by(TrainingJob.id)
+        .with_for_update()
+    ).all()
+    for job in silent:
+        _fail(
+            job,
+            f"no heartbeat from the job's process (pid {job.pid} on {job.host}) for over "
+            f"{HEARTBEAT_TIMEOUT:.0f} s: it died or lost the store; see its log",
+        )
+    local = session.scalars(
         select(TrainingJob)
         .where(
             TrainingJob.host == socket.gethostname(),
@@ -583,16 +687,28 @@ def reap_dead_jobs(session: Session) -> list[int]:
         .order_by(TrainingJob.id)
         .with_for_update()
     ).all()
-    reaped = []
-    for job in candidates:
-        if job.pid is None or _process_alive(job.pid):
-            continue
-        job.status, job.finished_at = "failed", utcnow()
-        job.error = f"the job's process (pid {job.pid}) exited without reporting; see its log"
-        job.message = job.error
-        reaped.append(job.id)
+    gone = [job for job in local if job.pid is not None and not _process_alive(job.pid)]
+    for job in gone:
+        _fail(job, f"the job's process (pid {job.pid}) exited without reporting; see its log")
     session.flush()
-    return reaped
+    return sorted(job.id for job in [*silent, *gone])
+
+
+def reap_due(url: str, interval: float = REAP_INTERVAL) -> bool:
+    """Whether a process that polls the jobs of store ``url`` (the app) should reap now: true
+    at most once every ``interval`` seconds per store, so that its polls in between only read.
+    """
+    now = time.monotonic()
+    with _last_reap_lock:
+        if now - _last_reap.get(url, -math.inf) < interval:
+            return False
+        _last_reap[url] = now
+        return True
+
+
+def _fail(job: TrainingJob, error: str) -> None:
+    job.status, job.finished_at = "failed", utcnow()
+    job.error = job.message = error
 
 
 def _process_alive(pid: int) -> bool:

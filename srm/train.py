@@ -14,7 +14,8 @@ of metrics per logging step (``metrics.jsonl``) and resumable checkpoints
 (``checkpoints/step-000100``). Checkpoints carry the optimizer state, the step and the RNG
 state as safetensors, so ``resume_from`` continues exactly where a run stopped: on CPU with the
 same seed, a resumed run ends with the same weights as an uninterrupted one. Ctrl-C writes a
-resumable checkpoint before stopping. The final model itself carries no optimizer state, to stay
+resumable checkpoint before stopping, and so does a ``stop()`` that says yes (the CLI passes
+SIGTERM's, see :mod:`srm.sigterm`). The final model itself carries no optimizer state, to stay
 small.
 """
 
@@ -105,8 +106,13 @@ def train(
     progress: Progress | None = None,
     resume_from: str | Path | None = None,
     show_progress: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train a reward model on ``train_pairs``; see the module docstring."""
+    """Train a reward model on ``train_pairs``; see the module docstring.
+
+    ``stop()`` is asked before every micro-batch; once it says True, training stops as Ctrl-C
+    stops it: a resumable checkpoint at the last whole step, and ``result.interrupted``.
+    """
     if not train_pairs:
         raise TrainingError("no training pairs: give at least one preference pair")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -198,6 +204,8 @@ def train(
     )
     try:
         while step < total_steps:
+            if stop is not None and stop():
+                raise KeyboardInterrupt  # Ctrl-C's way out: a resumable checkpoint
             epoch, position = divmod(micro, micro_per_epoch)
             if epoch != cached_epoch:
                 cached_epoch, batches = epoch, epoch_batches(epoch)
@@ -364,7 +372,12 @@ def _save_checkpoint(
 
 
 def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, dict[str, Any]]:
-    info = checkpoint.read_info(path)
+    try:
+        info = checkpoint.read_info(path)
+    except checkpoint.CheckpointError as err:
+        raise TrainingError(
+            f"resume_from: {err}. Resume from one of a run's checkpoints/step-N directories"
+        ) from err
     saved = (info.training or {}).get("config")
     if saved is None or not info.training.get("resumable"):
         raise TrainingError(
@@ -390,10 +403,13 @@ def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, di
             f"{path}: the checkpoint was trained with different {', '.join(differs)}; resume with "
             "the same settings (see its config.json)"
         )
-    model = checkpoint.load(path)
+    try:
+        model = checkpoint.load(path)
+        state = {"step": info.training["step"], "tensors": checkpoint.load_extra_tensors(path)}
+    except checkpoint.CheckpointError as err:
+        raise TrainingError(f"resume_from: {err}") from err
     if cfg.finetune == "heads":
         model.backbone.requires_grad_(False)
-    state = {"step": info.training["step"], "tensors": checkpoint.load_extra_tensors(path)}
     return model, state
 
 

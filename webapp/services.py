@@ -296,10 +296,11 @@ def _info_for_path(path: str, model_id: int | None = None, name: str | None = No
 
 def bundled_model_path() -> str | None:
     """``$SRM_MODEL`` or the bundled default model, if present."""
-    from srm.checkpoint import default_model_dir
+    from srm.checkpoint import CONFIG_FILE, default_model_dir, model_dir
 
     path = default_model_dir()
-    return str(path.resolve()) if path is not None and (path / "config.json").is_file() else None
+    found = path is not None and (model_dir(path) / CONFIG_FILE).is_file()
+    return str(path.resolve()) if found else None
 
 
 def active_model(url: str) -> ModelInfo | None:
@@ -348,7 +349,9 @@ def _model(path: str, mtime: float) -> SentenceRewardModel:
 
 def model_mtime(path: str) -> float:
     """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
-    return (Path(path) / "model.safetensors").stat().st_mtime
+    from srm.checkpoint import WEIGHTS_FILE, model_dir
+
+    return (model_dir(path) / WEIGHTS_FILE).stat().st_mtime
 
 
 # ------------------------------------------------------------------------------- scores
@@ -687,10 +690,12 @@ def _job_row(job: store.TrainingJob) -> JobRow:
 
 
 def jobs(url: str, limit: int = 50) -> list[JobRow]:
-    """Recent jobs, newest first; a job whose process died is marked failed first."""
+    """Recent jobs, newest first. The page polls this every few seconds and a read never
+    writes: dead jobs (no heartbeat, or a process gone) are failed at most every
+    ``srm.jobs.REAP_INTERVAL`` seconds here, and whenever a job is created."""
     from srm import jobs as srm_jobs
 
-    if not demo_mode():
+    if not demo_mode() and srm_jobs.reap_due(url):
         with _write(url) as session:
             srm_jobs.reap_dead_jobs(session)
     with _read_session(url) as session:

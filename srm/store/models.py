@@ -241,6 +241,8 @@ class TrainingJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Written by the running job's process every few seconds: how any reader tells it is alive.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     dataset: Mapped[Dataset | None] = relationship()
     model: Mapped[Model | None] = relationship()

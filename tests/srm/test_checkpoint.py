@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,271 @@ def test_checkpoint_permissions_follow_the_umask(make_model, tmp_path) -> None:
     assert (tmp_path / "ck").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
     for name in ("config.json", "model.safetensors"):
         assert (tmp_path / "ck" / name).stat().st_mode & 0o777 == 0o644
+
+
+# ------------------------------------------------------------------------- no code from a model
+def saved_tiny_backbone(path: Path) -> Path:
+    """The ``tiny`` backbone written with ``save_pretrained``: a local backbone directory."""
+    backbone = load_backbone("tiny")
+    backbone.model.save_pretrained(path)
+    backbone.tokenizer.save_pretrained(path)
+    return path
+
+
+def add_custom_code(path: Path, marker: Path) -> None:
+    """Turn a backbone directory into one that asks for remote code: an ``auto_map`` and a
+    ``modeling_evil.py`` that would create ``marker`` if it were ever imported."""
+    config = json.loads((path / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "modeling_evil.EvilConfig"}
+    config["model_type"] = "evil"
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "modeling_evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import BertConfig\n"
+        "class EvilConfig(BertConfig):\n    model_type = 'evil'\n"
+    )
+
+
+def test_a_backbone_with_custom_code_is_refused(tmp_path) -> None:
+    marker = tmp_path / "custom-code-ran"
+    evil = saved_tiny_backbone(tmp_path / "evil")
+    add_custom_code(evil, marker)
+    with pytest.raises(BackboneError, match=r"evil: refusing a backbone that brings its own code"):
+        load_backbone(str(evil))
+    assert not marker.exists()
+
+
+def test_a_checkpoint_naming_a_custom_code_backbone_is_refused(tmp_path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    marker = tmp_path / "custom-code-ran"
+    backbone = saved_tiny_backbone(tmp_path / "bb")
+    model = SentenceRewardModel.create(ModelConfig(backbone=str(backbone), d=8)).eval()
+    # Adapters only: loading it loads the backbone from the directory its config.json names.
+    lora = get_peft_model(model.backbone, LoraConfig(r=2, target_modules=["query"]))
+    model.backbone = lora
+    save(model, tmp_path / "ck")
+    add_custom_code(backbone, marker)  # the backbone changes after the checkpoint was written
+    with pytest.raises(CheckpointError, match=r"brings its own code \(auto_map in config.json"):
+        load(tmp_path / "ck")
+    # A self-contained checkpoint carries the backbone's config in backbone/: checked the same.
+    model.backbone = lora.get_base_model()
+    save(model, tmp_path / "full")
+    add_custom_code(tmp_path / "full" / "backbone", marker)
+    with pytest.raises(CheckpointError, match=r"full/backbone: refusing a backbone"):
+        load(tmp_path / "full")
+    assert not marker.exists()
+
+
+def test_pickle_files_in_a_backbone_directory_are_refused(tmp_path) -> None:
+    backbone = saved_tiny_backbone(tmp_path / "bb")
+    torch.save({"x": torch.zeros(1)}, backbone / "pytorch_model.bin")  # a pickle
+    with pytest.raises(BackboneError, match=r"pickle-based files \(pytorch_model.bin\)"):
+        load_backbone(str(backbone))
+
+
+# ------------------------------------------------------------------------- damaged checkpoints
+def edit_config(path: Path, change) -> None:
+    config = json.loads((path / "config.json").read_text())
+    change(config)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def relink_weights(path: Path, target: Path) -> None:
+    (path / "model.safetensors").unlink()
+    (path / "model.safetensors").symlink_to(target)
+
+
+def truncate_weights(path: Path) -> None:
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+DAMAGES = {
+    "no model key": (
+        lambda ck: edit_config(ck, lambda c: c.pop("model")),
+        r"config.json: missing field 'model'",
+    ),
+    "bad head": (
+        lambda ck: edit_config(ck, lambda c: c["model"].update(head="paragraph")),
+        r"config.json: field 'model': head: got 'paragraph'",
+    ),
+    "unknown weights kind": (
+        lambda ck: edit_config(ck, lambda c: c.update(backbone_weights="some")),
+        r"config.json: field 'backbone_weights': got 'some'; expected one of none, full, lora",
+    ),
+    "weights of another shape": (
+        lambda ck: edit_config(ck, lambda c: c["model"].update(d=8)),
+        r"model.safetensors: the weights do not fit the model config.json describes",
+    ),
+    "truncated weights": (
+        truncate_weights,
+        r"model.safetensors: not a readable safetensors file",
+    ),
+    "weights linked to another file": (
+        lambda ck: relink_weights(ck, ck / "config.json"),
+        r"model.safetensors: not a readable safetensors file",
+    ),
+    "weights linked to a device": (
+        lambda ck: relink_weights(ck, Path("/dev/zero")),
+        r"model.safetensors: not a regular file",
+    ),
+    "junk lora settings": (
+        lambda ck: edit_config(ck, lambda c: c.update(lora="junk")),
+        r"config.json: field 'lora': expected a table of LoRA settings, got 'junk'",
+    ),
+    "lora settings that do not fit": (
+        lambda ck: edit_config(ck, lambda c: c["lora"].update(target_modules=["nowhere"])),
+        r"config.json: field 'lora': .*nowhere",
+    ),
+    "lora rank as text": (
+        lambda ck: edit_config(ck, lambda c: c["lora"].update(r="eight")),
+        r"config.json: field 'lora'",
+    ),
+}
+
+
+@pytest.fixture
+def lora_checkpoint(make_model, tmp_path) -> Path:
+    from peft import LoraConfig, get_peft_model
+
+    model = make_model("sentence")
+    model.backbone = get_peft_model(model.backbone, LoraConfig(r=2, target_modules=["query"]))
+    return save(model, tmp_path / "ck")
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_checkpoint_gets_a_clear_error(lora_checkpoint, sample_path, damage) -> None:
+    from click.testing import CliRunner
+
+    from srm.cli import main
+
+    apply, message = DAMAGES[damage]
+    apply(lora_checkpoint)
+    with pytest.raises(CheckpointError, match=message):
+        load(lora_checkpoint)
+    out = lora_checkpoint.parent / "scores.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["score", "--model", str(lora_checkpoint), "--data", str(sample_path), "--out", str(out)],
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert f"Error: {lora_checkpoint}" in result.output
+
+
+# ------------------------------------------------------------------------- saving into a run
+class Crash(BaseException):
+    """The process dies here: nothing after this call runs, not even cleanup."""
+
+
+FILE_OPERATIONS = ("replace", "rename", "symlink", "unlink", "rmdir")
+
+
+def crash_at(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """Make the k-th file operation (rename, link, removal) kill the process, and every later
+    one too, as a kill -9 would."""
+    calls = [0]
+
+    def dying(name: str):
+        real = getattr(os, name)
+
+        def operation(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] >= k:
+                raise Crash(f"killed at file operation {calls[0]} ({name})")
+            return real(*args, **kwargs)
+
+        return operation
+
+    for name in FILE_OPERATIONS:
+        monkeypatch.setattr(os, name, dying(name))
+
+
+def make_run(path: Path, model: SentenceRewardModel | None, *, flat: bool = False) -> Path:
+    """A run directory as training leaves it: metrics, a resumable checkpoint, and the final
+    model (none yet; saved by this srm; or ``flat`` at the top, as older versions saved it)."""
+    if flat:
+        save(model, path)  # a new directory: the model's files at its top
+    path.mkdir(exist_ok=True)
+    (path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.69}\n')
+    save(make_model_for_run(), path / "checkpoints" / "step-000001")
+    if model is not None and not flat:
+        save(model, path)
+    return path
+
+
+def make_model_for_run() -> SentenceRewardModel:
+    config = ModelConfig(backbone="tiny", d=16, max_length=128)
+    return SentenceRewardModel.create(config, seed=5).eval()
+
+
+@pytest.mark.parametrize("earlier", ["no model yet", "a model", "a flat model"])
+def test_a_crash_while_saving_into_a_run_never_loses_the_run_or_a_whole_model(
+    make_model, batch_for, texts, tmp_path, monkeypatch, earlier
+) -> None:
+    old, new = make_model(seed=0), make_model(seed=1)
+    perturb(new)
+    old_score, new_score = scores(old, batch_for, texts)[0], scores(new, batch_for, texts)[0]
+    template = make_run(
+        tmp_path / "template",
+        None if earlier == "no model yet" else old,
+        flat=earlier == "a flat model",
+    )
+    for k in range(1, 100):
+        run = tmp_path / f"run-{k}"
+        shutil.copytree(template, run, symlinks=True)
+        with monkeypatch.context() as patch:
+            crash_at(patch, k)
+            try:
+                save(new, run)
+                finished = True
+            except Crash:
+                finished = False
+        # The run's own files never move, whenever the crash came...
+        assert (run / "metrics.jsonl").read_text() == '{"step": 1, "loss": 0.69}\n'
+        assert read_info(run / "checkpoints" / "step-000001").training is None
+        # ... and the run holds one whole model: the old one or the new one.
+        if earlier == "no model yet" and not finished:
+            try:
+                got = scores(load(run), batch_for, texts)[0]
+            except CheckpointError:
+                continue  # no model yet is the old state
+        else:
+            got = scores(load(run), batch_for, texts)[0]
+        assert torch.equal(got, new_score) or torch.equal(got, old_score), f"crash at {k}"
+        if finished:
+            assert torch.equal(got, new_score)
+            visible = sorted(p.name for p in run.iterdir() if not p.name.startswith("."))
+            assert visible == ["checkpoints", "metrics.jsonl", "model"]
+            break
+    else:
+        pytest.fail("save never finished")
+
+
+def test_saving_again_into_a_run_cleans_up_after_a_crash(make_model, tmp_path, monkeypatch) -> None:
+    run = make_run(tmp_path / "run", make_model(seed=0))
+    with monkeypatch.context() as patch:
+        crash_at(patch, 1)
+        with pytest.raises(Crash):
+            save(make_model(seed=1), run)
+    save(make_model(seed=2), run)
+    hidden = [p.name for p in run.iterdir() if p.name.startswith(".")]
+    assert len(hidden) == 1 and (run / "model").resolve() == run / hidden[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary beside it
+
+
+def test_saving_into_a_directory_never_replaces_files_that_are_not_a_model(
+    make_model, tmp_path
+) -> None:
+    project = tmp_path / "project"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "notes.txt").write_text("mine")
+    (project / "config.json").write_text('{"mine": true}')
+    with pytest.raises(CheckpointError, match=r"project/model: already exists and is not a model"):
+        save(make_model(), project)
+    (project / "model" / "notes.txt").unlink()
+    (project / "model").rmdir()
+    save(make_model(), project)
+    assert (project / "config.json").read_text() == '{"mine": true}'  # not a checkpoint's
+    assert read_info(project).model == make_model().config

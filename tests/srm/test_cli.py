@@ -331,7 +331,7 @@ def test_train_on_a_store_dataset_for_real(db_url, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "with 3 pairs" in result.output
     assert "Done: 1 steps" in result.output
-    assert (out / "model.safetensors").exists()
+    assert (out / "model" / "model.safetensors").exists()
 
 
 def test_train_needs_exactly_one_of_data_and_dataset(db_url, tmp_path, sample_path) -> None:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import srm.jobs as jobs
 import srm.train
 from srm import checkpoint
+from srm.cli import main
 from srm.config import ConfigError, ModelConfig
 from srm.data import PreferencePair, load_pairs
 from srm.jobs import (
@@ -48,6 +52,7 @@ from srm.store import (
     record_label,
     register_model,
 )
+from srm.store.models import utcnow
 from srm.train import TrainingError
 
 #: A config that trains in about a second on a CPU.
@@ -306,6 +311,66 @@ def test_a_cancelled_score_job_keeps_the_chunks_it_saved(
     assert count(sessions, Score) == 3
 
 
+@pytest.fixture
+def sigterm_guard():
+    """SIGTERM raises here unless the code under test handles it (its default would end the
+    test run); the handler the test run had is put back afterwards."""
+
+    def unhandled(signum, frame):
+        raise AssertionError("SIGTERM reached the default handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_stops_a_score_job_after_its_chunk(
+    sessions, db_url: str, tiny_model_id: int, monkeypatch, sigterm_guard
+) -> None:
+    monkeypatch.setattr(jobs, "SCORE_CHUNK", 3)
+    import srm.score
+
+    real_score = srm.score.score_pairs
+
+    def score_then_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the first chunk
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(srm.score, "score_pairs", score_then_sigterm)
+    with sessions.begin() as s:
+        job_id = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
+
+    result = CliRunner().invoke(main, ["score", "--job", str(job_id), "--db", db_url])
+
+    assert result.exit_code == 143, result.output
+    job = get_job(sessions, job_id)
+    assert job.status == "cancelled"
+    assert job.message == f"stopped by SIGTERM after scoring 3/{N_PAIRS} pairs (saved)"
+    assert count(sessions, Score) == 3  # the chunk under way was finished and saved
+
+
+def test_sigterm_stops_a_train_job_with_a_resumable_checkpoint(
+    sessions, db_url: str, monkeypatch, sigterm_guard
+) -> None:
+    real_train = srm.train.train
+
+    def sigterm_then_train(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", sigterm_then_train)
+    job_id = new_train_job(sessions, config={**TINY, "max_steps": 20})
+
+    result = CliRunner().invoke(main, ["train", "--job", str(job_id), "--db", db_url])
+
+    assert result.exit_code == 143, result.output
+    job = get_job(sessions, job_id)
+    assert job.status == "cancelled"
+    assert job.message.startswith("stopped by SIGTERM at step 0/20; resumable checkpoint: ")
+    assert checkpoint.read_info(job.message.rsplit(": ", 1)[1]).training["resumable"]
+    assert job.model_id is None
+
+
 def test_request_cancel_by_status(sessions, db_url: str) -> None:
     queued, running, done = (new_train_job(sessions) for _ in range(3))
     with sessions.begin() as s:
@@ -366,6 +431,97 @@ def test_reap_dead_jobs_fails_jobs_whose_process_is_gone(sessions) -> None:
     assert statuses["unlaunched"] == "queued"
     assert statuses["over"] == "succeeded"
     zombie.poll()  # let Popen know it was reaped
+
+
+def add_running_job(sessions, *, heartbeat_age: float | None, host: str = "another-host") -> int:
+    """A running job of a process on ``host`` that last beat ``heartbeat_age`` seconds ago
+    (None: it never beat, as jobs started before heartbeats existed)."""
+    beat = None if heartbeat_age is None else utcnow() - timedelta(seconds=heartbeat_age)
+    with sessions.begin() as s:
+        job = TrainingJob(
+            kind="train", status="running", pid=4242, host=host, config={}, heartbeat_at=beat
+        )
+        s.add(job)
+        s.flush()
+        return job.id
+
+
+def test_a_job_without_heartbeat_is_failed_by_whoever_lists_the_jobs(store_url: str) -> None:
+    """``srm jobs`` on any machine fails a job whose process stopped beating, wherever it ran."""
+    sessions = make_sessionmaker(open_store(store_url))
+    silent = add_running_job(sessions, heartbeat_age=jobs.HEARTBEAT_TIMEOUT + 60)
+    beating = add_running_job(sessions, heartbeat_age=1)
+    older = add_running_job(sessions, heartbeat_age=None)  # no heartbeat to judge it by
+
+    result = CliRunner().invoke(main, ["jobs", "--db", store_url])
+
+    assert result.exit_code == 0, result.output
+    statuses = {line.split()[0]: line.split()[2] for line in result.output.splitlines()[1:]}
+    assert statuses == {str(silent): "failed", str(beating): "running", str(older): "running"}
+    job = get_job(sessions, silent)
+    assert job.finished_at is not None
+    assert job.error.startswith(
+        "no heartbeat from the job's process (pid 4242 on another-host) for over "
+        f"{jobs.HEARTBEAT_TIMEOUT:.0f} s: it died or lost the store; see its log"
+    )
+
+
+def test_creating_a_job_fails_the_silent_ones_first(sessions) -> None:
+    silent = add_running_job(sessions, heartbeat_age=jobs.HEARTBEAT_TIMEOUT + 60)
+    new_train_job(sessions)
+    assert get_job(sessions, silent).status == "failed"
+
+
+def test_a_running_job_beats_even_between_progress_reports(
+    sessions, db_url: str, monkeypatch
+) -> None:
+    monkeypatch.setattr(jobs, "HEARTBEAT_INTERVAL", 0.01)
+    real_train = srm.train.train
+    beats = []
+
+    def slow_start(*args, **kwargs):  # a long phase that reports no progress
+        deadline = time.monotonic() + 60
+        while len(set(beats)) < 3 and time.monotonic() < deadline:
+            beats.append(get_job(sessions, job_id).heartbeat_at)
+            time.sleep(0.01)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", slow_start)
+    job_id = new_train_job(sessions)
+    assert run_job(db_url, job_id) == "succeeded"
+    assert len(set(beats)) == 3 and None not in beats
+
+
+def test_a_job_failed_for_silence_stops_and_stays_failed(
+    sessions, db_url: str, monkeypatch
+) -> None:
+    """A process that comes back (a machine woken from sleep) finds its job failed: it stops
+    at its next progress write and leaves the job as the reader recorded it."""
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    real_train = srm.train.train
+
+    def failed_meanwhile(*args, **kwargs):
+        with sessions.begin() as s:
+            job = s.get(TrainingJob, job_id)
+            job.status, job.error, job.message = "failed", "no heartbeat", "no heartbeat"
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", failed_meanwhile)
+    job_id = new_train_job(sessions, config={**TINY, "max_steps": 20})
+    with pytest.raises(JobStateError, match=f"job {job_id} was marked failed while it ran"):
+        run_job(db_url, job_id)
+    job = get_job(sessions, job_id)
+    assert (job.status, job.message, job.model_id) == ("failed", "no heartbeat", None)
+    run = Path(job.config["output_dir"])
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000001"]  # stopped there
+    assert not (run / "model").exists()
+
+
+def test_reap_due_throttles_housekeeping_per_store() -> None:
+    assert jobs.reap_due("sqlite:///a.db", interval=3600)
+    assert not jobs.reap_due("sqlite:///a.db", interval=3600)
+    assert jobs.reap_due("sqlite:///b.db", interval=3600)
+    assert jobs.reap_due("sqlite:///a.db", interval=0)
 
 
 def test_job_metrics_skips_a_half_written_last_line(tmp_path: Path) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,11 +14,13 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from srm.checkpoint import load, read_info
+from srm.checkpoint import load, model_dir, read_info
 from srm.cli import main
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair, load_pairs
 from srm.train import TrainingError, build_model, train
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,9 @@ def config(out: Path, **overrides) -> TrainConfig:
 
 def model_tensors(path: Path) -> dict[str, torch.Tensor]:
     return {
-        k: v for k, v in load_file(path / "model.safetensors").items() if not k.startswith("extra.")
+        k: v
+        for k, v in load_file(model_dir(path) / "model.safetensors").items()
+        if not k.startswith("extra.")
     }
 
 
@@ -91,7 +99,8 @@ def test_resume_refuses_a_different_recipe(tmp_path, sample) -> None:
 
 def test_the_final_model_is_lean_and_not_resumable(tmp_path, sample) -> None:
     train(config(tmp_path / "a", max_steps=2), sample, show_progress=False)
-    assert not any(k.startswith("extra.") for k in load_file(tmp_path / "a" / "model.safetensors"))
+    final = model_dir(tmp_path / "a") / "model.safetensors"
+    assert not any(k.startswith("extra.") for k in load_file(final))
     with pytest.raises(TrainingError, match="not a resumable training checkpoint"):
         train(config(tmp_path / "b"), sample, resume_from=tmp_path / "a")
 
@@ -220,3 +229,53 @@ def test_cli_reports_a_bad_config_file(tmp_path, sample_path) -> None:
     )
     assert result.exit_code == 1
     assert "bad.toml: batch_size: got -1" in result.output
+
+
+def test_resume_from_a_directory_that_is_no_checkpoint(tmp_path, sample_path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "config.json").write_text("{}")
+    (tmp_path / "notes" / "model.safetensors").write_text("not weights")
+    for target, message in [
+        (tmp_path / "notes", r"config.json: format None is not 'srm-checkpoint/1'"),
+        (sample_path, "not a checkpoint directory"),
+    ]:
+        with pytest.raises(TrainingError, match=f"resume_from: .*{message}"):
+            train(config(tmp_path / "run"), load_pairs(sample_path), resume_from=target)
+        result = CliRunner().invoke(
+            main,
+            ["train", "--data", str(sample_path), "--out", str(tmp_path / "run")]
+            + ["--backbone", "tiny", "--resume-from", str(target)],
+        )
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+        assert "Error: resume_from: " in result.output
+
+
+def test_sigterm_stops_srm_train_with_a_resumable_checkpoint(tmp_path, sample_path) -> None:
+    """Schedulers and ``kill`` send SIGTERM: it stops training as Ctrl-C does, exit code 143."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "srm.cli", "train", "--data", str(sample_path)]
+    command += ["--out", str(out), "--backbone", "tiny", "--max-length", "64", "--device", "cpu"]
+    command += ["--finetune", "heads", "--batch-size", "2", "--max-steps", "1000000"]
+    command += ["--log-every", "1"]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").stat().st_size:
+            assert process.poll() is None and time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, output
+    (checkpoint,) = (out / "checkpoints").glob("step-*")
+    assert read_info(checkpoint).training["resumable"]
+    assert f"--resume-from {checkpoint}" in output
