@@ -30,5 +30,5 @@ with st.sidebar:
     st.caption("SRM Studio · sentence-level reward models")
     if demo:
         st.caption(":material/lock: Demo mode: read-only")
-    st.caption(f"Store: `{services.display_url(url)}`")
+    st.caption(f"Store: `{services.display_url(url)}`")  # safe: the operator's own setting
 page.run()

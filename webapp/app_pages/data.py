@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import mdtext
 import services
 from srm.data import DataError
 
@@ -26,12 +27,12 @@ def _import(kind: str) -> None:
     except DataError as err:
         st.session_state["data.import_outcome"] = ("problems", err.problems, str(err))
     except (services.StoreError, OSError) as err:
-        st.session_state["data.import_outcome"] = ("error", [], str(err))
+        st.session_state["data.import_outcome"] = ("error", [], mdtext.escape(err))
     else:
         st.session_state["data.import_outcome"] = (
             "ok",
             [],
-            f"Imported {result.added:,} new pairs into dataset **{result.dataset}** "
+            f"Imported {result.added:,} new pairs into dataset **{mdtext.escape(result.dataset)}** "
             f"({result.unchanged:,} already there).",
         )
 
@@ -55,9 +56,9 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
     if outcome:
         kind, problems, message = outcome
         if kind == "ok":
-            st.success(message)
+            st.success(message)  # escaped when the outcome was recorded
         elif kind == "problems":
-            st.error(f"{len(problems)} problem(s); nothing was imported.")
+            st.error(f"{len(problems)} problem(s); nothing was imported.")  # safe: a number
             st.dataframe(
                 [
                     {
@@ -72,7 +73,7 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
                 width="stretch",
             )
         else:
-            st.error(message)
+            st.error(message)  # escaped when the outcome was recorded
 
 if not summaries:
     st.info(
@@ -136,7 +137,7 @@ for col, name in zip(metrics[1:], ["unlabelled", "keep", "swap", "tie", "discard
     col.metric(name.capitalize(), f"{counts.get(name, 0):,}")
 
 rows = services.pair_page(url, dataset, search, int(page) - 1, page_size, filters)
-st.caption(f"{services.plural(n_matching, 'matching pair')} · showing {len(rows)}")
+st.caption(f"{services.plural(n_matching, 'matching pair')} · showing {len(rows)}")  # safe: numbers
 st.dataframe(
     [
         {

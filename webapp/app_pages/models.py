@@ -3,6 +3,7 @@
 import streamlit as st
 
 import charts
+import mdtext
 import services
 from srm.records import sig3
 
@@ -14,7 +15,10 @@ active = services.active_model(url)
 models = services.list_models(url)
 if not models:
     if active is not None:
-        st.info(f"Only the bundled model is available ({active.label}); train one to compare.")
+        st.info(  # safe: the label escaped
+            f"Only the bundled model is available ({mdtext.escape(active.label)}); "
+            "train one to compare."
+        )
     else:
         st.info("No models yet: train one on the Train page.")
     st.stop()
@@ -79,12 +83,15 @@ coverage = {name: services.scored_count(url, dataset, m) for name, m in (("A", a
 for name, model_id in (("A", a), ("B", b)):
     if coverage[name] == total:
         continue
+    shown = mdtext.escape(dataset)
     if coverage[name] == 0:
-        st.warning(f"Model {name} has not scored {dataset} yet.")
+        st.warning(f"Model {name} has not scored {shown} yet.")  # safe: the name escaped
     else:
-        st.info(f"Model {name} has scored {coverage[name]:,} of the {total:,} pairs of {dataset}.")
+        st.info(  # safe: the name escaped
+            f"Model {name} has scored {coverage[name]:,} of the {total:,} pairs of {shown}."
+        )
     if not demo and st.button(
-        f"Score all of {dataset} with model {name}", key=f"models.score.{name}"
+        f"Score all of {shown} with model {name}", key=f"models.score.{name}"
     ):
         job_id = services.start_score_job(url, dataset, model_id)
         st.session_state["train.flash"] = f"Started scoring job {job_id}."
@@ -109,7 +116,7 @@ top[2].metric(
 top[3].metric("Length baseline", f"{overall['length baseline']:.1%}")
 st.caption(
     "Accuracy against the current labels (annotators' corrections applied; ties and discards "
-    f"left out). A scored {services.plural(report['n_a'], 'pair')} of {dataset}, "
+    f"left out). A scored {services.plural(report['n_a'], 'pair')} of {mdtext.escape(dataset)}, "
     f"B {report['n_b']:,}."
 )
 rename = {"A": f"A: {by_id[a].name}", "B": f"B: {by_id[b].name}"}
