@@ -14,7 +14,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,10 @@ __all__ = ["NO_CLEAR_PREFERENCE", "StaleWriteError", "StoreError"]
 LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
 UNDO_SHORTCUT = "u"
 DEMO_ENV = "SRM_DEMO"
-GUIDELINES_FILE = Path(__file__).resolve().parents[1] / "docs" / "guidelines.md"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+GUIDELINES_FILE = PROJECT_DIR / "docs" / "guidelines.md"
+#: Folders the app may import from by path (os.pathsep-separated); see import_roots().
+IMPORT_ROOTS_ENV = "SRM_IMPORT_ROOTS"
 
 
 # ------------------------------------------------------------------------------- plain rows
@@ -228,32 +231,78 @@ def margin_range(url: str, dataset: str | None) -> tuple[float, float] | None:
         return store.margin_bounds(session, dataset)
 
 
-def import_file(url: str, path: str | Path, dataset: str | None = None) -> store.ImportResult:
-    """Validate and import a file; raises ``DataError`` (every problem) or ``StoreError``."""
-    from srm.data import load_pairs
+def import_roots() -> list[Path]:
+    """The folders a path typed in the app may point into: ``$SRM_IMPORT_ROOTS`` (separated
+    by ``os.pathsep``; relative ones start at the project directory; empty: none), else the
+    project's ``data/`` and ``$XDG_DATA_HOME/srm-studio/uploads``. A visitor must not be able to
+    read (or learn of) any other file on the server through an import."""
+    configured = os.environ.get(IMPORT_ROOTS_ENV)
+    if configured is None:
+        data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        folders = [PROJECT_DIR / "data", data_home / "srm-studio" / "uploads"]
+    else:
+        folders = [PROJECT_DIR / Path(p).expanduser() for p in configured.split(os.pathsep) if p]
+    return [folder.resolve() for folder in folders]
 
-    path = Path(path).expanduser()
+
+def import_path(typed: str) -> Path:
+    """The file a path typed in the app names, if it is under an import root (symbolic links
+    and ``..`` resolved first); else ``StoreError``, with the same words whether or not the
+    path exists, so the message says nothing about the rest of the server."""
+    roots = import_roots()
+    if not roots:
+        raise StoreError(
+            f"importing by path is switched off ({IMPORT_ROOTS_ENV} is empty): upload the file"
+        )
+    path = (PROJECT_DIR / Path(typed).expanduser()).resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise StoreError(
+            f"{typed}: the app imports only from {', '.join(map(str, roots))}; copy the file "
+            f"into one of them, or set {IMPORT_ROOTS_ENV} (see the README)"
+        )
     if not path.exists():
-        raise StoreError(f"{path}: no such file or directory")
-    pairs = load_pairs(path)
-    name = (dataset or "").strip() or (path.name if path.is_dir() else path.stem)
-    with _write(url) as session:
-        result = store.import_pairs(session, name, pairs, source_file=str(path))
-    _clear_pair_caches()
-    sources.clear()
-    return result
+        raise StoreError(f"{typed}: no such file or directory")
+    return path
+
+
+def import_file(url: str, path: str, dataset: str | None = None) -> store.ImportResult:
+    """Validate and import a file on the server, which must be under an import root; raises
+    ``DataError`` (every problem) or ``StoreError``."""
+    found = import_path(path)
+    return _import(
+        url, found, (dataset or "").strip() or (found.name if found.is_dir() else found.stem)
+    )
 
 
 def import_upload(
     url: str, file_name: str, data: bytes, dataset: str | None = None
 ) -> store.ImportResult:
-    """Import an uploaded file: saved under its own name so errors name it."""
+    """Import an uploaded file; problems name the file as uploaded, not where the server kept
+    it."""
+    from srm.data import DataError
+
     safe_name = Path(file_name).name or "upload.jsonl"
     with tempfile.TemporaryDirectory(prefix="srm-upload-") as tmp:
         path = Path(tmp) / safe_name
         path.write_bytes(data)
         name = (dataset or "").strip() or Path(safe_name).stem
-        return import_file(url, path, name)
+        try:
+            return _import(url, path, name)
+        except DataError as err:
+            raise DataError(
+                [replace(p, file=p.file.replace(str(path), safe_name)) for p in err.problems]
+            ) from None
+
+
+def _import(url: str, path: Path, name: str) -> store.ImportResult:
+    from srm.data import load_pairs
+
+    pairs = load_pairs(path)
+    with _write(url) as session:
+        result = store.import_pairs(session, name, pairs, source_file=str(path))
+    _clear_pair_caches()
+    sources.clear()
+    return result
 
 
 def export_jsonl(url: str, dataset: str) -> tuple[bytes, str]:

@@ -30,10 +30,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def app_store(db_url: str, monkeypatch, tiny_model: Path) -> str:
-    """An empty store and the tiny model as the app's default model."""
+    """An empty store and the tiny model as the app's default model, whatever the developer's
+    environment says."""
     monkeypatch.setenv("SRM_DB_URL", db_url)
     monkeypatch.setenv("SRM_MODEL", str(tiny_model))
-    monkeypatch.delenv("SRM_DEMO", raising=False)
+    for name in ("SRM_DEMO", "SRM_IMPORT_ROOTS"):
+        monkeypatch.delenv(name, raising=False)
     return db_url
 
 

@@ -1,11 +1,14 @@
 """Data: import preference pairs, browse them with filters, export the corrected dataset."""
 
+import logging
+
 import streamlit as st
 
 import mdtext
 import services
 from srm.data import DataError
 
+logger = logging.getLogger(__name__)
 url = services.store_url()
 st.title("Preference data")
 
@@ -28,6 +31,14 @@ def _import(kind: str) -> None:
         st.session_state["data.import_outcome"] = ("problems", err.problems, str(err))
     except (services.StoreError, OSError) as err:
         st.session_state["data.import_outcome"] = ("error", [], mdtext.escape(err))
+    except Exception:  # a bug, not bad input: the page says so, the server log has the trace
+        logger.exception("import failed")
+        st.session_state["data.import_outcome"] = (
+            "error",
+            [],
+            "The import failed unexpectedly and nothing was imported; the server log has the "
+            "details.",
+        )
     else:
         st.session_state["data.import_outcome"] = (
             "ok",
@@ -52,6 +63,12 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
     with path_tab:
         st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
         st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
+        roots = ", ".join(str(root) for root in services.import_roots()) or "none"
+        st.caption(
+            "A file or dataset directory under an import folder (relative paths start at "
+            f"the project directory): {mdtext.escape(roots)}. Set `SRM_IMPORT_ROOTS` "
+            "to change them."
+        )
     outcome = st.session_state.get("data.import_outcome")
     if outcome:
         kind, problems, message = outcome
