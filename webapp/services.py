@@ -22,6 +22,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+import auth
 from srm import store
 from srm.records import (
     NO_CLEAR_PREFERENCE,
@@ -266,8 +267,9 @@ def import_path(typed: str) -> Path:
 
 
 def import_file(url: str, path: str, dataset: str | None = None) -> store.ImportResult:
-    """Validate and import a file on the server, which must be under an import root; raises
-    ``DataError`` (every problem) or ``StoreError``."""
+    """Validate and import a file on the server, which must be under an import root (admins
+    only); raises ``DataError`` (every problem) or ``StoreError``."""
+    auth.require_admin("Importing a path on the server")
     found = import_path(path)
     return _import(
         url, found, (dataset or "").strip() or (found.name if found.is_dir() else found.stem)
@@ -383,6 +385,7 @@ def list_models(url: str) -> list[ModelInfo]:
 
 
 def set_active_model(url: str, model_id: int) -> None:
+    auth.require_admin("Choosing the active model")
     with _write(url) as session:
         store.set_active_model(session, model_id)
     queue_page.clear()
@@ -695,6 +698,7 @@ def guidelines(url: str) -> str:
 
 
 def save_guidelines(url: str, text: str) -> None:
+    auth.require_admin("Editing the guidelines")
     with _write(url) as session:
         store.set_setting(session, store.GUIDELINES, text)
 
@@ -750,6 +754,7 @@ def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
     """Create a training job on the dataset's effective labels and launch its process."""
     from srm import jobs as srm_jobs
 
+    auth.require_admin("Training")
     config = dict(config)
     score_after = bool(config.pop("score_after", True))
     active = active_model(url)
@@ -770,6 +775,7 @@ def start_score_job(url: str, dataset: str, model_id: int) -> int:
     """Score every pair of the dataset with the model, as a job (progress in the store)."""
     from srm import jobs as srm_jobs
 
+    auth.require_admin("Scoring a dataset")
     with _write(url) as session:
         job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model_id).id
     srm_jobs.launch(url, job_id)
@@ -779,6 +785,7 @@ def start_score_job(url: str, dataset: str, model_id: int) -> int:
 def cancel_job(url: str, job_id: int) -> None:
     from srm import jobs as srm_jobs
 
+    auth.require_admin("Cancelling a job")
     with _write(url) as session:
         srm_jobs.request_cancel(session, job_id)
 
@@ -924,6 +931,7 @@ def _prompt_carries(session: Session, pair_id: int, model_id: int) -> bool:
 
 def toggle_demo_pair(url: str, pair: PairRow) -> bool:
     """Add the pair to the demo's curated list, or take it out; return whether it is in."""
+    auth.require_admin("Choosing the demo's pairs")
     key = [pair.dataset, pair.id]
     with _write(url) as session:
         chosen = [list(x) for x in store.get_setting(session, DEMO_PAIRS) or []]

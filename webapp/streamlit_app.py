@@ -5,9 +5,11 @@ Run with ``make app`` (or ``srm app``; ``srm app --demo`` for the read-only demo
 
 import streamlit as st
 
+import auth
 import services
 
 st.set_page_config(page_title="SRM Studio", page_icon=":material/insights:", layout="wide")
+auth.gate()  # a password, when one is configured; no pages for an exposed server without one
 
 url = services.store_url()
 demo = services.demo_mode()
@@ -31,4 +33,5 @@ with st.sidebar:
     if demo:
         st.caption(":material/lock: Demo mode: read-only")
     st.caption(f"Store: `{services.display_url(url)}`")  # safe: the operator's own setting
+    auth.sidebar()
 page.run()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
 
 from srm.data import PreferencePair, load_pairs
 from srm.store import import_pairs, make_sessionmaker, open_store
 
+PASSWORDS = ("SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD")
 APP = str(Path(__file__).resolve().parents[2] / "webapp" / "streamlit_app.py")
 
 
@@ -29,14 +32,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def app_store(db_url: str, monkeypatch, tiny_model: Path) -> str:
-    """An empty store and the tiny model as the app's default model, whatever the developer's
-    environment says."""
+def app_store(db_url: str, monkeypatch, tiny_model: Path) -> Iterator[str]:
+    """An empty store and the tiny model as the app's default model, served on loopback with
+    no password (as `make app` is), whatever the developer's environment says."""
     monkeypatch.setenv("SRM_DB_URL", db_url)
     monkeypatch.setenv("SRM_MODEL", str(tiny_model))
-    for name in ("SRM_DEMO", "SRM_IMPORT_ROOTS"):
+    for name in ("SRM_DEMO", *PASSWORDS, "SRM_APP_INSECURE", "SRM_IMPORT_ROOTS"):
         monkeypatch.delenv(name, raising=False)
-    return db_url
+    # The address the app checks; AppTest reads no config file outside the repository root.
+    previous = st_config.get_option("server.address")
+    st_config.set_option("server.address", "127.0.0.1")
+    yield db_url
+    st_config.set_option("server.address", previous)
 
 
 @pytest.fixture

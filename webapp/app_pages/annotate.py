@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import auth
 import highlight
 import mdtext
 import services
@@ -27,11 +28,12 @@ with st.expander("Guidelines", icon=":material/menu_book:"):
         st.html(mdtext.guidelines_html(text))
     else:
         st.caption("No guidelines yet.")
-    with st.popover("Edit guidelines"):
-        st.text_area("Markdown", value=text, key="annotate.guidelines_text", height=300)
-        if st.button("Save guidelines", key="annotate.guidelines_save"):
-            services.save_guidelines(url, st.session_state["annotate.guidelines_text"])
-            st.rerun()
+    if auth.is_admin():
+        with st.popover("Edit guidelines"):
+            st.text_area("Markdown", value=text, key="annotate.guidelines_text", height=300)
+            if st.button("Save guidelines", key="annotate.guidelines_save"):
+                services.save_guidelines(url, st.session_state["annotate.guidelines_text"])
+                st.rerun()
 
 if not annotator:
     st.warning("Type your name in the sidebar to start: every correction records who made it.")
@@ -262,10 +264,14 @@ if current is not None:
             st.caption("No model: the queue is in import order.")
         elif any(d is None for _, d in queue):
             st.caption("Pairs the model has not scored come last, in import order.")
-            if model.id is not None and st.button(
-                f"Score all of {mdtext.escape(dataset)} with the active model",
-                key="annotate.score",
-                help="Runs as a job (see the Train page); the queue reorders as scores arrive.",
+            if (
+                model.id is not None
+                and auth.is_admin()
+                and st.button(
+                    f"Score all of {mdtext.escape(dataset)} with the active model",
+                    key="annotate.score",
+                    help="Runs as a job (see the Train page); the queue reorders as scores arrive.",
+                )
             ):
                 job_id = services.start_score_job(url, dataset, model.id)
                 st.session_state["annotate.message"] = f"Scoring job {job_id} started"

@@ -4,6 +4,7 @@ import logging
 
 import streamlit as st
 
+import auth
 import mdtext
 import services
 from srm.data import DataError
@@ -61,14 +62,17 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
         st.file_uploader("File", type=["jsonl", "json", "csv", "parquet"], key="data.upload")
         st.button("Import upload", key="data.import_upload", on_click=_import, args=("upload",))
     with path_tab:
-        st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
-        st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
-        roots = ", ".join(str(root) for root in services.import_roots()) or "none"
-        st.caption(
-            "A file or dataset directory under an import folder (relative paths start at "
-            f"the project directory): {mdtext.escape(roots)}. Set `SRM_IMPORT_ROOTS` "
-            "to change them."
-        )
+        if auth.is_admin():
+            st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
+            st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
+            roots = ", ".join(str(root) for root in services.import_roots()) or "none"
+            st.caption(
+                "A file or dataset directory under an import folder (relative paths start at "
+                f"the project directory): {mdtext.escape(roots)}. Set `SRM_IMPORT_ROOTS` "
+                "to change them."
+            )
+        else:
+            st.caption("Importing a path on the server needs the admin role: upload the file.")
     outcome = st.session_state.get("data.import_outcome")
     if outcome:
         kind, problems, message = outcome

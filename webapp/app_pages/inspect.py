@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import auth
 import charts
 import highlight
 import mdtext
@@ -211,7 +212,7 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
 
 # --- presenting -------------------------------------------------------------------------------
 featured = services.is_demo_pair(url, pair)
-if (
+if auth.is_admin() and (
     st.toggle("Feature this pair in demo mode", value=featured, key=f"inspect.demo.{pair.db_id}")
     != featured
 ):

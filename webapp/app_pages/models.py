@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import auth
 import charts
 import mdtext
 import services
@@ -44,7 +45,7 @@ st.dataframe(
 by_id = {m.id: m for m in models}
 ids = list(by_id)
 
-if not demo:
+if not demo and auth.is_admin():
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     make_active = left.selectbox(
         "Active model (the one the pages score with)",
@@ -90,8 +91,10 @@ for name, model_id in (("A", a), ("B", b)):
         st.info(  # safe: the name escaped
             f"Model {name} has scored {coverage[name]:,} of the {total:,} pairs of {shown}."
         )
-    if not demo and st.button(
-        f"Score all of {shown} with model {name}", key=f"models.score.{name}"
+    if (
+        not demo
+        and auth.is_admin()
+        and st.button(f"Score all of {shown} with model {name}", key=f"models.score.{name}")
     ):
         job_id = services.start_score_job(url, dataset, model_id)
         st.session_state["train.flash"] = f"Started scoring job {job_id}."

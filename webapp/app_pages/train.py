@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import auth
 import charts
 import mdtext
 import services
@@ -14,6 +15,9 @@ if not summaries:
     st.info("The store is empty: import pairs on the Data page first.")
     st.stop()
 names = [s["name"] for s in summaries]
+admin = auth.is_admin()
+if not admin:
+    st.info("Starting and cancelling jobs needs the admin role; you can follow them here.")
 flash = st.session_state.pop("train.flash", None)
 if flash:
     st.success(flash)  # fixed words and job numbers
@@ -55,7 +59,7 @@ with st.form("train.form", border=True):
     lora_r = third[2].number_input("LoRA rank", 1, 256, 16, key="train.lora_r")
     score_after = third[3].checkbox("Score the dataset afterwards", True, key="train.score_after")
     submitted = st.form_submit_button(
-        "Start training", type="primary", icon=":material/play_arrow:"
+        "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
     )
 
 counts = services.label_summary(url, dataset)
@@ -96,7 +100,9 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
         have = services.scored_count(url, score_dataset, model.id)
         total = next(s["n_pairs"] for s in summaries if s["name"] == score_dataset)
         st.caption(f"{mdtext.escape(model.label)} has scored {have:,} of {total:,} pairs.")  # safe
-        if st.button("Score all pairs", key="train.score", icon=":material/play_arrow:"):
+        if st.button(
+            "Score all pairs", key="train.score", icon=":material/play_arrow:", disabled=not admin
+        ):
             job_id = services.start_score_job(url, score_dataset, model.id)
             st.session_state["train.flash"] = f"Started scoring job {job_id}."
             st.session_state["train.job"] = job_id
@@ -122,6 +128,7 @@ def running_jobs() -> None:
                 on_click=services.cancel_job,
                 args=(url, job.id),
                 icon=":material/stop:",
+                disabled=not admin,
             )
             st.progress(
                 min(max(job.progress, 0.0), 1.0), text=mdtext.escape(job.message or job.status)
