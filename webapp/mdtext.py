@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
@@ -28,7 +29,7 @@ from markdown_it.utils import OptionsDict
 # Every ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one
 # never starts markup: emphasis, links and images, code, HTML, headings, lists, tables, LaTeX
 # ($) and Streamlit's :color[...] directives.
-_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+_PUNCTUATION = re.compile(f"([{re.escape(string.punctuation)}])")
 # Some rewrites run on the *parsed* text, after escapes are undone: GFM autolink literals
 # (http://…, www.…, a@b.c become links), emoji and icon shortcodes (:smile:, :streamlit:,
 # :material_x:) and typographic arrows (a -> b). An invisible word joiner breaks each pattern.
@@ -61,7 +62,7 @@ def escape(text: object) -> str:
     return "\\\n".join(line.lstrip() for line in lines)
 
 
-# --- guidelines: markdown by design, but from the store, so anyone who may edit them -----------
+# --- guidelines: markdown by design, but kept in the store, where their editors may put anything
 _GUIDELINES = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
 

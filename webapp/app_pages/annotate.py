@@ -132,7 +132,7 @@ if current is not None:
     # The label as loaded now: a write is refused if the pair changes after this point.
     label, seen_event = services.label_state(url, current)
     next_id = ids[position + 1] if position + 1 < len(ids) else None
-    st.subheader(f"Pair {mdtext.escape(current.id)}")
+    st.subheader(f"Pair {mdtext.escape(current.id)}", anchor=False)  # no link made from an id
     info = st.columns([1, 1, 1, 2])
     info[0].metric("Current label", label or "unlabelled")
     info[1].metric("Queue position", f"{position + 1} of {len(ids)}")
