@@ -953,9 +953,20 @@ def jobs_cancel_cmd(obj: dict, job_id: int, db_url: str | None) -> None:
     "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port."
 )
 @click.option("--db", "db_url", default=None, help=DB_OPTION_HELP)
-def app_cmd(demo: bool, host: str, port: int, db_url: str | None) -> None:
-    """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT."""
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve beyond loopback without a password (SRM_APP_PASSWORD / SRM_ADMIN_PASSWORD): "
+    "only on a network you trust.",
+)
+def app_cmd(demo: bool, host: str, port: int, db_url: str | None, insecure: bool) -> None:
+    """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT.
+
+    Bound beyond loopback, the app needs a password (see srm.access); it refuses to start
+    without one unless --insecure.
+    """
     import srm
+    from srm import access
 
     root = Path(srm.__file__).resolve().parents[1]
     entry = root / "webapp" / "streamlit_app.py"
@@ -964,6 +975,19 @@ def app_cmd(demo: bool, host: str, port: int, db_url: str | None) -> None:
             f"{entry} not found: the app ships with the source tree, not the package; "
             "run srm app from a clone installed with pip install -e ."
         )
+    # The secrets files Streamlit reads, named explicitly so that this check and the app agree
+    # from any working directory: the user's, then the project's (which wins).
+    secrets_files = [
+        Path.home() / ".streamlit" / "secrets.toml",
+        root / ".streamlit" / "secrets.toml",
+    ]
+    try:
+        configured = access.passwords(os.environ, access.read_secrets(secrets_files))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    refusal = access.exposure_error(host, configured, insecure)
+    if refusal is not None:
+        raise click.UsageError(refusal)
     command = [
         sys.executable,
         "-m",
@@ -971,6 +995,7 @@ def app_cmd(demo: bool, host: str, port: int, db_url: str | None) -> None:
         "run",
         str(entry),
         *_streamlit_flags(root / ".streamlit" / "config.toml"),
+        *[flag for file in secrets_files for flag in ("--secrets.files", str(file))],
         "--server.address",
         host,
         "--server.port",
@@ -979,6 +1004,8 @@ def app_cmd(demo: bool, host: str, port: int, db_url: str | None) -> None:
     env = dict(os.environ)
     if demo:
         env["SRM_DEMO"] = "1"
+    if insecure:
+        env[access.INSECURE] = "1"
     if db_url is not None:
         env["SRM_DB_URL"] = db_url
     sys.stdout.flush()

@@ -14,7 +14,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+import auth
 from srm import store
 from srm.records import (
     NO_CLEAR_PREFERENCE,
@@ -45,7 +46,10 @@ __all__ = ["NO_CLEAR_PREFERENCE", "StaleWriteError", "StoreError"]
 LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
 UNDO_SHORTCUT = "u"
 DEMO_ENV = "SRM_DEMO"
-GUIDELINES_FILE = Path(__file__).resolve().parents[1] / "docs" / "guidelines.md"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+GUIDELINES_FILE = PROJECT_DIR / "docs" / "guidelines.md"
+#: Folders the app may import from by path (os.pathsep-separated); see import_roots().
+IMPORT_ROOTS_ENV = "SRM_IMPORT_ROOTS"
 
 
 # ------------------------------------------------------------------------------- plain rows
@@ -228,32 +232,79 @@ def margin_range(url: str, dataset: str | None) -> tuple[float, float] | None:
         return store.margin_bounds(session, dataset)
 
 
-def import_file(url: str, path: str | Path, dataset: str | None = None) -> store.ImportResult:
-    """Validate and import a file; raises ``DataError`` (every problem) or ``StoreError``."""
-    from srm.data import load_pairs
+def import_roots() -> list[Path]:
+    """The folders a path typed in the app may point into: ``$SRM_IMPORT_ROOTS`` (separated
+    by ``os.pathsep``; relative ones start at the project directory; empty: none), else the
+    project's ``data/`` and ``$XDG_DATA_HOME/srm-studio/uploads``. A visitor must not be able to
+    read (or learn of) any other file on the server through an import."""
+    configured = os.environ.get(IMPORT_ROOTS_ENV)
+    if configured is None:
+        data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        folders = [PROJECT_DIR / "data", data_home / "srm-studio" / "uploads"]
+    else:
+        folders = [PROJECT_DIR / Path(p).expanduser() for p in configured.split(os.pathsep) if p]
+    return [folder.resolve() for folder in folders]
 
-    path = Path(path).expanduser()
+
+def import_path(typed: str) -> Path:
+    """The file a path typed in the app names, if it is under an import root (symbolic links
+    and ``..`` resolved first); else ``StoreError``, with the same words whether or not the
+    path exists, so the message says nothing about the rest of the server."""
+    roots = import_roots()
+    if not roots:
+        raise StoreError(
+            f"importing by path is switched off ({IMPORT_ROOTS_ENV} is empty): upload the file"
+        )
+    path = (PROJECT_DIR / Path(typed).expanduser()).resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise StoreError(
+            f"{typed}: the app imports only from {', '.join(map(str, roots))}; copy the file "
+            f"into one of them, or set {IMPORT_ROOTS_ENV} (see the README)"
+        )
     if not path.exists():
-        raise StoreError(f"{path}: no such file or directory")
-    pairs = load_pairs(path)
-    name = (dataset or "").strip() or (path.name if path.is_dir() else path.stem)
-    with _write(url) as session:
-        result = store.import_pairs(session, name, pairs, source_file=str(path))
-    _clear_pair_caches()
-    sources.clear()
-    return result
+        raise StoreError(f"{typed}: no such file or directory")
+    return path
+
+
+def import_file(url: str, path: str, dataset: str | None = None) -> store.ImportResult:
+    """Validate and import a file on the server, which must be under an import root (admins
+    only); raises ``DataError`` (every problem) or ``StoreError``."""
+    auth.require_admin("Importing a path on the server")
+    found = import_path(path)
+    return _import(
+        url, found, (dataset or "").strip() or (found.name if found.is_dir() else found.stem)
+    )
 
 
 def import_upload(
     url: str, file_name: str, data: bytes, dataset: str | None = None
 ) -> store.ImportResult:
-    """Import an uploaded file: saved under its own name so errors name it."""
+    """Import an uploaded file; problems name the file as uploaded, not where the server kept
+    it."""
+    from srm.data import DataError
+
     safe_name = Path(file_name).name or "upload.jsonl"
     with tempfile.TemporaryDirectory(prefix="srm-upload-") as tmp:
         path = Path(tmp) / safe_name
         path.write_bytes(data)
         name = (dataset or "").strip() or Path(safe_name).stem
-        return import_file(url, path, name)
+        try:
+            return _import(url, path, name)
+        except DataError as err:
+            raise DataError(
+                [replace(p, file=p.file.replace(str(path), safe_name)) for p in err.problems]
+            ) from None
+
+
+def _import(url: str, path: Path, name: str) -> store.ImportResult:
+    from srm.data import load_pairs
+
+    pairs = load_pairs(path)
+    with _write(url) as session:
+        result = store.import_pairs(session, name, pairs, source_file=str(path))
+    _clear_pair_caches()
+    sources.clear()
+    return result
 
 
 def export_jsonl(url: str, dataset: str) -> tuple[bytes, str]:
@@ -335,6 +386,7 @@ def list_models(url: str) -> list[ModelInfo]:
 
 
 def set_active_model(url: str, model_id: int) -> None:
+    auth.require_admin("Choosing the active model")
     with _write(url) as session:
         store.set_active_model(session, model_id)
     queue_page.clear()
@@ -649,6 +701,7 @@ def guidelines(url: str) -> str:
 
 
 def save_guidelines(url: str, text: str) -> None:
+    auth.require_admin("Editing the guidelines")
     with _write(url) as session:
         store.set_setting(session, store.GUIDELINES, text)
 
@@ -706,6 +759,7 @@ def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
     """Create a training job on the dataset's effective labels and launch its process."""
     from srm import jobs as srm_jobs
 
+    auth.require_admin("Training")
     config = dict(config)
     score_after = bool(config.pop("score_after", True))
     active = active_model(url)
@@ -726,6 +780,7 @@ def start_score_job(url: str, dataset: str, model_id: int) -> int:
     """Score every pair of the dataset with the model, as a job (progress in the store)."""
     from srm import jobs as srm_jobs
 
+    auth.require_admin("Scoring a dataset")
     with _write(url) as session:
         job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model_id).id
     srm_jobs.launch(url, job_id)
@@ -735,6 +790,7 @@ def start_score_job(url: str, dataset: str, model_id: int) -> int:
 def cancel_job(url: str, job_id: int) -> None:
     from srm import jobs as srm_jobs
 
+    auth.require_admin("Cancelling a job")
     with _write(url) as session:
         srm_jobs.request_cancel(session, job_id)
 
@@ -880,6 +936,7 @@ def _prompt_carries(session: Session, pair_id: int, model_id: int) -> bool:
 
 def toggle_demo_pair(url: str, pair: PairRow) -> bool:
     """Add the pair to the demo's curated list, or take it out; return whether it is in."""
+    auth.require_admin("Choosing the demo's pairs")
     key = [pair.dataset, pair.id]
     with _write(url) as session:
         chosen = [list(x) for x in store.get_setting(session, DEMO_PAIRS) or []]

@@ -5,9 +5,11 @@ Run with ``make app`` (or ``srm app``; ``srm app --demo`` for the read-only demo
 
 import streamlit as st
 
+import auth
 import services
 
 st.set_page_config(page_title="SRM Studio", page_icon=":material/insights:", layout="wide")
+auth.gate()  # a password, when one is configured; no pages for an exposed server without one
 
 url = services.store_url()
 demo = services.demo_mode()
@@ -30,5 +32,6 @@ with st.sidebar:
     st.caption("SRM Studio · sentence-level reward models")
     if demo:
         st.caption(":material/lock: Demo mode: read-only")
-    st.caption(f"Store: `{services.display_url(url)}`")
+    st.caption(f"Store: `{services.display_url(url)}`")  # safe: the operator's own setting
+    auth.sidebar()
 page.run()

@@ -106,12 +106,14 @@ def serve(db: Path, log: Path, **env: str) -> Iterator[App]:
     """`make app` on a free port with the SQLite store `db` and extra environment `env`.
 
     The app scores with the bundled default model (data/models/default): what a newcomer sees,
-    and what the screenshots in docs/ should show. A developer's own SRM_MODEL or SRM_RUNS_DIR
-    is dropped so the run is the same everywhere; job run directories go beside the store.
+    and what the screenshots in docs/ should show. A developer's own SRM_MODEL, SRM_RUNS_DIR or
+    app passwords are dropped so the run is the same everywhere; job run directories go beside
+    the store.
     """
     port = free_port()
     db_url = f"sqlite:///{db}"
-    environment = {k: v for k, v in os.environ.items() if k not in ("SRM_MODEL", "SRM_RUNS_DIR")}
+    dropped = ("SRM_MODEL", "SRM_RUNS_DIR", "SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD")
+    environment = {k: v for k, v in os.environ.items() if k not in dropped}
     environment |= {"SRM_DB_URL": db_url, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     environment |= env
     with log.open("w") as out:
@@ -150,8 +152,10 @@ def xss_file(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def app(workdir: Path) -> Iterator[App]:
-    """The studio, started on an empty store (so `make app` imports the bundled sample)."""
-    with serve(workdir / "app.db", workdir / "make-app.log") as running:
+    """The studio, started on an empty store (so `make app` imports the bundled sample); it may
+    import by path from the project's data/ and from the module's work directory."""
+    roots = os.pathsep.join([str(REPO_ROOT / "data"), str(workdir)])
+    with serve(workdir / "app.db", workdir / "make-app.log", SRM_IMPORT_ROOTS=roots) as running:
         yield running
 
 

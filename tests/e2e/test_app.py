@@ -2,7 +2,8 @@
 
 Import a file, open a pair and read its sentence rewards, swap a label with a keyboard shortcut,
 retrain on the correction, compare the models, and present the featured pairs in read-only demo
-mode; untrusted text in a pair is shown as text, never run. The tests share one server and one
+mode; untrusted text in a pair is shown as text, never run, and markdown planted in the data
+or in a URL never turns into an image or a link. The tests share one server and one
 store (see conftest.py) and run in file order: later tests use what earlier ones made (the
 trained model, the featured pairs). Each page is saved to tests/e2e/artifacts/<page>.png; with
 SRM_UPDATE_SCREENSHOTS=1 the Inspect and Annotate pages also go to docs/screenshots/, where the
@@ -11,11 +12,13 @@ README shows them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 import psutil
 import pytest
@@ -24,10 +27,18 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from srm import store
+from srm import jobs, store
 from srm.data import PreferencePair, load_pairs
 from srm.segment import segment
-from tests.e2e.conftest import ARTIFACTS, REPO_ROOT, XSS_IMG, XSS_PAIRS, XSS_SCRIPT, App
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    REPO_ROOT,
+    XSS_IMG,
+    XSS_PAIRS,
+    XSS_SCRIPT,
+    App,
+    free_port,
+)
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -347,6 +358,113 @@ def test_untrusted_text_is_shown_never_run(app: App, page: Page, xss_file: Path)
     expect(page.locator("img[src='x']")).to_have_count(0)
     assert page.evaluate("window.__xss") is None
     settled_screenshot(page, "annotate-xss")
+
+
+def write_markdown_bait(workdir: Path, bait: str) -> tuple[Path, str]:
+    """A file of one pair whose id, source and responses carry markdown images and links to
+    `bait` (and a bare address, an e-mail address and a www. host); returns (path, pair id)."""
+    pair_id = f"![b]({bait}/pair.png)"
+    record = {
+        "id": pair_id,
+        "prompt": "Say hi.",
+        "chosen": f"Fine. Click [here]({bait}/chosen) now. Then see ![c]({bait}/chosen.png) "
+        "too. Write to mail@bait.example or visit www.bait.example today.",
+        "rejected": f"No. Visit {bait}/rejected for more.",
+        "source": f"[Session expired]({bait}/source)",
+    }
+    path = workdir / "markdown-bait.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    return path, pair_id
+
+
+def plant_markdown_bait(app: App, bait: str, dataset: str, pair_id: str) -> None:
+    """Bait in what only the store holds: an annotator's name in the pair's history, the
+    guidelines, and a failed job's error."""
+    with sessions(app).begin() as session:
+        row = store.get_pair(session, dataset, pair_id)
+        annotator = f"[admin]({bait}/annotator)"
+        store.record_label(session, row.id, annotator, "keep", expected_event_id=None)
+        store.set_setting(
+            session,
+            store.GUIDELINES,
+            f"### Label well\n\n![g]({bait}/guide.png) Read [the rules]({bait}/rules).\n\n"
+            f"<img src='{bait}/raw.png'>\n",
+        )
+        job = jobs.create_train_job(session, dataset=dataset, config={"max_steps": 1})
+        job.status, job.error = "failed", f"# [Session expired: sign in again]({bait}/login)"
+
+
+def expect_nothing_from(page: Page, bait: str, requested: list[str]) -> None:
+    """The page has finished its run, holds no image or link to `bait` (nor any link made of
+    the bare address or e-mail address in the data, nor a heading anchor named after it), and
+    the browser asked `bait` for nothing."""
+    expect(page.locator("[data-stale='true']")).to_have_count(0)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+    page.wait_for_timeout(500)  # an image element would start loading at once; none may exist
+    port = bait.rsplit(":", 1)[1]  # also in a heading anchor's slug ("#pair-b-http-127-...")
+    for selector in (f"img[src*='{port}']", f"a[href*='{port}']", "a[href*='bait.example']"):
+        expect(page.locator(selector)).to_have_count(0)
+    assert requested == []
+
+
+def shown_text(locator: Locator) -> str:
+    """What a reader sees, without the invisible word joiners the escaping adds."""
+    return locator.inner_text().replace("\u2060", "")
+
+
+def test_markdown_bait_in_urls_and_data_stays_text(app: App, page: Page, workdir: Path) -> None:
+    bait = f"http://127.0.0.1:{free_port()}"  # nothing listens: any request is recorded here
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url) if r.url.startswith(bait) else None)
+
+    # A reflected URL parameter: the pair named in a shared link is shown in an error, as text.
+    for planted in (f"![b]({bait}/x.png)", f"[Session expired: sign in again]({bait}/login)"):
+        open_page(page, app, f"inspect?dataset=sample&pair={quote(planted)}")
+        error = page.get_by_test_id("stAlertContentError")
+        expect(error).to_be_visible()
+        assert planted in shown_text(error)
+        expect_nothing_from(page, bait, requested)
+
+    # Bait imported through the Data page (a name that sorts after the other datasets, so no
+    # other test's default changes), then a path that is no file at all.
+    file, pair_id = write_markdown_bait(workdir, bait)
+    dataset = f"~ ![d]({bait}/dataset.png)"
+    open_page(page, app)
+    page.get_by_text("Import pairs").click()
+    page.get_by_role("textbox", name="Dataset name").fill(dataset)
+    page.get_by_role("tab", name="Path on the server").click()
+    path = page.get_by_role("textbox", name="Path", exact=True)
+    for typed, outcome in (
+        (str(file), "Imported 1 new pairs"),
+        (f"![p]({bait}/p.png)", "the app imports only from"),
+    ):
+        path.fill(typed)
+        path.press("Enter")
+        page.get_by_role("button", name="Import path").click()
+        expect(page.get_by_text(re.compile(outcome))).to_be_visible()
+        expect_nothing_from(page, bait, requested)
+    plant_markdown_bait(app, bait, dataset, pair_id)
+
+    open_page(page, app, f"inspect?dataset={quote(dataset)}&pair={quote(pair_id)}")
+    expect_responses(page, "Click [here]")
+    expect_nothing_from(page, bait, requested)
+
+    open_page(page, app, f"annotate?annotator={ANNOTATOR}")
+    choose(page, "Dataset", dataset)
+    choose(page, "Show", "any")
+    heading = page.get_by_role("heading", name=re.compile(r"^Pair "))
+    expect(heading).to_contain_text("/pair.png)")  # the planted pair, once the rerun is done
+    assert shown_text(heading) == f"Pair {pair_id}"
+    page.get_by_text("Guidelines", exact=True).click()
+    expect(page.locator(".srm-guidelines h3")).to_have_text("Label well")
+    expect(page.locator(".srm-guidelines")).to_contain_text("image not shown: g")
+    page.get_by_text("Tag sentences").first.click()
+    expect_nothing_from(page, bait, requested)
+    settled_screenshot(page, "annotate-markdown-bait")
+
+    open_page(page, app, "train")  # the newest job, the failed one, is shown with its error
+    expect(page.get_by_test_id("stAlertContentError").first).to_contain_text("Session expired")
+    expect_nothing_from(page, bait, requested)
 
 
 # ------------------------------------------------------------------------------- demo mode

@@ -522,3 +522,55 @@ def test_app_runs_streamlit_on_localhost(db_url, monkeypatch) -> None:
     CliRunner().invoke(main, ["app"])
     [(_, _, env)] = calls
     assert "SRM_DEMO" not in env
+
+
+def fake_streamlit(monkeypatch, home: Path) -> list:
+    """Capture what `srm app` would exec, with no password set and `home` as $HOME."""
+    calls = []
+
+    def fake_exec(file, args, env):
+        calls.append((args, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr("srm.cli.os.execvpe", fake_exec)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD", "SRM_APP_INSECURE"):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+def test_app_beyond_loopback_refuses_to_start_without_a_password(monkeypatch, tmp_path) -> None:
+    calls = fake_streamlit(monkeypatch, tmp_path)
+    refused = CliRunner().invoke(main, ["app", "--host", "0.0.0.0"])
+    assert refused.exit_code == 2 and not calls
+    assert "without a password" in refused.output and "SRM_APP_PASSWORD" in refused.output
+    assert "--insecure" in refused.output
+
+    insecure = CliRunner().invoke(main, ["app", "--host", "0.0.0.0", "--insecure"])
+    assert insecure.exit_code == 0, insecure.output
+    [(args, env)] = calls
+    assert args[-4:-2] == ["--server.address", "0.0.0.0"]
+    assert env["SRM_APP_INSECURE"] == "1"  # so the app's own check lets it serve
+
+    calls.clear()
+    monkeypatch.setenv("SRM_APP_PASSWORD", "a long shared secret")
+    assert CliRunner().invoke(main, ["app", "--host", "0.0.0.0"]).exit_code == 0
+    [(args, env)] = calls
+    assert "SRM_APP_INSECURE" not in env
+
+
+def test_app_finds_a_password_in_secrets_toml(monkeypatch, tmp_path) -> None:
+    calls = fake_streamlit(monkeypatch, tmp_path)
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text('SRM_ADMIN_PASSWORD = "a long admin secret"\n')
+    result = CliRunner().invoke(main, ["app", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    [(args, _)] = calls
+    # Streamlit is told to read the same files the check read.
+    files = [args[i + 1] for i, arg in enumerate(args) if arg == "--secrets.files"]
+    assert files[0] == str(secrets) and files[1].endswith(".streamlit/secrets.toml")
+
+    secrets.write_text("SRM_ADMIN_PASSWORD = \n")
+    broken = CliRunner().invoke(main, ["app", "--host", "0.0.0.0"])
+    assert broken.exit_code == 1 and f"{secrets}: not valid TOML" in broken.output

@@ -3,6 +3,7 @@ trail, stale writes are shown, sentence tags are one click, the queue follows th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ def events(db_url: str) -> list[tuple[str, str, str | None, str]]:
 
 
 def current_id(at) -> str:
-    return next(s.value for s in at.subheader if s.value.startswith("Pair ")).removeprefix("Pair ")
+    """The pair id in the "Pair <id>" heading, where it is escaped for markdown."""
+    heading = next(s.value for s in at.subheader if s.value.startswith("Pair "))
+    return re.sub(r"\\(.)", r"\1", heading.removeprefix("Pair ")).replace("\u2060", "")
 
 
 def test_a_name_is_required(filled_store: str, run_page) -> None:

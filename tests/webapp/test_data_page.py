@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from srm.data import load_pairs
-from srm.store import label_state, make_sessionmaker, open_store, record_label
+from srm.store import label_state, list_datasets, make_sessionmaker, open_store, record_label
 from tests.webapp.conftest import rerun
 
 
@@ -63,8 +65,9 @@ def test_source_and_label_filters(filled_store: str, sample_path: Path, run_page
 
 
 def test_import_reports_every_problem_and_writes_nothing(
-    app_store: str, tmp_path: Path, run_page
+    app_store: str, tmp_path: Path, run_page, monkeypatch
 ) -> None:
+    monkeypatch.setenv("SRM_IMPORT_ROOTS", str(tmp_path))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
         json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"})
@@ -98,6 +101,72 @@ def test_import_from_a_path_then_export_the_corrections(
     rerun(at)
     assert any("50 of 50 pairs: 50 unlabelled" in c.value for c in at.caption)
     assert at.download_button(key="data.download") is not None
+
+
+def import_path(run_page, path: str):
+    at = run_page()
+    at.text_input(key="data.import_path").input(path)
+    at.button(key="data.import_file").click()
+    return rerun(at)
+
+
+def datasets(db_url: str) -> list[str]:
+    with make_sessionmaker(open_store(db_url))() as s:
+        return [d.name for d in list_datasets(s)]
+
+
+def test_a_relative_path_under_the_project_data_folder_imports(app_store, run_page) -> None:
+    at = import_path(run_page, "data/sample_50.jsonl")
+    assert "Imported 50 new pairs into dataset **sample\\_50**" in at.success[0].value
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_path_outside_the_import_folders_is_refused_unread(
+    app_store, tmp_path: Path, run_page, exists: bool
+) -> None:
+    secret = tmp_path / "secret.csv"
+    if exists:  # a CSV with the columns a pair needs would have imported before
+        secret.write_text("prompt,chosen,rejected\nTOP-SECRET,a,b\n")
+    at = import_path(run_page, str(secret))
+    [error] = [e.value for e in at.error]
+    # The same words whether or not the file exists, naming the folders it may come from.
+    assert "the app imports only from" in error and "no such file" not in error
+    assert "TOP\\-SECRET" not in error and "prompt" not in error
+    assert datasets(app_store) == []
+
+
+def test_a_symbolic_link_out_of_an_import_folder_is_refused(
+    app_store, tmp_path: Path, run_page, monkeypatch
+) -> None:
+    root, outside = tmp_path / "imports", tmp_path / "elsewhere.jsonl"
+    root.mkdir()
+    outside.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    (root / "link.jsonl").symlink_to(outside)
+    monkeypatch.setenv("SRM_IMPORT_ROOTS", str(root))
+    at = import_path(run_page, str(root / "link.jsonl"))
+    assert "the app imports only from" in at.error[0].value
+    at = import_path(run_page, str(root / ".." / "elsewhere.jsonl"))
+    assert "the app imports only from" in at.error[0].value
+    assert datasets(app_store) == []
+
+
+def test_an_empty_import_roots_setting_switches_path_imports_off(
+    app_store, sample_path: Path, run_page, monkeypatch
+) -> None:
+    monkeypatch.setenv("SRM_IMPORT_ROOTS", "")
+    at = import_path(run_page, str(sample_path))
+    assert "importing by path is switched off" in at.error[0].value
+    assert datasets(app_store) == []
+
+
+def test_upload_problems_name_the_uploaded_file_not_the_server_path(app_store, run_page) -> None:
+    at = run_page()
+    at.file_uploader(key="data.upload").set_value(
+        ("mine.jsonl", b'{"prompt": "p"}\n', "text/plain")
+    )
+    at.button(key="data.import_upload").click()
+    rerun(at)
+    assert set(at.dataframe[0].value["file"]) == {"mine.jsonl"}
 
 
 def test_open_in_inspect_switches_page(filled_store: str, sample_path: Path, run_page) -> None:

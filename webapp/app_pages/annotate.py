@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+import auth
 import highlight
+import mdtext
 import services
 
 url = services.store_url()
@@ -22,12 +24,16 @@ annotator = st.sidebar.text_input(
 
 with st.expander("Guidelines", icon=":material/menu_book:"):
     text = services.guidelines(url)
-    st.markdown(text or "_No guidelines yet._")
-    with st.popover("Edit guidelines"):
-        st.text_area("Markdown", value=text, key="annotate.guidelines_text", height=300)
-        if st.button("Save guidelines", key="annotate.guidelines_save"):
-            services.save_guidelines(url, st.session_state["annotate.guidelines_text"])
-            st.rerun()
+    if text:  # markdown, shown without images, raw HTML or live links
+        st.html(mdtext.guidelines_html(text))
+    else:
+        st.caption("No guidelines yet.")
+    if auth.is_admin():
+        with st.popover("Edit guidelines"):
+            st.text_area("Markdown", value=text, key="annotate.guidelines_text", height=300)
+            if st.button("Save guidelines", key="annotate.guidelines_save"):
+                services.save_guidelines(url, st.session_state["annotate.guidelines_text"])
+                st.rerun()
 
 if not annotator:
     st.warning("Type your name in the sidebar to start: every correction records who made it.")
@@ -66,10 +72,10 @@ progress_col.caption(
 
 conflict = st.session_state.pop("annotate.conflict", None)
 if conflict:
-    st.error(conflict, icon=":material/sync_problem:")
+    st.error(mdtext.escape(conflict), icon=":material/sync_problem:")
 message = st.session_state.pop("annotate.message", None)
 if message:
-    st.toast(message)
+    st.toast(mdtext.escape(message))
 
 if not queue:
     st.success("Nothing left in this queue.", icon=":material/task_alt:")
@@ -126,7 +132,7 @@ if current is not None:
     # The label as loaded now: a write is refused if the pair changes after this point.
     label, seen_event = services.label_state(url, current)
     next_id = ids[position + 1] if position + 1 < len(ids) else None
-    st.subheader(f"Pair {current.id}")
+    st.subheader(f"Pair {mdtext.escape(current.id)}", anchor=False)  # no link made from an id
     info = st.columns([1, 1, 1, 2])
     info[0].metric("Current label", label or "unlabelled")
     info[1].metric("Queue position", f"{position + 1} of {len(ids)}")
@@ -136,7 +142,9 @@ if current is not None:
             f"{disagreement:+.2f}",
             help="How far the model prefers the response the label rejects (negative: it agrees).",
         )
-    info[3].caption(f"dataset {current.dataset} · source {current.source or '—'}")
+    info[3].caption(
+        f"dataset {mdtext.escape(current.dataset)} · source {mdtext.escape(current.source or '—')}"
+    )
 
     actions = st.columns(7)
     for col, (name, key) in zip(actions, services.LABEL_SHORTCUTS.items(), strict=False):
@@ -210,7 +218,7 @@ if current is not None:
                 if label in ("tie", "discard")
                 else (" · the label says better" if side == better else " · the label says worse")
             )
-            st.markdown(f"**{side.capitalize()}**{verdict_note}")
+            st.markdown(f"**{side.capitalize()}**{verdict_note}")  # safe: fixed words only
             text = getattr(current, side)
             if record is not None:
                 st.caption(services.coverage(record[side]).describe().capitalize())
@@ -228,7 +236,7 @@ if current is not None:
                     tag_key = f"annotate.tag.{current.db_id}.{side}.{i}"
                     st.session_state.setdefault(tag_key, my_tags.get((side, *span)))
                     st.segmented_control(
-                        f"{i}. {sentence['text'].strip()[:120]}",
+                        f"{i}. {mdtext.escape(sentence['text'].strip()[:120])}",
                         ["good", "bad"],
                         key=tag_key,
                         on_change=_tag,
@@ -256,10 +264,14 @@ if current is not None:
             st.caption("No model: the queue is in import order.")
         elif any(d is None for _, d in queue):
             st.caption("Pairs the model has not scored come last, in import order.")
-            if model.id is not None and st.button(
-                f"Score all of {dataset} with the active model",
-                key="annotate.score",
-                help="Runs as a job (see the Train page); the queue reorders as scores arrive.",
+            if (
+                model.id is not None
+                and auth.is_admin()
+                and st.button(
+                    f"Score all of {mdtext.escape(dataset)} with the active model",
+                    key="annotate.score",
+                    help="Runs as a job (see the Train page); the queue reorders as scores arrive.",
+                )
             ):
                 job_id = services.start_score_job(url, dataset, model.id)
                 st.session_state["annotate.message"] = f"Scoring job {job_id} started"
@@ -280,6 +292,6 @@ with stats_col:
     elif stats["annotators"]:
         st.caption(
             "Annotators: "
-            + ", ".join(f"{a['name']} ({a['pairs']})" for a in stats["annotators"])
+            + ", ".join(f"{mdtext.escape(a['name'])} ({a['pairs']})" for a in stats["annotators"])
             + ". Agreement appears when two of them label the same pairs."
         )

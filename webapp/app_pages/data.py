@@ -1,10 +1,15 @@
 """Data: import preference pairs, browse them with filters, export the corrected dataset."""
 
+import logging
+
 import streamlit as st
 
+import auth
+import mdtext
 import services
 from srm.data import DataError
 
+logger = logging.getLogger(__name__)
 url = services.store_url()
 st.title("Preference data")
 
@@ -26,12 +31,20 @@ def _import(kind: str) -> None:
     except DataError as err:
         st.session_state["data.import_outcome"] = ("problems", err.problems, str(err))
     except (services.StoreError, OSError) as err:
-        st.session_state["data.import_outcome"] = ("error", [], str(err))
+        st.session_state["data.import_outcome"] = ("error", [], mdtext.escape(err))
+    except Exception:  # a bug, not bad input: the page says so, the server log has the trace
+        logger.exception("import failed")
+        st.session_state["data.import_outcome"] = (
+            "error",
+            [],
+            "The import failed unexpectedly and nothing was imported; the server log has the "
+            "details.",
+        )
     else:
         st.session_state["data.import_outcome"] = (
             "ok",
             [],
-            f"Imported {result.added:,} new pairs into dataset **{result.dataset}** "
+            f"Imported {result.added:,} new pairs into dataset **{mdtext.escape(result.dataset)}** "
             f"({result.unchanged:,} already there).",
         )
 
@@ -49,15 +62,24 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
         st.file_uploader("File", type=["jsonl", "json", "csv", "parquet"], key="data.upload")
         st.button("Import upload", key="data.import_upload", on_click=_import, args=("upload",))
     with path_tab:
-        st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
-        st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
+        if auth.is_admin():
+            st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
+            st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
+            roots = ", ".join(str(root) for root in services.import_roots()) or "none"
+            st.caption(
+                "A file or dataset directory under an import folder (relative paths start at "
+                f"the project directory): {mdtext.escape(roots)}. Set `SRM_IMPORT_ROOTS` "
+                "to change them."
+            )
+        else:
+            st.caption("Importing a path on the server needs the admin role: upload the file.")
     outcome = st.session_state.get("data.import_outcome")
     if outcome:
         kind, problems, message = outcome
         if kind == "ok":
-            st.success(message)
+            st.success(message)  # escaped when the outcome was recorded
         elif kind == "problems":
-            st.error(f"{len(problems)} problem(s); nothing was imported.")
+            st.error(f"{len(problems)} problem(s); nothing was imported.")  # safe: a number
             st.dataframe(
                 [
                     {
@@ -72,7 +94,7 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
                 width="stretch",
             )
         else:
-            st.error(message)
+            st.error(message)  # escaped when the outcome was recorded
 
 if not summaries:
     st.info(
@@ -136,7 +158,7 @@ for col, name in zip(metrics[1:], ["unlabelled", "keep", "swap", "tie", "discard
     col.metric(name.capitalize(), f"{counts.get(name, 0):,}")
 
 rows = services.pair_page(url, dataset, search, int(page) - 1, page_size, filters)
-st.caption(f"{services.plural(n_matching, 'matching pair')} · showing {len(rows)}")
+st.caption(f"{services.plural(n_matching, 'matching pair')} · showing {len(rows)}")  # safe: numbers
 st.dataframe(
     [
         {

@@ -4,6 +4,7 @@ import streamlit as st
 
 import charts
 import highlight
+import mdtext
 import services
 from srm.records import sig3
 
@@ -96,4 +97,4 @@ st.plotly_chart(
 st.plotly_chart(
     charts.contributions_chart(record, large=True), key="demo.waterfall", width="stretch"
 )
-st.caption(f"Model: {model.label}")
+st.caption(f"Model: {mdtext.escape(model.label)}")  # safe: the label escaped

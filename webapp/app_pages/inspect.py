@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+import auth
 import charts
 import highlight
+import mdtext
 import services
 from srm.records import sig3
 
@@ -43,8 +45,8 @@ pair_id = pick[1].selectbox(
 )
 try:
     pair = services.get_pair(url, dataset, pair_id)
-except services.StoreError as err:
-    st.error(str(err))
+except services.StoreError as err:  # a shared link to a pair that is not there
+    st.error(mdtext.escape(err))
     st.stop()
 st.query_params.update({"dataset": dataset, "pair": pair_id})
 
@@ -98,7 +100,9 @@ if verdict.agrees is False:
     )
 elif verdict.agrees is True:
     st.success("The model agrees with the current label.", icon=":material/check_circle:")
-st.caption(f"Model: {model.label}" + (" · edited segmentation (not saved)" if edits else ""))
+st.caption(  # safe: the model's label escaped
+    f"Model: {mdtext.escape(model.label)}" + (" · edited segmentation (not saved)" if edits else "")
+)
 
 st.subheader("Prompt")
 with st.container(border=True, height=160):
@@ -201,14 +205,14 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
                 edits[side] = services.split_sentence(text, cuts, int(which) - 1, int(at))
                 st.rerun()
         except ValueError as err:
-            st.error(str(err))
+            st.error(mdtext.escape(err))
         if buttons[2].button("Reset to automatic", key="inspect.reset", disabled=not edits):
             st.session_state[edit_key] = {}
             st.rerun()
 
 # --- presenting -------------------------------------------------------------------------------
 featured = services.is_demo_pair(url, pair)
-if (
+if auth.is_admin() and (
     st.toggle("Feature this pair in demo mode", value=featured, key=f"inspect.demo.{pair.db_id}")
     != featured
 ):

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+import auth
 import charts
+import mdtext
 import services
 from srm.records import sig3
 
@@ -14,7 +16,10 @@ active = services.active_model(url)
 models = services.list_models(url)
 if not models:
     if active is not None:
-        st.info(f"Only the bundled model is available ({active.label}); train one to compare.")
+        st.info(  # safe: the label escaped
+            f"Only the bundled model is available ({mdtext.escape(active.label)}); "
+            "train one to compare."
+        )
     else:
         st.info("No models yet: train one on the Train page.")
     st.stop()
@@ -40,7 +45,7 @@ st.dataframe(
 by_id = {m.id: m for m in models}
 ids = list(by_id)
 
-if not demo:
+if not demo and auth.is_admin():
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     make_active = left.selectbox(
         "Active model (the one the pages score with)",
@@ -79,12 +84,17 @@ coverage = {name: services.scored_count(url, dataset, m) for name, m in (("A", a
 for name, model_id in (("A", a), ("B", b)):
     if coverage[name] == total:
         continue
+    shown = mdtext.escape(dataset)
     if coverage[name] == 0:
-        st.warning(f"Model {name} has not scored {dataset} yet.")
+        st.warning(f"Model {name} has not scored {shown} yet.")  # safe: the name escaped
     else:
-        st.info(f"Model {name} has scored {coverage[name]:,} of the {total:,} pairs of {dataset}.")
-    if not demo and st.button(
-        f"Score all of {dataset} with model {name}", key=f"models.score.{name}"
+        st.info(  # safe: the name escaped
+            f"Model {name} has scored {coverage[name]:,} of the {total:,} pairs of {shown}."
+        )
+    if (
+        not demo
+        and auth.is_admin()
+        and st.button(f"Score all of {shown} with model {name}", key=f"models.score.{name}")
     ):
         job_id = services.start_score_job(url, dataset, model_id)
         st.session_state["train.flash"] = f"Started scoring job {job_id}."
@@ -109,7 +119,7 @@ top[2].metric(
 top[3].metric("Length baseline", f"{overall['length baseline']:.1%}")
 st.caption(
     "Accuracy against the current labels (annotators' corrections applied; ties and discards "
-    f"left out). A scored {services.plural(report['n_a'], 'pair')} of {dataset}, "
+    f"left out). A scored {services.plural(report['n_a'], 'pair')} of {mdtext.escape(dataset)}, "
     f"B {report['n_b']:,}."
 )
 rename = {"A": f"A: {by_id[a].name}", "B": f"B: {by_id[b].name}"}

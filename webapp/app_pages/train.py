@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+import auth
 import charts
+import mdtext
 import services
 
 url = services.store_url()
@@ -13,9 +15,12 @@ if not summaries:
     st.info("The store is empty: import pairs on the Data page first.")
     st.stop()
 names = [s["name"] for s in summaries]
+admin = auth.is_admin()
+if not admin:
+    st.info("Starting and cancelling jobs needs the admin role; you can follow them here.")
 flash = st.session_state.pop("train.flash", None)
 if flash:
-    st.success(flash)
+    st.success(flash)  # fixed words and job numbers
 
 # --- a new training job -----------------------------------------------------------------------
 with st.form("train.form", border=True):
@@ -54,12 +59,13 @@ with st.form("train.form", border=True):
     lora_r = third[2].number_input("LoRA rank", 1, 256, 16, key="train.lora_r")
     score_after = third[3].checkbox("Score the dataset afterwards", True, key="train.score_after")
     submitted = st.form_submit_button(
-        "Start training", type="primary", icon=":material/play_arrow:"
+        "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
     )
 
 counts = services.label_summary(url, dataset)
 st.caption(
-    f"Trains on {counts['unlabelled'] + counts['keep'] + counts['swap']:,} pairs of {dataset}: "
+    f"Trains on {counts['unlabelled'] + counts['keep'] + counts['swap']:,} pairs of "
+    f"{mdtext.escape(dataset)}: "
     f"{counts['swap']:,} swapped by annotators; {counts['tie'] + counts['discard']:,} ties and "
     "discards left out."
 )
@@ -78,7 +84,7 @@ if submitted:
     try:
         job_id = services.start_train_job(url, dataset, config)
     except Exception as err:  # a config error, unknown dataset, or a failed launch: show it
-        st.error(f"The job was not started: {err}")
+        st.error(f"The job was not started: {mdtext.escape(err)}")  # safe: escaped
     else:
         st.session_state["train.flash"] = f"Started training job {job_id}."
         st.session_state["train.job"] = job_id
@@ -93,8 +99,10 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
         score_dataset = st.selectbox("Dataset", names, key="train.score_dataset")
         have = services.scored_count(url, score_dataset, model.id)
         total = next(s["n_pairs"] for s in summaries if s["name"] == score_dataset)
-        st.caption(f"{model.label} has scored {have:,} of {total:,} pairs.")
-        if st.button("Score all pairs", key="train.score", icon=":material/play_arrow:"):
+        st.caption(f"{mdtext.escape(model.label)} has scored {have:,} of {total:,} pairs.")  # safe
+        if st.button(
+            "Score all pairs", key="train.score", icon=":material/play_arrow:", disabled=not admin
+        ):
             job_id = services.start_score_job(url, score_dataset, model.id)
             st.session_state["train.flash"] = f"Started scoring job {job_id}."
             st.session_state["train.job"] = job_id
@@ -112,17 +120,19 @@ def running_jobs() -> None:
     for job in live:
         with st.container(border=True):
             head_col, cancel_col = st.columns([5, 1])
-            head_col.markdown(
-                f"**Job {job.id}** · {job.kind} · {job.dataset or '—'} · {job.status}"
-            )
+            dataset_name = mdtext.escape(job.dataset or "—")
+            head_col.markdown(f"**Job {job.id}** · {job.kind} · {dataset_name} · {job.status}")
             cancel_col.button(
                 "Cancel",
                 key=f"train.cancel.{job.id}",
                 on_click=services.cancel_job,
                 args=(url, job.id),
                 icon=":material/stop:",
+                disabled=not admin,
             )
-            st.progress(min(max(job.progress, 0.0), 1.0), text=job.message or job.status)
+            st.progress(
+                min(max(job.progress, 0.0), 1.0), text=mdtext.escape(job.message or job.status)
+            )
             if job.kind == "train":
                 metrics, _ = services.job_details(url, job.id)
                 if metrics:
@@ -171,9 +181,11 @@ picked = st.selectbox(
 job = next(j for j in jobs if j.id == picked)
 metrics, log = services.job_details(url, job.id)
 if job.error:
-    st.error(job.error)
+    st.error(mdtext.escape(job.error))
 if job.status == "succeeded" and job.model_id is not None:
-    st.success(f"Registered model #{job.model_id}: compare it with its parent on the Models page.")
+    st.success(  # safe: a number
+        f"Registered model #{job.model_id}: compare it with its parent on the Models page."
+    )
     if st.button("Open Models", key="train.to_models", icon=":material/compare_arrows:"):
         st.session_state["models.b"] = job.model_id
         st.switch_page("app_pages/models.py")
