@@ -99,7 +99,9 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
         score_dataset = st.selectbox("Dataset", names, key="train.score_dataset")
         have = services.scored_count(url, score_dataset, model.id)
         total = next(s["n_pairs"] for s in summaries if s["name"] == score_dataset)
-        st.caption(f"{mdtext.escape(model.label)} has scored {have:,} of {total:,} pairs.")  # safe
+        st.caption(
+            f"{mdtext.escape(model.label)} has scored {have:,} of {total:,} pairs."
+        )  # safe: the label is escaped, the rest are numbers
         if st.button(
             "Score all pairs", key="train.score", icon=":material/play_arrow:", disabled=not admin
         ):
