@@ -213,6 +213,14 @@ def _load_config(name_or_path: str) -> PretrainedConfig:
             name_or_path, local_files_only=not downloads_allowed(), trust_remote_code=False
         )
     except (OSError, ValueError) as err:
+        if _looks_like_path(name_or_path):
+            where = Path(name_or_path)
+            problem = "does not exist" if not where.exists() else "holds no config.json"
+            raise BackboneError(
+                f"Cannot load backbone {name_or_path!r}: that path {problem}. Give a directory "
+                "holding config.json, the weights (safetensors) and a tokenizer, as written by "
+                f"save_pretrained, or a named backbone: {', '.join(NAMED_BACKBONES)}."
+            ) from err
         raise BackboneError(
             f"Cannot load backbone {name_or_path!r}: it is neither a local model directory "
             "nor in the local Hugging Face cache. SRM Studio never downloads at run time: "
@@ -269,3 +277,9 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerFast:
 def _is_bert_like_encoder(config: PretrainedConfig) -> bool:
     """Encoders whose HF implementation switches to a causal mask with ``is_decoder=True``."""
     return config.model_type in {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
+
+
+def _looks_like_path(name: str) -> bool:
+    """A filesystem path rather than a Hub id (``model`` or ``org/model``: at most one slash,
+    never starting with ``/``, ``.`` or ``~``)."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists()

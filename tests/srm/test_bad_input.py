@@ -174,8 +174,8 @@ CLI_CASES = [
     ),
     Case(
         "train --backbone /nonexistent --max-steps 1 --data {pairs} --out {root}/r",
-        r"Cannot load backbone '/nonexistent': it is neither a local model directory nor in "
-        r"the local Hugging Face cache",
+        r"Cannot load backbone '/nonexistent': that path does not exist\. Give a directory "
+        r"holding config\.json",
     ),
     Case(
         f"{TRAIN} --resume-from {{root}} --out {{root}}/r",
