@@ -20,6 +20,18 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained sentence-head checkpoint on the random ``tiny`` backbone, saved once."""
+    from srm.checkpoint import save
+    from srm.config import ModelConfig
+    from srm.model import SentenceRewardModel
+
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    save(SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16), seed=0), path)
+    return path
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     """A fresh SQLite store file for one test."""

@@ -349,16 +349,6 @@ def check_clean_failure(result, message: str) -> None:
     assert re.search(message, result.output.replace("\n", " ")), result.output
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from srm.checkpoint import save
-    from srm.model import SentenceRewardModel
-
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save(SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16), seed=0), path)
-    return path
-
-
 @pytest.fixture
 def files(tmp_path: Path, tiny_model: Path) -> Files:
     return Files(tmp_path, tiny_model)

@@ -20,17 +20,6 @@ PASSWORDS = ("SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD")
 APP = str(Path(__file__).resolve().parents[2] / "webapp" / "streamlit_app.py")
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from srm.checkpoint import save
-    from srm.config import ModelConfig
-    from srm.model import SentenceRewardModel
-
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save(SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16), seed=0), path)
-    return path
-
-
 @pytest.fixture
 def app_store(db_url: str, monkeypatch, tiny_model: Path) -> Iterator[str]:
     """An empty store and the tiny model as the app's default model, served on loopback with
