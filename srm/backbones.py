@@ -165,12 +165,18 @@ def is_causal(model: PreTrainedModel) -> bool:
     return torch.allclose(h1, h2, atol=1e-5)
 
 
+def pickle_files(path: Path) -> list[str]:
+    """Names of the pickle-based files anywhere under ``path`` (loading any of them can run
+    code): the one rule checkpoints and backbone directories are both refused by."""
+    return sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+
+
 def check_local_files(path: Path) -> None:
     """Refuse a local backbone directory that could run code when loaded: pickle-based files
     (``torch.load`` can execute anything), or code of its own (Python files, or an
     ``auto_map`` naming classes to import from the directory), which Hugging Face would run
     with ``trust_remote_code``. Raises :class:`BackboneError` naming the files."""
-    unsafe = sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+    unsafe = pickle_files(path)
     if unsafe:
         raise BackboneError(
             f"{path}: refusing to load a backbone directory that contains pickle-based files "

@@ -45,13 +45,13 @@ from transformers import AutoConfig, AutoModel
 from srm import __version__
 from srm.backbones import (
     NAMED_BACKBONES,
-    PICKLE_SUFFIXES,
     Backbone,
     BackboneError,
     check_local_files,
     is_causal,
     load_backbone,
     load_tokenizer,
+    pickle_files,
 )
 from srm.config import ConfigError, ModelConfig
 from srm.model import SentenceRewardModel
@@ -201,7 +201,7 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a checkpoint directory (no such directory)")
-    unsafe = sorted(p.name for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+    unsafe = pickle_files(path)
     if unsafe:
         raise CheckpointError(
             f"{path}: refusing to load a checkpoint that contains pickle-based files "
