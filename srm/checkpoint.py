@@ -6,10 +6,10 @@
       model.safetensors   heads + marker embedding, and the backbone's weights when they are
                           not the named package's: "full" (all of them) or "lora" (adapters)
       backbone/           the backbone's config.json (when weights are "full") and tokenizer
-                          files (unless the backbone is the minilm package)
+                          files (unless the backbone is a named one)
 
-``minilm`` checkpoints that train only heads or LoRA adapters stay a few MB, because the
-backbone itself comes from the installed package.
+``minilm`` and ``smollm2`` checkpoints that train only heads or LoRA adapters stay a few MB,
+because the backbone itself comes from an installed package.
 
 Saving never leaves half a model under a name a reader uses. A new directory is written under a
 temporary name and renamed into place. Saving into a directory that exists (a training run's,
@@ -45,6 +45,7 @@ from transformers import AutoConfig, AutoModel
 from srm import __version__
 from srm.backbones import (
     NAMED_BACKBONES,
+    PACKAGE_BACKBONES,
     Backbone,
     BackboneError,
     check_local_files,
@@ -99,11 +100,11 @@ def default_model_dir() -> Path | None:
 
 
 def backbone_weights_kind(model: SentenceRewardModel) -> str:
-    """``lora`` for a PEFT-wrapped backbone, ``none`` for the untouched minilm package,
-    ``full`` otherwise (fine-tuned, random ``tiny``, or any other backbone)."""
+    """``lora`` for a PEFT-wrapped backbone, ``none`` for an untouched package backbone
+    (minilm, smollm2), ``full`` otherwise (fine-tuned, random ``tiny``, or any other)."""
     if _is_peft(model.backbone):
         return "lora"
-    if model.config.backbone == "minilm" and not any(
+    if model.config.backbone in PACKAGE_BACKBONES and not any(
         p.requires_grad for p in model.backbone.parameters()
     ):
         return "none"

@@ -361,6 +361,28 @@ def init_cmd(
     click.echo(f"Wrote an untrained {head}-head model on {backbone!r} to {out}.")
 
 
+@main.command("backbones")
+def backbones_cmd() -> None:
+    """List the named backbones: size, licence, how each is causal, and whether it is here.
+
+    Any Hugging Face name in the local cache, or a local directory, works as well."""
+    from srm.backbones import NAMED, backbone_present, cache_dir
+
+    rows = [
+        (b.name, b.parameters, b.licence, b.kind, "yes" if backbone_present(b.name) else "no")
+        for b in NAMED.values()
+    ]
+    header = ("name", "params", "licence", "causal", "present")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo("")
+    for b in NAMED.values():
+        missing = "" if backbone_present(b.name) else f" Missing: {b.install}."
+        click.echo(f"{b.name}: {b.description}.{missing}")
+    click.echo(f"Converted backbones are cached in {cache_dir()} ($SRM_CACHE_DIR).")
+
+
 @main.command("score")
 @click.option(
     "--model",
@@ -567,7 +589,10 @@ _TRAIN_FIELDS = {
     "weight_decay",
     "max_grad_norm",
     "center_rewards_coefficient",
+    "policy_weight",
+    "policy_beta",
     "finetune",
+    "train_layers",
     "lora_r",
     "lora_alpha",
     "lora_dropout",
@@ -685,10 +710,23 @@ _MODEL_FIELDS = {"backbone", "head", "d", "max_length", "score_max_length"}
     "Weight of the reward-centring term.",
 )
 @_opt(
+    "--policy-weight",
+    "policy_weight",
+    float,
+    "Weight of the HaF-RM policy term (DPO on the backbone's LM head; 0.2 in the paper).",
+)
+@_opt("--policy-beta", "policy_beta", float, "DPO beta of the policy term.")
+@_opt(
     "--finetune",
     "finetune",
     click.Choice(["lora", "full", "heads"]),
     "Backbone training: LoRA adapters, all weights, or frozen.",
+)
+@_opt(
+    "--train-layers",
+    "train_layers",
+    int,
+    "Train only the top N layers (no backward pass below; the marker embedding stays fixed).",
 )
 @_opt("--lora-r", "lora_r", int, "LoRA rank.")
 @_opt("--lora-alpha", "lora_alpha", int, "LoRA alpha.")

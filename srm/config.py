@@ -135,6 +135,12 @@ class TrainConfig:
     """Subtract a pair's ``margin`` (when the data has one) inside the BT loss."""
     center_rewards_coefficient: float = 0.0
     """Weight of the centring term c * mean(s_c^2 + s_r^2); 0.01 is common."""
+    policy_weight: float = 0.0
+    """Weight of the HaF-RM policy term (arXiv 2407.04185): DPO's loss on the backbone's own
+    LM head beside the BT loss (the authors use 0.2). Needs a backbone with an LM head; 0 is
+    off, and costs nothing."""
+    policy_beta: float = 0.1
+    """DPO's beta in the policy term: how far the policy may move from the frozen start."""
     finetune: str = "lora"
     """lora (adapters on the backbone), full (every backbone weight) or heads (backbone frozen)."""
     lora_r: int = 8
@@ -145,6 +151,11 @@ class TrainConfig:
     """Dropout on the LoRA branch."""
     lora_targets: list[str] | None = None
     """Module names to adapt; None picks PEFT's default for the architecture (query/value)."""
+    train_layers: int | None = None
+    """Train only the top N transformer layers (their LoRA adapters, or their weights with
+    finetune=full). The lower layers then need no backward pass, so a step is cheaper (about
+    2x with a third of the layers); the marker embedding keeps its starting value, since
+    training it needs gradients through every layer. None: all layers."""
     disable_dropout: bool = True
     """Turn the backbone's dropout off while training, as TRL does for reward models: the BT
     signal is noisy enough, and scores then depend on the weights alone."""
@@ -182,7 +193,14 @@ class TrainConfig:
         _at_least("weight_decay", self.weight_decay, 0)
         _at_least("max_grad_norm", self.max_grad_norm, 0)
         _at_least("center_rewards_coefficient", self.center_rewards_coefficient, 0)
+        _at_least("policy_weight", self.policy_weight, 0)
+        _positive("policy_beta", self.policy_beta)
         _choice("finetune", self.finetune, FINETUNE_MODES)
+        if self.policy_weight and self.finetune == "heads":
+            raise ConfigError(
+                "policy_weight: the policy term trains the backbone's LM, but finetune='heads' "
+                "freezes it; use finetune lora or full, or policy_weight 0"
+            )
         _integer("lora_r", self.lora_r, 1)
         _positive("lora_alpha", self.lora_alpha)
         _fraction("lora_dropout", self.lora_dropout)
@@ -194,6 +212,8 @@ class TrainConfig:
                 f"lora_targets: got {self.lora_targets!r}; give module names such as "
                 "['query', 'value'], or leave unset for the architecture's default"
             )
+        if self.train_layers is not None:
+            _integer("train_layers", self.train_layers, 1)
         for name in ("eval_every", "save_every", "log_every"):
             _integer(name, getattr(self, name), 0)
         _choice("device", self.device, DEVICES)

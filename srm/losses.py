@@ -32,6 +32,26 @@ def bradley_terry(
     return loss
 
 
+def policy_preference(
+    logp_chosen: torch.Tensor,
+    logp_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+) -> torch.Tensor:
+    """The HaF-RM policy term (arXiv 2407.04185): DPO's loss on the backbone's own LM,
+    ``-log sigmoid(beta * ((lp_c - ref_c) - (lp_r - ref_r)))``, averaged. ``lp`` are summed
+    response log-probabilities (B,) under the model being trained, ``ref`` under the frozen
+    starting model.
+
+    >>> zero = torch.zeros(1)
+    >>> round(policy_preference(zero, zero, zero, zero).item(), 4)   # log 2: no preference yet
+    0.6931
+    """
+    logits = beta * ((logp_chosen - ref_chosen) - (logp_rejected - ref_rejected))  # (B,)
+    return -F.logsigmoid(logits).mean()
+
+
 @torch.no_grad()
 def pair_metrics(s_chosen: torch.Tensor, s_rejected: torch.Tensor) -> dict[str, float]:
     """Accuracy (a tie counts as wrong), mean margin, and the mean/std of all rewards."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,6 +46,7 @@ class RewardOutput:
     values: torch.Tensor  # (N, M) prefix values v_j (the token head: 0)
     marker_mask: torch.Tensor  # (N, M) bool
     token_rewards: torch.Tensor | None = None  # (N, T) token head only; 0 off-response
+    response_logprob: torch.Tensor | None = None  # (N,) log pi(response), with_logprob only
 
 
 def rope(x: torch.Tensor, position: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
@@ -82,6 +84,9 @@ class SentenceRewardModel(nn.Module):
         self.backbone = backbone.model
         self.tokenizer = backbone.tokenizer
         self.causal = backbone.causal
+        # The LM head is kept out of the module's parameters: it is the backbone's (tied to the
+        # input embeddings in small LMs), used only by the HaF-RM policy term, never saved here.
+        self._lm_head = [backbone.lm_head] if backbone.lm_head is not None else []
         hidden = backbone.hidden_size
         # The learned <END> embedding starts at the separator/end token's embedding: a token
         # the backbone already reads as a boundary, so an untrained model gets sensible inputs.
@@ -113,17 +118,57 @@ class SentenceRewardModel(nn.Module):
         room = min(self.position_limit or SCORE_LENGTH_CAP, SCORE_LENGTH_CAP)
         return max(self.config.max_length, room)
 
-    def hidden_states(self, batch: Batch) -> torch.Tensor:
-        """Backbone states with the marker embedding swapped in at marker positions."""
-        embed = self.backbone.get_input_embeddings()
-        inputs = embed(batch.input_ids)  # (N, T, H)
-        marker = self.marker_embedding.to(inputs.dtype).expand_as(inputs)
+    @property
+    def has_lm_head(self) -> bool:
+        """Whether the backbone came with a language-model head (the policy term needs one)."""
+        return bool(self._lm_head)
+
+    def hidden_states(
+        self,
+        batch: Batch,
+        *,
+        backbone: nn.Module | None = None,
+        marker_embedding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Backbone states with the marker embedding swapped in at marker positions.
+        ``backbone``/``marker_embedding`` replace the model's own (the policy's reference)."""
+        backbone = self.backbone if backbone is None else backbone
+        marker = self.marker_embedding if marker_embedding is None else marker_embedding
+        inputs = backbone.get_input_embeddings()(batch.input_ids)  # (N, T, H)
+        marker = marker.to(inputs.dtype).expand_as(inputs)
         inputs = torch.where(batch.is_marker.unsqueeze(-1), marker, inputs)
-        out = self.backbone(inputs_embeds=inputs, attention_mask=batch.attention_mask)
+        out = backbone(inputs_embeds=inputs, attention_mask=batch.attention_mask)
         return out.last_hidden_state  # (N, T, H)
 
-    def forward(self, batch: Batch) -> RewardOutput:
+    def response_logprob(
+        self, h: torch.Tensor, batch: Batch, *, head: nn.Module | None = None
+    ) -> torch.Tensor:
+        """log pi(response | prompt) per sequence (N,): the LM head's log-probabilities of the
+        response tokens, summed. Markers are inputs, never targets. For the HaF-RM term;
+        ``head`` replaces the backbone's LM head (the reference model's)."""
+        if head is None and not self._lm_head:
+            raise ConfigError(
+                f"policy_weight: backbone {self.config.backbone!r} has no language-model head; "
+                "the policy term needs a decoder saved with one (e.g. smollm2)"
+            )
+        head = (head if head is not None else self._lm_head[0]).to(h.device)
+        targets = batch.input_ids[:, 1:]  # (N, T-1) token t+1 is predicted at position t
+        scored = batch.token_sentence[:, 1:] >= 1  # (N, T-1) response tokens only
+        rows, cols = scored.nonzero(as_tuple=True)  # (P,), (P,)
+        logits = head(h[rows, cols])  # (P, V): only where a response token comes next
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp16 -> fp32
+        picked = logits.log_softmax(-1).gather(-1, targets[rows, cols].unsqueeze(-1))  # (P, 1)
+        total = torch.zeros(h.shape[0], dtype=picked.dtype, device=h.device)  # (N,)
+        return total.index_add(0, rows, picked.squeeze(-1))
+
+    def forward(self, batch: Batch, *, with_logprob: bool = False) -> RewardOutput:
         h = self.hidden_states(batch)  # (N, T, H)
+        out = self._heads(h, batch)
+        if with_logprob:
+            out.response_logprob = self.response_logprob(h, batch)
+        return out
+
+    def _heads(self, h: torch.Tensor, batch: Batch) -> RewardOutput:
         mask = batch.marker_mask  # (N, M)
         rows = torch.arange(h.shape[0], device=h.device).unsqueeze(-1)  # (N, 1)
         h_markers = h[rows, batch.marker_positions]  # (N, M, H)
@@ -173,8 +218,13 @@ class SentenceRewardModel(nn.Module):
 
 
 def _boundary_embedding(backbone: Backbone) -> torch.Tensor:
-    tok = backbone.tokenizer
-    weight = backbone.model.get_input_embeddings().weight  # (V, H)
+    return boundary_embedding(backbone.model, backbone.tokenizer)
+
+
+def boundary_embedding(model: nn.Module, tok: Any) -> torch.Tensor:
+    """The marker embedding's starting value: the separator's (else the end token's) input
+    embedding, else a random vector of the embeddings' scale."""
+    weight = model.get_input_embeddings().weight  # (V, H)
     for token_id in (tok.sep_token_id, tok.eos_token_id):
         if token_id is not None and token_id < weight.shape[0]:
             return weight[token_id].float()

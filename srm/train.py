@@ -21,9 +21,11 @@ small.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -38,11 +40,11 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from srm import checkpoint
-from srm.collate import Encoded, collate, length_grouped_batches
+from srm.collate import Batch, Encoded, collate, length_grouped_batches
 from srm.config import ConfigError, TrainConfig
 from srm.data import PreferencePair
-from srm.losses import bradley_terry, pair_metrics
-from srm.model import SentenceRewardModel
+from srm.losses import bradley_terry, pair_metrics, policy_preference
+from srm.model import SentenceRewardModel, boundary_embedding
 from srm.score import encode_pairs
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class TrainResult:
 def build_model(cfg: TrainConfig) -> SentenceRewardModel:
     """A fresh model set up for ``cfg.finetune``: LoRA adapters, all weights, or heads only."""
     model = SentenceRewardModel.create(cfg.model, seed=cfg.seed)
+    layers = _trained_layers(model, cfg)
     if cfg.finetune == "heads":
         model.backbone.requires_grad_(False)
     elif cfg.finetune == "lora":
@@ -90,12 +93,55 @@ def build_model(cfg: TrainConfig) -> SentenceRewardModel:
                 lora_alpha=cfg.lora_alpha,
                 lora_dropout=cfg.lora_dropout,
                 target_modules=cfg.lora_targets,
+                layers_to_transform=layers,
+                layers_pattern=_layers_pattern(model.backbone) if layers else None,
             )
             try:
                 model.backbone = get_peft_model(model.backbone, lora)
             except ValueError as err:
                 raise ConfigError(f"lora_targets: {err}") from err
     return model
+
+
+def _trained_layers(model: SentenceRewardModel, cfg: TrainConfig) -> list[int] | None:
+    """Indices of the top ``cfg.train_layers`` layers (None: all)."""
+    if cfg.train_layers is None:
+        return None
+    total = getattr(model.backbone.config, "num_hidden_layers", None)
+    if total is None or cfg.train_layers > total:
+        raise ConfigError(
+            f"train_layers: got {cfg.train_layers}, but backbone {cfg.model.backbone!r} has "
+            f"{total or 'no numbered'} layers"
+        )
+    return list(range(total - cfg.train_layers, total))
+
+
+def _layers_pattern(backbone: torch.nn.Module) -> str | None:
+    """The name of the backbone's list of layers (``layers`` in Llama, ``layer`` in BERT), for
+    PEFT's ``layers_to_transform``."""
+    for name, _ in backbone.named_modules():
+        found = re.search(r"(?:^|\.)([A-Za-z_]+)\.\d+$", name)
+        if found:
+            return found.group(1)
+    return None
+
+
+def _freeze_below(model: SentenceRewardModel, cfg: TrainConfig) -> None:
+    """With ``train_layers``: no gradient below the top layers, so no backward pass there.
+    LoRA places adapters in the top layers only (see build_model); full fine-tuning freezes
+    the embeddings and lower layers here; the marker embedding is frozen in both cases."""
+    layers = _trained_layers(model, cfg)
+    if layers is None:
+        return
+    model.marker_embedding.requires_grad_(False)
+    if cfg.finetune != "full":
+        return
+    for name, param in model.backbone.named_parameters():
+        index = re.search(r"\.(\d+)\.", f".{name}")
+        if index is None:  # embeddings (frozen), final norm (trained)
+            param.requires_grad_("embed" not in name)
+        else:
+            param.requires_grad_(int(index.group(1)) in layers)
 
 
 def train(
@@ -130,6 +176,13 @@ def train(
         model, state = _resume_model(cfg, Path(resume_from))
     else:
         model = build_model(cfg)
+    _freeze_below(model, cfg)
+    policy = cfg.policy_weight > 0
+    if policy and not model.has_lm_head:
+        raise ConfigError(
+            f"policy_weight: backbone {cfg.model.backbone!r} has no language-model head; the "
+            "HaF-RM policy term needs a decoder saved with one (e.g. smollm2), or policy_weight 0"
+        )
     model.train()
     if cfg.disable_dropout:
         for module in model.modules():
@@ -167,6 +220,7 @@ def train(
         num_training_steps=total_steps,
     )
     model, optimizer = accelerator.prepare(model, optimizer)
+    reference = _policy_reference(accelerator.unwrap_model(model), cfg) if policy else None
     step = 0
     if state:
         step = _restore_training_state(state, accelerator.unwrap_model(model), optimizer, scheduler)
@@ -213,11 +267,17 @@ def train(
             items: list[Encoded] = [encoded[i] for i in ids] + [encoded[i + n] for i in ids]
             batch = collate(items, pad_id).to(accelerator.device)
             with accelerator.accumulate(model), accelerator.autocast():
-                out = model(batch)
+                out = model(batch, with_logprob=policy)
                 b = len(ids)
                 s_chosen, s_rejected = out.score[:b], out.score[b:]  # (B,), (B,)
                 margin = margins[ids].to(s_chosen.device) if has_margin else None
                 loss = bradley_terry(s_chosen, s_rejected, margin, cfg.center_rewards_coefficient)
+                parts = {}
+                if reference is not None:
+                    logp, ref = out.response_logprob, reference(batch)  # (2B,), (2B,)
+                    term = policy_preference(logp[:b], logp[b:], ref[:b], ref[b:], cfg.policy_beta)
+                    parts = {"bt_loss": loss.item(), "policy_loss": term.item()}
+                    loss = loss + cfg.policy_weight * term
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):  # before the step spoils the weights
                     raise _diverged(f"the loss is {loss_value}", step, last_good)
@@ -228,7 +288,7 @@ def train(
                 optimizer.zero_grad()
             micro += 1
             pairs_seen += b * world
-            window.append({"loss": loss_value, **pair_metrics(s_chosen, s_rejected)})
+            window.append({"loss": loss_value, **parts, **pair_metrics(s_chosen, s_rejected)})
             if not accelerator.sync_gradients:
                 continue
 
@@ -280,6 +340,35 @@ def train(
         eval_metrics=eval_metrics,
         checkpoint=last_checkpoint,
     )
+
+
+def _policy_reference(
+    model: SentenceRewardModel, cfg: TrainConfig
+) -> Callable[[Batch], torch.Tensor]:
+    """log pi_ref(response) for the policy term: the frozen starting model, i.e. the backbone
+    with its LoRA adapters disabled (or, after full fine-tuning starts, a frozen copy of the
+    base backbone), fed the marker embedding's starting value."""
+    from srm.backbones import load_backbone
+    from srm.checkpoint import _is_peft
+
+    if _is_peft(model.backbone):
+        frozen, head, disable = None, None, model.backbone.disable_adapter
+        base = model.backbone
+    else:
+        start = load_backbone(cfg.model.backbone, bidirectional=cfg.model.bidirectional)
+        start.model.requires_grad_(False)
+        device = next(model.parameters()).device
+        frozen, head, disable = start.model.to(device), start.lm_head, contextlib.nullcontext
+        base = start.model
+    marker = boundary_embedding(base, model.tokenizer).to(model.marker_embedding.device)
+
+    @torch.no_grad()
+    def reference(batch: Batch) -> torch.Tensor:
+        with disable():
+            h = model.hidden_states(batch, backbone=frozen, marker_embedding=marker)
+            return model.response_logprob(h, batch, head=head)
+
+    return reference
 
 
 def _diverged(what: str, step: int, last_good: Path | None) -> TrainingError:

@@ -13,9 +13,11 @@ SAMPLE = DATA_DIR / "sample_50.jsonl"
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
-    """Tests never touch the user's store or reach a model hub."""
+    """Tests never touch the user's store or cache, nor reach a model hub. Converted
+    backbones (smollm2) go to one cache for the whole session, so they convert once."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SRM_DB_URL", f"sqlite:///{home / 'default.db'}")
+    monkeypatch.setenv("SRM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "srm-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 

@@ -95,6 +95,30 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir):
+    """A tiny random Llama decoder saved *with* its (tied) LM head, as SmolLM2 is: the
+    stand-in for decoders the HaF-RM policy term applies to."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
 # ----------------------------------------------------------------------------------- the store
 # Store tests run once on SQLite and once on PostgreSQL. The PostgreSQL run needs
 # SRM_TEST_PG_URL (a database URL whose role may CREATE DATABASE; .ci/run starts a server and
