@@ -55,6 +55,11 @@ class ModelConfig:
     rewards). Off by default: the method needs a causal backbone."""
     rope_base: float = 10_000.0
     """Base of the rotary embedding over the sentence index in the sentence head."""
+    prompt_term: bool = True
+    """Sentence head: include the prompt term a_0 r_0 in the attention-weighted sum, as the
+    paper does. False attends over the sentences only (a_0 = 0): v_0 is the same for both
+    responses of a pair, so the prompt term can only move a margin through a_0, which the
+    attention can make follow response length."""
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -80,6 +85,8 @@ class ModelConfig:
                 f"prompt_fraction: got {self.prompt_fraction}; use a value between 0 and 1"
             )
         _integer("max_sentence_chars", self.max_sentence_chars, 1)
+        if not isinstance(self.prompt_term, bool):
+            raise ConfigError(f"prompt_term: got {self.prompt_term!r}; give true or false")
         _finite("rope_base", self.rope_base)
         if self.rope_base <= 1.0:
             raise ConfigError(f"rope_base: got {self.rope_base}; use a value above 1")

@@ -7,7 +7,9 @@ hidden state at marker j, which (the backbone being causal) has seen the prompt 
 * ``head="sentence"``: prefix values v_j = w·h_j + b; sentence rewards r_0 = v_0,
   r_j = v_j - v_(j-1); attention a = softmax_j(q·k_j / sqrt(d)) with
   q = RoPE(Wq h_K + bq, K) and k_j = RoPE(Wk h_j + bk, j) over the *sentence index*;
-  score S = sum_j a_j r_j.
+  score S = sum_j a_j r_j. With ``prompt_term=False`` the attention covers j >= 1 only
+  (a_0 = 0): r_0 is the same for both responses of a pair, so all it can add to a margin is
+  a_0 differences, a channel through which the score can follow response length.
 * ``head="response"``: S = v_K, the standard reward model. Shown as r_j = v_j - v_(j-1) with
   weights 1 (they telescope to v_K).
 * ``head="token"``: per-token rewards r_t = w·h_t; S = mean over response tokens. Shown per
@@ -191,7 +193,10 @@ class SentenceRewardModel(nn.Module):
         positions = torch.arange(m, device=h.device).expand(n, m)  # (N, M)
         k = rope(self.key(h_markers), positions, self.config.rope_base)  # (N, M, d)
         logits = torch.einsum("nd,nmd->nm", q, k).float() / math.sqrt(self.config.d)  # (N, M)
-        weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)  # (N, M)
+        attend = mask.clone()  # (N, M)
+        if not self.config.prompt_term:  # sentences only (the prompt term, if no sentence)
+            attend[:, 0] &= last == 0
+        weights = logits.masked_fill(~attend, float("-inf")).softmax(-1)  # (N, M)
         score = (weights * rewards).sum(-1)  # (N,)
         return RewardOutput(score, rewards, weights, values, mask)
 

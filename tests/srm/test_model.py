@@ -165,3 +165,18 @@ def test_rope_depends_only_on_the_offset_and_keeps_norms() -> None:
     assert_close(at(q, 7) @ at(k, 3), at(q, 14) @ at(k, 10), atol=1e-5, rtol=0)
     assert_close(at(q, 5).norm(), q.norm())
     assert not torch.allclose(at(q, 7) @ at(k, 3), at(q, 7) @ at(k, 5))
+
+
+def test_without_the_prompt_term_the_sentences_carry_the_whole_score(batch_for, make_model):
+    model = make_model(prompt_term=False)
+    texts = [("Say hi.", "Hi. How are you? Fine."), ("Say hi.", "")]
+    _, batch = batch_for(model, texts)
+    with torch.no_grad():
+        out = model(batch)
+    assert out.weights[0, 0] == 0  # three sentences: a_0 = 0
+    assert torch.allclose(out.weights[0].sum(), torch.tensor(1.0))
+    assert torch.allclose(out.score[0], (out.weights[0, 1:] * out.sentence_rewards[0, 1:]).sum())
+    # An empty response has only the prompt marker: its score is the prompt term, not nan.
+    assert out.weights[1, 0] == 1 and torch.isfinite(out.score[1])
+    with_prompt = make_model()(batch)
+    assert with_prompt.weights[0, 0] > 0
