@@ -134,7 +134,8 @@ class TrainConfig:
     use_margin: bool = True
     """Subtract a pair's ``margin`` (when the data has one) inside the BT loss."""
     center_rewards_coefficient: float = 0.0
-    """Weight of the centring term c * mean(s_c^2 + s_r^2); 0.01 is common."""
+    """Weight of TRL's reward-centring term, c * mean((s_c + s_r)^2): keeps each pair's mean
+    reward near zero without shrinking its margin; 0.01 is common."""
     policy_weight: float = 0.0
     """Weight of the HaF-RM policy term (arXiv 2407.04185): DPO's loss on the backbone's own
     LM head beside the BT loss (the authors use 0.2). Needs a backbone with an LM head; 0 is

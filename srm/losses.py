@@ -20,15 +20,17 @@ def bradley_terry(
     """Mean Bradley-Terry loss, ``-log sigmoid(s_c - s_r - margin)``, as in TRL.
 
     ``margin`` (B,) asks for a gap of at least that size (0 where a pair has none). The
-    centring term ``c * mean(s_c^2 + s_r^2)`` keeps scores near zero, which BT alone leaves
-    free (it only sees differences).
+    centring term ``c * mean((s_c + s_r)^2)`` (TRL's ``center_rewards_coefficient``) keeps
+    each pair's mean reward near zero, which BT alone leaves free (it only sees differences).
+    It does not touch the margin: ``s_c^2 + s_r^2`` would be ``((s_c + s_r)^2 + (s_c -
+    s_r)^2) / 2``, and so also pull the two scores of a pair together.
     """
     diff = s_chosen - s_rejected  # (B,)
     if margin is not None:
         diff = diff - margin
     loss = -F.logsigmoid(diff).mean()
     if center_rewards_coefficient:
-        loss = loss + center_rewards_coefficient * (s_chosen**2 + s_rejected**2).mean()
+        loss = loss + center_rewards_coefficient * ((s_chosen + s_rejected) ** 2).mean()
     return loss
 
 
