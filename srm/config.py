@@ -92,6 +92,11 @@ class ModelConfig:
         return cls(**_known_fields(cls, data, "model"))
 
 
+#: A run directory (``TrainConfig.output_dir``) holds the final model, one JSON line of
+#: metrics per logging step in this file, and resumable checkpoints under CHECKPOINTS_DIR.
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+
 FINETUNE_MODES = ("lora", "full", "heads")
 SCHEDULERS = ("cosine", "linear", "constant")
 DEVICES = ("auto", "cpu", "cuda")

@@ -55,7 +55,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from srm.config import ConfigError, ModelConfig, TrainConfig
+from srm.config import METRICS_FILE, ConfigError, ModelConfig, TrainConfig
 from srm.store import (
     FINISHED_STATUSES,
     Model,
@@ -738,8 +738,6 @@ def job_metrics(job: TrainingJob) -> list[dict[str, Any]]:
 
     The file is being appended to while the job runs, so a last line cut short is skipped.
     """
-    from srm.train import METRICS_FILE
-
     output_dir = (job.config or {}).get("output_dir")
     if job.kind != "train" or not output_dir:
         return []

@@ -40,18 +40,15 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from srm import checkpoint
-from srm.collate import Batch, Encoded, collate, length_grouped_batches
-from srm.config import ConfigError, TrainConfig
+from srm.collate import Batch, Encoded, collate, encode_pairs, length_grouped_batches
+from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, TrainConfig
 from srm.data import PreferencePair
 from srm.losses import bradley_terry, pair_metrics, policy_preference
 from srm.model import SentenceRewardModel, boundary_embedding
-from srm.score import encode_pairs
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, dict[str, float]], None]
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINTS_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 2
 
 
