@@ -55,13 +55,15 @@ def policy_preference(
 
 
 @torch.no_grad()
-def pair_metrics(s_chosen: torch.Tensor, s_rejected: torch.Tensor) -> dict[str, float]:
-    """Accuracy (a tie counts as wrong), mean margin, and the mean/std of all rewards."""
-    diff = (s_chosen - s_rejected).float()
-    rewards = torch.cat([s_chosen, s_rejected]).float()
+def pair_metrics(s_chosen: torch.Tensor, s_rejected: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Accuracy (a tie counts as wrong), mean margin, and the mean/std of all rewards, as
+    0-dim tensors on the scores' device: reading one (``float(m["accuracy"])``) waits for the
+    device, so a training loop reads them only when it logs."""
+    diff = (s_chosen - s_rejected).float()  # (B,)
+    rewards = torch.cat([s_chosen, s_rejected]).float()  # (2B,)
     return {
-        "accuracy": (diff > 0).float().mean().item(),
-        "margin": diff.mean().item(),
-        "reward_mean": rewards.mean().item(),
-        "reward_std": rewards.std(unbiased=False).item(),
+        "accuracy": (diff > 0).float().mean(),
+        "margin": diff.mean(),
+        "reward_mean": rewards.mean(),
+        "reward_std": rewards.std(unbiased=False),
     }

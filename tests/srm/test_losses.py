@@ -53,7 +53,7 @@ def test_gradient_pushes_scores_apart() -> None:
 
 def test_pair_metrics_count_ties_as_wrong() -> None:
     c, r = torch.tensor([1.0, 0.0, 2.0, 1.0]), torch.tensor([0.0, 0.0, 3.0, -1.0])
-    m = pair_metrics(c, r)
+    m = {name: value.item() for name, value in pair_metrics(c, r).items()}
     assert m["accuracy"] == 0.5
     assert m["margin"] == (1 + 0 - 1 + 2) / 4
     all_rewards = torch.tensor([1.0, 0.0, 2.0, 1.0, 0.0, 0.0, 3.0, -1.0])
