@@ -43,10 +43,7 @@ import sys
 import threading
 import time
 import traceback
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +52,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from srm.config import METRICS_FILE, ConfigError, ModelConfig, TrainConfig
+from srm.config import METRICS_FILE, ConfigError, merge_train_config
 from srm.store import (
     FINISHED_STATUSES,
     Model,
@@ -149,9 +146,10 @@ def create_train_job(
 
     ``config`` holds :class:`~srm.config.TrainConfig` fields, model fields nested under
     ``"model"`` (as ``TrainConfig.to_dict()`` gives them), without ``output_dir``: the job's
-    run directory is ``runs_dir(url)/job-<id>``. It is checked here, field by field (types
-    included: the job runs later, in another process), and a bad value raises
-    :class:`~srm.config.ConfigError` naming the field before anything is written. The stored
+    run directory is ``runs_dir(url)/job-<id>``. It is checked here, field by field, types
+    included (:func:`srm.config.merge_train_config`: the job runs later, in another process),
+    and a bad value raises :class:`~srm.config.ConfigError` naming the field before anything
+    is written. The stored
     config is the full one, defaults filled in, so the job reproduces itself.
 
     >>> create_train_job(s, dataset="sample", config={"max_steps": 100, "model": {"head": "token"}})
@@ -160,7 +158,7 @@ def create_train_job(
         raise ConfigError(
             "output_dir: a job writes to its own run directory (runs/job-<id>); leave it out"
         )
-    cfg = _validate_train_config(config)
+    cfg = merge_train_config({k: v for k, v in config.items() if k not in JOB_KEYS})
     owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
@@ -196,52 +194,6 @@ def create_score_job(session: Session, *, dataset: str, model_id: int) -> Traini
     job.config = job.config | {"run_dir": str(run_dir)}
     session.flush()
     return job
-
-
-def _validate_train_config(config: dict[str, Any]) -> TrainConfig:
-    """``config`` as a :class:`TrainConfig` (``output_dir`` may be absent), or a
-    :class:`ConfigError` naming the first bad field: unknown, of the wrong type, or out of
-    range. Job-only keys (``parent_model_id``, ``score_after``) are ignored."""
-    data = {k: v for k, v in config.items() if k not in JOB_KEYS}
-    model = data.pop("model", {})
-    if not isinstance(model, dict):
-        raise ConfigError(f"model: got {model!r}; give a table of model fields (backbone, head...)")
-    _check_types(TrainConfig, data, "")
-    _check_types(ModelConfig, model, "model.")
-    data.setdefault("output_dir", "job")  # any placeholder: the job sets the real one
-    return TrainConfig.from_dict({**data, "model": model})
-
-
-def _check_types(cls: type, data: dict[str, Any], prefix: str) -> None:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)} - {"model"}
-    for name, value in data.items():
-        if name in known and not _fits(value, hints[name]):
-            expected = getattr(hints[name], "__name__", None) or str(hints[name])
-            raise ConfigError(
-                f"{prefix}{name}: got {value!r} ({type(value).__name__}); expected {expected}"
-            )
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a config field's annotation (int for float, never bool for
-    int)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
-    if origin is list:
-        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    return True
 
 
 # --------------------------------------------------------------------------------- launching
@@ -387,7 +339,7 @@ def _run_train(
 ) -> tuple[str, str]:
     from srm.train import train
 
-    cfg = TrainConfig.from_dict({k: v for k, v in config.items() if k not in JOB_KEYS})
+    cfg = merge_train_config({k: v for k, v in config.items() if k not in JOB_KEYS})
     score_after = bool(config.get("score_after", True))
     share = TRAIN_SHARE if score_after else 1.0
     if report(0, 0, 0.0, "loading the dataset", force=True):
