@@ -412,7 +412,7 @@ def test_a_failed_train_job_exits_1_with_its_error(db_url, tmp_path, monkeypatch
 
 
 def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
-    import srm.jobs
+    import srm.jobs.running
     import srm.train
 
     job_id = queue_train_job(db_url, tmp_path, max_steps=20)
@@ -426,7 +426,7 @@ def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
 
         return real_train(cfg, pairs, *args, progress=hook, **kwargs)
 
-    monkeypatch.setattr(srm.jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(srm.jobs.running, "PROGRESS_INTERVAL", 0.0)
     monkeypatch.setattr("srm.train.train", cancel_at_step_one)
     result = invoke("train", "--job", str(job_id), "--db", db_url)
     assert result.exit_code == 130, result.output
