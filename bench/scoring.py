@@ -56,19 +56,11 @@ import torch
 import transformers
 from torch import nn
 
-from srm.collate import (
-    MARKER,
-    Batch,
-    Encoded,
-    collate,
-    encode_pairs,
-    length_grouped_batches,
-    prefix_ids,
-)
+from srm.collate import MARKER, Batch, Encoded, collate, length_grouped_batches, prefix_ids
 from srm.config import ModelConfig
 from srm.data import PreferencePair, load_pairs
 from srm.model import SentenceRewardModel
-from srm.score import score_pairs
+from srm.score import encode_pairs, score_pairs
 from srm.segment import segment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,7 +46,8 @@ class ModelConfig:
     """What a reward model is: backbone, head and how its inputs are built."""
 
     backbone: str = "minilm"
-    """Backbone name (``minilm``, ``tiny``) or a Hugging Face name/local path; see backbones."""
+    """A named backbone (``minilm``, ``smollm2``, ``tiny``: ``srm backbones`` lists them), a
+    Hugging Face name in the local cache, or a local directory."""
     head: Head = "sentence"
     """``sentence`` (the SRM), ``response`` (value at the last marker) or ``token``
     (mean per-token reward): the baselines share everything else, for fair comparisons."""
@@ -57,7 +58,7 @@ class ModelConfig:
     most pairs whole on CPU; raise it on a GPU."""
     score_max_length: int | None = None
     """Tokens per sequence when scoring (``srm score``/``eval``, the app), independent of the
-    training length, so whole responses are scored. None: the backbone's positions, at most
+    training length, so whole responses are scored. Unset: the backbone's positions, at most
     1024 (512 for minilm), and never less than max_length."""
     prompt_fraction: float = 0.5
     """Share of ``max_length`` reserved for the prompt's tail when the pair is too long; the

@@ -6,13 +6,43 @@ file is reported at once; :func:`text_problem` is the one rule for text a store 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from srm.data.schema import MAX_MARGIN
+from srm.data.schema import MAX_MARGIN, PreferencePair, Problem, StepRecord
+
+if TYPE_CHECKING:
+    from srm.data.readers import _Row
 
 # (field, message) pairs found in one record; the caller adds file and location.
 _Found = list[tuple[str | None, str]]
+_Record = TypeVar("_Record", PreferencePair, StepRecord)
+
+
+def _convert_rows(
+    rows: Iterable[_Row],
+    label: str,
+    convert: Callable[[Any, _Found], tuple[_Record | None, bool]],
+) -> tuple[list[_Record], list[Problem]]:
+    """Convert every row with ``convert(record, found)``, which returns the converted record
+    (None if anything is wrong) and whether its id was derived from the content, and appends
+    the record's problems to ``found``. Returns the records and every problem of every row,
+    rows that could not be parsed and ids used twice included."""
+    records: list[_Record] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, str] = {}
+    for location, raw, error in rows:
+        if error is not None:
+            problems.append(Problem(label, location, None, error))
+            continue
+        found: _Found = []
+        record, derived = convert(raw, found)
+        record_id = record.id if record is not None else _explicit_id(raw)
+        _check_unique_id(record_id, derived, location, first_seen, found)
+        problems.extend(Problem(label, location, f, m) for f, m in found)
+        if record is not None and not found:
+            records.append(record)
+    return records, problems
 
 
 def _require_str(record: Mapping[str, Any], name: str, found: _Found, hint: str) -> str | None:
@@ -60,6 +90,30 @@ def _explicit_id(record: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
     return None
+
+
+def _check_unique_id(
+    record_id: str | None,
+    derived: bool,
+    location: str,
+    first_seen: dict[str, str],
+    found: _Found,
+) -> None:
+    """Refuse an id used by an earlier record (``first_seen`` maps ids to where they first
+    stood), saying whether the two records are exact duplicates (a ``derived`` id is a hash
+    of the content); else remember where this one stands."""
+    if record_id is None:
+        return
+    if record_id not in first_seen:
+        first_seen[record_id] = location
+        return
+    why = (
+        "; that id was derived from the content, so the two records are exact duplicates: "
+        "remove one"
+        if derived
+        else "; ids must be unique: rename or remove one of them"
+    )
+    found.append(("id", f"id '{record_id}' already used on {first_seen[record_id]}{why}"))
 
 
 def _check_margin(record: Mapping[str, Any], found: _Found) -> float | None:

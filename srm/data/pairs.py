@@ -15,7 +15,7 @@ from srm.data.checks import (
     _check_id,
     _check_margin,
     _check_optional_string,
-    _explicit_id,
+    _convert_rows,
     _Found,
     _require_str,
     _require_text,
@@ -78,33 +78,17 @@ def load_pairs(
 def _validate(
     rows: Iterable[_Row], label: str, fallback_source: str
 ) -> tuple[list[PreferencePair], list[Problem], Counter[str]]:
-    """Turn rows into pairs, collecting every problem (including duplicate ids)."""
-    pairs: list[PreferencePair] = []
-    problems: list[Problem] = []
+    """Turn rows into pairs, collecting every problem (including duplicate ids), and count the
+    shapes of the records converted (for the log line)."""
     shapes: Counter[str] = Counter()
-    first_seen: dict[str, str] = {}
-    for location, record, error in rows:
-        if error is not None:
-            problems.append(Problem(label, location, None, error))
-            continue
-        found: _Found = []
+
+    def convert(record: Any, found: _Found) -> tuple[PreferencePair | None, bool]:
         pair, shape, derived = _to_pair(record, fallback_source, found)
-        pair_id = pair.id if pair is not None else _explicit_id(record)
-        if pair_id is not None:
-            if pair_id in first_seen:
-                why = (
-                    "; that id was derived from the content, so the two records are exact "
-                    "duplicates: remove one"
-                    if derived
-                    else "; ids must be unique: rename or remove one of them"
-                )
-                found.append(("id", f"id '{pair_id}' already used on {first_seen[pair_id]}{why}"))
-            else:
-                first_seen[pair_id] = location
-        problems.extend(Problem(label, location, f, m) for f, m in found)
-        if pair is not None and not found:
-            pairs.append(pair)
+        if pair is not None:
             shapes[shape] += 1
+        return pair, derived
+
+    pairs, problems = _convert_rows(rows, label, convert)
     return pairs, problems, shapes
 
 

@@ -13,8 +13,8 @@ from srm.data.checks import (
     _check_characters,
     _check_id,
     _check_optional_string,
+    _convert_rows,
     _count,
-    _explicit_id,
     _Found,
     _require_str,
     _type_name,
@@ -65,32 +65,9 @@ def load_steps(
             "list, Parquet or a saved dataset instead"
         ),
     )
-    records: list[StepRecord] = []
-    problems: list[Problem] = []
-    first_seen: dict[str, str] = {}
-    for location, raw, error in rows:
-        if error is not None:
-            problems.append(Problem(label, location, None, error))
-            continue
-        found: _Found = []
-        record, derived = _to_step_record(raw, fallback, found)
-        record_id = record.id if record is not None else _explicit_id(raw)
-        if record_id is not None:
-            if record_id in first_seen:
-                why = (
-                    "; that id was derived from the content, so the two records are exact "
-                    "duplicates: remove one"
-                    if derived
-                    else "; ids must be unique: rename or remove one of them"
-                )
-                found.append(
-                    ("id", f"id '{record_id}' already used on {first_seen[record_id]}{why}")
-                )
-            else:
-                first_seen[record_id] = location
-        problems.extend(Problem(label, location, f, m) for f, m in found)
-        if record is not None and not found:
-            records.append(record)
+    records, problems = _convert_rows(
+        rows, label, lambda raw, found: _to_step_record(raw, fallback, found)
+    )
     if problems:
         raise DataError(problems)
     if not records:
