@@ -47,11 +47,12 @@ from typing import Any
 import torch
 
 from srm.checkpoint import load
+from srm.collate import encode_pairs
 from srm.config import HEADS, TrainConfig
 from srm.data import PreferencePair, load_pairs
 from srm.evaluate import credit_report, pointing_credit, summarize
 from srm.model import SentenceRewardModel
-from srm.score import encode_pairs, score_pairs
+from srm.score import score_pairs
 from srm.segment import Span, segment
 from srm.train import train
 

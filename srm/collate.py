@@ -21,13 +21,18 @@ encoding: both get the same prompt tokens, so the prompt term is the same on bot
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedTokenizerFast
 
 from srm.segment import DEFAULT_MAX_CHARS, Span, align_tokens, segment
+
+if TYPE_CHECKING:
+    from srm.data import PreferencePair
+    from srm.model import SentenceRewardModel
 
 PROMPT = -1  # token_sentence value of prefix and prompt tokens
 MARKER = -2  # token_sentence value of marker positions
@@ -213,6 +218,34 @@ def encode_groups(
             ]
         )
     return result
+
+
+def encode_pairs(
+    model: SentenceRewardModel,
+    pairs: Sequence[PreferencePair],
+    spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
+    *,
+    max_length: int | None = None,
+) -> list[Encoded]:
+    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i, and
+    share one prompt encoding (identical prompt tokens).
+
+    ``spans[i]`` may map ``"chosen"``/``"rejected"`` to sentence spans that replace the
+    automatic segmentation of that response (see :func:`srm.score.score_pairs`). ``max_length``
+    defaults to the training length, ``model.config.max_length``.
+    """
+    cfg = model.config
+    given = list(spans) if spans is not None else [None] * len(pairs)
+    groups = encode_groups(
+        model.tokenizer,
+        [p.prompt for p in pairs],
+        [(p.chosen, p.rejected) for p in pairs],
+        max_length=max_length or cfg.max_length,
+        prompt_fraction=cfg.prompt_fraction,
+        max_sentence_chars=cfg.max_sentence_chars,
+        spans=[((s or {}).get("chosen"), (s or {}).get("rejected")) for s in given],
+    )
+    return [chosen for chosen, _ in groups] + [rejected for _, rejected in groups]
 
 
 _Token = tuple[int, tuple[int, int]]  # (token id, character offsets in the response)

@@ -1,16 +1,30 @@
 """Configuration dataclasses, validated on construction and saved in every checkpoint.
 
-Each field's comment says what it is and why the default is what it is. Errors name the field
-and say what would be accepted.
+Each field's docstring says what it is and why the default is what it is; it is also the help
+of the field's ``srm train`` flag and form field (:func:`field_docs`), and a field's choices
+are its ``Literal`` annotation. Errors name the field and say what would be accepted.
+
+A config from elsewhere (a TOML recipe, a job's JSON, command-line flags on top) becomes a
+:class:`TrainConfig` through one function, :func:`merge_train_config`, which also checks every
+value's type against its field's annotation.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import math
+import os
+import re
 import sys
+import textwrap
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,7 +34,7 @@ else:  # pragma: no cover
 from srm.segment import DEFAULT_MAX_CHARS
 
 Head = Literal["sentence", "response", "token"]
-HEADS: tuple[str, ...] = ("sentence", "response", "token")
+HEADS: tuple[str, ...] = get_args(Head)
 
 
 class ConfigError(ValueError):
@@ -32,8 +46,9 @@ class ModelConfig:
     """What a reward model is: backbone, head and how its inputs are built."""
 
     backbone: str = "minilm"
-    """Backbone name (``minilm``, ``tiny``) or a Hugging Face name/local path; see backbones."""
-    head: str = "sentence"
+    """A named backbone (``minilm``, ``smollm2``, ``tiny``: ``srm backbones`` lists them), a
+    Hugging Face name in the local cache, or a local directory."""
+    head: Head = "sentence"
     """``sentence`` (the SRM), ``response`` (value at the last marker) or ``token``
     (mean per-token reward): the baselines share everything else, for fair comparisons."""
     d: int = 128
@@ -43,7 +58,7 @@ class ModelConfig:
     most pairs whole on CPU; raise it on a GPU."""
     score_max_length: int | None = None
     """Tokens per sequence when scoring (``srm score``/``eval``, the app), independent of the
-    training length, so whole responses are scored. None: the backbone's positions, at most
+    training length, so whole responses are scored. Unset: the backbone's positions, at most
     1024 (512 for minilm), and never less than max_length."""
     prompt_fraction: float = 0.5
     """Share of ``max_length`` reserved for the prompt's tail when the pair is too long; the
@@ -99,10 +114,19 @@ class ModelConfig:
         return cls(**_known_fields(cls, data, "model"))
 
 
-FINETUNE_MODES = ("lora", "full", "heads")
-SCHEDULERS = ("cosine", "linear", "constant")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("no", "fp16", "bf16")
+#: A run directory (``TrainConfig.output_dir``) holds the final model, one JSON line of
+#: metrics per logging step in this file, and resumable checkpoints under CHECKPOINTS_DIR.
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+
+Finetune = Literal["lora", "full", "heads"]
+Scheduler = Literal["cosine", "linear", "constant"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["no", "fp16", "bf16"]
+FINETUNE_MODES: tuple[str, ...] = get_args(Finetune)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 #: The largest seed: NumPy's and Accelerate's set_seed take 0 to 2**32 - 1.
 SEED_MAX = 2**32 - 1
 
@@ -132,7 +156,7 @@ class TrainConfig:
     """Micro-batches per optimizer step (effective batch: batch_size * grad_accum * devices)."""
     warmup_ratio: float = 0.05
     """Share of the steps spent warming the learning rate up linearly from 0."""
-    scheduler: str = "cosine"
+    scheduler: Scheduler = "cosine"
     """Decay after warm-up: cosine (to 0), linear (to 0) or constant."""
     weight_decay: float = 0.0
     """AdamW weight decay (LoRA and small heads rarely need any)."""
@@ -141,14 +165,15 @@ class TrainConfig:
     use_margin: bool = True
     """Subtract a pair's ``margin`` (when the data has one) inside the BT loss."""
     center_rewards_coefficient: float = 0.0
-    """Weight of the centring term c * mean(s_c^2 + s_r^2); 0.01 is common."""
+    """Weight of TRL's reward-centring term, c * mean((s_c + s_r)^2): keeps each pair's mean
+    reward near zero without shrinking its margin; 0.01 is common."""
     policy_weight: float = 0.0
     """Weight of the HaF-RM policy term (arXiv 2407.04185): DPO's loss on the backbone's own
     LM head beside the BT loss (the authors use 0.2). Needs a backbone with an LM head; 0 is
     off, and costs nothing."""
     policy_beta: float = 0.1
     """DPO's beta in the policy term: how far the policy may move from the frozen start."""
-    finetune: str = "lora"
+    finetune: Finetune = "lora"
     """lora (adapters on the backbone), full (every backbone weight) or heads (backbone frozen)."""
     lora_r: int = 8
     """LoRA rank."""
@@ -176,9 +201,9 @@ class TrainConfig:
     """Append training metrics to metrics.jsonl every N optimizer steps."""
     output_dir: str = "runs/srm"
     """The run directory: the final model, metrics.jsonl and checkpoints/."""
-    device: str = "auto"
+    device: Device = "auto"
     """auto (CUDA when available), cpu or cuda; `accelerate launch` picks devices itself."""
-    mixed_precision: str = "no"
+    mixed_precision: Precision = "no"
     """no, fp16 or bf16 (GPU)."""
 
     def __post_init__(self) -> None:
@@ -236,17 +261,137 @@ class TrainConfig:
         return cls(**_known_fields(cls, data, "training"))
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> TrainConfig:
-        """Read a TOML file: training fields at the top level, model fields in ``[model]``."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the config ({err})") from err
-        try:
-            return cls.from_dict(data)
-        except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from err
+    def from_toml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a TOML recipe: training fields at the top level, model fields in ``[model]``;
+        errors are prefixed with the file's path."""
+        return merge_train_config(read_config_file(path), origin=path)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML file's tables as a dict (not checked yet: see :func:`merge_train_config`)."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config ({err})") from err
+
+
+def merge_train_config(
+    base: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    origin: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """The :class:`TrainConfig` of ``base`` with ``overrides`` on top, every value checked.
+
+    ``base`` is nested as ``TrainConfig.to_dict()`` gives it, model fields under ``"model"``:
+    a TOML recipe (:func:`read_config_file`) or a job's stored config. ``overrides`` is flat,
+    field names of either dataclass (model fields go into the model), and ``None`` means "not
+    given", so the base's value stands: what ``srm train`` passes for its flags.
+
+    Every value must fit its field's annotation, as JSON or TOML gives it (an int for a
+    float; never a bool for an int, nor a string for a number: ``lr = "1e-4"`` is a mistake
+    to report, not to convert), then the dataclasses validate ranges. A :class:`ConfigError`
+    names the field (``model.d``), after ``origin`` when given (a recipe's path).
+
+    >>> merge_train_config({"lr": 1e-3, "model": {"head": "token"}}, {"max_length": 64})
+    TrainConfig(model=ModelConfig(backbone='minilm', head='token', d=128, max_length=64, ...
+    """
+    try:
+        data = dict(base or {})
+        model = data.pop("model", {})
+        if not isinstance(model, Mapping):
+            raise ConfigError(
+                f"model: got {model!r}; give a table of model fields (backbone, head, ...)"
+            )
+        model = dict(model)
+        model_fields = {f.name for f in fields(ModelConfig)}
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                (model if name in model_fields else data)[name] = value
+        _check_fields(TrainConfig, data, "training", "")
+        _check_fields(ModelConfig, model, "model", "model.")
+        return TrainConfig(model=ModelConfig(**model), **data)
+    except ConfigError as err:
+        if origin is None:
+            raise
+        raise ConfigError(f"{origin}: {err}") from err
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string under it in the class body) as one line of plain
+    text: the help of its ``srm train`` flag and of its form field in the app.
+
+    >>> field_docs(TrainConfig)["lora_r"]
+    'LoRA rank.'
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (a frozen build): no help, nothing breaks
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            text = " ".join(after.value.value.split())
+            docs[node.target.id] = re.sub(r"``(.+?)``", r"\1", text)
+    return docs
+
+
+def field_choices(cls: type, name: str) -> tuple[Any, ...] | None:
+    """The values a ``Literal``-annotated field accepts, or None for any other field."""
+    hint = typing.get_type_hints(cls)[name]
+    return get_args(hint) if typing.get_origin(hint) is Literal else None
+
+
+def _check_fields(cls: type, data: Mapping[str, Any], what: str, prefix: str) -> None:
+    """Refuse a key that is no field of ``cls``, and a value that does not fit its field's
+    annotation (see :func:`_fits`), naming the field."""
+    _known_fields(cls, dict(data), what)
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if name != "model" and not _fits(value, hints[name]):
+            raise ConfigError(
+                f"{prefix}{name}: got {value!r} ({type(value).__name__}); "
+                f"expected {_type_text(hints[name])}"
+            )
+
+
+def _type_text(hint: Any) -> str:
+    """``float``, ``int | None``, ``one of cosine, linear, constant``."""
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(str(arg) for arg in get_args(hint))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON or TOML value fits a field's annotation (an int for a float, never a
+    bool for an int). A ``Literal`` checks the type only: the dataclass names the choices."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is Literal:
+        return any(_fits(value, type(arg)) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
 
 
 def _known_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:

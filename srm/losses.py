@@ -20,15 +20,17 @@ def bradley_terry(
     """Mean Bradley-Terry loss, ``-log sigmoid(s_c - s_r - margin)``, as in TRL.
 
     ``margin`` (B,) asks for a gap of at least that size (0 where a pair has none). The
-    centring term ``c * mean(s_c^2 + s_r^2)`` keeps scores near zero, which BT alone leaves
-    free (it only sees differences).
+    centring term ``c * mean((s_c + s_r)^2)`` (TRL's ``center_rewards_coefficient``) keeps
+    each pair's mean reward near zero, which BT alone leaves free (it only sees differences).
+    It does not touch the margin: ``s_c^2 + s_r^2`` would be ``((s_c + s_r)^2 + (s_c -
+    s_r)^2) / 2``, and so also pull the two scores of a pair together.
     """
     diff = s_chosen - s_rejected  # (B,)
     if margin is not None:
         diff = diff - margin
     loss = -F.logsigmoid(diff).mean()
     if center_rewards_coefficient:
-        loss = loss + center_rewards_coefficient * (s_chosen**2 + s_rejected**2).mean()
+        loss = loss + center_rewards_coefficient * ((s_chosen + s_rejected) ** 2).mean()
     return loss
 
 
@@ -53,13 +55,15 @@ def policy_preference(
 
 
 @torch.no_grad()
-def pair_metrics(s_chosen: torch.Tensor, s_rejected: torch.Tensor) -> dict[str, float]:
-    """Accuracy (a tie counts as wrong), mean margin, and the mean/std of all rewards."""
-    diff = (s_chosen - s_rejected).float()
-    rewards = torch.cat([s_chosen, s_rejected]).float()
+def pair_metrics(s_chosen: torch.Tensor, s_rejected: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Accuracy (a tie counts as wrong), mean margin, and the mean/std of all rewards, as
+    0-dim tensors on the scores' device: reading one (``float(m["accuracy"])``) waits for the
+    device, so a training loop reads them only when it logs."""
+    diff = (s_chosen - s_rejected).float()  # (B,)
+    rewards = torch.cat([s_chosen, s_rejected]).float()  # (2B,)
     return {
-        "accuracy": (diff > 0).float().mean().item(),
-        "margin": diff.mean().item(),
-        "reward_mean": rewards.mean().item(),
-        "reward_std": rewards.std(unbiased=False).item(),
+        "accuracy": (diff > 0).float().mean(),
+        "margin": diff.mean(),
+        "reward_mean": rewards.mean(),
+        "reward_std": rewards.std(unbiased=False),
     }

@@ -34,7 +34,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from srm.collate import Encoded, collate, encode_groups, encode_many, length_grouped_batches
+# encode_pairs lives in srm.collate; imported from here by older code.
+from srm.collate import Encoded, collate, encode_many, encode_pairs, length_grouped_batches
 from srm.data import PreferencePair
 from srm.model import RewardOutput, SentenceRewardModel
 from srm.segment import Span
@@ -42,34 +43,6 @@ from srm.segment import Span
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-
-def encode_pairs(
-    model: SentenceRewardModel,
-    pairs: Sequence[PreferencePair],
-    spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
-    *,
-    max_length: int | None = None,
-) -> list[Encoded]:
-    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i, and
-    share one prompt encoding (identical prompt tokens).
-
-    ``spans[i]`` may map ``"chosen"``/``"rejected"`` to sentence spans that replace the
-    automatic segmentation of that response (see :func:`score_pairs`). ``max_length``
-    defaults to the training length, ``model.config.max_length``.
-    """
-    cfg = model.config
-    given = list(spans) if spans is not None else [None] * len(pairs)
-    groups = encode_groups(
-        model.tokenizer,
-        [p.prompt for p in pairs],
-        [(p.chosen, p.rejected) for p in pairs],
-        max_length=max_length or cfg.max_length,
-        prompt_fraction=cfg.prompt_fraction,
-        max_sentence_chars=cfg.max_sentence_chars,
-        spans=[((s or {}).get("chosen"), (s or {}).get("rejected")) for s in given],
-    )
-    return [chosen for chosen, _ in groups] + [rejected for _, rejected in groups]
 
 
 @torch.inference_mode()

@@ -11,9 +11,11 @@ together.
 
 A run directory holds the final model (``config.json``, ``model.safetensors``), one JSON line
 of metrics per logging step (``metrics.jsonl``) and resumable checkpoints
-(``checkpoints/step-000100``). Checkpoints carry the optimizer state, the step and the RNG
-state as safetensors, so ``resume_from`` continues exactly where a run stopped: on CPU with the
-same seed, a resumed run ends with the same weights as an uninterrupted one. Ctrl-C writes a
+(``checkpoints/step-000100``). Checkpoints carry the optimizer state and the RNG state as
+safetensors, and the step and the scheduler's ``state_dict()`` in their training record, so
+``resume_from`` continues exactly where a run stopped: on CPU with the same seed, a resumed run
+ends with the same weights as an uninterrupted one. (Checkpoints from before the scheduler's
+state was saved resume too: the schedule is replayed to their step.) Ctrl-C writes a
 resumable checkpoint before stopping, and so does a ``stop()`` that says yes (the CLI passes
 SIGTERM's, see :mod:`srm.sigterm`). The final model itself carries no optimizer state, to stay
 small.
@@ -28,6 +30,7 @@ import math
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +43,15 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from srm import checkpoint
-from srm.collate import Batch, Encoded, collate, length_grouped_batches
-from srm.config import ConfigError, TrainConfig
+from srm.collate import Batch, Encoded, collate, encode_pairs, length_grouped_batches
+from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, TrainConfig
 from srm.data import PreferencePair
 from srm.losses import bradley_terry, pair_metrics, policy_preference
 from srm.model import SentenceRewardModel, boundary_embedding
-from srm.score import encode_pairs
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, dict[str, float]], None]
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINTS_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 2
 
 
@@ -233,14 +233,24 @@ def train(
 
     def save_resumable() -> Path:
         path = out_dir / CHECKPOINTS_DIR / f"step-{step:06d}"
-        return _save_checkpoint(accelerator, model, optimizer, cfg, step, total_steps, path)
+        return _save_checkpoint(
+            accelerator,
+            model,
+            cfg,
+            step,
+            total_steps,
+            path,
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
 
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
     pad_id = accelerator.unwrap_model(model).tokenizer.pad_token_id or 0
     micro = step * cfg.grad_accum
     cached_epoch, batches = -1, []
-    window: list[dict[str, float]] = []
+    window: list[dict[str, torch.Tensor]] = []
+    step_loss: torch.Tensor | None = None  # the loss summed over this step's micro-batches
     last_metrics: dict[str, float] = {}
     eval_metrics = None
     last_checkpoint = None
@@ -276,19 +286,27 @@ def train(
                 if reference is not None:
                     logp, ref = out.response_logprob, reference(batch)  # (2B,), (2B,)
                     term = policy_preference(logp[:b], logp[b:], ref[:b], ref[b:], cfg.policy_beta)
-                    parts = {"bt_loss": loss.item(), "policy_loss": term.item()}
+                    parts = {"bt_loss": loss.detach(), "policy_loss": term.detach()}
                     loss = loss + cfg.policy_weight * term
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):  # before the step spoils the weights
-                    raise _diverged(f"the loss is {loss_value}", step, last_good)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                # accumulate() sets sync_gradients on the last micro-batch of an optimizer step:
+                # only then are the summed gradients clipped and applied. (Accelerate's wrapped
+                # optimizer would skip a step in between too, but the loop says it here.)
+                if accelerator.sync_gradients:
+                    # The one device sync per step, before the step can spoil the weights.
+                    if not torch.isfinite(step_loss):
+                        raise _diverged(f"the loss is {step_loss.item()}", step, last_good)
+                    step_loss = None
+                    if cfg.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
             micro += 1
             pairs_seen += b * world
-            window.append({"loss": loss_value, **parts, **pair_metrics(s_chosen, s_rejected)})
+            # Tensors until the next metrics line: converting them here would sync every
+            # micro-batch.
+            window.append({"loss": loss.detach(), **parts, **pair_metrics(s_chosen, s_rejected)})
             if not accelerator.sync_gradients:
                 continue
 
@@ -326,9 +344,7 @@ def train(
         if eval_pairs:
             eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
         # The final model is lean (no optimizer state): resumable ones live in checkpoints/.
-        last_checkpoint = _save_checkpoint(
-            accelerator, model, optimizer, cfg, step, total_steps, out_dir, resumable=False
-        )
+        last_checkpoint = _save_checkpoint(accelerator, model, cfg, step, total_steps, out_dir)
     return TrainResult(
         output_dir=out_dir,
         steps=step,
@@ -396,8 +412,15 @@ def _check_weights(model: torch.nn.Module, step: int, last_good: Path | None) ->
         raise _diverged(f"weight {bad} is not finite", step, last_good)
 
 
-def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]} if rows else {}
+def _mean(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Each metric's mean over the micro-batches since the last line, as floats: one copy to
+    the host (and so one device sync) per metrics line."""
+    if not rows:
+        return {}
+    keys = list(rows[0])
+    table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in rows])  # (N, K)
+    means = table.to("cpu", torch.float64).mean(dim=0)  # (K,)
+    return dict(zip(keys, means.tolist(), strict=True))
 
 
 def _append_metrics(accelerator: Accelerator, out_dir: Path, record: dict[str, Any]) -> None:
@@ -428,17 +451,28 @@ def _evaluate(
 def _save_checkpoint(
     accelerator: Accelerator,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
     cfg: TrainConfig,
     step: int,
     total_steps: int,
     path: Path,
-    resumable: bool = True,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> Path:
+    """Save the model at ``path``; with ``optimizer`` and ``scheduler``, a resumable checkpoint:
+    the optimizer's state per parameter name and the RNG state as tensors beside the weights,
+    the scheduler's ``state_dict()`` (plain numbers) in the training record."""
+    resumable = optimizer is not None and scheduler is not None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         tensors = {}
+        training = {
+            "config": cfg.to_dict(),
+            "step": step,
+            "total_steps": total_steps,
+            "resumable": resumable,
+        }
         if resumable:
             tensors["rng.torch"] = torch.get_rng_state()
             names = {id(p): name for name, p in unwrapped.named_parameters()}
@@ -446,12 +480,7 @@ def _save_checkpoint(
                 for p in group["params"]:
                     for key, value in optimizer.state.get(p, {}).items():
                         tensors[f"optim.{names[id(p)]}.{key}"] = torch.as_tensor(value)
-        training = {
-            "config": cfg.to_dict(),
-            "step": step,
-            "total_steps": total_steps,
-            "resumable": resumable,
-        }
+            training["scheduler"] = scheduler.state_dict()
         checkpoint.save(unwrapped, path, training=training, extra_tensors=tensors)
         if path.parent.name == CHECKPOINTS_DIR:
             for old in sorted(path.parent.glob("step-*"))[:-KEEP_CHECKPOINTS]:
@@ -494,7 +523,12 @@ def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, di
         )
     try:
         model = checkpoint.load(path)
-        state = {"step": info.training["step"], "tensors": checkpoint.load_extra_tensors(path)}
+        state = {
+            "step": info.training["step"],
+            "tensors": checkpoint.load_extra_tensors(path),
+            # Absent from checkpoints written before the scheduler's state was saved.
+            "scheduler": info.training.get("scheduler"),
+        }
     except checkpoint.CheckpointError as err:
         raise TrainingError(f"resume_from: {err}") from err
     if cfg.finetune == "heads":
@@ -515,15 +549,19 @@ def _restore_training_state(
         if key.startswith("optim."):
             name, _, slot = key[len("optim.") :].rpartition(".")
             optimizer.state[params[name]][slot] = value.to(params[name].device)
-    # The schedule is a pure function of the step: put it there directly.
-    lrs = [
-        base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)
-    ]
-    scheduler.load_state_dict(
-        scheduler.state_dict() | {"last_epoch": step, "_step_count": step + 1, "_last_lr": lrs}
-    )
-    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-        group["lr"] = lr
+    if state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+        # load_state_dict restores the scheduler only: the optimizer's rates come from it.
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+            group["lr"] = lr
+    else:
+        # An older checkpoint: replay the schedule to its step (it is a function of the step
+        # alone). torch warns about a scheduler stepped before its optimizer: here that is
+        # the point.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"(Detected call of|Seems like) `", UserWarning)
+            for _ in range(step):
+                scheduler.step()
     torch.set_rng_state(tensors["rng.torch"])
     log.info("resumed at step %d", step)
     return step

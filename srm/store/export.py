@@ -8,8 +8,8 @@ verdict.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,19 @@ from srm.data import PreferencePair
 from srm.store.errors import StoreError
 from srm.store.labels import current_tags
 from srm.store.models import PREFERENCE_COLUMNS, Dataset, Pair, Score, SentenceTag
+
+#: Labels that take a pair out of training and export: a tie or a discard says neither
+#: response is preferred. Every other pair trains, swapped when its label is ``swap``.
+LEFT_OUT_LABELS = ("tie", "discard")
+
+
+def training_pair(pair: PreferencePair, label: str | None) -> PreferencePair | None:
+    """The pair as training sees it under its current ``label`` (None: unlabelled): as
+    imported, swapped, or None when the label leaves it out (:data:`LEFT_OUT_LABELS`). The
+    one rule for ``srm export``, ``srm train --dataset``, train jobs and the Train page."""
+    if label in LEFT_OUT_LABELS:
+        return None
+    return pair.swapped() if label == "swap" else pair
 
 
 @dataclass(frozen=True)
@@ -31,14 +44,24 @@ class LabelCounts:
     tie: int = 0
     discard: int = 0
 
+    @classmethod
+    def from_summary(cls, counts: Mapping[str, int]) -> LabelCounts:
+        """From pairs per label, as :func:`srm.store.label_summary` counts them."""
+        return cls(**{f.name: counts.get(f.name, 0) for f in fields(cls)})
+
     @property
     def total(self) -> int:
         return self.unlabelled + self.keep + self.swap + self.tie + self.discard
 
     @property
+    def left_out(self) -> int:
+        """Pairs training leaves out (:data:`LEFT_OUT_LABELS`)."""
+        return sum(getattr(self, label) for label in LEFT_OUT_LABELS)
+
+    @property
     def exported(self) -> int:
-        """Pairs with a preference: unlabelled, kept and swapped."""
-        return self.unlabelled + self.keep + self.swap
+        """Pairs with a preference, which training sees: unlabelled, kept and swapped."""
+        return self.total - self.left_out
 
     def summary(self) -> str:
         """``"45 of 50 pairs: 35 unlabelled, 5 kept, 5 swapped; left out 3 ties, 2 discards"``"""
@@ -65,12 +88,11 @@ def effective_pairs(session: Session, dataset: str) -> EffectivePairs:
     )
     counts: Counter[str] = Counter()
     pairs = []
-    for *fields, label in rows:
+    for *columns, label in rows:
         counts[label or "unlabelled"] += 1
-        if label in ("tie", "discard"):
-            continue
-        pair = PreferencePair(*fields)
-        pairs.append(pair.swapped() if label == "swap" else pair)
+        pair = training_pair(PreferencePair(*columns), label)
+        if pair is not None:
+            pairs.append(pair)
     return EffectivePairs(pairs, LabelCounts(**counts))
 
 

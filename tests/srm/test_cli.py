@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
+import click
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from srm import __version__
 from srm.cli import main
+from srm.config import TrainConfig, field_docs
 from srm.data import PreferencePair, load_pairs, write_jsonl
 from srm.segment import segment
 from srm.store import (
@@ -122,6 +126,35 @@ def test_invalid_file_fails_with_location_and_imports_nothing(tmp_path: Path, db
         assert count_pairs(s) == 0
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import", "{pairs}"],
+        ["datasets"],
+        ["export", "--dataset", "d", "--out", "{tmp}/e.jsonl"],
+        ["score", "--dataset", "d", "--model", "{tmp}"],
+        ["score", "--job", "1"],
+        ["train", "--dataset", "d", "--out", "{tmp}/run"],
+        ["train", "--job", "1"],
+        ["jobs"],
+        ["jobs", "cancel", "1"],
+    ],
+    ids=" ".join,
+)
+def test_a_bad_db_is_one_clean_line(args: list[str], sample_path: Path, tmp_path: Path) -> None:
+    """Every command that opens the store opens it the same way (srm.cli.options.open_store):
+    a URL that names no store is one line saying what to check, never a traceback."""
+    argv = [a.format(pairs=sample_path, tmp=tmp_path) for a in args] + ["--db", "nonsense://x"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.splitlines() == [
+        "Error: cannot open the store nonsense://x (Can't load plugin: "
+        "sqlalchemy.dialects:nonsense); check --db or $SRM_DB_URL: a SQLAlchemy URL such as "
+        "sqlite:///path/to/srm.db or postgresql+psycopg://USER@HOST/DB"
+    ]
+
+
 def test_datasets_lists_counts(db_url: str, sample_path: Path) -> None:
     empty = invoke("datasets", "--db", db_url)
     assert "No datasets" in empty.output
@@ -165,6 +198,7 @@ def labelled_store(url: str, tmp_path: Path) -> None:
 
 
 CORRECTED = [LABELLED[0], LABELLED[1].swapped(), LABELLED[4]]
+LAST_METRICS = {"loss": 0.5, "accuracy": 1.0}
 COUNTS = "3 of 5 pairs: 1 unlabelled, 1 kept, 1 swapped; left out 1 ties, 1 discards"
 
 
@@ -293,15 +327,47 @@ def test_train_on_a_store_dataset_uses_the_corrected_pairs(db_url, tmp_path, mon
 
     def fake_train(cfg, train_pairs, eval_pairs, **kwargs):
         seen["pairs"] = list(train_pairs)
-        return TrainResult(
-            Path(cfg.output_dir), 1, 1, 1.0, 3, train_metrics={"loss": 0.5, "accuracy": 1.0}
-        )
+        return TrainResult(Path(cfg.output_dir), 1, 1, 1.0, 3, train_metrics=LAST_METRICS)
 
     monkeypatch.setattr("srm.train.train", fake_train)
     result = invoke("train", "--db", db_url, "--dataset", "d", "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert f"Dataset 'd' at {db_url}: {COUNTS}." in result.output
     assert seen["pairs"] == CORRECTED
+
+
+def test_train_flags_are_the_config_fields(tmp_path, sample_path, monkeypatch) -> None:
+    """Every TrainConfig field is a flag of its own name (but the model, --out and the two
+    switches), typed and documented by the dataclass; a recipe's values stand unless a flag
+    is given."""
+    flags = {p.name: p for p in main.commands["train"].params if isinstance(p, click.Option)}
+    for f in fields(TrainConfig):
+        if f.name not in ("model", "output_dir", "use_margin", "disable_dropout"):
+            assert flags[f.name].opts == ["--" + f.name.replace("_", "-")]
+            assert flags[f.name].help.startswith(field_docs(TrainConfig)[f.name])
+    assert flags["lr"].help.endswith("[default: 0.0002]")
+    assert list(flags["scheduler"].type.choices) == ["cosine", "linear", "constant"]
+
+    seen = {}
+
+    def fake_train(cfg, train_pairs, eval_pairs, **kwargs):
+        seen["cfg"] = cfg
+        return TrainResult(Path(cfg.output_dir), 1, 1, 1.0, 3, train_metrics=LAST_METRICS)
+
+    monkeypatch.setattr("srm.train.train", fake_train)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('lr = 0.001\nscheduler = "linear"\n[model]\nhead = "token"\n')
+    result = invoke(
+        "train", "--data", str(sample_path), "--out", str(tmp_path / "run"),
+        "--config", str(recipe), "--lora-targets", "q_proj, v_proj", "--no-margin",
+        "--keep-dropout", "--max-length", "64", "--scheduler", "constant",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert cfg.lora_targets == ["q_proj", "v_proj"]
+    assert (cfg.use_margin, cfg.disable_dropout) == (False, False)
+    assert (cfg.lr, cfg.scheduler) == (0.001, "constant")
+    assert (cfg.model.head, cfg.model.max_length) == ("token", 64)
 
 
 def test_train_on_a_store_dataset_for_real(db_url, tmp_path) -> None:
@@ -412,7 +478,7 @@ def test_a_failed_train_job_exits_1_with_its_error(db_url, tmp_path, monkeypatch
 
 
 def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
-    import srm.jobs
+    import srm.jobs.running
     import srm.train
 
     job_id = queue_train_job(db_url, tmp_path, max_steps=20)
@@ -426,7 +492,7 @@ def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
 
         return real_train(cfg, pairs, *args, progress=hook, **kwargs)
 
-    monkeypatch.setattr(srm.jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(srm.jobs.running, "PROGRESS_INTERVAL", 0.0)
     monkeypatch.setattr("srm.train.train", cancel_at_step_one)
     result = invoke("train", "--job", str(job_id), "--db", db_url)
     assert result.exit_code == 130, result.output
@@ -507,7 +573,7 @@ def test_app_runs_streamlit_on_localhost(db_url, monkeypatch) -> None:
         calls.append((file, args, env))
         raise SystemExit(0)
 
-    monkeypatch.setattr("srm.cli.os.execvpe", fake_exec)
+    monkeypatch.setattr("srm.cli.app.os.execvpe", fake_exec)
     monkeypatch.delenv("SRM_DEMO", raising=False)
     result = CliRunner().invoke(main, ["app", "--demo", "--port", "8600", "--db", db_url])
     assert result.exit_code == 0, result.output
@@ -532,7 +598,7 @@ def fake_streamlit(monkeypatch, home: Path) -> list:
         calls.append((args, env))
         raise SystemExit(0)
 
-    monkeypatch.setattr("srm.cli.os.execvpe", fake_exec)
+    monkeypatch.setattr("srm.cli.app.os.execvpe", fake_exec)
     monkeypatch.setenv("HOME", str(home))
     for name in ("SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD", "SRM_APP_INSECURE"):
         monkeypatch.delenv(name, raising=False)

@@ -21,6 +21,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import srm.jobs as jobs
+import srm.jobs.running
+import srm.jobs.scoring
 import srm.train
 from srm import checkpoint
 from srm.cli import main
@@ -262,7 +264,7 @@ def test_score_job_saves_one_score_per_pair(sessions, db_url: str, tiny_model_id
 def test_cancel_while_training_leaves_a_checkpoint_and_no_model(
     sessions, db_url: str, monkeypatch
 ) -> None:
-    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
 
     def cancel_after_first_step(cfg, pairs, *args, progress, **kwargs):
@@ -291,16 +293,16 @@ def test_cancel_while_training_leaves_a_checkpoint_and_no_model(
 def test_a_cancelled_score_job_keeps_the_chunks_it_saved(
     sessions, db_url: str, tiny_model_id: int, monkeypatch
 ) -> None:
-    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(jobs, "SCORE_CHUNK", 3)
-    real_save = jobs.save_scores
+    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.scoring, "SCORE_CHUNK", 3)
+    real_save = jobs.scoring.save_scores
 
     def save_then_cancel(session, model_id, dataset, records):
         stored = real_save(session, model_id, dataset, records)
         session.get(TrainingJob, job_id).cancel_requested = True
         return stored
 
-    monkeypatch.setattr(jobs, "save_scores", save_then_cancel)
+    monkeypatch.setattr(jobs.scoring, "save_scores", save_then_cancel)
     with sessions.begin() as s:
         job_id = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
 
@@ -327,7 +329,7 @@ def sigterm_guard():
 def test_sigterm_stops_a_score_job_after_its_chunk(
     sessions, db_url: str, tiny_model_id: int, monkeypatch, sigterm_guard
 ) -> None:
-    monkeypatch.setattr(jobs, "SCORE_CHUNK", 3)
+    monkeypatch.setattr(jobs.scoring, "SCORE_CHUNK", 3)
     import srm.score
 
     real_score = srm.score.score_pairs
@@ -475,7 +477,7 @@ def test_creating_a_job_fails_the_silent_ones_first(sessions) -> None:
 def test_a_running_job_beats_even_between_progress_reports(
     sessions, db_url: str, monkeypatch
 ) -> None:
-    monkeypatch.setattr(jobs, "HEARTBEAT_INTERVAL", 0.01)
+    monkeypatch.setattr(jobs.running, "HEARTBEAT_INTERVAL", 0.01)
     real_train = srm.train.train
     beats = []
 
@@ -497,7 +499,7 @@ def test_a_job_failed_for_silence_stops_and_stays_failed(
 ) -> None:
     """A process that comes back (a machine woken from sleep) finds its job failed: it stops
     at its next progress write and leaves the job as the reader recorded it."""
-    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
 
     def failed_meanwhile(*args, **kwargs):
@@ -571,7 +573,7 @@ def test_job_life_cycle_on_either_backend(store_url: str, pairs, monkeypatch) ->
     assert (job.status, job.progress) == ("succeeded", 1.0)
     assert count(sessions, Score) == N_PAIRS
 
-    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
 
     def cancel_at_once(cfg, train_pairs, *args, progress, **kwargs):

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -278,13 +277,11 @@ def test_segment_max_chars(text: str, max_chars: int, expected: list[str]) -> No
     assert_well_formed(text, spans, max_chars)
 
 
-def test_run_on_sentence_is_cut_at_whitespace_quickly() -> None:
+def test_run_on_sentence_is_cut_at_whitespace() -> None:
     words = [f"word{i}" for i in range(1000)]
     text = " ".join(words)[:5000]
     assert len(text) == 5000
-    started = time.perf_counter()
     spans = segment(text, max_chars=400)
-    elapsed = time.perf_counter() - started
     assert "".join(texts(spans)) == text
     assert all(len(s.text) <= 400 for s in spans)
     # Greedy packing: each piece but the last would overflow if it took the next word.
@@ -292,7 +289,6 @@ def test_run_on_sentence_is_cut_at_whitespace_quickly() -> None:
         assert len(s.text) + len(after.text.split(" ")[0]) > 400
     assert all(s.text.endswith(" ") for s in spans[:-1])
     assert len(spans) == 13
-    assert elapsed < 1.0
 
 
 def test_unbroken_token_is_cut_every_max_chars() -> None:
@@ -311,11 +307,10 @@ def test_unbroken_token_is_cut_every_max_chars() -> None:
         pytest.param("```\n" + "x = 1.\n\n" * 600 + "```", id="code"),
     ],
 )
-def test_pathological_inputs_are_fast(text: str) -> None:
-    segment("Warm up.")
-    started = time.perf_counter()
+def test_pathological_inputs_are_segmented_whole(text: str) -> None:
+    """Inputs that once made segmentation slow (bench/segment.py times them) still come out
+    as spans that tile the text, none over the length limit."""
     spans = segment(text)
-    assert time.perf_counter() - started < 2.0
     assert_well_formed(text, spans, DEFAULT_MAX_CHARS)
 
 

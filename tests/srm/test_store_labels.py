@@ -8,7 +8,9 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
+from srm.data import PreferencePair
 from srm.store import (
+    LabelCounts,
     LabelEvent,
     LabelState,
     Pair,
@@ -19,6 +21,7 @@ from srm.store import (
     effective_pairs,
     label_history,
     label_state,
+    label_summary,
     make_sessionmaker,
     open_store,
     record_label,
@@ -26,6 +29,7 @@ from srm.store import (
     undo_label,
     verify_label_log,
 )
+from srm.store.export import training_pair
 
 
 def apply(session_factory, pair_id: int, actions: list[str], annotator: str = "ana") -> None:
@@ -78,6 +82,26 @@ def test_the_current_label_after_a_sequence(session_factory, make_store, actions
     else:
         assert exported["p0"].chosen == expected_chosen[label]
     assert exported["p1"].chosen == "A good answer 1."  # untouched neighbour
+
+
+def test_training_pair_is_the_one_label_rule() -> None:
+    pair = PreferencePair("x", "Q?", "A.", "B.", "hh", 1.0)
+    assert training_pair(pair, None) == pair == training_pair(pair, "keep")
+    assert training_pair(pair, "swap") == pair.swapped()
+    assert training_pair(pair, "tie") is None and training_pair(pair, "discard") is None
+
+
+def test_the_train_page_counts_what_training_selects(session_factory, make_store) -> None:
+    """The Train page reads label_summary through LabelCounts: the same counts, and as many
+    pairs, as effective_pairs gives srm train --dataset and the jobs."""
+    ids = make_store(6)
+    for pair, label in [("p0", "swap"), ("p1", "tie"), ("p2", "discard"), ("p3", "keep")]:
+        apply(session_factory, ids[pair], [label])
+    with session_factory() as s:
+        effective = effective_pairs(s, "d")
+        counts = LabelCounts.from_summary(label_summary(s, "d"))
+    assert counts == effective.counts
+    assert (counts.exported, counts.swap, counts.left_out) == (len(effective.pairs), 1, 2)
 
 
 def test_the_log_audit_finds_a_tampered_store(session_factory, make_store) -> None:

@@ -87,6 +87,30 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, sample) -> None:
     assert [r["step"] for r in metrics(tmp_path / "resumed")] == [15, 20, 25, 30]
 
 
+def test_resume_from_a_checkpoint_without_the_schedulers_state(tmp_path, sample) -> None:
+    """Checkpoints written before the scheduler's state_dict was saved (runs under way when
+    it changed) still resume exactly: the schedule is replayed to the checkpoint's step."""
+    full = config(tmp_path / "full", save_every=10, grad_accum=2, max_steps=20)
+    train(full, sample, show_progress=False)
+    mid = tmp_path / "full" / "checkpoints" / "step-000010"
+    config_file = model_dir(mid) / "config.json"
+    record = json.loads(config_file.read_text())
+    assert record["training"]["scheduler"]["last_epoch"] == 10  # the new format has it
+    del record["training"]["scheduler"]  # ... the old one had not
+    config_file.write_text(json.dumps(record))
+    resumed = config(tmp_path / "resumed", save_every=10, grad_accum=2, max_steps=20)
+    result = train(resumed, sample, show_progress=False, resume_from=mid)
+    assert result.steps == 20
+    a, b = model_tensors(tmp_path / "full"), model_tensors(tmp_path / "resumed")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    lr = {r["step"]: r["lr"] for r in metrics(tmp_path / "full") if "lr" in r}
+    assert [(r["step"], r["lr"]) for r in metrics(tmp_path / "resumed")] == [
+        (15, lr[15]),
+        (20, lr[20]),
+    ]
+
+
 def test_resume_refuses_a_different_recipe(tmp_path, sample) -> None:
     train(config(tmp_path / "a", max_steps=2, save_every=1), sample, show_progress=False)
     with pytest.raises(TrainingError, match="different batch_size"):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from srm.backbones import NAMED_BACKBONES
+from srm.config import HEADS, TrainConfig
 from srm.store import TrainingJob, make_sessionmaker, open_store
 from tests.webapp.conftest import rerun
 
@@ -42,6 +44,23 @@ def test_start_a_training_job(filled_store: str, launched, run_page) -> None:
     assert f"Started training job {job.id}" in at.success[0].value
     history = at.dataframe[0].value
     assert list(history["job"]) == [job.id] and list(history["status"]) == ["queued"]
+
+
+def test_the_form_starts_at_the_configs_defaults(filled_store, launched, run_page) -> None:
+    """One rule: a job started with the form as it opens trains as `srm train` would."""
+    at = run_page("train")
+    assert at.selectbox(key="train.backbone").options == [*NAMED_BACKBONES, "other…"]
+    assert "smollm2" in at.selectbox(key="train.backbone").options
+    assert at.selectbox(key="train.head").options == list(HEADS)
+    at.button(key="FormSubmitter:train.form-Start training").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    defaults = TrainConfig().to_dict()
+    for field in ("lr", "lora_r", "batch_size", "finetune", "device"):
+        assert job.config[field] == defaults[field], field
+    for field in ("backbone", "head", "max_length"):
+        assert job.config["model"][field] == defaults["model"][field], field
+    assert any("Trains on 50 pairs of sample" in c.value for c in at.caption)
 
 
 def test_a_bad_setting_is_shown_and_nothing_is_queued(filled_store, launched, run_page) -> None:

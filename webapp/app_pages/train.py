@@ -6,6 +6,22 @@ import auth
 import charts
 import mdtext
 import services
+from srm.backbones import NAMED, NAMED_BACKBONES
+from srm.config import DEVICES, FINETUNE_MODES, HEADS, ModelConfig, TrainConfig, field_docs
+from srm.store import LabelCounts
+
+#: The form's defaults are the config's (one rule: a job from the form trains as `srm train`).
+DEFAULTS = TrainConfig()
+TRAIN_HELP, MODEL_HELP = field_docs(TrainConfig), field_docs(ModelConfig)
+OTHER_BACKBONE = "other…"
+#: Steps of a run started here: the config's default, one epoch, can take hours on a CPU.
+DEFAULT_STEPS = 200
+
+
+def choose(column, label: str, choices: tuple[str, ...], default: str, key: str, help: str) -> str:
+    """A selectbox of a config field's choices, on the config's default."""
+    return column.selectbox(label, choices, index=choices.index(default), key=key, help=help)
+
 
 url = services.store_url()
 st.title("Train")
@@ -27,50 +43,75 @@ with st.form("train.form", border=True):
     st.subheader("Retrain on the corrected labels")
     first = st.columns(4)
     dataset = first[0].selectbox("Dataset", names, key="train.dataset")
-    head = first[1].selectbox(
-        "Head",
-        ["sentence", "response", "token"],
-        key="train.head",
-        help="sentence: the SRM; response and token: the baselines.",
-    )
-    backbone = first[2].selectbox(
+    head = choose(first[1], "Head", HEADS, DEFAULTS.model.head, "train.head", MODEL_HELP["head"])
+    backbone = choose(
+        first[2],
         "Backbone",
-        ["minilm", "tiny", "other…"],
-        key="train.backbone",
-        help="minilm: the offline all-MiniLM-L6-v2, run causally. tiny: a 2-layer random model "
-        "for smoke tests. other: a local path or cached Hugging Face name.",
+        (*NAMED_BACKBONES, OTHER_BACKBONE),
+        DEFAULTS.model.backbone,
+        "train.backbone",
+        " ".join(f"{b.name}: {b.description}." for b in NAMED.values())
+        + f" {OTHER_BACKBONE}: a local path or cached Hugging Face name.",
     )
     other = first[3].text_input(
         "Other backbone", key="train.backbone_other", placeholder="path or name"
     )
     second = st.columns(4)
-    steps = second[0].number_input("Steps", 1, 100_000, 200, key="train.steps")
-    finetune = second[1].selectbox(
-        "Fine-tuning",
-        ["lora", "full", "heads"],
-        key="train.finetune",
-        help="LoRA adapters (small checkpoints), all weights, or the heads only.",
+    steps = second[0].number_input(
+        "Steps", 1, 100_000, DEFAULT_STEPS, key="train.steps", help=TRAIN_HELP["max_steps"]
     )
-    device = second[2].selectbox("Device", ["auto", "cpu", "cuda"], key="train.device")
-    batch_size = second[3].number_input("Pairs per batch", 1, 256, 8, key="train.batch_size")
+    finetune = choose(
+        second[1],
+        "Fine-tuning",
+        FINETUNE_MODES,
+        DEFAULTS.finetune,
+        "train.finetune",
+        TRAIN_HELP["finetune"],
+    )
+    device = choose(
+        second[2], "Device", DEVICES, DEFAULTS.device, "train.device", TRAIN_HELP["device"]
+    )
+    batch_size = second[3].number_input(
+        "Pairs per batch",
+        1,
+        256,
+        DEFAULTS.batch_size,
+        key="train.batch_size",
+        help=TRAIN_HELP["batch_size"],
+    )
     third = st.columns(4)
-    max_length = third[0].number_input("Tokens per sequence", 16, 4096, 128, key="train.max_length")
-    lr = third[1].number_input("Learning rate", 1e-6, 1.0, 5e-4, format="%.0e", key="train.lr")
-    lora_r = third[2].number_input("LoRA rank", 1, 256, 16, key="train.lora_r")
+    max_length = third[0].number_input(
+        "Tokens per sequence",
+        16,
+        4096,
+        DEFAULTS.model.max_length,
+        key="train.max_length",
+        help=MODEL_HELP["max_length"],
+    )
+    lr = third[1].number_input(
+        "Learning rate",
+        1e-6,
+        1.0,
+        DEFAULTS.lr,
+        format="%.0e",
+        key="train.lr",
+        help=TRAIN_HELP["lr"],
+    )
+    lora_r = third[2].number_input(
+        "LoRA rank", 1, 256, DEFAULTS.lora_r, key="train.lora_r", help=TRAIN_HELP["lora_r"]
+    )
     score_after = third[3].checkbox("Score the dataset afterwards", True, key="train.score_after")
     submitted = st.form_submit_button(
         "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
     )
 
-counts = services.label_summary(url, dataset)
+counts = LabelCounts.from_summary(services.label_summary(url, dataset))
 st.caption(
-    f"Trains on {counts['unlabelled'] + counts['keep'] + counts['swap']:,} pairs of "
-    f"{mdtext.escape(dataset)}: "
-    f"{counts['swap']:,} swapped by annotators; {counts['tie'] + counts['discard']:,} ties and "
-    "discards left out."
+    f"Trains on {counts.exported:,} pairs of {mdtext.escape(dataset)}: "
+    f"{counts.swap:,} swapped by annotators; {counts.left_out:,} ties and discards left out."
 )
 if submitted:
-    chosen_backbone = other.strip() if backbone == "other…" else backbone
+    chosen_backbone = other.strip() if backbone == OTHER_BACKBONE else backbone
     config = {
         "model": {"backbone": chosen_backbone, "head": head, "max_length": int(max_length)},
         "max_steps": int(steps),

@@ -1,0 +1,105 @@
+"""``srm app``: serve the Streamlit app of this source tree, refusing to expose it without a
+password."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from srm.cli.options import db_option
+
+
+@click.command("app")
+@click.option("--demo", is_flag=True, help="Start the app in demo mode (sets SRM_DEMO=1).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 exposes the app to the network.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port."
+)
+@db_option
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve beyond loopback without a password (SRM_APP_PASSWORD / SRM_ADMIN_PASSWORD): "
+    "only on a network you trust.",
+)
+def app_cmd(demo: bool, host: str, port: int, db_url: str | None, insecure: bool) -> None:
+    """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT.
+
+    Bound beyond loopback, the app needs a password (see srm.access); it refuses to start
+    without one unless --insecure.
+    """
+    import srm
+    from srm import access
+
+    root = Path(srm.__file__).resolve().parents[1]
+    entry = root / "webapp" / "streamlit_app.py"
+    if not entry.is_file():
+        raise click.ClickException(
+            f"{entry} not found: the app ships with the source tree, not the package; "
+            "run srm app from a clone installed with pip install -e ."
+        )
+    # The secrets files Streamlit reads, named explicitly so that this check and the app agree
+    # from any working directory: the user's, then the project's (which wins).
+    secrets_files = [
+        Path.home() / ".streamlit" / "secrets.toml",
+        root / ".streamlit" / "secrets.toml",
+    ]
+    try:
+        configured = access.passwords(os.environ, access.read_secrets(secrets_files))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    refusal = access.exposure_error(host, configured, insecure)
+    if refusal is not None:
+        raise click.UsageError(refusal)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(entry),
+        *_streamlit_flags(root / ".streamlit" / "config.toml"),
+        *[flag for file in secrets_files for flag in ("--secrets.files", str(file))],
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+    ]
+    env = dict(os.environ)
+    if demo:
+        env["SRM_DEMO"] = "1"
+    if insecure:
+        env[access.INSECURE] = "1"
+    if db_url is not None:
+        env["SRM_DB_URL"] = db_url
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)  # Streamlit's exit code is the command's
+
+
+def _streamlit_flags(config_file: Path) -> list[str]:
+    """The project's .streamlit/config.toml as command-line flags: Streamlit reads that file
+    only from the working directory, and without it (fileWatcherType = "none") importing
+    torch crashes the file watcher."""
+    if not config_file.is_file():
+        return []
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    flags = []
+    for section, options in tomllib.loads(config_file.read_text(encoding="utf-8")).items():
+        for key, value in options.items():
+            if f"{section}.{key}" in ("server.address", "server.port"):
+                continue  # --host and --port
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flags += [f"--{section}.{key}", text]
+    return flags

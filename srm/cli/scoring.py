@@ -1,0 +1,330 @@
+"""Scoring and evaluating a model: ``srm score`` and ``srm eval``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+
+from srm.cli.jobs import run_job_command
+from srm.cli.options import (
+    batch_size_option,
+    check_output,
+    checked_device,
+    clean_errors,
+    db_option,
+    device_option,
+    job_option,
+    model_option,
+    model_path,
+    one_pairs_source,
+    open_store,
+    path_option,
+    score_length_option,
+)
+
+
+@click.command("score")
+@model_option
+@path_option(
+    "--data", "data_path", "Preference pairs (any format srm import reads); the scores go to --out."
+)
+@click.option(
+    "--dataset",
+    help="Score a dataset in the store instead (its pairs as imported): the model is "
+    "registered in the store and the scores are saved there.",
+)
+@job_option("score")
+@db_option(when="With --dataset or --job")
+@path_option("--out", "out", "With --data: the JSONL file to write, one line per pair.")
+@batch_size_option
+@device_option
+@score_length_option
+@click.pass_context
+def score_cmd(
+    ctx: click.Context,
+    model_dir: Path | None,
+    data_path: Path | None,
+    dataset: str | None,
+    job_id: int | None,
+    db_url: str | None,
+    out: Path | None,
+    batch_size: int,
+    device: str,
+    max_length: int | None,
+) -> None:
+    """Score every pair: per-sentence rewards and attention weights.
+
+    --data PATH --out FILE writes JSONL; --dataset NAME saves the scores in the store; --job N
+    runs a score job from the store.
+    """
+    if job_id is not None:
+        run_job_command(ctx, "score", job_id, db_url)
+        return
+    one_pairs_source(data_path, dataset, "the pairs", " (or run a score job with --job N)")
+    if dataset is not None:
+        if max_length is not None:
+            raise click.UsageError(
+                "The store keeps each model's scores at the model's own scoring length, so "
+                "every page shows the same numbers; --max-length is for --data PATH (set a "
+                "model's length with srm init/train --score-max-length)."
+            )
+        if out is not None:
+            raise click.UsageError(
+                "With --dataset the scores go to the store; --out is for --data PATH "
+                "(srm export --dataset NAME writes the pairs to score that way)."
+            )
+        _score_store_dataset(db_url, dataset, model_dir, batch_size, device)
+        return
+    if out is None:
+        raise click.UsageError("Give the JSONL file to write with --out FILE.")
+    if db_url is not None:
+        raise click.UsageError("--db applies to --dataset NAME or --job N; --data needs no store.")
+    check_output(out, "--out")  # now, not after an hour of scoring
+    device = checked_device(device)
+
+    import time
+
+    from srm.checkpoint import CheckpointError, load
+    from srm.data import DataError, load_pairs, write_json_lines
+    from srm.records import coverage_counts, coverage_summary
+    from srm.score import score_pairs
+
+    with clean_errors(DataError):
+        pairs = load_pairs(data_path)
+    with clean_errors(CheckpointError):
+        model = load(model_path(model_dir), device=device)
+    start = time.perf_counter()
+    with clean_errors(ValueError):  # a --max-length the backbone cannot take
+        records = score_pairs(
+            model, pairs, batch_size=batch_size, max_length=max_length, show_progress=True
+        )
+    seconds = time.perf_counter() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_lines(records, out)
+    length = records[0]["max_length"] if records else model.score_length
+    click.echo(
+        f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) at {length} tokens in "
+        f"{seconds:.1f} s: {2 * len(pairs) / max(seconds, 1e-9):.1f} sequences/s. Wrote {out}."
+    )
+    cut = coverage_summary(coverage_counts(records))
+    if cut:
+        click.echo(f"{cut}; their records say which (n_scored < n_sentences).")
+
+
+def _score_store_dataset(
+    db_url: str | None, dataset: str, model_dir: Path | None, batch_size: int, device: str
+) -> None:
+    """Register the model and save its scores of every pair of ``dataset`` in the store
+    (:func:`srm.jobs.score_checkpoint`), with a progress bar."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from srm.checkpoint import CheckpointError
+    from srm.jobs import score_checkpoint
+    from srm.store import StoreError
+
+    device = checked_device(device)
+    url, sessions = open_store(db_url)
+    start = time.perf_counter()
+    with tqdm(unit="pair", desc="scoring") as bar, clean_errors(StoreError, CheckpointError):
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        scored = score_checkpoint(
+            sessions,
+            dataset,
+            model_path(model_dir),
+            device=device,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    click.echo(
+        f"Scored {scored.done} pairs of dataset {dataset!r} with model {scored.model_id} "
+        f"({scored.checkpoint_dir}) in {time.perf_counter() - start:.1f} s; saved in the store "
+        f"at {url}."
+    )
+
+
+@click.command("eval")
+@model_option
+@path_option("--data", "data_path", "Preference pairs to evaluate on.")
+@path_option(
+    "--scores",
+    "scores_path",
+    "Evaluate a file written by srm score instead of running a model.",
+    exists=True,
+)
+@path_option(
+    "--steps",
+    "steps_path",
+    "Sentence-labelled responses (TRL's stepwise format: prompt, completions, labels): "
+    "check the sentence rewards against the labels instead of pairwise accuracy.",
+)
+@click.option(
+    "--step-separator",
+    default=None,
+    help="With --steps: what joins the steps into the response (default: a newline, like "
+    "TRL's step_separator); \\n, \\t and \\\\ are read as escapes.",
+)
+@score_length_option
+@path_option("--json", "json_out", "Also write the report as JSON.")
+@batch_size_option
+@device_option
+def eval_cmd(
+    model_dir: Path | None,
+    data_path: Path | None,
+    scores_path: Path | None,
+    steps_path: Path | None,
+    step_separator: str | None,
+    max_length: int | None,
+    json_out: Path | None,
+    batch_size: int,
+    device: str,
+) -> None:
+    """Accuracy overall, per source and per section, beside the length-only baseline.
+
+    With --steps FILE: how well the sentence rewards find the sentences people marked bad
+    (AUROC and pointing accuracy), beside position, length and random baselines.
+    """
+    from srm.evaluate import format_report, summarize
+
+    if json_out is not None:
+        check_output(json_out, "--json")
+    if steps_path is not None:
+        if data_path is not None or scores_path is not None:
+            raise click.UsageError(
+                "Give one of --steps FILE, --data PATH or --scores FILE: --steps evaluates "
+                "sentence labels, the other two preference pairs."
+            )
+        separator = None if step_separator is None else _unescape(step_separator)
+        report = _eval_steps(steps_path, model_dir, separator, max_length, batch_size, device)
+        _write_json_report(report, json_out)
+        return
+    if step_separator is not None:
+        raise click.UsageError("--step-separator applies to --steps FILE only.")
+    if scores_path is not None:
+        if model_dir or data_path or max_length is not None:
+            raise click.UsageError(
+                "Give either --scores FILE or --model and --data (and --max-length), not both."
+            )
+        records = _read_score_records(scores_path)
+    else:
+        if data_path is None:
+            raise click.UsageError("Give --data PATH (and --model DIR), or --scores FILE.")
+        from srm.checkpoint import load
+        from srm.data import load_pairs
+        from srm.score import score_pairs
+
+        device = checked_device(device)
+        with clean_errors(ValueError):  # DataError, CheckpointError, or a --max-length too long
+            pairs = load_pairs(data_path)
+            model = load(model_path(model_dir), device=device)
+            records = score_pairs(
+                model, pairs, batch_size=batch_size, max_length=max_length, show_progress=True
+            )
+    report = summarize(records)
+    click.echo(format_report(report))
+    _write_json_report(report, json_out)
+
+
+def _eval_steps(
+    steps_path: Path,
+    model_dir: Path | None,
+    separator: str | None,
+    max_length: int | None,
+    batch_size: int,
+    device: str,
+) -> dict:
+    """Load and validate the whole steps file, then the model; score and print the table."""
+    from srm.checkpoint import CheckpointError, load
+    from srm.data import DEFAULT_STEP_SEPARATOR, DataError, load_steps
+    from srm.evaluate import evaluate_steps, format_credit_report
+
+    device = checked_device(device)
+    with clean_errors(DataError, CheckpointError):
+        records = load_steps(steps_path)
+        model = load(model_path(model_dir), device=device)
+    with clean_errors(ValueError):  # a --max-length the backbone cannot take
+        report = evaluate_steps(
+            model,
+            records,
+            separator=DEFAULT_STEP_SEPARATOR if separator is None else separator,
+            batch_size=batch_size,
+            max_length=max_length,
+            show_progress=True,
+        )
+    click.echo(format_credit_report(report))
+    return report
+
+
+def _read_score_records(path: Path) -> list[dict]:
+    """The records of a file ``srm score --out`` wrote; a clear error, naming the line, for
+    anything else (not JSON, not score records, empty)."""
+    from srm.data import DataError, check_input_file
+
+    hint = "give a file written by srm score --data PATH --out FILE"
+    try:
+        check_input_file(path)
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except DataError as err:
+        raise click.ClickException(str(err)) from err
+    except UnicodeDecodeError as err:
+        raise click.ClickException(f"{path}: not UTF-8 text; {hint}") from err
+    records = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+            raise click.ClickException(f"{path}:line {lineno}: not JSON ({err}); {hint}") from err
+        problem = _score_record_problem(record)
+        if problem is not None:
+            raise click.ClickException(
+                f"{path}:line {lineno}: not a score record ({problem}); {hint}"
+            )
+        records.append(record)
+    if not records:
+        raise click.ClickException(f"{path}: holds no score records; {hint}")
+    return records
+
+
+def _score_record_problem(record: object) -> str | None:
+    """Why ``record`` is not a line srm score writes, or None: checked by reading it the way
+    evaluation reads it."""
+    from srm.evaluate import response_text
+    from srm.records import margin_split
+
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for side in ("chosen", "rejected"):
+        if not isinstance(record.get(side), dict):
+            return f"'{side}' is not an object"
+    try:
+        margin_split(record)
+        for side in ("chosen", "rejected"):
+            response_text(record[side])
+    except KeyError as err:
+        return f"no {err.args[0]!r}"
+    except (TypeError, AttributeError, IndexError) as err:
+        return str(err)
+    return None
+
+
+def _write_json_report(report: dict, json_out: Path | None) -> None:
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"Wrote {json_out}.")
+
+
+def _unescape(text: str) -> str:
+    """Read ``\\n``, ``\\t`` and ``\\\\`` in a command-line string as the characters they name."""
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    return re.sub(r"\\([nt\\])", lambda m: escapes[m.group(1)], text)

@@ -1,0 +1,164 @@
+"""``srm train``: its flags are the config dataclasses' fields (:func:`config_options`), merged
+over a --config recipe by :func:`srm.config.merge_train_config`, as a job's config is."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from srm.cli.jobs import run_job_command
+from srm.cli.options import (
+    check_output,
+    clean_errors,
+    config_options,
+    db_option,
+    job_option,
+    one_pairs_source,
+    open_store,
+    path_option,
+)
+from srm.config import ModelConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from srm.data import PreferencePair
+
+#: The ModelConfig fields ``srm train`` takes as flags; a --config recipe sets any of them.
+MODEL_FLAGS = ("backbone", "head", "d", "max_length", "score_max_length")
+#: TrainConfig fields without a flag of their own name: the model (the flags above), the run
+#: directory (--out), and the two that a flag turns off (--no-margin, --keep-dropout).
+NOT_FLAGS = ("model", "output_dir", "use_margin", "disable_dropout")
+TRAIN_FLAGS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_FLAGS)
+
+
+@click.command("train")
+@path_option("--data", "data_path", "Training pairs (any format srm import reads).")
+@click.option(
+    "--dataset",
+    help="Train on a dataset in the store instead, with its corrections applied "
+    "(as srm export writes it).",
+)
+@db_option(when="With --dataset or --job")
+@job_option("training")
+@path_option(
+    "--eval", "eval_path", "Held-out pairs, evaluated every --eval-every steps and at the end."
+)
+@path_option("--out", "output_dir", "Run directory: the final model, metrics.jsonl, checkpoints/.")
+@path_option(
+    "--config",
+    "config_file",
+    "TOML file of TrainConfig fields ([model] table for model fields); flags given on the "
+    "command line override it.",
+    exists=True,
+)
+@path_option(
+    "--resume-from",
+    "resume_from",
+    "A checkpoint of this run (RUN/checkpoints/step-N) to continue from.",
+    exists=True,
+)
+@config_options(ModelConfig, MODEL_FLAGS)
+@config_options(TrainConfig, TRAIN_FLAGS)
+@click.option(
+    "--no-margin", "no_margin", is_flag=True, help="Ignore the data's per-pair margin in the loss."
+)
+@click.option(
+    "--keep-dropout",
+    "keep_dropout",
+    is_flag=True,
+    help="Train with the backbone's dropout (off by default, as in TRL).",
+)
+@click.pass_context
+def train_cmd(
+    ctx: click.Context,
+    data_path: Path | None,
+    dataset: str | None,
+    db_url: str | None,
+    job_id: int | None,
+    eval_path: Path | None,
+    no_margin: bool,
+    keep_dropout: bool,
+    output_dir: Path | None,
+    config_file: Path | None,
+    resume_from: Path | None,
+    **flags: object,
+) -> None:
+    """Train a reward model on preference pairs (CPU, one GPU, or `accelerate launch`).
+
+    Ctrl-C or SIGTERM writes a resumable checkpoint (exit code 130, or 143 for SIGTERM);
+    continue with --resume-from. --job N runs a job queued in the store instead (exit code 0
+    succeeded, 1 failed, 130 cancelled, 143 stopped by SIGTERM).
+    """
+    from srm.backbones import BackboneError
+    from srm.checkpoint import CheckpointError
+    from srm.config import ConfigError, merge_train_config
+    from srm.data import DataError, load_pairs
+    from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
+    from srm.sigterm import stop_on_sigterm
+    from srm.train import TrainingError, train
+
+    if job_id is not None:
+        run_job_command(ctx, "train", job_id, db_url)
+        return
+    one_pairs_source(data_path, dataset, "the training data")
+    if db_url is not None and dataset is None:
+        raise click.UsageError("--db applies to --dataset NAME; a --data file needs no store.")
+    if output_dir is None and config_file is None:
+        raise click.UsageError("Give the run directory with --out DIR.")
+    overrides = flags | {
+        "output_dir": None if output_dir is None else str(output_dir),
+        "use_margin": False if no_margin else None,
+        "disable_dropout": False if keep_dropout else None,
+    }
+    with clean_errors(ConfigError):
+        recipe = TrainConfig.from_toml(config_file).to_dict() if config_file else {}
+        cfg = merge_train_config(recipe, overrides)
+    check_output(Path(cfg.output_dir), "--out", directory=True)
+    with clean_errors(DataError):
+        if dataset is not None:
+            train_pairs = _store_training_pairs(db_url, dataset)
+        else:
+            train_pairs = load_pairs(data_path)
+        eval_pairs = load_pairs(eval_path) if eval_path else None
+
+    click.echo(
+        f"Training a {cfg.model.head}-head model on {cfg.model.backbone!r} ({cfg.finetune}) "
+        f"with {len(train_pairs)} pairs -> {cfg.output_dir}"
+    )
+    with clean_errors(ConfigError, TrainingError, BackboneError, CheckpointError):
+        with stop_on_sigterm() as sigterm:
+            result = train(cfg, train_pairs, eval_pairs, resume_from=resume_from, stop=sigterm)
+    if result.interrupted:
+        how = "Stopped by SIGTERM" if sigterm() else "Interrupted"
+        click.echo(
+            f"{how} at step {result.steps}/{result.total_steps}. Resume with:\n"
+            f"  srm train ... --resume-from {result.checkpoint}"
+        )
+        ctx.exit(SIGTERM_EXIT_CODE if sigterm() else 130)
+    metrics = result.train_metrics
+    click.echo(
+        f"Done: {result.steps} steps in {result.seconds:.0f} s "
+        f"({result.pairs_per_second:.1f} pairs/s); last loss {metrics['loss']:.4f}, "
+        f"accuracy {metrics['accuracy']:.1%}."
+    )
+    if result.eval_metrics:
+        e = result.eval_metrics
+        click.echo(
+            f"Eval: accuracy {e['accuracy']:.1%} (length baseline {e['length_baseline']:.1%}) "
+            f"on {e['n']} pairs."
+        )
+    click.echo(f"Model: {result.output_dir}")
+
+
+def _store_training_pairs(db_url: str | None, dataset: str) -> list[PreferencePair]:
+    """The store dataset's pairs as training sees them (:func:`srm.store.effective_pairs`);
+    prints what was left out."""
+    from srm.store import StoreError, effective_pairs
+
+    url, sessions = open_store(db_url, read_only=True)
+    with clean_errors(StoreError), sessions() as session:
+        result = effective_pairs(session, dataset)
+    click.echo(f"Dataset {dataset!r} at {url}: {result.counts.summary()}.")
+    return result.pairs

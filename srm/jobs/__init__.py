@@ -1,0 +1,87 @@
+"""Long work (training a model, scoring a dataset) as subprocesses recorded in the store.
+
+The app never trains inside a Streamlit script run: it creates a job row, launches a process
+that runs it, and polls the row. The process writes its own progress (throttled to one short
+transaction a second), reads ``cancel_requested`` back with each write, and stops itself when
+it is set. A job runs once: ``queued -> running -> succeeded | failed | cancelled``.
+
+Liveness does not depend on who looks: a running job's process writes ``heartbeat_at`` every
+:data:`HEARTBEAT_INTERVAL` seconds from a thread of its own, and :func:`reap_dead_jobs` fails a
+running job silent for :data:`HEARTBEAT_TIMEOUT` seconds, whichever machine it ran on (and, at
+once, a job of this machine whose process is gone). Reaping writes, so it runs where work is
+created (:func:`create_train_job`, :func:`create_score_job`), in ``srm jobs``, and, for readers
+that poll such as the app's job list, at most every :data:`REAP_INTERVAL` seconds
+(:func:`reap_due`): the polls in between only read.
+
+    >>> with Session.begin() as s:
+    ...     job = create_train_job(s, dataset="sample", config={"model": {"backbone": "tiny"}})
+    >>> pid = launch(url, job.id)            # srm train --job N --db URL, in its own session
+    >>> with Session.begin() as s:
+    ...     reap_dead_jobs(s)                # jobs whose process died without a word -> failed
+    ...     jobs = list_jobs(s)              # newest first; job.progress, job.message, ...
+    >>> with Session.begin() as s:
+    ...     request_cancel(s, job.id)        # the job stops at its next progress write
+
+Functions that take a session never commit (the caller owns the unit of work); the ones that
+take a store URL (:func:`launch`, :func:`run_job`) open their own short transactions, so no
+write transaction is ever held while a model trains.
+
+A train job's run directory is its ``output_dir`` (``runs_dir(url)/job-<id>``): the model,
+``metrics.jsonl``, ``checkpoints/`` and ``job.log``. A score job's is ``run_dir`` in its config
+and holds only the log.
+
+The package follows a job's life, a module a stage: :mod:`~srm.jobs.creating`,
+:mod:`~srm.jobs.launching`, :mod:`~srm.jobs.running` (with :mod:`~srm.jobs.scoring`, which
+``srm score --dataset`` runs too) and :mod:`~srm.jobs.watching`. Import from ``srm.jobs``; the
+intervals are read where they are used (``srm.jobs.running.PROGRESS_INTERVAL``), so set them
+there.
+"""
+
+from srm.jobs.creating import JOB_KEYS, create_score_job, create_train_job, runs_dir
+from srm.jobs.launching import LOG_FILE, launch
+from srm.jobs.running import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, TRAIN_SHARE, run_job
+from srm.jobs.scoring import (
+    SCORE_BATCH_SIZE,
+    SCORE_CHUNK,
+    CheckpointScores,
+    score_checkpoint,
+    score_dataset,
+)
+from srm.jobs.watching import (
+    HEARTBEAT_TIMEOUT,
+    REAP_INTERVAL,
+    JobStateError,
+    job_metrics,
+    list_jobs,
+    log_tail,
+    reap_dead_jobs,
+    reap_due,
+    request_cancel,
+)
+
+__all__ = [
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "JOB_KEYS",
+    "LOG_FILE",
+    "PROGRESS_INTERVAL",
+    "REAP_INTERVAL",
+    "SCORE_BATCH_SIZE",
+    "SCORE_CHUNK",
+    "TRAIN_SHARE",
+    "CheckpointScores",
+    "JobStateError",
+    "create_score_job",
+    "create_train_job",
+    "job_metrics",
+    "launch",
+    "list_jobs",
+    "log_tail",
+    "reap_dead_jobs",
+    "reap_due",
+    "request_cancel",
+    "run_job",
+    "runs_dir",
+    "score_checkpoint",
+    "score_dataset",
+]

@@ -1,0 +1,118 @@
+"""Creating jobs: a queued row whose config is checked before anything is written, and the
+run directory each job gets (:func:`runs_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from srm.config import ConfigError, merge_train_config
+from srm.jobs.scoring import SCORE_BATCH_SIZE
+from srm.jobs.watching import reap_dead_jobs
+from srm.store import (
+    Model,
+    StoreError,
+    TrainingJob,
+    dataset_id,
+)
+
+#: Keys of a train job's config that are not TrainConfig fields.
+JOB_KEYS = ("parent_model_id", "score_after")
+
+
+def runs_dir(url: str) -> Path:
+    """Where job run directories go, created on demand.
+
+    ``$SRM_RUNS_DIR`` if set; else ``runs/`` beside a SQLite store file (a project's store and
+    its runs travel together); else ``$XDG_DATA_HOME/srm-studio/runs`` (as
+    :func:`srm.store.default_url` picks the default store).
+    """
+    env = os.environ.get("SRM_RUNS_DIR")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        parsed = make_url(url)
+        database = parsed.database
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and database
+            and database != ":memory:"
+            and not database.startswith("file:")
+        ):
+            path = Path(database).expanduser().resolve().parent / "runs"
+        else:
+            data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+            path = data_home / "srm-studio" / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def create_train_job(
+    session: Session,
+    *,
+    dataset: str,
+    config: dict[str, Any],
+    parent_model_id: int | None = None,
+    score_after: bool = True,
+) -> TrainingJob:
+    """Queue a training run on ``dataset`` (its corrected pairs, read when the job starts).
+
+    ``config`` holds :class:`~srm.config.TrainConfig` fields, model fields nested under
+    ``"model"`` (as ``TrainConfig.to_dict()`` gives them), without ``output_dir``: the job's
+    run directory is ``runs_dir(url)/job-<id>``. It is checked here, field by field, types
+    included (:func:`srm.config.merge_train_config`: the job runs later, in another process),
+    and a bad value raises :class:`~srm.config.ConfigError` naming the field before anything
+    is written. The stored
+    config is the full one, defaults filled in, so the job reproduces itself.
+
+    >>> create_train_job(s, dataset="sample", config={"max_steps": 100, "model": {"head": "token"}})
+    """
+    if "output_dir" in config:
+        raise ConfigError(
+            "output_dir: a job writes to its own run directory (runs/job-<id>); leave it out"
+        )
+    cfg = merge_train_config({k: v for k, v in config.items() if k not in JOB_KEYS})
+    owner = dataset_id(session, dataset)
+    if parent_model_id is not None and session.get(Model, parent_model_id) is None:
+        raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
+    reap_dead_jobs(session)
+    stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
+    job = TrainingJob(kind="train", status="queued", dataset_id=owner, config=stored)
+    session.add(job)
+    session.flush()  # the id names the run directory
+    run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
+    # A new dict, not an edit in place: a JSON column notices reassignment only.
+    job.config = stored | {"output_dir": str(run_dir)}
+    session.flush()
+    return job
+
+
+def create_score_job(session: Session, *, dataset: str, model_id: int) -> TrainingJob:
+    """Queue scoring every pair of ``dataset`` (as imported) with model ``model_id`` into the
+    store's scores, replacing that model's earlier scores of those pairs."""
+    owner = dataset_id(session, dataset)
+    if session.get(Model, model_id) is None:
+        raise StoreError(f"no model with id {model_id} in the store; see the Models page")
+    reap_dead_jobs(session)
+    job = TrainingJob(
+        kind="score",
+        status="queued",
+        dataset_id=owner,
+        model_id=model_id,
+        config={"batch_size": SCORE_BATCH_SIZE, "device": "auto"},
+    )
+    session.add(job)
+    session.flush()
+    run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
+    job.config = job.config | {"run_dir": str(run_dir)}
+    session.flush()
+    return job
+
+
+def _session_url(session: Session) -> str:
+    return session.get_bind().url.render_as_string(hide_password=False)

@@ -1,0 +1,93 @@
+"""srm.config: the one merge of a recipe and flags, the strict checks, and the field docs that
+the CLI's flags and the app's forms are built from."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from srm.config import (
+    FINETUNE_MODES,
+    HEADS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    field_choices,
+    field_docs,
+    merge_train_config,
+    read_config_file,
+)
+
+
+def test_overrides_go_to_their_dataclass_and_none_leaves_the_base_alone() -> None:
+    base = {"lr": 1e-3, "batch_size": 4, "model": {"backbone": "tiny", "head": "response"}}
+    cfg = merge_train_config(base, {"batch_size": 2, "head": "token", "lr": None, "d": None})
+    assert (cfg.lr, cfg.batch_size) == (1e-3, 2)
+    assert (cfg.model.backbone, cfg.model.head, cfg.model.d) == ("tiny", "token", 128)
+    assert merge_train_config() == TrainConfig()
+
+
+def test_a_recipe_round_trips_through_to_dict() -> None:
+    cfg = TrainConfig(model=ModelConfig(backbone="tiny", d=16), lr=1e-3, lora_targets=["query"])
+    assert merge_train_config(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "base,message",
+    [
+        ({"lr": "1e-4"}, r"^lr: got '1e-4' \(str\); expected float$"),
+        ({"batch_size": True}, r"^batch_size: got True \(bool\); expected int$"),
+        ({"max_steps": 2.0}, r"^max_steps: got 2.0 \(float\); expected int \| None$"),
+        ({"lora_targets": ["q", 1]}, r"^lora_targets: got \['q', 1\] \(list\); expected list"),
+        ({"scheduler": 3}, r"^scheduler: got 3 \(int\); expected one of cosine, linear, const"),
+        ({"scheduler": "step"}, r"^scheduler: got 'step'; choose one of cosine, linear, constant"),
+        ({"model": {"d": 2.5}}, r"^model.d: got 2.5 \(float\); expected int$"),
+        ({"model": "tiny"}, r"^model: got 'tiny'; give a table of model fields"),
+        ({"bogus": 1}, r"^unknown training config field\(s\) bogus; known: batch_size, "),
+        ({"model": {"bogus": 1}}, r"^unknown model config field\(s\) bogus; known: backbone, "),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_field(base: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        merge_train_config(base)
+
+
+def test_an_int_is_a_float_and_a_bad_override_is_refused_too() -> None:
+    assert merge_train_config({"lr": 1}).lr == 1
+    with pytest.raises(ConfigError, match=r"^epochs: got inf; give a finite number"):
+        merge_train_config({}, {"epochs": float("inf")})
+
+
+def test_errors_from_a_recipe_name_the_file(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('lr = "fast"\n[model]\nbackbone = "tiny"\n', encoding="utf-8")
+    assert read_config_file(recipe) == {"lr": "fast", "model": {"backbone": "tiny"}}
+    with pytest.raises(ConfigError, match=rf"^{recipe}: lr: got 'fast' \(str\); expected float"):
+        TrainConfig.from_toml(recipe)
+    recipe.write_text("lr = \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{recipe}: cannot read the config"):
+        read_config_file(recipe)
+
+
+@pytest.mark.parametrize("cls", [TrainConfig, ModelConfig])
+def test_every_field_has_a_one_line_doc(cls: type) -> None:
+    """The docs are the flags' help: a field without one would be an undocumented flag."""
+    docs = field_docs(cls)
+    assert set(docs) == {f.name for f in fields(cls)}
+    for name, doc in docs.items():
+        assert doc and "\n" not in doc and "``" not in doc, name
+
+
+def test_a_field_doc_is_its_docstring_on_one_line() -> None:
+    assert field_docs(ModelConfig)["head"].startswith("sentence (the SRM), response (value at")
+    assert field_docs(TrainConfig)["lr"] == (
+        "Peak learning rate of the backbone's trainable weights (LoRA adapters or all)."
+    )
+
+
+def test_choices_come_from_the_annotations() -> None:
+    assert field_choices(ModelConfig, "head") == HEADS == ("sentence", "response", "token")
+    assert field_choices(TrainConfig, "finetune") == FINETUNE_MODES
+    assert field_choices(TrainConfig, "lr") is None
