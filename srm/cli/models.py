@@ -10,7 +10,15 @@ from srm.cli.options import check_output, clean_errors, config_options, path_opt
 from srm.config import SEED_MAX, ModelConfig
 
 #: The ModelConfig fields ``srm init`` takes as flags.
-INIT_FLAGS = ("backbone", "head", "d", "max_length", "score_max_length", "bidirectional")
+INIT_FLAGS = (
+    "backbone",
+    "head",
+    "d",
+    "max_length",
+    "score_max_length",
+    "bidirectional",
+    "prompt_term",
+)
 
 
 @click.command("init")

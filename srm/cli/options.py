@@ -117,7 +117,8 @@ class CommaList(click.ParamType):
 def config_options(cls: type, names: Iterable[str]) -> Callable[[F], F]:
     """A flag for each field ``names`` of config dataclass ``cls``, in that order: field
     ``max_length`` is ``--max-length``, its type comes from the annotation (a ``Literal`` is a
-    choice, ``list[str]`` a comma-separated list, a bool a flag that sets True) and its help
+    choice, ``list[str]`` a comma-separated list, a bool a flag that sets True, or that sets
+    False as ``--no-NAME`` when the field defaults to True) and its help
     from the field's docstring, with the dataclass default.
 
     Every flag defaults to None, meaning "not given": the command passes them all as
@@ -139,6 +140,8 @@ def config_options(cls: type, names: Iterable[str]) -> Callable[[F], F]:
 def _field_option(name: str, hint: Any, doc: str, default: Any) -> Callable[[F], F]:
     flag = "--" + name.replace("_", "-")
     shown = "" if default in (None, MISSING) else f" [default: {default}]"
+    if hint is bool and default is True:  # on by default: the flag turns it off
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=doc + shown)
     if hint is bool:
         return click.option(flag, name, is_flag=True, default=None, help=doc)
     return click.option(flag, name, type=_param_type(hint), default=None, help=doc + shown)

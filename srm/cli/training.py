@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from srm.data import PreferencePair
 
 #: The ModelConfig fields ``srm train`` takes as flags; a --config recipe sets any of them.
-MODEL_FLAGS = ("backbone", "head", "d", "max_length", "score_max_length")
+MODEL_FLAGS = ("backbone", "head", "d", "max_length", "score_max_length", "prompt_term")
 #: TrainConfig fields without a flag of their own name: the model (the flags above), the run
 #: directory (--out), and the two that a flag turns off (--no-margin, --keep-dropout).
 NOT_FLAGS = ("model", "output_dir", "use_margin", "disable_dropout")

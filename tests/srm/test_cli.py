@@ -640,3 +640,18 @@ def test_app_finds_a_password_in_secrets_toml(monkeypatch, tmp_path) -> None:
     secrets.write_text("SRM_ADMIN_PASSWORD = \n")
     broken = CliRunner().invoke(main, ["app", "--host", "0.0.0.0"])
     assert broken.exit_code == 1 and f"{secrets}: not valid TOML" in broken.output
+
+
+def test_prompt_term_is_switched_off_by_flag_or_recipe(tmp_path) -> None:
+    from srm.checkpoint import read_info
+    from srm.config import merge_train_config
+
+    out = tmp_path / "init"
+    result = CliRunner().invoke(
+        main, ["init", "--out", str(out), "--backbone", "tiny", "--d", "8", "--no-prompt-term"]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_info(out).model.prompt_term is False
+    recipe = {"model": {"backbone": "tiny", "prompt_term": False}}
+    assert merge_train_config(recipe, {"prompt_term": None}).model.prompt_term is False
+    assert merge_train_config(recipe, {"prompt_term": True}).model.prompt_term is True
