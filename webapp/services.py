@@ -571,7 +571,7 @@ class Verdict:
 def verdict(record: Mapping[str, Any], label: str | None) -> Verdict:
     split = margin_split(record)
     prefers = "chosen" if split.margin >= 0 else "rejected"
-    wanted = {None: "chosen", "keep": "chosen", "swap": "rejected"}.get(label)
+    wanted = store.preferred_side(label)
     agrees = None if wanted is None else prefers == wanted
     return Verdict(
         split.margin,
@@ -819,14 +819,13 @@ def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
     with _read_session(url) as session:
         rows_a = {r.pair_id: r for r in store.scored_pairs(session, dataset, a)}
         rows_b = {r.pair_id: r for r in store.scored_pairs(session, dataset, b)}
-    shared = [
-        pid for pid in rows_a if pid in rows_b and rows_a[pid].label not in ("tie", "discard")
-    ]
+    shared = [pid for pid in rows_a if pid in rows_b and store.preferred_side(rows_a[pid].label)]
     by_source: dict[str, list[tuple[bool, bool, bool]]] = defaultdict(list)
     points, flipped = [], []
     for pid in shared:
         ra, rb = rows_a[pid], rows_b[pid]
-        sign = -1.0 if ra.label == "swap" else 1.0  # margins in the labelled direction
+        # margins in the labelled direction
+        sign = 1.0 if store.preferred_side(ra.label) == "chosen" else -1.0
         ma = sign * (ra.chosen_score - ra.rejected_score)
         mb = sign * (rb.chosen_score - rb.rejected_score)
         longer = sign * (ra.chosen_chars - ra.rejected_chars)

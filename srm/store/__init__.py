@@ -67,6 +67,7 @@ from srm.store.models import (
     SentenceTag,
     Setting,
     TrainingJob,
+    preferred_side,
 )
 from srm.store.queries import (
     ACTIVE_MODEL,
@@ -164,6 +165,7 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "open_store",
+    "preferred_side",
     "prm_records",
     "tagged_credit",
     "record_label",

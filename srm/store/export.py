@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from srm.data import PreferencePair
 from srm.store.errors import StoreError
 from srm.store.labels import current_tags
-from srm.store.models import PREFERENCE_COLUMNS, Dataset, Pair, Score, SentenceTag
+from srm.store.models import (
+    PREFERENCE_COLUMNS,
+    Dataset,
+    Pair,
+    Score,
+    SentenceTag,
+    preferred_side,
+)
 
 
 @dataclass(frozen=True)
@@ -67,10 +74,11 @@ def effective_pairs(session: Session, dataset: str) -> EffectivePairs:
     pairs = []
     for *fields, label in rows:
         counts[label or "unlabelled"] += 1
-        if label in ("tie", "discard"):
+        side = preferred_side(label)
+        if side is None:  # a tie or a discard: no preference to train on
             continue
         pair = PreferencePair(*fields)
-        pairs.append(pair.swapped() if label == "swap" else pair)
+        pairs.append(pair.swapped() if side == "rejected" else pair)
     return EffectivePairs(pairs, LabelCounts(**counts))
 
 

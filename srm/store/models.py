@@ -46,6 +46,23 @@ JOB_KINDS = ("train", "score")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
 
+def preferred_side(label: str | None) -> str | None:
+    """The response a pair's current label prefers: ``"chosen"`` for a pair nobody labelled
+    (the imported verdict stands) or one kept, ``"rejected"`` for a swap, and ``None`` for a
+    tie or a discard, which prefer neither.
+
+    >>> preferred_side("swap"), preferred_side(None), preferred_side("tie")
+    ('rejected', 'chosen', None)
+    """
+    if label is None or label == "keep":
+        return "chosen"
+    if label == "swap":
+        return "rejected"
+    if label in LABELS:
+        return None
+    raise ValueError(f"label: got {label!r}; use one of {', '.join(LABELS)} (or None: unlabelled)")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, case, delete, func, insert, or_, select, text
+from sqlalchemy import ColumnElement, Select, case, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from srm.store.engine import insert_unless_present
@@ -20,6 +20,7 @@ from srm.store.models import (
     Pair,
     Score,
     Setting,
+    preferred_side,
     utcnow,
 )
 
@@ -221,9 +222,16 @@ def _filter_pairs(
         if where.max_gap is not None:
             query = query.where(gap <= where.max_gap)
         if where.disagreeing:
-            kept = Pair.label.is_(None) | (Pair.label == "keep")
-            query = query.where((kept & (gap < 0)) | ((Pair.label == "swap") & (gap > 0)))
+            query = query.where(
+                (_label_prefers("chosen") & (gap < 0)) | (_label_prefers("rejected") & (gap > 0))
+            )
     return query
+
+
+def _label_prefers(side: str) -> ColumnElement[bool]:
+    """SQL for "the pair's current label prefers ``side``" (:func:`preferred_side`)."""
+    prefers = Pair.label.in_([label for label in LABELS if preferred_side(label) == side])
+    return or_(Pair.label.is_(None), prefers) if preferred_side(None) == side else prefers
 
 
 def count_pairs(
@@ -314,9 +322,10 @@ def disagreement(gap: Any) -> Any:
 
     ``gap`` is the model's chosen-minus-rejected score (as imported). Positive: the model
     prefers the response the label rejects, by that much; negative: it agrees, and values near
-    0 are the pairs it is unsure of. A swapped pair's label prefers ``rejected``.
+    0 are the pairs it is unsure of. A label that prefers ``rejected`` (a swap) turns the gap
+    around; ties and discards, which prefer neither, are ordered as the imported verdict.
     """
-    return case((Pair.label == "swap", gap), else_=-gap)
+    return case((_label_prefers("rejected"), gap), else_=-gap)
 
 
 def annotation_queue(

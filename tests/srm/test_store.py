@@ -12,6 +12,7 @@ from sqlalchemy import func, inspect, select, text
 
 from srm.data import PreferencePair
 from srm.store import (
+    LABELS,
     Annotator,
     Base,
     LabelEvent,
@@ -38,6 +39,7 @@ from srm.store import (
     make_sessionmaker,
     margin_bounds,
     open_store,
+    preferred_side,
     record_label,
     register_model,
     save_scores,
@@ -409,6 +411,11 @@ def test_filters_and_pagination(session_factory, make_pairs) -> None:
         assert count_pairs(s, "missing") == 0
 
 
+def scores_record(pair_id: str, chosen: float, rejected: float) -> dict:
+    """A model's scores of a pair with only what the queries read: the two scores."""
+    return {"id": pair_id, "chosen": {"score": chosen}, "rejected": {"score": rejected}}
+
+
 def _ids(session_factory, where: PairFilter, **kwargs: object) -> list[str]:
     with session_factory() as s:
         pairs = list_pairs(s, "d", where=where, limit=100, **kwargs)
@@ -488,6 +495,42 @@ def test_search_takes_wildcards_literally(session_factory) -> None:
     with session_factory() as s:
         assert [p.external_id for p in list_pairs(s, search="100%")] == ["a"]
         assert [p.external_id for p in list_pairs(s, search="SNAKE_")] == ["c"]
+
+
+# ---------------------------------------------------------------------------- labels' sides
+@pytest.mark.parametrize(
+    ("label", "side"),
+    [(None, "chosen"), ("keep", "chosen"), ("swap", "rejected"), ("tie", None), ("discard", None)],
+)
+def test_preferred_side_of_each_label(label: str | None, side: str | None) -> None:
+    assert preferred_side(label) == side
+
+
+def test_preferred_side_refuses_an_unknown_label() -> None:
+    with pytest.raises(ValueError, match="label: got 'undo'; use one of keep, swap, tie"):
+        preferred_side("undo")
+
+
+def test_queries_side_with_preferred_side(session_factory, make_store) -> None:
+    """The SQL filter and queue order read a label's side as preferred_side does: the model
+    disagrees when it prefers the other side, and a tie or discard never disagrees."""
+    ids = make_store(5)
+    labels = dict(zip(["p0", "p1", "p2", "p3", "p4"], [None, *LABELS], strict=True))
+    with session_factory.begin() as s:
+        model_id = register_model(s, "m", "/runs/m").id
+        save_scores(s, model_id, "d", [scores_record(pid, 1.0, 0.0) for pid in labels])
+        for pid, label in labels.items():
+            if label is not None:
+                record_label(s, ids[pid], "ana", label, expected_event_id=None)
+    disagreeing = _ids(session_factory, PairFilter(model_id=model_id, disagreeing=True))
+    # The model prefers chosen everywhere: it disagrees exactly where the label prefers rejected.
+    assert disagreeing == [
+        pid for pid, label in labels.items() if preferred_side(label) == "rejected"
+    ]
+    with session_factory() as s:
+        queue = dict((p.external_id, d) for p, d in annotation_queue(s, "d", model_id))
+    for pid, label in labels.items():
+        assert queue[pid] == (1.0 if preferred_side(label) == "rejected" else -1.0)
 
 
 # ---------------------------------------------------------------------------- queue, summaries

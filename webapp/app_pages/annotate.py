@@ -6,6 +6,7 @@ import auth
 import highlight
 import mdtext
 import services
+from srm.store import preferred_side
 
 url = services.store_url()
 st.title("Annotate")
@@ -201,7 +202,9 @@ if current is not None:
                 st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
         scale = highlight.shared_scale(record, "reward")
         if disagreement is None:  # scored just now, after the queue was read
-            disagreement = -verdict.margin if label != "swap" else verdict.margin
+            disagreement = (
+                verdict.margin if preferred_side(label) == "rejected" else -verdict.margin
+            )
             info[2].metric(
                 "Model disagrees by",
                 f"{disagreement:+.2f}",
@@ -212,10 +215,10 @@ if current is not None:
     cols = st.columns(2)
     for col, side in zip(cols, ("chosen", "rejected"), strict=True):
         with col:
-            better = "rejected" if label == "swap" else "chosen"
+            better = preferred_side(label)
             verdict_note = (
                 ""
-                if label in ("tie", "discard")
+                if better is None
                 else (" · the label says better" if side == better else " · the label says worse")
             )
             st.markdown(f"**{side.capitalize()}**{verdict_note}")  # safe: fixed words only

@@ -7,6 +7,7 @@ import highlight
 import mdtext
 import services
 from srm.records import sig3
+from srm.store import preferred_side
 
 url = services.store_url()
 model = services.active_model(url)
@@ -55,7 +56,7 @@ top[1].metric(
 )
 top[2].metric(
     "People preferred",
-    {"swap": "rejected", "tie": "neither", "discard": "—"}.get(pair.label or "", "chosen"),
+    preferred_side(pair.label) or {"tie": "neither"}.get(pair.label or "", "—"),
 )
 
 st.caption(verdict.split_text)
