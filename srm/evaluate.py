@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from srm.data import DEFAULT_STEP_SEPARATOR, PreferencePair, StepRecord
-from srm.records import coverage_counts, coverage_summary, margin_split
+from srm.records import coverage_counts, coverage_summary, margin_split, p_chosen
 
 #: RewardBench's subsets by section (its "filtered" split).
 REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -170,14 +170,10 @@ def calibration(rows: Sequence[dict[str, Any]], buckets: int = CALIBRATION_BUCKE
                 "hi": abs(group[-1]["margin"]),
                 "n": len(group),
                 "accuracy": sum(r["correct"] for r in group) / len(group),
-                "mean_confidence": sum(_sigmoid(abs(r["margin"])) for r in group) / len(group),
+                "mean_confidence": sum(p_chosen(abs(r["margin"])) for r in group) / len(group),
             }
         )
     return result
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
 
 
 def evaluate_model(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
+from palette import NEGATIVE, POSITIVE, WEIGHT, max_abs
 from plotly.subplots import make_subplots
 
 from srm.records import margin_split, p_chosen, sig3
@@ -25,11 +26,6 @@ Record = dict[str, Any]
 
 SIDES = ("chosen", "rejected")
 VALUES = ("reward", "weight")
-# The same colour-blind-safe hues as highlight.py (ColorBrewer PuOr ends, BrBG teal), so a
-# sentence has one colour in the text and in the charts.
-NEGATIVE = "#e66101"
-POSITIVE = "#5e3c99"
-WEIGHT = "#018571"
 NEUTRAL = "#f7f7f7"
 TOTAL = "#7f7f7f"
 REWARD_SCALE = [[0.0, NEGATIVE], [0.5, NEUTRAL], [1.0, POSITIVE]]
@@ -98,7 +94,7 @@ def sentence_heatmap(
         customdata.append(data_row)
         labels.append(label_row)
 
-    top = _max_abs(v for row in z for v in row[1:])  # the sentences set the scale
+    top = max_abs(v for row in z for v in row[1:])  # the sentences set the scale
     clipped = any(abs(row[0]) > top for row in z if row[0] is not None and len(row) > 1)
     if value == "reward":
         colors = {"colorscale": REWARD_SCALE, "zmid": 0.0, "zmin": -top, "zmax": top}
@@ -490,12 +486,6 @@ def _empty(message: str, *, large: bool) -> go.Figure:
 def _check_value(value: str) -> None:
     if value not in VALUES:
         raise ValueError(f"value must be one of {VALUES}, got {value!r}")
-
-
-def _max_abs(values: Any) -> float:
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    top = max(finite, default=0.0)
-    return top if top > 0 else 1.0
 
 
 def _is_number(v: Any) -> bool:

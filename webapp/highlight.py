@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable
 from typing import Any
+
+from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
 
 from srm.records import sig3
 
 Record = dict[str, Any]
 
-# ColorBrewer PuOr ends: an orange/purple pair that stays distinct under the common colour-vision
-# deficiencies (red/green would not). charts.py uses the same three colours.
-NEGATIVE_RGB = (230, 97, 1)  # #e66101, reward < 0
-POSITIVE_RGB = (94, 60, 153)  # #5e3c99, reward > 0
-WEIGHT_RGB = (1, 133, 113)  # #018571 (BrBG teal), attention weight; not a reward hue
 # Tints stay translucent so black text on them keeps its contrast.
 MAX_ALPHA = 0.6
 TRUNCATED_GREY = "#8a8a8a"
@@ -57,7 +53,7 @@ def shared_scale(pair_record: Record, by: str) -> float:
     always safe to divide by."""
     _check_by(by)
     values = [s[by] for side in ("chosen", "rejected") for s in pair_record[side]["sentences"]]
-    return _max_abs(values)
+    return max_abs(values)
 
 
 def sentences_html(
@@ -80,7 +76,7 @@ def sentences_html(
     _check_by(by)
     sentences = record["sentences"]
     if scale is None:
-        scale = _max_abs(s[by] for s in sentences)
+        scale = max_abs(s[by] for s in sentences)
     color = reward_color if by == "reward" else weight_color
     spans = []
     for i, s in enumerate(sentences, start=1):
@@ -142,7 +138,7 @@ def tokens_html(
             "use sentences_html for sentence and response heads"
         )
     if scale is None:
-        scale = _max_abs(t["reward"] for t in tokens)
+        scale = max_abs(t["reward"] for t in tokens)
     spans = []
     for i, t in enumerate(tokens, start=1):
         piece = text[t["start"] : t["end"]]
@@ -201,12 +197,6 @@ def _fraction(value: float, scale: float) -> float:
 def _rgba(rgb: tuple[int, int, int], alpha: float) -> str:
     r, g, b = rgb
     return f"rgba({r}, {g}, {b}, {alpha:.3f})"
-
-
-def _max_abs(values: Iterable[float | None]) -> float:
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    top = max(finite, default=0.0)
-    return top if top > 0 else 1.0
 
 
 def _check_by(by: str) -> None:
