@@ -28,8 +28,8 @@ from srm.records import (
     NO_CLEAR_PREFERENCE,
     Coverage,
     MarginSplit,
+    PairScores,
     clear_preference,
-    coverage,
     margin_split,
     p_chosen,
     sig3,
@@ -407,19 +407,7 @@ def model_mtime(path: str) -> float:
 
 
 # ------------------------------------------------------------------------------- scores
-def _record(pair: PairRow, model: ModelInfo, chosen: dict, rejected: dict) -> dict:
-    return {
-        "id": pair.id,
-        "source": pair.source,
-        "margin": pair.margin,
-        "head": model.head,
-        "prefix_rewards": model.causal,
-        "chosen": chosen,
-        "rejected": rejected,
-    }
-
-
-def cached_scores(url: str, pair: PairRow, model: ModelInfo) -> dict | None:
+def cached_scores(url: str, pair: PairRow, model: ModelInfo) -> PairScores | None:
     """The model's stored scores of the pair, or ``None`` if it has not scored it yet."""
     if model.id is None:
         return None
@@ -427,10 +415,18 @@ def cached_scores(url: str, pair: PairRow, model: ModelInfo) -> dict | None:
         row = store.get_score(session, pair.db_id, model.id)
         if row is None:
             return None
-        return _record(pair, model, row.chosen_detail, row.rejected_detail)
+        return PairScores(
+            id=pair.id,
+            source=pair.source,
+            margin=pair.margin,
+            head=model.head,
+            prefix_rewards=model.causal,
+            chosen=row.response("chosen"),
+            rejected=row.response("rejected"),
+        )
 
 
-def scores(url: str, pair: PairRow, model: ModelInfo) -> dict:
+def scores(url: str, pair: PairRow, model: ModelInfo) -> PairScores:
     """Per-sentence rewards and weights of a pair: computed once per (pair, model) and kept
     in the store, so every later view (and every other user) reads them back."""
     found = cached_scores(url, pair, model)
@@ -445,7 +441,7 @@ def scores(url: str, pair: PairRow, model: ModelInfo) -> dict:
 
 
 @st.cache_data(show_spinner="Scoring…", max_entries=256)
-def _compute(path: str, mtime: float, pair: PairRow) -> dict:
+def _compute(path: str, mtime: float, pair: PairRow) -> PairScores:
     from srm.data import PreferencePair
     from srm.score import score_pairs
 
@@ -455,7 +451,7 @@ def _compute(path: str, mtime: float, pair: PairRow) -> dict:
 
 def rescore_with_spans(
     pair: PairRow, model: ModelInfo, spans: Mapping[str, Sequence[tuple[int, int]]]
-) -> dict:
+) -> PairScores:
     """Score the pair with hand-edited sentence boundaries (``{"chosen": [(start, end), ...]}``);
     kept in memory only, since they are not the model's own segmentation."""
     return _compute_with_spans(
@@ -469,7 +465,7 @@ def rescore_with_spans(
 @st.cache_data(show_spinner="Rescoring…", max_entries=64)
 def _compute_with_spans(
     path: str, mtime: float, pair: PairRow, spans: tuple[tuple[str, tuple], ...]
-) -> dict:
+) -> PairScores:
     from srm.data import PreferencePair
     from srm.score import score_pairs
 
@@ -484,10 +480,15 @@ def _spans(text: str, cuts: Sequence[tuple[int, int]]) -> list[Span]:
     return [Span(start, end, text[start:end]) for start, end in cuts]
 
 
-def segment_spans(text: str) -> list[tuple[int, int]]:
+def sentences(text: str) -> list[Span]:
+    """The text's sentences as the model segments it (:func:`srm.segment.segment`)."""
     from srm.segment import segment
 
-    return [(s.start, s.end) for s in segment(text)]
+    return segment(text)
+
+
+def segment_spans(text: str) -> list[tuple[int, int]]:
+    return [(s.start, s.end) for s in sentences(text)]
 
 
 def merge_sentences(
@@ -568,7 +569,7 @@ class Verdict:
         )
 
 
-def verdict(record: Mapping[str, Any], label: str | None) -> Verdict:
+def verdict(record: PairScores, label: str | None) -> Verdict:
     split = margin_split(record)
     prefers = "chosen" if split.margin >= 0 else "rejected"
     wanted = store.preferred_side(label)
@@ -580,7 +581,7 @@ def verdict(record: Mapping[str, Any], label: str | None) -> Verdict:
         label,
         agrees,
         split,
-        {side: coverage(record[side]) for side in ("chosen", "rejected")},
+        {side: record.side(side).coverage for side in store.SIDES},
     )
 
 
@@ -922,15 +923,16 @@ def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[
                 # A demo of sentence credit shows pairs whose margin the sentences carry, not
                 # the prompt term; those first, each group surest first.
                 candidates = [p for p, _ in scored[: 5 * limit]]
-                candidates.sort(key=lambda p: _prompt_carries(session, p.id, model.id))
+                candidates.sort(key=lambda p: _prompt_carries(session, p, model.id))
                 return [(p.dataset.name, p.external_id) for p in candidates[:limit]]
         return [(dataset, p.external_id) for p in store.list_pairs(session, dataset, limit=limit)]
 
 
-def _prompt_carries(session: Session, pair_id: int, model_id: int) -> bool:
-    row = store.get_score(session, pair_id, model_id)
-    detail = {"chosen": row.chosen_detail, "rejected": row.rejected_detail}
-    return margin_split(detail).prompt_dominates
+def _prompt_carries(session: Session, pair: store.Pair, model_id: int) -> bool:
+    row = store.get_score(session, pair.id, model_id)
+    chosen, rejected = row.response("chosen"), row.response("rejected")
+    record = PairScores(id=pair.external_id, chosen=chosen, rejected=rejected)
+    return margin_split(record).prompt_dominates
 
 
 def toggle_demo_pair(url: str, pair: PairRow) -> bool:

@@ -148,7 +148,8 @@ def prm_records(session: Session, dataset: str) -> PrmExport:
 @dataclass(frozen=True)
 class TaggedCredit:
     items: list[dict[str, Any]]
-    """``{"source", "labels", "record"}`` per tagged response the model has scored, for
+    """``{"source", "labels", "record"}`` (``record`` a :class:`~srm.records.ResponseScores`)
+    per tagged response the model has scored, for
     :func:`srm.evaluate.credit_report`: one label per sentence of the model's record (True
     good, False bad, None untagged or unsure)."""
     tagged_responses: int
@@ -186,8 +187,8 @@ def tagged_credit(session: Session, dataset: str, model_id: int) -> TaggedCredit
         if score is None:
             unscored += 1
             continue
-        record = score.chosen_detail if side == "chosen" else score.rejected_detail
-        labels = [_step_label(s["start"], s["end"], tags) for s in record["sentences"]]
+        record = score.response(side)
+        labels = [_step_label(s.start, s.end, tags) for s in record.sentences]
         items.append({"source": pairs[pair_id].source, "labels": labels, "record": record})
     return TaggedCredit(items, len(by_response), unscored)
 

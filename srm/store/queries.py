@@ -26,6 +26,7 @@ from srm.store.models import (
 
 if TYPE_CHECKING:
     from srm.data import PreferencePair
+    from srm.records import PairScores
 
 __all__ = ["StaleWriteError", "StoreError"]  # re-exported: callers import them from here too
 
@@ -392,7 +393,7 @@ def register_model(
 
 
 def save_scores(
-    session: Session, model_id: int, dataset: str, records: Sequence[Mapping[str, Any]]
+    session: Session, model_id: int, dataset: str, records: Sequence[PairScores]
 ) -> int:
     """Store :func:`srm.score.score_pairs` records (matched to pairs by ``id``) for a model,
     replacing that model's earlier scores of the same pairs; return how many were stored."""
@@ -402,7 +403,7 @@ def save_scores(
             select(Pair.external_id, Pair.id).join(Pair.dataset).where(Dataset.name == dataset)
         )
     }
-    missing = [r["id"] for r in records if r["id"] not in ids]
+    missing = [r.id for r in records if r.id not in ids]
     if missing:
         raise StoreError(
             f"{len(missing)} scored pair(s) are not in dataset {dataset!r} (first: "
@@ -410,12 +411,12 @@ def save_scores(
         )
     rows = [
         {
-            "pair_id": ids[r["id"]],
+            "pair_id": ids[r.id],
             "model_id": model_id,
-            "chosen_score": r["chosen"]["score"],
-            "rejected_score": r["rejected"]["score"],
-            "chosen_detail": r["chosen"],
-            "rejected_detail": r["rejected"],
+            "chosen_score": r.chosen.score,
+            "rejected_score": r.rejected.score,
+            "chosen_detail": r.chosen.to_json(),
+            "rejected_detail": r.rejected.to_json(),
             "created_at": utcnow(),
         }
         for r in records

@@ -121,7 +121,7 @@ def test_queue_puts_the_most_confident_disagreement_first(
         model = register_model(s, "tiny", str(tiny_model.resolve()), config={"model": {}})
         set_active_model(s, model.id)
         save_scores(s, model.id, "sample", records)
-    gaps = {r["id"]: r["chosen"]["score"] - r["rejected"]["score"] for r in records}
+    gaps = {r.id: r.chosen.score - r.rejected.score for r in records}
     at = start(run_page)
     queue = next(d.value for d in at.dataframe if "disagreement" in d.value)
     scored = queue["disagreement"].iloc[:12]

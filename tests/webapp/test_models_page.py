@@ -150,12 +150,12 @@ def test_sentence_credit_against_annotators_tags(filled_store: str, two_models, 
     with make_sessionmaker(engine).begin() as s:
         tagged = 0
         for pair in list_pairs(s, "sample"):
-            sentences = get_score(s, pair.id, a).chosen_detail["sentences"]
+            sentences = get_score(s, pair.id, a).response("chosen").sentences
             if len(sentences) < 2:
                 continue
             first, last = sentences[0], sentences[-1]
-            tag_sentence(s, pair.id, "ana", "chosen", (first["start"], first["end"]), "bad")
-            tag_sentence(s, pair.id, "ana", "chosen", (last["start"], last["end"]), "good")
+            tag_sentence(s, pair.id, "ana", "chosen", (first.start, first.end), "bad")
+            tag_sentence(s, pair.id, "ana", "chosen", (last.start, last.end), "good")
             tagged += 1
     with make_sessionmaker(engine)() as s:
         found = tagged_credit(s, "sample", a)

@@ -224,22 +224,20 @@ if current is not None:
             st.markdown(f"**{side.capitalize()}**{verdict_note}")  # safe: fixed words only
             text = getattr(current, side)
             if record is not None:
-                st.caption(services.coverage(record[side]).describe().capitalize())
-                st.html(highlight.sentences_html(text, record[side], by="reward", scale=scale))
-                sentences = record[side]["sentences"]
+                scored = record.side(side)
+                st.caption(scored.coverage.describe().capitalize())
+                st.html(highlight.sentences_html(text, scored, by="reward", scale=scale))
+                sentences = scored.sentences
             else:
                 st.text(text)
-                sentences = [
-                    {"text": text[a:b], "start": a, "end": b}
-                    for a, b in services.segment_spans(text)
-                ]
+                sentences = services.sentences(text)
             with st.expander("Tag sentences", icon=":material/thumbs_up_down:"):
                 for i, sentence in enumerate(sentences, start=1):
-                    span = (sentence["start"], sentence["end"])
+                    span = (sentence.start, sentence.end)
                     tag_key = f"annotate.tag.{current.db_id}.{side}.{i}"
                     st.session_state.setdefault(tag_key, my_tags.get((side, *span)))
                     st.segmented_control(
-                        f"{i}. {mdtext.escape(sentence['text'].strip()[:120])}",
+                        f"{i}. {mdtext.escape(sentence.text.strip()[:120])}",
                         ["good", "bad"],
                         key=tag_key,
                         on_change=_tag,

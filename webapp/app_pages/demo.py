@@ -84,12 +84,11 @@ scale = highlight.shared_scale(record, by)
 cols = st.columns(2)
 for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     with col:
-        st.subheader(f"{side.capitalize()} answer · score {sig3(record[side]['score'])}")
-        st.html(highlight.prompt_term_html(record[side], by=by, scale=scale, large=True))
+        scored = record.side(side)
+        st.subheader(f"{side.capitalize()} answer · score {sig3(scored.score)}")
+        st.html(highlight.prompt_term_html(scored, by=by, scale=scale, large=True))
         st.html(
-            highlight.sentences_html(
-                getattr(pair, side), record[side], by=by, scale=scale, large=True
-            )
+            highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale, large=True)
         )
 st.html(highlight.legend_html(by, scale))
 st.plotly_chart(

@@ -124,22 +124,23 @@ sides = st.columns(2)
 for col, side in zip(sides, ("chosen", "rejected"), strict=True):
     with col:
         st.subheader(side.capitalize())
-        st.metric("Score", sig3(record[side]["score"]))
+        scored = record.side(side)
+        st.metric("Score", sig3(scored.score))
         st.caption(verdict.coverage[side].describe().capitalize())
-        st.html(highlight.prompt_term_html(record[side], by=by, scale=scale))
-        st.html(highlight.sentences_html(getattr(pair, side), record[side], by=by, scale=scale))
+        st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
+        st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
         if not verdict.coverage[side].complete:
             st.caption("Greyed sentences did not fit the model's context: not scored.")
 st.html(highlight.legend_html(by, scale))
 
 st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
 st.plotly_chart(charts.contributions_chart(record), key="inspect.waterfall", width="stretch")
-if record["head"] == "token":
+if record.head == "token":
     st.subheader("Token rewards")
     token_side = st.radio("Response", ["chosen", "rejected"], horizontal=True, key="inspect.tokens")
-    st.html(highlight.tokens_html(getattr(pair, token_side), record[token_side]))
+    st.html(highlight.tokens_html(getattr(pair, token_side), record.side(token_side)))
     st.plotly_chart(
-        charts.token_chart(record[token_side], getattr(pair, token_side)),
+        charts.token_chart(record.side(token_side), getattr(pair, token_side)),
         key="inspect.token_chart",
         width="stretch",
     )
@@ -148,25 +149,25 @@ if record["head"] == "token":
 st.subheader("A sentence")
 pick_side, pick_index = st.columns([1, 4])
 side = pick_side.radio("Response", ["chosen", "rejected"], key="inspect.side")
-sentences = record[side]["sentences"]
+sentences = record.side(side).sentences
 if sentences:
     index = pick_index.selectbox(
         "Sentence",
         range(len(sentences)),
-        format_func=lambda i: f"{i + 1}. {sentences[i]['text'].strip()[:90]}",
+        format_func=lambda i: f"{i + 1}. {sentences[i].text.strip()[:90]}",
         key=f"inspect.sentence.{side}",
     )
     sentence = sentences[index]
-    if sentence["reward"] is None:
+    if sentence.reward is None or sentence.weight is None:
         st.caption("Cut by truncation: this sentence took no part in the score.")
     else:
         detail = st.columns(3)
-        detail[0].metric("Reward", sig3(sentence["reward"]))
-        detail[1].metric("Weight", sig3(sentence["weight"], signed=False))
-        detail[2].metric("Weight × reward", sig3(sentence["weight"] * sentence["reward"]))
+        detail[0].metric("Reward", sig3(sentence.reward))
+        detail[1].metric("Weight", sig3(sentence.weight, signed=False))
+        detail[2].metric("Weight × reward", sig3(sentence.weight * sentence.reward))
     st.html(
         highlight.sentences_html(
-            getattr(pair, side), record[side], by=by, scale=scale, selected=index + 1
+            getattr(pair, side), record.side(side), by=by, scale=scale, selected=index + 1
         )
     )
 

@@ -197,14 +197,16 @@ if record_a is None or record_b is None:
 cols = st.columns(2)
 for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     col.plotly_chart(
-        charts.sentence_shift_chart(record_a[side], record_b[side], names=("A", "B"), side=side),
+        charts.sentence_shift_chart(
+            record_a.side(side), record_b.side(side), names=("A", "B"), side=side
+        ),
         key=f"models.sentences.{side}",
         width="stretch",
     )
-    cover_a, cover_b = (services.coverage(r[side]) for r in (record_a, record_b))
+    a_side, b_side = record_a.side(side), record_b.side(side)
     col.caption(
-        f"{side}: score {sig3(record_a[side]['score'])} under A ({cover_a.describe()}), "
-        f"{sig3(record_b[side]['score'])} under B ({cover_b.describe()})"
+        f"{side}: score {sig3(a_side.score)} under A ({a_side.coverage.describe()}), "
+        f"{sig3(b_side.score)} under B ({b_side.coverage.describe()})"
     )
 if not demo and st.button("Inspect this pair", key="models.inspect"):
     st.session_state["inspect.target"] = (dataset, pair_id)
