@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from palette import NEGATIVE, POSITIVE, WEIGHT, max_abs
 from plotly.subplots import make_subplots
 
+from srm.compare import PairShift
 from srm.records import PairScores, ResponseScores, margin_split, p_chosen, sig3
 
 Record = dict[str, Any]
@@ -270,9 +271,10 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
 
 
 def margin_shift_scatter(
-    points: Sequence[Record], *, names: tuple[str, str] = ("A", "B"), large: bool = False
+    points: Sequence[PairShift], *, names: tuple[str, str] = ("A", "B"), large: bool = False
 ) -> go.Figure:
-    """Each pair's margin under model A (x) against model B (y), in the labelled direction.
+    """Each pair's margin under model A (x) against model B (y), in the labelled direction
+    (:attr:`srm.compare.Comparison.pairs`).
 
     Points off the dashed y = x line moved between the models; ``flipped`` points (the models
     disagree on the winner: the top-left and bottom-right quadrants) are highlighted.
@@ -294,17 +296,17 @@ def margin_shift_scatter(
         ),
     )
     for flipped, label, marker in groups:
-        group = [p for p in points if bool(p["flipped"]) == flipped]
+        group = [p for p in points if p.flipped == flipped]
         if not group:
             continue
         fig.add_trace(
             go.Scatter(
                 name=f"{label} ({len(group)})",
-                x=[p["a"] for p in group],
-                y=[p["b"] for p in group],
+                x=[p.a for p in group],
+                y=[p.b for p in group],
                 mode="markers",
                 marker=marker,
-                customdata=[[html.escape(p["id"]), html.escape(p.get("label", ""))] for p in group],
+                customdata=[[html.escape(p.id), html.escape(p.label or "")] for p in group],
                 hovertemplate=(
                     "<b>%{customdata[0]}</b> %{customdata[1]}<br>"
                     f"{html.escape(names[0])}: %{{x:+.3f}}<br>"
@@ -312,7 +314,7 @@ def margin_shift_scatter(
                 ),
             )
         )
-    values = [v for p in points for v in (p["a"], p["b"])]
+    values = [v for p in points for v in (p.a, p.b)]
     lo, hi = min(min(values), 0.0), max(max(values), 0.0)
     pad = 0.05 * (hi - lo or 1.0)
     lo, hi = lo - pad, hi + pad
@@ -334,7 +336,7 @@ def margin_shift_scatter(
         scaleanchor="x",
         scaleratio=1,
     )
-    n_flipped = sum(bool(p["flipped"]) for p in points)
+    n_flipped = sum(p.flipped for p in points)
     return _style(
         fig, f"Margin shift: {n_flipped} of {len(points)} pairs flipped", large=large, height=480
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
@@ -24,23 +23,15 @@ from sqlalchemy.orm import Session
 
 import auth
 from srm import store
-from srm.records import (
-    NO_CLEAR_PREFERENCE,
-    Coverage,
-    MarginSplit,
-    PairScores,
-    clear_preference,
-    margin_split,
-    p_chosen,
-    sig3,
-)
+from srm.compare import Comparison, verdict
+from srm.records import NO_CLEAR_PREFERENCE, PairScores, margin_split
 from srm.store import StaleWriteError, StoreError
 
 if TYPE_CHECKING:  # torch loads on first use, not when a page imports services
     from srm.model import SentenceRewardModel
     from srm.segment import Span
 
-__all__ = ["NO_CLEAR_PREFERENCE", "StaleWriteError", "StoreError"]
+__all__ = ["NO_CLEAR_PREFERENCE", "StaleWriteError", "StoreError", "verdict"]
 
 #: Label actions with their keyboard shortcuts, in the order the Annotate page shows them.
 LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
@@ -509,82 +500,6 @@ def split_sentence(
     return [(s.start, s.end) for s in split_span(_spans(text, cuts), index, at)]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The model's preference beside the pair's current label, with what carries it."""
-
-    margin: float
-    """Chosen minus rejected score (as imported)."""
-    p_chosen: float
-    """sigma(margin): the model's probability that the imported ``chosen`` is better."""
-    model_prefers: str
-    label: str | None
-    agrees: bool | None
-    """``None`` for ties and discards, which prefer neither response."""
-    split: MarginSplit
-    """margin = prompt term shift + sentence terms."""
-    coverage: dict[str, Coverage]
-    """Per side: how many of its sentences the score saw."""
-
-    @property
-    def clear(self) -> bool:
-        """Outside the no-clear-preference band around P = 50%."""
-        return clear_preference(self.margin)
-
-    @property
-    def probability_text(self) -> str:
-        """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band."""
-        text = f"{self.p_chosen:.1%}"
-        return text if self.clear else f"{text} · no clear preference"
-
-    @property
-    def split_text(self) -> str:
-        """``"margin -0.0868 = prompt term -0.0787 + sentences -0.0081"``"""
-        return (
-            f"margin {sig3(self.split.margin)} = prompt term {sig3(self.split.prompt)} "
-            f"+ sentences {sig3(self.split.sentences)}"
-        )
-
-    @property
-    def prompt_note(self) -> str | None:
-        """Words for a margin the prompt term carries (None when the sentences carry it)."""
-        if not self.split.prompt_dominates:
-            return None
-        return (
-            f"The prompt term carries {self.split.prompt_share:.0%} of this margin: the verdict "
-            "comes from how much weight each response gives the prompt, not from what any of "
-            "its sentences earned, so the sentence colours do not explain it."
-        )
-
-    @property
-    def coverage_note(self) -> str | None:
-        """Words for a verdict based on cut responses (None when both were scored whole)."""
-        cut = [f"{side} {c.describe()}" for side, c in self.coverage.items() if not c.complete]
-        if not cut:
-            return None
-        return (
-            "Verdict on cut responses: "
-            + "; ".join(cut)
-            + ". The rest did not fit the model's context and took no part in the score."
-        )
-
-
-def verdict(record: PairScores, label: str | None) -> Verdict:
-    split = margin_split(record)
-    prefers = "chosen" if split.margin >= 0 else "rejected"
-    wanted = store.preferred_side(label)
-    agrees = None if wanted is None else prefers == wanted
-    return Verdict(
-        split.margin,
-        p_chosen(split.margin),
-        prefers,
-        label,
-        agrees,
-        split,
-        {side: record.side(side).coverage for side in store.SIDES},
-    )
-
-
 # ------------------------------------------------------------------------------- annotation
 @st.cache_data(ttl=10, show_spinner=False)
 def queue_page(
@@ -813,61 +728,28 @@ def scored_count(url: str, dataset: str, model_id: int) -> int:
         return len(store.scored_pairs(session, dataset, model_id))
 
 
-def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
+def compare_models(url: str, dataset: str, a: int, b: int) -> Comparison:
     """Model A against model B on the pairs of ``dataset`` both have scored, judged by the
-    current labels: accuracy per source and overall (with the length-only baseline), the
-    pairs whose verdict flipped, and every pair's margin under each model."""
+    current labels (:func:`srm.compare.compare_models`)."""
+    from srm.compare import compare_models as compare
+
     with _read_session(url) as session:
-        rows_a = {r.pair_id: r for r in store.scored_pairs(session, dataset, a)}
-        rows_b = {r.pair_id: r for r in store.scored_pairs(session, dataset, b)}
-    shared = [pid for pid in rows_a if pid in rows_b and store.preferred_side(rows_a[pid].label)]
-    by_source: dict[str, list[tuple[bool, bool, bool]]] = defaultdict(list)
-    points, flipped = [], []
-    for pid in shared:
-        ra, rb = rows_a[pid], rows_b[pid]
-        # margins in the labelled direction
-        sign = 1.0 if store.preferred_side(ra.label) == "chosen" else -1.0
-        ma = sign * (ra.chosen_score - ra.rejected_score)
-        mb = sign * (rb.chosen_score - rb.rejected_score)
-        longer = sign * (ra.chosen_chars - ra.rejected_chars)
-        by_source[ra.source].append((ma > 0, mb > 0, longer > 0))
-        points.append({"id": ra.external_id, "a": ma, "b": mb, "flipped": (ma > 0) != (mb > 0)})
-        if (ma > 0) != (mb > 0):
-            flipped.append(
-                {
-                    "id": ra.external_id,
-                    "source": ra.source,
-                    "label": ra.label or "unlabelled",
-                    "A margin for the label": ma,
-                    "B margin for the label": mb,
-                    "B is now": "right" if mb > 0 else "wrong",
-                }
-            )
-    accuracy = []
-    groups = {**by_source, "all": [x for rows in by_source.values() for x in rows]}
-    for source, results in groups.items():
-        n = len(results)
-        if not n:
-            continue
-        for index, name in enumerate(("A", "B", "length baseline")):
-            accuracy.append(
-                {
-                    "model": name,
-                    "source": source,
-                    "accuracy": sum(r[index] for r in results) / n,
-                    "n": n,
-                }
-            )
-    return {
-        "n": len(shared),
-        "n_a": len(rows_a),
-        "n_b": len(rows_b),
-        "accuracy": accuracy,
-        "flipped": sorted(
-            flipped, key=lambda f: -abs(f["B margin for the label"] - f["A margin for the label"])
-        ),
-        "points": points,
-    }
+        return compare(session, dataset, a, b)
+
+
+def flipped_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """The flipped pairs as the Models page's table shows them, the largest move first."""
+    return [
+        {
+            "id": p.id,
+            "source": p.source,
+            "label": p.label or "unlabelled",
+            "A margin for the label": p.a,
+            "B margin for the label": p.b,
+            "B is now": "right" if p.b > 0 else "wrong",
+        }
+        for p in comparison.flipped
+    ]
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 
 from srm.data import PreferencePair
-from srm.records import PairScores, SentenceScore
+from srm.records import SentenceScore
 from srm.store import (
     LABELS,
     Annotator,
@@ -52,6 +52,7 @@ from srm.store import (
     upgrade,
 )
 from srm.store.migrate import current_revision, head_revision
+from tests.conftest import scores_of
 
 ALL_TABLES = {
     "alembic_version",
@@ -163,7 +164,7 @@ def test_scores_from_before_one_prompt_per_pair_are_dropped_on_upgrade(
     with make_sessionmaker(engine).begin() as s:
         import_pairs(s, "d", pairs)
         model_id = register_model(s, "m", "/runs/m").id
-        save_scores(s, model_id, "d", [scores_record(p.id, 1.0, 0.0) for p in pairs])
+        save_scores(s, model_id, "d", [scores_of(p.id, 1.0, 0.0) for p in pairs])
         assert s.scalar(select(func.count(Score.id))) == 2
     engine = open_store(store_url)
     assert current_revision(engine) == head_revision()
@@ -205,7 +206,7 @@ def test_every_table_round_trips(session_factory, make_store) -> None:
             )
         )
         sentence = SentenceScore(text="Yes", start=0, end=3, reward=0.5, weight=1.0)
-        record = scores_record("p1", 0.5, -1.25)
+        record = scores_of("p1", 0.5, -1.25)
         record = replace(record, chosen=replace(record.chosen, sentences=(sentence,)))
         assert save_scores(s, child.id, "d", [record]) == 1
 
@@ -269,12 +270,12 @@ def test_registering_a_checkpoint_again_returns_the_same_model(session_factory) 
 
 def test_rescoring_replaces_a_models_scores(session_factory, make_store) -> None:
     make_store(2)
-    records = [scores_record("p0", 1.0, 0.0), scores_record("p1", 2.0, 0.0)]
+    records = [scores_of("p0", 1.0, 0.0), scores_of("p1", 2.0, 0.0)]
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
         save_scores(s, model_id, "d", records)
     with session_factory.begin() as s:
-        save_scores(s, model_id, "d", [scores_record("p0", -3.0, 0.0)])
+        save_scores(s, model_id, "d", [scores_of("p0", -3.0, 0.0)])
     with session_factory() as s:
         assert s.scalars(select(Score.chosen_score).order_by(Score.pair_id)).all() == [-3.0, 2.0]
     with pytest.raises(StoreError, match=r"1 scored pair\(s\) are not in dataset 'd' .*'zz'"):
@@ -405,21 +406,6 @@ def test_filters_and_pagination(session_factory, make_pairs) -> None:
         assert count_pairs(s, "missing") == 0
 
 
-def scores_record(pair_id: str, chosen: float, rejected: float) -> PairScores:
-    """A model's scores of a pair with only what the queries read: the two scores."""
-
-    def side(score: float) -> dict:
-        return {
-            "score": score,
-            "prompt_reward": 0.0,
-            "prompt_weight": 1.0,
-            "truncated": False,
-            "sentences": [],
-        }
-
-    return PairScores.from_json({"id": pair_id, "chosen": side(chosen), "rejected": side(rejected)})
-
-
 def _ids(session_factory, where: PairFilter, **kwargs: object) -> list[str]:
     with session_factory() as s:
         pairs = list_pairs(s, "d", where=where, limit=100, **kwargs)
@@ -456,9 +442,9 @@ def test_filter_by_a_models_scores(session_factory, make_store) -> None:
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
         other_id = register_model(s, "other", "/runs/other").id
-        records = [scores_record(pid, gap, 0.0) for pid, gap in gaps.items()]
+        records = [scores_of(pid, gap, 0.0) for pid, gap in gaps.items()]
         save_scores(s, model_id, "d", records)
-        save_scores(s, other_id, "d", [scores_record("p0", -9.0, 0.0)])
+        save_scores(s, other_id, "d", [scores_of("p0", -9.0, 0.0)])
         record_label(s, ids["p2"], "ana", "swap", expected_event_id=None)  # model agrees now
         record_label(s, ids["p3"], "ana", "swap", expected_event_id=None)  # model disagrees now
     assert _ids(session_factory, PairFilter(model_id=model_id)) == ["p0", "p1", "p2", "p3"]
@@ -519,7 +505,7 @@ def test_queries_side_with_preferred_side(session_factory, make_store) -> None:
     labels = dict(zip(["p0", "p1", "p2", "p3", "p4"], [None, *LABELS], strict=True))
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
-        save_scores(s, model_id, "d", [scores_record(pid, 1.0, 0.0) for pid in labels])
+        save_scores(s, model_id, "d", [scores_of(pid, 1.0, 0.0) for pid in labels])
         for pid, label in labels.items():
             if label is not None:
                 record_label(s, ids[pid], "ana", label, expected_event_id=None)
@@ -542,7 +528,7 @@ def test_annotation_queue_orders_by_disagreement_then_uncertainty(
     gaps = {"p0": 2.0, "p1": -1.0, "p2": -3.0, "p3": 0.5, "p4": -0.2}  # p5 unscored
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
-        save_scores(s, model_id, "d", [scores_record(pid, gap, 0.0) for pid, gap in gaps.items()])
+        save_scores(s, model_id, "d", [scores_of(pid, gap, 0.0) for pid, gap in gaps.items()])
         record_label(s, ids["p0"], "ana", "swap", expected_event_id=None)  # now disagrees by 2
     with session_factory() as s:
         queue = annotation_queue(s, "d", model_id)
@@ -602,7 +588,7 @@ def test_scored_pairs_for_evaluation(session_factory, make_store) -> None:
     make_store(3)
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
-        save_scores(s, model_id, "d", [scores_record("p1", 1.5, 0.5)])
+        save_scores(s, model_id, "d", [scores_of("p1", 1.5, 0.5)])
     with session_factory() as s:
         [row] = scored_pairs(s, "d", model_id)
     assert (row.external_id, row.source, row.label) == ("p1", "hh", None)

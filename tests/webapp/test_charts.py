@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from srm.compare import PairShift
 from srm.records import PairScores, ResponseScores, sig3
 from webapp import charts
 
@@ -244,18 +245,18 @@ def test_accuracy_by_source_without_rows_says_so() -> None:
 # --- margin_shift_scatter and sentence_shift_chart ---------------------------------------------
 
 
+def shift(pair_id: str, a: float, b: float, label: str | None = None) -> PairShift:
+    return PairShift(id=pair_id, source="hh", label=label, a=a, b=b, longer_preferred=True)
+
+
 def test_margin_shift_highlights_flipped_pairs() -> None:
-    points = [
-        {"id": "p1", "a": 1.0, "b": 1.5, "flipped": False, "label": "chosen"},
-        {"id": "<p2>", "a": 0.5, "b": -0.5, "flipped": True, "label": "chosen"},
-        {"id": "p3", "a": -0.2, "b": -1.0, "flipped": False, "label": "rejected"},
-    ]
+    points = [shift("p1", 1.0, 1.5), shift("<p2>", 0.5, -0.5, "<swap>"), shift("p3", -0.2, -1.0)]
     fig = charts.margin_shift_scatter(points, names=("base", "tuned"))
     same, flipped = fig.data
     assert same.name.startswith("same verdict") and flipped.name.startswith("flipped")
     assert list(flipped.x) == [0.5] and list(flipped.y) == [-0.5]
     assert flipped.marker.size > same.marker.size
-    assert flipped.customdata[0][0] == "&lt;p2&gt;"
+    assert list(flipped.customdata[0]) == ["&lt;p2&gt;", "&lt;swap&gt;"]
     diagonal = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.y0 and s.x1 == s.y1]
     assert len(diagonal) == 1
     assert "1 of 3" in fig.layout.title.text
@@ -327,7 +328,7 @@ def test_training_curves_without_metrics() -> None:
 
 def test_figures_share_the_template_and_grow_in_demo_mode(pair: PairScores) -> None:
     side = pair.chosen
-    point = {"id": "p1", "a": 1.0, "b": -1.0, "flipped": True, "label": "chosen"}
+    point = shift("p1", 1.0, -1.0)
     row = {"model": "A: base", "source": "hh", "accuracy": 0.5, "n": 2}
     builds = [
         partial(charts.sentence_heatmap, pair),
