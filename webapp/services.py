@@ -524,6 +524,15 @@ def queue_page(
         return [(_pair_row(p), d) for p, d in rows]
 
 
+def disagreement(url: str, pair: PairRow, model: ModelInfo) -> float | None:
+    """How far the model prefers the response the pair's label rejects, as the queue orders
+    by it (:func:`srm.store.disagreement`); ``None`` until the model has scored the pair."""
+    if model.id is None:
+        return None
+    with _read_session(url) as session:
+        return store.pair_disagreement(session, pair.db_id, model.id)
+
+
 def label_state(url: str, pair: PairRow) -> tuple[str | None, int | None]:
     """The pair's current label and latest event id, read fresh."""
     with _read_session(url) as session:

@@ -366,6 +366,18 @@ def annotation_queue(
     return [(pairs[r[0]], r[1] if d is not None else None) for r in rows]
 
 
+def pair_disagreement(session: Session, pair_id: int, model_id: int) -> float | None:
+    """The :func:`disagreement` of model ``model_id`` with one pair's current label, as
+    :func:`annotation_queue` gives it; ``None`` when the model has not scored the pair."""
+    gap = Score.chosen_score - Score.rejected_score
+    return session.scalar(
+        select(disagreement(gap))
+        .select_from(Pair)
+        .join(Score, (Score.pair_id == Pair.id) & (Score.model_id == model_id))
+        .where(Pair.id == pair_id)
+    )
+
+
 # ------------------------------------------------------------------------------- models, scores
 def register_model(
     session: Session,

@@ -41,6 +41,7 @@ from srm.store import (
     make_sessionmaker,
     margin_bounds,
     open_store,
+    pair_disagreement,
     preferred_side,
     record_label,
     register_model,
@@ -518,6 +519,10 @@ def test_queries_side_with_preferred_side(session_factory, make_store) -> None:
         queue = dict((p.external_id, d) for p, d in annotation_queue(s, "d", model_id))
     for pid, label in labels.items():
         assert queue[pid] == (1.0 if preferred_side(label) == "rejected" else -1.0)
+    with session_factory() as s:  # one pair's value, read on its own, is the queue's
+        assert {pid: pair_disagreement(s, ids[pid], model_id) for pid in labels} == queue
+        other = register_model(s, "unscored", "/runs/unscored").id
+        assert pair_disagreement(s, ids["p0"], other) is None
 
 
 # ---------------------------------------------------------------------------- queue, summaries

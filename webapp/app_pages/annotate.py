@@ -137,12 +137,6 @@ if current is not None:
     info = st.columns([1, 1, 1, 2])
     info[0].metric("Current label", label or "unlabelled")
     info[1].metric("Queue position", f"{position + 1} of {len(ids)}")
-    if disagreement is not None:
-        info[2].metric(
-            "Model disagrees by",
-            f"{disagreement:+.2f}",
-            help="How far the model prefers the response the label rejects (negative: it agrees).",
-        )
     info[3].caption(
         f"dataset {mdtext.escape(current.dataset)} · source {mdtext.escape(current.source or '—')}"
     )
@@ -202,15 +196,13 @@ if current is not None:
                 st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
         scale = highlight.shared_scale(record, "reward")
         if disagreement is None:  # scored just now, after the queue was read
-            disagreement = (
-                verdict.margin if preferred_side(label) == "rejected" else -verdict.margin
-            )
-            info[2].metric(
-                "Model disagrees by",
-                f"{disagreement:+.2f}",
-                help="How far the model prefers the response the label rejects "
-                "(negative: it agrees).",
-            )
+            disagreement = services.disagreement(url, current, model)
+    if disagreement is not None:
+        info[2].metric(
+            "Model disagrees by",
+            f"{disagreement:+.2f}",
+            help="How far the model prefers the response the label rejects (negative: it agrees).",
+        )
     my_tags = services.tags(url, current, annotator)
     cols = st.columns(2)
     for col, side in zip(cols, ("chosen", "rejected"), strict=True):
