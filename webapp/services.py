@@ -346,29 +346,34 @@ def bundled_model_path() -> str | None:
 
 
 def active_model(url: str) -> ModelInfo | None:
-    """The model pages score with: the store's active model; on first use the bundled default
-    is registered and made active (in demo mode it is used without writing anything)."""
+    """The model pages score with: the store's active model (:func:`register_default_model`
+    makes the bundled default active at app start). A read: it never writes, so in demo mode,
+    where nothing is registered, the bundled model is used as it is."""
     with _read_session(url) as session:
         model = store.get_active_model(session)
         if model is not None:
             return _model_info(model)
+    path = bundled_model_path() if demo_mode() else None
+    return _info_for_path(path) if path is not None else None
+
+
+def register_default_model(url: str) -> None:
+    """Register the bundled default model (``$SRM_MODEL``, else the one shipped) and make it
+    active when the store has no active model yet. The app's entry script calls this on each
+    run: a read when there is nothing to do, a write the first time only; demo mode writes
+    nothing."""
     path = bundled_model_path()
-    if path is None:
-        return None
-    if demo_mode():
-        return _info_for_path(path)
+    if path is None or demo_mode():
+        return
+    with _read_session(url) as session:
+        if store.get_active_model(session) is not None:
+            return
     info = _info_for_path(path)
+    config = {"model": {"head": info.head, "backbone": info.backbone}, "causal": info.causal}
     with _write(url) as session:
-        row = store.register_model(
-            session,
-            Path(path).name,
-            path,
-            config={"model": {"head": info.head, "backbone": info.backbone}, "causal": info.causal},
-        )
-        if store.get_active_model(session) is None:
+        row = store.register_model(session, Path(path).name, path, config=config)
+        if store.get_active_model(session) is None:  # not set by someone else meanwhile
             store.set_active_model(session, row.id)
-        active = store.get_active_model(session)
-        return _model_info(active) if active is not None else None
 
 
 def list_models(url: str) -> list[ModelInfo]:
@@ -668,16 +673,23 @@ def _job_row(job: store.TrainingJob) -> JobRow:
 
 
 def jobs(url: str, limit: int = 50) -> list[JobRow]:
-    """Recent jobs, newest first. The page polls this every few seconds and a read never
-    writes: dead jobs (no heartbeat, or a process gone) are failed at most every
-    ``srm.jobs.REAP_INTERVAL`` seconds here, and whenever a job is created."""
+    """Recent jobs, newest first. The Train page polls this every few seconds from every open
+    tab, so it reads only: dead jobs (no heartbeat, or a process gone) are failed where jobs
+    are created, and here only when a listed job is unfinished, at most every
+    ``srm.jobs.REAP_INTERVAL`` seconds per app process."""
     from srm import jobs as srm_jobs
 
-    if not demo_mode() and srm_jobs.reap_due(url):
-        with _write(url) as session:
-            srm_jobs.reap_dead_jobs(session)
-    with _read_session(url) as session:
-        return [_job_row(j) for j in srm_jobs.list_jobs(session, limit)]
+    def read() -> list[JobRow]:
+        with _read_session(url) as session:
+            return [_job_row(j) for j in srm_jobs.list_jobs(session, limit)]
+
+    rows = read()
+    unfinished = any(not row.finished for row in rows)
+    if not unfinished or demo_mode() or not srm_jobs.reap_due(url, srm_jobs.REAP_INTERVAL):
+        return rows
+    with _write(url) as session:
+        reaped = srm_jobs.reap_dead_jobs(session)
+    return read() if reaped else rows
 
 
 def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
