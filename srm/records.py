@@ -22,10 +22,11 @@ table), so it is typed here and written by :meth:`PairScores.to_json` as::
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, TypeVar, get_args, get_type_hints
 
 NO_CLEAR_PREFERENCE = 0.05
 """P(chosen better) within 0.5 ± this (|margin| < 0.2) is shown as "no clear preference"
@@ -38,8 +39,23 @@ class ScoreRecordError(ValueError):
 
 
 # ------------------------------------------------------------------------------- the records
+R = TypeVar("R", bound="_FieldRecord")
+
+
+class _FieldRecord:
+    """A record whose JSON object is its dataclass fields, in order, each read back by its
+    type hint (:func:`_read_fields`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls: type[R], data: Any) -> R:
+        return cls(**_read_fields(cls, _object(data, f"a {cls.__name__}")))
+
+
 @dataclass(frozen=True, kw_only=True)
-class SentenceScore:
+class SentenceScore(_FieldRecord):
     """One sentence of a scored response: ``text == response[start:end]``."""
 
     text: str
@@ -54,46 +70,14 @@ class SentenceScore:
     def scored(self) -> bool:
         return self.reward is not None and self.weight is not None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "start": self.start,
-            "end": self.end,
-            "reward": self.reward,
-            "weight": self.weight,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> SentenceScore:
-        data = _object(data, "a sentence")
-        return cls(
-            text=_field(data, "text", str),
-            start=_field(data, "start", int),
-            end=_field(data, "end", int),
-            reward=_field(data, "reward", float, optional=True),
-            weight=_field(data, "weight", float, optional=True),
-        )
-
 
 @dataclass(frozen=True, kw_only=True)
-class TokenScore:
+class TokenScore(_FieldRecord):
     """The token head's reward for one response token (``response[start:end]``)."""
 
     start: int
     end: int
     reward: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "reward": self.reward}
-
-    @classmethod
-    def from_json(cls, data: Any) -> TokenScore:
-        data = _object(data, "a token")
-        return cls(
-            start=_field(data, "start", int),
-            end=_field(data, "end", int),
-            reward=_field(data, "reward", float),
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,11 +92,11 @@ class ResponseScores:
     """a_0, the prompt term's weight in this response's score."""
     truncated: bool
     """The response did not fit the scoring length whole."""
-    prompt_truncated: bool
+    prompt_truncated: bool = False
     n_sentences: int
     n_scored: int
     """Sentences that took part in the score, the last possibly in part."""
-    last_cut_short: bool
+    last_cut_short: bool = False
     """The last scored sentence was cut part-way by the context length."""
     sentences: tuple[SentenceScore, ...]
     tokens: tuple[TokenScore, ...] | None = None
@@ -138,18 +122,11 @@ class ResponseScores:
         return Coverage(self.n_scored, self.n_sentences, self.last_cut_short)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "score": self.score,
-            "prompt_reward": self.prompt_reward,
-            "prompt_weight": self.prompt_weight,
-            "truncated": self.truncated,
-            "prompt_truncated": self.prompt_truncated,
-            "n_sentences": self.n_sentences,
-            "n_scored": self.n_scored,
-            "last_cut_short": self.last_cut_short,
-            "sentences": [s.to_json() for s in self.sentences],
-        }
-        if self.tokens is not None:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["sentences"] = [s.to_json() for s in self.sentences]
+        if self.tokens is None:
+            del data["tokens"]
+        else:
             data["tokens"] = [t.to_json() for t in self.tokens]
         return data
 
@@ -158,19 +135,18 @@ class ResponseScores:
         """Read one side; a record from before the coverage counts were kept gets them from
         its sentences (a sentence with a ``null`` reward was not scored)."""
         data = _object(data, name)
-        sentences = _field(data, "sentences", list)
-        read = tuple(SentenceScore.from_json(s) for s in sentences)
-        tokens = _field(data, "tokens", list, optional=True)
+        sentences = tuple(SentenceScore.from_json(s) for s in _field(data, "sentences", list))
+        tokens = _field(data, "tokens", list | None)
+        counts = {
+            "n_sentences": _field(data, "n_sentences", int, default=len(sentences)),
+            "n_scored": _field(
+                data, "n_scored", int, default=sum(s.reward is not None for s in sentences)
+            ),
+        }
         return cls(
-            score=_field(data, "score", float),
-            prompt_reward=_field(data, "prompt_reward", float),
-            prompt_weight=_field(data, "prompt_weight", float),
-            truncated=_field(data, "truncated", bool),
-            prompt_truncated=_field(data, "prompt_truncated", bool, default=False),
-            n_sentences=_field(data, "n_sentences", int, default=len(read)),
-            n_scored=_field(data, "n_scored", int, default=sum(s.reward is not None for s in read)),
-            last_cut_short=_field(data, "last_cut_short", bool, default=False),
-            sentences=read,
+            **_read_fields(cls, data, skip=("sentences", "tokens", *counts)),
+            **counts,
+            sentences=sentences,
             tokens=None if tokens is None else tuple(TokenScore.from_json(t) for t in tokens),
         )
 
@@ -202,15 +178,12 @@ class PairScores:
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``srm score`` writes it: a JSON-ready dict (see the module's doc)."""
-        data: dict[str, Any] = {"id": self.id, "source": self.source, "margin": self.margin}
-        optional = {
-            "subset": self.subset,
-            "head": self.head,
-            "prefix_rewards": self.prefix_rewards,
-            "max_length": self.max_length,
-        }
-        data.update({key: value for key, value in optional.items() if value is not None})
-        return data | {"chosen": self.chosen.to_json(), "rejected": self.rejected.to_json()}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in _UNSAID_WHEN_NONE:
+            if data[key] is None:
+                del data[key]
+        data["chosen"], data["rejected"] = self.chosen.to_json(), self.rejected.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> PairScores:
@@ -222,18 +195,15 @@ class PairScores:
             if not isinstance(data.get(side), Mapping):
                 raise ScoreRecordError(f"'{side}' is not an object")
         return cls(
-            id=_field(data, "id", str),
-            source=_field(data, "source", str, optional=True) or "",
-            margin=_field(data, "margin", float, optional=True),
-            subset=_field(data, "subset", str, optional=True),
-            head=_field(data, "head", str, optional=True),
-            prefix_rewards=_field(data, "prefix_rewards", bool, optional=True),
-            max_length=_field(data, "max_length", int, optional=True),
+            **_read_fields(cls, data, skip=SIDES),
             chosen=ResponseScores.from_json(data["chosen"], "'chosen'"),
             rejected=ResponseScores.from_json(data["rejected"], "'rejected'"),
         )
 
 
+#: Fields of a pair record that ``to_json`` leaves out when they are not known, as
+#: :func:`srm.score.score_pairs` always did for ``subset``.
+_UNSAID_WHEN_NONE = ("subset", "head", "prefix_rewards", "max_length")
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -250,29 +220,41 @@ def _object(data: Any, name: str) -> Mapping[str, Any]:
     return data
 
 
-def _field(
-    data: Mapping[str, Any],
-    key: str,
-    kind: type,
-    *,
-    optional: bool = False,
-    default: Any = _MISSING,
-) -> Any:
-    """``data[key]`` checked to be of ``kind`` (an int is a number, a bool is not). A key that
-    is missing is ``default`` if one is given, ``None`` if ``optional``, else an error."""
+def _field(data: Mapping[str, Any], key: str, kind: Any, *, default: Any = _MISSING) -> Any:
+    """``data[key]``, checked to be of ``kind`` (an int is a number, a bool is not); a key
+    that is missing is ``default`` when one is given, ``None`` when ``kind`` allows it
+    (``float | None``), else an error."""
+    allowed = get_args(kind) or (kind,)
+    optional = type(None) in allowed
+    (base,) = (t for t in allowed if t is not type(None))
     if key not in data:
-        if default is not _MISSING:
-            return default
-        if optional:
-            return None
+        if default is not _MISSING or optional:
+            return None if default is _MISSING else default
         raise ScoreRecordError(f"no {key!r}")
     value = data[key]
     if value is None and optional:
         return None
-    allowed = (int, float) if kind is float else (kind,)
-    if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
-        raise ScoreRecordError(f"{key!r} is not {_TYPE_NAMES[kind]}")
+    numbers = (int, float) if base is float else (base,)
+    if not isinstance(value, numbers) or (base is not bool and isinstance(value, bool)):
+        raise ScoreRecordError(f"{key!r} is not {_TYPE_NAMES[base]}")
     return value
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)  # resolved once per class: records are read by the thousand
+
+
+def _read_fields(cls: type, data: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` read from ``data`` by :func:`_field`, each by its type
+    hint; a field with a default may be missing (it keeps the default)."""
+    hints = _type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name in skip or (f.name not in data and f.default is not MISSING):
+            continue
+        values[f.name] = _field(data, f.name, hints[f.name])
+    return values
 
 
 # ------------------------------------------------------------------------------- reading them
