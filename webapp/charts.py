@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
-from palette import NEGATIVE, POSITIVE, WEIGHT, max_abs
 from plotly.subplots import make_subplots
 
+from palette import NEGATIVE, POSITIVE, WEIGHT, max_abs
 from srm.compare import PairShift
 from srm.records import PairScores, ResponseScores, margin_split, p_chosen, sig3
 

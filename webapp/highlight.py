@@ -15,7 +15,6 @@ import html
 import math
 
 from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
-
 from srm.records import PairScores, ResponseScores, sig3
 
 # Tints stay translucent so black text on them keeps its contrast.

@@ -5,6 +5,7 @@ import streamlit as st
 import auth
 import highlight
 import mdtext
+import scoring
 import services
 from srm.store import preferred_side
 
@@ -184,9 +185,9 @@ if current is not None:
 
     with st.container(border=True):
         st.text(current.prompt.strip())
-    record = services.scores(url, current, model) if model is not None else None
+    record = scoring.scores(url, current, model) if model is not None else None
     if record is not None:
-        verdict = services.verdict(record, label)
+        verdict = scoring.verdict(record, label)
         st.caption(
             f"Model: prefers **{verdict.model_prefers}** · P(chosen better) = "
             f"{verdict.probability_text} · {verdict.split_text}"
@@ -222,7 +223,7 @@ if current is not None:
                 sentences = scored.sentences
             else:
                 st.text(text)
-                sentences = services.sentences(text)
+                sentences = scoring.sentences(text)
             with st.expander("Tag sentences", icon=":material/thumbs_up_down:"):
                 for i, sentence in enumerate(sentences, start=1):
                     span = (sentence.start, sentence.end)

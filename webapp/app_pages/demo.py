@@ -5,6 +5,7 @@ import streamlit as st
 import charts
 import highlight
 import mdtext
+import scoring
 import services
 from srm.records import sig3
 from srm.store import preferred_side
@@ -21,7 +22,7 @@ st.markdown(
 if model is None:
     st.info("No reward model is installed.")
     st.stop()
-curated = services.demo_pairs(url, model)
+curated = scoring.demo_pairs(url, model)
 if not curated:
     st.info("The store has no pairs to show.")
     st.stop()
@@ -38,8 +39,8 @@ choice = (
 )
 dataset, pair_id = curated[choice]
 pair = services.get_pair(url, dataset, pair_id)
-record = services.scores(url, pair, model)
-verdict = services.verdict(record, pair.label)
+record = scoring.scores(url, pair, model)
+verdict = scoring.verdict(record, pair.label)
 
 st.subheader("The question")
 with st.container(border=True):

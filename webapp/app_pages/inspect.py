@@ -6,6 +6,7 @@ import auth
 import charts
 import highlight
 import mdtext
+import scoring
 import services
 from srm.records import sig3
 
@@ -50,14 +51,14 @@ except services.StoreError as err:  # a shared link to a pair that is not there
     st.stop()
 st.query_params.update({"dataset": dataset, "pair": pair_id})
 
-record = services.scores(url, pair, model)
+record = scoring.scores(url, pair, model)
 edit_key = f"inspect.spans.{pair.db_id}"
 edits: dict = st.session_state.setdefault(edit_key, {})
 if edits:
-    record = services.rescore_with_spans(pair, model, edits)
+    record = scoring.rescore_with_spans(pair, model, edits)
 
 # --- verdict --------------------------------------------------------------------------------
-verdict = services.verdict(record, pair.label)
+verdict = scoring.verdict(record, pair.label)
 top = st.columns(3)
 split = st.columns(3)
 top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
@@ -68,7 +69,7 @@ top[1].metric(
     delta_color="off",
     delta_arrow="off",
     help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
-    f"{services.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
+    f"{scoring.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
 )
 split[0].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
 split[1].metric(
@@ -179,7 +180,7 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
         "model's own segmentation."
     )
     text = getattr(pair, side)
-    cuts = edits.get(side) or services.segment_spans(text)
+    cuts = edits.get(side) or scoring.segment_spans(text)
     if len(cuts) == 0:
         st.caption("This response has no sentences.")
     else:
@@ -200,10 +201,10 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
             if buttons[0].button(
                 "Merge with next", key="inspect.merge", disabled=which >= len(cuts)
             ):
-                edits[side] = services.merge_sentences(text, cuts, int(which) - 1)
+                edits[side] = scoring.merge_sentences(text, cuts, int(which) - 1)
                 st.rerun()
             if buttons[1].button("Split here", key="inspect.split"):
-                edits[side] = services.split_sentence(text, cuts, int(which) - 1, int(at))
+                edits[side] = scoring.split_sentence(text, cuts, int(which) - 1, int(at))
                 st.rerun()
         except ValueError as err:
             st.error(mdtext.escape(err))
@@ -212,10 +213,10 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
             st.rerun()
 
 # --- presenting -------------------------------------------------------------------------------
-featured = services.is_demo_pair(url, pair)
+featured = scoring.is_demo_pair(url, pair)
 if auth.is_admin() and (
     st.toggle("Feature this pair in demo mode", value=featured, key=f"inspect.demo.{pair.db_id}")
     != featured
 ):
-    services.toggle_demo_pair(url, pair)
+    scoring.toggle_demo_pair(url, pair)
     st.rerun()

@@ -5,6 +5,7 @@ import streamlit as st
 import auth
 import charts
 import mdtext
+import scoring
 import services
 from srm.records import sig3
 
@@ -103,7 +104,7 @@ for name, model_id in (("A", a), ("B", b)):
 if 0 in coverage.values():
     st.stop()
 
-comparison = services.compare_models(url, dataset, a, b)
+comparison = scoring.compare_models(url, dataset, a, b)
 overall = comparison.overall
 if overall is None:
     st.warning("The two models have no scored pair with a preference label in common.")
@@ -164,7 +165,7 @@ else:
         "srm export --format prm."
     )
 
-flipped = services.flipped_rows(comparison)
+flipped = scoring.flipped_rows(comparison)
 st.subheader(f"Flipped verdicts ({len(flipped)})")
 if flipped:
     st.dataframe(
@@ -188,8 +189,8 @@ st.subheader("Sentence rewards under A and B")
 choices = [p.id for p in comparison.flipped] or [p.id for p in comparison.pairs]
 pair_id = st.selectbox("Pair", choices, key="models.pair")
 pair = services.get_pair(url, dataset, pair_id)
-record_a = services.cached_scores(url, pair, by_id[a])
-record_b = services.cached_scores(url, pair, by_id[b])
+record_a = scoring.cached_scores(url, pair, by_id[a])
+record_b = scoring.cached_scores(url, pair, by_id[b])
 if record_a is None or record_b is None:
     st.caption("One of the models has not scored this pair.")
     st.stop()
