@@ -166,7 +166,7 @@ else:
     )
 
 flipped = scoring.flipped_rows(comparison)
-st.subheader(f"Flipped verdicts ({len(flipped)})")
+st.subheader(f"Flipped verdicts ({len(flipped)})")  # safe: a count
 if flipped:
     st.dataframe(
         flipped,
