@@ -260,8 +260,8 @@ def format_comparison(comparison: Comparison) -> str:
     lines = [
         f"A: #{c.a} {c.a_name} (scored {c.n_a} pairs of {c.dataset})",
         f"B: #{c.b} {c.b_name} (scored {c.n_b} pairs of {c.dataset})",
-        f"{c.n} pairs compared: scored by both, judged by the current labels (annotators' "
-        "corrections applied; ties and discards left out)",
+        f"{c.n} pairs compared: scored by both, judged by the current labels",
+        "(annotators' corrections applied; ties and discards left out)",
     ]
     overall = c.overall
     if overall is None:
