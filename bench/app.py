@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from stores import sqlite_store, store_backends, timed
 
 from srm.data import PreferencePair, load_pairs
+from srm.records import PairScores
 from srm.store import (
     Dataset,
     Pair,
@@ -233,8 +234,8 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[SyntheticPair]:
     return out
 
 
-def score_record(item: SyntheticPair, rng: random.Random) -> dict:
-    """A record shaped like :func:`srm.score.score_pairs`' output, with random numbers."""
+def score_record(item: SyntheticPair, rng: random.Random) -> PairScores:
+    """A record like :func:`srm.score.score_pairs`' output, with random numbers."""
 
     def side(name: str, mean: float) -> dict:
         text = getattr(item.pair, name)
@@ -258,7 +259,9 @@ def score_record(item: SyntheticPair, rng: random.Random) -> dict:
             ],
         }
 
-    return {"id": item.pair.id, "chosen": side("chosen", 0.3), "rejected": side("rejected", 0.0)}
+    return PairScores.from_json(
+        {"id": item.pair.id, "chosen": side("chosen", 0.3), "rejected": side("rejected", 0.0)}
+    )
 
 
 def fill_store(engine: Engine, items: list[SyntheticPair], model_dir: str) -> int:

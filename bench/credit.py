@@ -52,6 +52,7 @@ from srm.config import HEADS, TrainConfig
 from srm.data import PreferencePair, load_pairs
 from srm.evaluate import credit_report, pointing_credit, summarize
 from srm.model import SentenceRewardModel
+from srm.records import PairScores, ResponseScores
 from srm.score import score_pairs
 from srm.segment import Span, segment
 from srm.train import train
@@ -308,23 +309,21 @@ def build_split(
 # --- metrics ----------------------------------------------------------------------------------
 
 
-def method_scores(side: dict[str, Any]) -> dict[str, list[float | None]]:
+def method_scores(side: ResponseScores) -> dict[str, list[float | None]]:
     """Per sentence, what each row of :func:`srm.evaluate.credit_report` ranks by (higher =
     better; None where truncation left the sentence out)."""
-    sentences = side["sentences"]
+    sentences = side.sentences
     k = len(sentences)
-    scored = [s["reward"] is not None for s in sentences]
+    scored = [s.scored for s in sentences]
     return {
-        "reward": [s["reward"] for s in sentences],
+        "reward": [s.reward for s in sentences],
         "weighted": [
-            s["weight"] * s["reward"] if ok else None
-            for s, ok in zip(sentences, scored, strict=True)
+            s.weight * s.reward if s.scored else None  # type: ignore[operator]
+            for s in sentences
         ],
         "first": [j if ok else None for j, ok in enumerate(scored)],
         "last": [k - 1 - j if ok else None for j, ok in enumerate(scored)],
-        "length": [
-            len(s["text"].strip()) if ok else None for s, ok in zip(sentences, scored, strict=True)
-        ],
+        "length": [len(s.text.strip()) if s.scored else None for s in sentences],
     }
 
 
@@ -335,7 +334,7 @@ def planted_rank(scores: Sequence[float], index: int) -> float:
     return 1 + below + (tied - 1) / 2
 
 
-def rank_report(records: Sequence[dict[str, Any]], planted: Sequence[PlantedPair]) -> dict:
+def rank_report(records: Sequence[PairScores], planted: Sequence[PlantedPair]) -> dict:
     """Mean rank of the planted sentence per method (and the pointing credit recomputed from
     the same scores, to check that they agree with credit_report's), over the corrupted
     responses whose planted sentence was scored along with at least one other."""
@@ -343,7 +342,7 @@ def rank_report(records: Sequence[dict[str, Any]], planted: Sequence[PlantedPair
     pointing: dict[str, list[float]] = {}
     sizes: list[int] = []
     for record, item in zip(records, planted, strict=True):
-        per_method = method_scores(record["rejected"])
+        per_method = method_scores(record.rejected)
         keep = [j for j, v in enumerate(per_method["reward"]) if v is not None]
         if item.index not in keep or len(keep) < 2:
             continue
@@ -363,7 +362,7 @@ def rank_report(records: Sequence[dict[str, Any]], planted: Sequence[PlantedPair
     }
 
 
-def pairwise(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+def pairwise(records: Sequence[PairScores]) -> dict[str, float]:
     overall = summarize(records)["overall"]
     return {
         "n": overall["n"],
@@ -376,12 +375,12 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def check_records(records: Sequence[dict[str, Any]], planted: Sequence[PlantedPair]) -> None:
+def check_records(records: Sequence[PairScores], planted: Sequence[PlantedPair]) -> None:
     """The model's own segmentation must put the planted sentence where it was recorded."""
     for record, item in zip(records, planted, strict=True):
-        sentences = record["rejected"]["sentences"]
+        sentences = record.rejected.sentences
         if len(sentences) != item.n_sentences or (
-            sentences[item.index]["text"].strip() != item.planted
+            sentences[item.index].text.strip() != item.planted
         ):
             raise RuntimeError(
                 f"{item.pair.id}: the model segmented the corrupted response differently from "
@@ -422,12 +421,12 @@ def evaluate_head(
         {
             "source": "planted",
             "labels": [j != item.index for j in range(item.n_sentences)],
-            "record": record["rejected"],
+            "record": record.rejected,
         }
         for record, item in zip(records, planted, strict=True)
     ]
     report = credit_report(
-        items, head=model.config.head, prefix_rewards=bool(records[0]["prefix_rewards"])
+        items, head=model.config.head, prefix_rewards=bool(records[0].prefix_rewards)
     )
     ranks = rank_report(records, planted)
     for method, value in ranks["pointing"].items():
@@ -438,7 +437,7 @@ def evaluate_head(
     return {
         "credit": report,
         "ranks": ranks,
-        "score_max_length": records[0]["max_length"],
+        "score_max_length": records[0].max_length,
         "pairwise_planted": pairwise(records),
         "pairwise_real": pairwise(real_records),
     }

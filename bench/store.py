@@ -32,6 +32,7 @@ from sqlalchemy import select
 from stores import store_backends, timed
 
 from srm.data import PreferencePair
+from srm.records import PairScores
 from srm.store import (
     Dataset,
     Pair,
@@ -76,6 +77,17 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
     ]
 
 
+def unsegmented(score: float) -> dict:
+    """One response's scores with nothing but the score (all the queries timed here read)."""
+    return {
+        "score": score,
+        "prompt_reward": 0.0,
+        "prompt_weight": 0.0,
+        "truncated": False,
+        "sentences": [],
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
@@ -110,11 +122,13 @@ def run(url: str, pairs: list[PreferencePair], n_writes: int, n_queries: int) ->
     with session_factory.begin() as s:
         model_id = register_model(s, "bench", "/bench/model").id
         records = [
-            {
-                "id": pair.id,
-                "chosen": {"score": rng.gauss(0.5, 1), "sentences": []},
-                "rejected": {"score": rng.gauss(0, 1), "sentences": []},
-            }
+            PairScores.from_json(
+                {
+                    "id": pair.id,
+                    "chosen": unsegmented(rng.gauss(0.5, 1)),
+                    "rejected": unsegmented(rng.gauss(0, 1)),
+                }
+            )
             for pair in pairs
         ]
         save_scores(s, model_id, "bench", records)

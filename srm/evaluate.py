@@ -6,8 +6,9 @@ score(chosen) > score(rejected), so a tie is wrong; a section's score is the exa
 weighted mean of its subsets' accuracies. The length-only baseline says the longer response
 (in characters) wins, ties again wrong: any accuracy means little without it beside it.
 
-Everything works from the records :func:`srm.score.score_pairs` writes, so a saved scores file
-can be evaluated again without the model (``srm eval --scores FILE``).
+Everything works from the records :func:`srm.score.score_pairs` returns
+(:class:`srm.records.PairScores`), so a saved scores file can be evaluated again without the
+model (``srm eval --scores FILE``).
 
 Pairwise accuracy cannot tell a model that puts the blame on the right sentence from one that
 does not, so :func:`credit_report` also checks sentence rewards against people's sentence
@@ -26,7 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from srm.data import DEFAULT_STEP_SEPARATOR, PreferencePair, StepRecord
-from srm.records import coverage_counts, coverage_summary, margin_split
+from srm.records import (
+    PairScores,
+    ResponseScores,
+    coverage_counts,
+    coverage_summary,
+    margin_split,
+    p_chosen,
+)
 
 #: RewardBench's subsets by section (its "filtered" split).
 REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -58,24 +66,19 @@ SECTION_OF = {subset: section for section, subs in REWARDBENCH_SECTIONS.items() 
 CALIBRATION_BUCKETS = 5
 
 
-def response_text(record: dict[str, Any]) -> str:
-    """The response a scored record describes (its sentences tile it exactly)."""
-    return "".join(s["text"] for s in record["sentences"])
-
-
-def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy report from scored records (see :mod:`srm.score` for their shape), with how
-    much of the responses the scores saw (``coverage``: responses cut, sentences unscored)."""
+def summarize(records: Iterable[PairScores]) -> dict[str, Any]:
+    """Accuracy report from scored records (:class:`srm.records.PairScores`), with how much of
+    the responses the scores saw (``coverage``: responses cut, sentences unscored)."""
     records = list(records)
     rows = []
     for r in records:
         split = margin_split(r)
-        chosen_len = len(response_text(r["chosen"]))
-        rejected_len = len(response_text(r["rejected"]))
+        chosen_len = len(r.chosen.text)
+        rejected_len = len(r.rejected.text)
         rows.append(
             {
-                "source": r.get("source") or "",
-                "subset": r.get("subset"),
+                "source": r.source,
+                "subset": r.subset,
                 "margin": split.margin,
                 "correct": split.margin > 0,
                 "length_correct": chosen_len > rejected_len,
@@ -170,14 +173,10 @@ def calibration(rows: Sequence[dict[str, Any]], buckets: int = CALIBRATION_BUCKE
                 "hi": abs(group[-1]["margin"]),
                 "n": len(group),
                 "accuracy": sum(r["correct"] for r in group) / len(group),
-                "mean_confidence": sum(_sigmoid(abs(r["margin"])) for r in group) / len(group),
+                "mean_confidence": sum(p_chosen(abs(r["margin"])) for r in group) / len(group),
             }
         )
     return result
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
 
 
 def evaluate_model(
@@ -328,9 +327,10 @@ def credit_report(
 ) -> dict[str, Any]:
     """How well sentence rewards find the sentences people marked bad, overall and per source.
 
-    ``items``: ``{"source": str, "labels": [True | False | None, ...], "record": {...}}`` with
-    ``record`` a scored response (one side of a :func:`srm.score.score_pairs` record, or what
-    :func:`srm.score.score_responses` returns) and one label per sentence of it. ``head`` and
+    ``items``: ``{"source": str, "labels": [True | False | None, ...], "record": ...}`` with
+    ``record`` a scored response (:class:`srm.records.ResponseScores`: one side of a
+    :func:`srm.score.score_pairs` record, or what :func:`srm.score.score_responses` returns)
+    and one label per sentence of it. ``head`` and
     ``prefix_rewards`` name the rows (:func:`credit_method_names`).
 
     A sentence takes part only if it has a label (``None`` = unlabelled) and a reward
@@ -371,7 +371,8 @@ def credit_report(
 
 def _judge(index: int, item: dict[str, Any]) -> _JudgedResponse:
     labels = item["labels"]
-    sentences = item["record"]["sentences"]
+    record: ResponseScores = item["record"]
+    sentences = record.sentences
     if len(labels) != len(sentences):
         raise ValueError(
             f"item {index}: {len(labels)} labels but the record has {len(sentences)} sentences; "
@@ -385,15 +386,15 @@ def _judge(index: int, item: dict[str, Any]) -> _JudgedResponse:
         if label is None:
             unlabelled += 1
             continue
-        if sentence["reward"] is None:
+        if sentence.reward is None or sentence.weight is None:
             truncated += 1
             continue
         good.append(bool(label))
-        scores["reward"].append(sentence["reward"])
-        scores["weighted"].append(sentence["weight"] * sentence["reward"])
+        scores["reward"].append(sentence.reward)
+        scores["weighted"].append(sentence.weight * sentence.reward)
         scores["first"].append(j)
         scores["last"].append(k - 1 - j)
-        scores["length"].append(len(sentence["text"].strip()))
+        scores["length"].append(len(sentence.text.strip()))
     return _JudgedResponse(item.get("source") or "", good, scores, unlabelled, truncated)
 
 

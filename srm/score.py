@@ -4,19 +4,11 @@ Each response is one forward pass (chosen and rejected share a batch); the sente
 and weights come out of the same pass as the score, so the display *is* the model:
 ``prompt_weight * prompt_reward + sum(weight * reward) == score``.
 
-One record per pair, JSON-ready::
-
-    {"id", "source", "margin", "head", "prefix_rewards", "max_length",
-     "chosen":   {"score", "prompt_reward", "prompt_weight", "truncated", "prompt_truncated",
-                  "n_sentences", "n_scored", "last_cut_short",
-                  "sentences": [{"text", "start", "end", "reward", "weight"}, ...],
-                  "tokens": [{"start", "end", "reward"}, ...]      # token head only
-                 },
-     "rejected": {...}}
-
-``start``/``end`` are character offsets into the response. Sentences dropped by truncation
-are listed with ``reward``/``weight`` ``null`` (they did not take part in the score);
-``n_scored`` of ``n_sentences`` were scored, the last of them on its head only when
+One :class:`~srm.records.PairScores` per pair (``to_json()`` gives the JSON that ``srm score``
+writes; see :mod:`srm.records`), each side a :class:`~srm.records.ResponseScores`.
+A sentence's ``start``/``end`` are character offsets into the response. Sentences dropped by
+truncation are listed with ``reward``/``weight`` ``None`` (they did not take part in the
+score); ``n_scored`` of ``n_sentences`` were scored, the last of them on its head only when
 ``last_cut_short``. Both responses of a pair see the same prompt tokens (one prompt encoding
 per pair, :func:`srm.collate.encode_groups`), so ``prompt_reward`` is the same on both sides
 and the prompt's share of the margin is ``prompt_reward * (weight_c - weight_r)``: see
@@ -29,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -38,6 +29,7 @@ from tqdm.auto import tqdm
 from srm.collate import Encoded, collate, encode_many, encode_pairs, length_grouped_batches
 from srm.data import PreferencePair
 from srm.model import RewardOutput, SentenceRewardModel
+from srm.records import PairScores, ResponseScores, SentenceScore, TokenScore
 from srm.segment import Span
 
 log = logging.getLogger(__name__)
@@ -55,7 +47,7 @@ def score_pairs(
     show_progress: bool = False,
     spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
     max_length: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[PairScores]:
     """Score ``pairs`` (``batch_size`` pairs per forward pass, similar lengths together).
 
     ``progress(done, total)`` is called after every batch; ``show_progress`` adds a tqdm bar.
@@ -70,7 +62,7 @@ def score_pairs(
     length = _scoring_length(model, max_length)
     encoded = encode_pairs(model, pairs, spans, max_length=length)
     lengths = [max(len(encoded[i]), len(encoded[i + n])) for i in range(n)]
-    results: list[dict[str, Any] | None] = [None] * n
+    results: list[PairScores | None] = [None] * n
     done = 0
     with tqdm(total=n, unit="pair", disable=not show_progress, desc="scoring") as bar:
         for batch_pairs in length_grouped_batches(lengths, batch_size):
@@ -80,17 +72,17 @@ def score_pairs(
             b = len(batch_pairs)
             for row, i in enumerate(batch_pairs):
                 pair = pairs[i]
-                results[i] = {
-                    "id": pair.id,
-                    "source": pair.source,
-                    "margin": pair.margin,
-                    **({"subset": pair.subset} if pair.subset is not None else {}),
-                    "head": model.config.head,
-                    "prefix_rewards": bool(model.causal),
-                    "max_length": length,
-                    "chosen": response_record(items[row], out, row),
-                    "rejected": response_record(items[row + b], out, row + b),
-                }
+                results[i] = PairScores(
+                    id=pair.id,
+                    source=pair.source,
+                    margin=pair.margin,
+                    subset=pair.subset,
+                    head=model.config.head,
+                    prefix_rewards=bool(model.causal),
+                    max_length=length,
+                    chosen=response_record(items[row], out, row),
+                    rejected=response_record(items[row + b], out, row + b),
+                )
             done += b
             bar.update(b)
             if progress is not None:
@@ -109,8 +101,8 @@ def score_responses(
     max_length: int | None = None,
     progress: Progress | None = None,
     show_progress: bool = False,
-) -> list[dict[str, Any]]:
-    """Score single responses (not pairs): one record per response, shaped as one side of a
+) -> list[ResponseScores]:
+    """Score single responses (not pairs): one record per response, one side of a
     :func:`score_pairs` record. ``spans[i]``, when given, are the sentences of
     ``responses[i]`` (stepwise data comes with its own); ``batch_size`` is in responses."""
     if len(prompts) != len(responses):
@@ -127,7 +119,7 @@ def score_responses(
         max_sentence_chars=cfg.max_sentence_chars,
         spans=spans,
     )
-    results: list[dict[str, Any] | None] = [None] * len(encoded)
+    results: list[ResponseScores | None] = [None] * len(encoded)
     done = 0
     with tqdm(total=len(encoded), unit="response", disable=not show_progress) as bar:
         for ids in length_grouped_batches([len(e) for e in encoded], batch_size):
@@ -154,38 +146,39 @@ def _scoring_length(model: SentenceRewardModel, max_length: int | None) -> int:
     return max_length
 
 
-def response_record(encoded: Encoded, out: RewardOutput, row: int) -> dict[str, Any]:
+def response_record(encoded: Encoded, out: RewardOutput, row: int) -> ResponseScores:
     """The per-sentence view of one scored response (row ``row`` of ``out``)."""
     k = encoded.n_sentences
     rewards = out.sentence_rewards[row, : k + 1].tolist()
     weights = out.weights[row, : k + 1].tolist()
-    sentences = [
-        {
-            "text": span.text,
-            "start": span.start,
-            "end": span.end,
-            # Sentences that truncation left out took no part in the score: null, not 0.
-            "reward": rewards[j] if j <= k else None,
-            "weight": weights[j] if j <= k else None,
-        }
+    sentences = tuple(
+        SentenceScore(
+            text=span.text,
+            start=span.start,
+            end=span.end,
+            # Sentences that truncation left out took no part in the score: None, not 0.
+            reward=rewards[j] if j <= k else None,
+            weight=weights[j] if j <= k else None,
+        )
         for j, span in enumerate(encoded.spans, start=1)
-    ]
-    record: dict[str, Any] = {
-        "score": out.score[row].item(),
-        "prompt_reward": rewards[0],
-        "prompt_weight": weights[0],
-        "truncated": encoded.truncated,
-        "prompt_truncated": encoded.prompt_truncated,
-        "n_sentences": len(encoded.spans),
-        "n_scored": k,
-        "last_cut_short": encoded.last_cut_short,
-        "sentences": sentences,
-    }
+    )
+    tokens = None
     if out.token_rewards is not None:
         response_positions = [t for t, s in enumerate(encoded.token_sentence) if s >= 1]
         token_rewards = out.token_rewards[row, response_positions].tolist()
-        record["tokens"] = [
-            {"start": start, "end": end, "reward": reward}
+        tokens = tuple(
+            TokenScore(start=start, end=end, reward=reward)
             for (start, end), reward in zip(encoded.response_offsets, token_rewards, strict=True)
-        ]
-    return record
+        )
+    return ResponseScores(
+        score=out.score[row].item(),
+        prompt_reward=rewards[0],
+        prompt_weight=weights[0],
+        truncated=encoded.truncated,
+        prompt_truncated=encoded.prompt_truncated,
+        n_sentences=len(encoded.spans),
+        n_scored=k,
+        last_cut_short=encoded.last_cut_short,
+        sentences=sentences,
+        tokens=tokens,
+    )

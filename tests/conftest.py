@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from srm.records import PairScores
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
 SAMPLE = DATA_DIR / "sample_50.jsonl"
@@ -43,3 +45,19 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def sample_path() -> Path:
     return SAMPLE
+
+
+def scores_of(pair_id: str, chosen: float, rejected: float) -> PairScores:
+    """A model's scores of pair ``pair_id`` with nothing but the two scores (no sentences):
+    what the store's queries, the queue and the model comparison read."""
+
+    def side(score: float) -> dict:
+        return {
+            "score": score,
+            "prompt_reward": 0.0,
+            "prompt_weight": 1.0,
+            "truncated": False,
+            "sentences": [],
+        }
+
+    return PairScores.from_json({"id": pair_id, "chosen": side(chosen), "rejected": side(rejected)})

@@ -1,7 +1,8 @@
 """Plotly figure builders for the app's pages: pure functions from plain records to figures.
 
-Inputs are the records :func:`srm.score.score_pairs` returns (see :mod:`srm.score`), rows of a
-run's ``metrics.jsonl`` and small dicts the pages assemble. Pages only place the figures; tests
+Inputs are the typed score records of :mod:`srm.records` (what :func:`srm.score.score_pairs`
+returns), the comparison of :mod:`srm.compare`, rows of a run's ``metrics.jsonl`` and small
+dicts the pages assemble. Pages only place the figures; tests
 call these functions directly.
 
 Anything from the data that plotly draws (hover text, legend names, tick labels) is escaped with
@@ -19,17 +20,14 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from srm.records import margin_split, p_chosen, sig3
+from palette import NEGATIVE, POSITIVE, WEIGHT, max_abs
+from srm.compare import PairShift
+from srm.records import PairScores, ResponseScores, margin_split, p_chosen, sig3
 
 Record = dict[str, Any]
 
 SIDES = ("chosen", "rejected")
 VALUES = ("reward", "weight")
-# The same colour-blind-safe hues as highlight.py (ColorBrewer PuOr ends, BrBG teal), so a
-# sentence has one colour in the text and in the charts.
-NEGATIVE = "#e66101"
-POSITIVE = "#5e3c99"
-WEIGHT = "#018571"
 NEUTRAL = "#f7f7f7"
 TOTAL = "#7f7f7f"
 REWARD_SCALE = [[0.0, NEGATIVE], [0.5, NEUTRAL], [1.0, POSITIVE]]
@@ -43,7 +41,7 @@ MAX_CELL_LABELS = 20
 
 
 def sentence_heatmap(
-    pair_record: Record, value: str = "reward", *, large: bool = False
+    pair_record: PairScores, value: str = "reward", *, large: bool = False
 ) -> go.Figure:
     """Both responses of a pair as two rows of cells: the prompt term, then one cell per
     sentence, coloured by ``value``.
@@ -58,23 +56,22 @@ def sentence_heatmap(
     labelled with their value (3 significant figures) when K <= 20.
     """
     _check_value(value)
-    rows = [pair_record[side]["sentences"] for side in SIDES]
+    rows = [pair_record.side(side).sentences for side in SIDES]
     k = max(len(r) for r in rows)
     columns = ["prompt", *(str(j) for j in range(1, k + 1))]
     z: list[list[float | None]] = []  # (2, K + 1)
     customdata: list[list[list[str]]] = []  # (2, K + 1, 3): side, value line, sentence text
     labels: list[list[str]] = []  # (2, K + 1)
     for side, sentences in zip(SIDES, rows, strict=True):
-        rec = pair_record[side]
-        prompt_value = rec[f"prompt_{value}"]
-        term = rec["prompt_reward"] * rec["prompt_weight"]
+        rec = pair_record.side(side)
+        prompt_value = getattr(rec, f"prompt_{value}")
         z_row = [prompt_value]
         data_row = [
             [
                 side,
                 f"prompt term · {value} {sig3(prompt_value, signed=value == 'reward')}",
-                f"reward {sig3(rec['prompt_reward'])} × weight "
-                f"{sig3(rec['prompt_weight'], signed=False)} = {sig3(term)} of the score",
+                f"reward {sig3(rec.prompt_reward)} × weight "
+                f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)} of the score",
             ]
         ]
         label_row = [sig3(prompt_value, signed=value == "reward")]
@@ -85,7 +82,7 @@ def sentence_heatmap(
                 label_row.append("")
                 continue
             s = sentences[j]
-            v = s[value]
+            v = getattr(s, value)
             z_row.append(v)
             if v is None:
                 line = f"sentence {j + 1} · cut by truncation (not scored)"
@@ -93,17 +90,17 @@ def sentence_heatmap(
             else:
                 line = f"sentence {j + 1} · {value} {sig3(v, signed=value == 'reward')}"
                 label_row.append(sig3(v, signed=value == "reward"))
-            data_row.append([side, line, hover_text(s["text"])])
+            data_row.append([side, line, hover_text(s.text)])
         z.append(z_row)
         customdata.append(data_row)
         labels.append(label_row)
 
-    top = _max_abs(v for row in z for v in row[1:])  # the sentences set the scale
+    top = max_abs(v for row in z for v in row[1:])  # the sentences set the scale
     clipped = any(abs(row[0]) > top for row in z if row[0] is not None and len(row) > 1)
     if value == "reward":
         colors = {"colorscale": REWARD_SCALE, "zmid": 0.0, "zmin": -top, "zmax": top}
         what = "sentence reward"
-        if pair_record.get("prefix_rewards"):
+        if pair_record.prefix_rewards:
             what += " (each given the sentences before it)"
     else:
         colors = {"colorscale": WEIGHT_SCALE, "zmin": 0.0, "zmax": top}
@@ -136,7 +133,7 @@ def sentence_heatmap(
     return _style(fig, f"Colour: {what}", large=large, height=260)
 
 
-def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figure:
+def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.Figure:
     """How each score is built: prompt term, then weight × reward per sentence, then the total.
 
     One waterfall per response, side by side on a shared y axis. The relative bars add up to
@@ -145,7 +142,7 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
     P(chosen preferred) = sigmoid(margin). Truncated sentences, which took no part in the
     score, are left out.
     """
-    scores = {side: pair_record[side]["score"] for side in SIDES}
+    scores = {side: pair_record.side(side).score for side in SIDES}
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -154,34 +151,33 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
         subplot_titles=[f"{side} · score {sig3(scores[side])}" for side in SIDES],
     )
     for col, side in enumerate(SIDES, start=1):
-        rec = pair_record[side]
-        prompt = rec["prompt_weight"] * rec["prompt_reward"]
-        x, y, measure = ["prompt term"], [prompt], ["relative"]
+        rec = pair_record.side(side)
+        x, y, measure = ["prompt term"], [rec.prompt_term], ["relative"]
         detail = [
             [
                 "the prompt's own term",
-                f"reward {sig3(rec['prompt_reward'])} × weight "
-                f"{sig3(rec['prompt_weight'], signed=False)} = {sig3(prompt)}",
+                f"reward {sig3(rec.prompt_reward)} × weight "
+                f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)}",
             ]
         ]
-        for j, s in enumerate(rec["sentences"], start=1):
-            if s["reward"] is None or s["weight"] is None:
+        for j, s in enumerate(rec.sentences, start=1):
+            if s.reward is None or s.weight is None:
                 continue
-            term = s["weight"] * s["reward"]
+            term = s.weight * s.reward
             x.append(f"s{j}")
             y.append(term)
             measure.append("relative")
             detail.append(
                 [
-                    hover_text(s["text"]),
-                    f"reward {sig3(s['reward'])} × weight {sig3(s['weight'], signed=False)}"
+                    hover_text(s.text),
+                    f"reward {sig3(s.reward)} × weight {sig3(s.weight, signed=False)}"
                     f" = {sig3(term)}",
                 ]
             )
         x.append("score")
-        y.append(rec["score"])
+        y.append(rec.score)
         measure.append("total")
-        detail.append([f"{side} score", sig3(rec["score"])])
+        detail.append([f"{side} score", sig3(rec.score)])
         fig.add_trace(
             go.Waterfall(
                 name=side,
@@ -212,21 +208,21 @@ def contributions_chart(pair_record: Record, *, large: bool = False) -> go.Figur
     return _style(fig, title, large=large, height=380)
 
 
-def token_chart(side_record: Record, text: str, *, large: bool = False) -> go.Figure:
+def token_chart(side_record: ResponseScores, text: str, *, large: bool = False) -> go.Figure:
     """The token head's reward for every response token: one bar each, hover shows the token."""
-    tokens = side_record.get("tokens")
+    tokens = side_record.tokens
     if tokens is None:
         raise ValueError(
             "this record has no token rewards: only token-head models produce them; "
             "use sentence_heatmap for sentence and response heads"
         )
-    rewards = [t["reward"] for t in tokens]
+    rewards = [t.reward for t in tokens]
     fig = go.Figure(
         go.Bar(
             x=list(range(1, len(tokens) + 1)),
             y=rewards,
             marker_color=[POSITIVE if r >= 0 else NEGATIVE for r in rewards],
-            customdata=[html.escape(repr(text[t["start"] : t["end"]])) for t in tokens],
+            customdata=[html.escape(repr(text[t.start : t.end])) for t in tokens],
             hovertemplate="token %{x} · %{customdata}<br>reward %{y:+.3f}<extra></extra>",
         )
     )
@@ -275,9 +271,10 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
 
 
 def margin_shift_scatter(
-    points: Sequence[Record], *, names: tuple[str, str] = ("A", "B"), large: bool = False
+    points: Sequence[PairShift], *, names: tuple[str, str] = ("A", "B"), large: bool = False
 ) -> go.Figure:
-    """Each pair's margin under model A (x) against model B (y), in the labelled direction.
+    """Each pair's margin under model A (x) against model B (y), in the labelled direction
+    (:attr:`srm.compare.Comparison.pairs`).
 
     Points off the dashed y = x line moved between the models; ``flipped`` points (the models
     disagree on the winner: the top-left and bottom-right quadrants) are highlighted.
@@ -299,17 +296,17 @@ def margin_shift_scatter(
         ),
     )
     for flipped, label, marker in groups:
-        group = [p for p in points if bool(p["flipped"]) == flipped]
+        group = [p for p in points if p.flipped == flipped]
         if not group:
             continue
         fig.add_trace(
             go.Scatter(
                 name=f"{label} ({len(group)})",
-                x=[p["a"] for p in group],
-                y=[p["b"] for p in group],
+                x=[p.a for p in group],
+                y=[p.b for p in group],
                 mode="markers",
                 marker=marker,
-                customdata=[[html.escape(p["id"]), html.escape(p.get("label", ""))] for p in group],
+                customdata=[[html.escape(p.id), html.escape(p.label or "")] for p in group],
                 hovertemplate=(
                     "<b>%{customdata[0]}</b> %{customdata[1]}<br>"
                     f"{html.escape(names[0])}: %{{x:+.3f}}<br>"
@@ -317,7 +314,7 @@ def margin_shift_scatter(
                 ),
             )
         )
-    values = [v for p in points for v in (p["a"], p["b"])]
+    values = [v for p in points for v in (p.a, p.b)]
     lo, hi = min(min(values), 0.0), max(max(values), 0.0)
     pad = 0.05 * (hi - lo or 1.0)
     lo, hi = lo - pad, hi + pad
@@ -339,15 +336,15 @@ def margin_shift_scatter(
         scaleanchor="x",
         scaleratio=1,
     )
-    n_flipped = sum(bool(p["flipped"]) for p in points)
+    n_flipped = sum(p.flipped for p in points)
     return _style(
         fig, f"Margin shift: {n_flipped} of {len(points)} pairs flipped", large=large, height=480
     )
 
 
 def sentence_shift_chart(
-    a_side: Record,
-    b_side: Record,
+    a_side: ResponseScores,
+    b_side: ResponseScores,
     *,
     names: tuple[str, str] = ("A", "B"),
     side: str | None = None,
@@ -357,14 +354,14 @@ def sentence_shift_chart(
     ``side`` (chosen or rejected) names the response in the title."""
     fig = go.Figure()
     for record, name, color in zip((a_side, b_side), names, (POSITIVE, WEIGHT), strict=True):
-        sentences = record["sentences"]
+        sentences = record.sentences
         fig.add_trace(
             go.Bar(
                 name=html.escape(name),
                 x=list(range(1, len(sentences) + 1)),
-                y=[s["reward"] for s in sentences],
+                y=[s.reward for s in sentences],
                 marker_color=color,
-                customdata=[hover_text(s["text"]) for s in sentences],
+                customdata=[hover_text(s.text) for s in sentences],
                 hovertemplate=(
                     f"<b>{html.escape(name)}</b> · sentence %{{x}} · reward %{{y:+.3f}}"
                     "<br>%{customdata}<extra></extra>"
@@ -490,12 +487,6 @@ def _empty(message: str, *, large: bool) -> go.Figure:
 def _check_value(value: str) -> None:
     if value not in VALUES:
         raise ValueError(f"value must be one of {VALUES}, got {value!r}")
-
-
-def _max_abs(values: Any) -> float:
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    top = max(finite, default=0.0)
-    return top if top > 0 else 1.0
 
 
 def _is_number(v: Any) -> bool:

@@ -5,29 +5,18 @@ Everything taken from a response is escaped with ``html.escape(..., quote=True)`
 untrusted text and may contain ``<script>`` or ``onerror=`` attributes, so nothing from them may
 ever become markup, in element content or in an attribute.
 
-Records are the per-response dicts :func:`srm.score.score_pairs` returns (``record["chosen"]``)::
-
-    {"score": 0.8, "prompt_reward": 0.1, "prompt_weight": 0.2, "truncated": False,
-     "sentences": [{"text": "Hi. ", "start": 0, "end": 4, "reward": 0.5, "weight": 0.8}, ...],
-     "tokens": [{"start": 0, "end": 2, "reward": 0.3}, ...]}  # token head only
+Records are the typed scores of :mod:`srm.records`: a pair's :class:`~srm.records.PairScores`
+for the shared colour scale, one side's :class:`~srm.records.ResponseScores` for the text.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable
-from typing import Any
 
-from srm.records import sig3
+from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
+from srm.records import PairScores, ResponseScores, sig3
 
-Record = dict[str, Any]
-
-# ColorBrewer PuOr ends: an orange/purple pair that stays distinct under the common colour-vision
-# deficiencies (red/green would not). charts.py uses the same three colours.
-NEGATIVE_RGB = (230, 97, 1)  # #e66101, reward < 0
-POSITIVE_RGB = (94, 60, 153)  # #5e3c99, reward > 0
-WEIGHT_RGB = (1, 133, 113)  # #018571 (BrBG teal), attention weight; not a reward hue
 # Tints stay translucent so black text on them keeps its contrast.
 MAX_ALPHA = 0.6
 TRUNCATED_GREY = "#8a8a8a"
@@ -51,18 +40,18 @@ def weight_color(value: float, scale: float) -> str:
     return _rgba(WEIGHT_RGB, frac * MAX_ALPHA)
 
 
-def shared_scale(pair_record: Record, by: str) -> float:
+def shared_scale(pair_record: PairScores, by: str) -> float:
     """The value that gets full colour for both responses of a pair: max |reward| (or max weight)
     over both sides' scored sentences. Never 0 (1.0 when there is nothing to scale), so it is
     always safe to divide by."""
     _check_by(by)
-    values = [s[by] for side in ("chosen", "rejected") for s in pair_record[side]["sentences"]]
-    return _max_abs(values)
+    sides = (pair_record.chosen, pair_record.rejected)
+    return max_abs(getattr(s, by) for side in sides for s in side.sentences)
 
 
 def sentences_html(
     text: str,
-    record: Record,
+    record: ResponseScores,
     *,
     by: str = "reward",
     scale: float | None = None,
@@ -78,19 +67,19 @@ def sentences_html(
     carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers.
     """
     _check_by(by)
-    sentences = record["sentences"]
+    sentences = record.sentences
     if scale is None:
-        scale = _max_abs(s[by] for s in sentences)
+        scale = max_abs(getattr(s, by) for s in sentences)
     color = reward_color if by == "reward" else weight_color
     spans = []
     for i, s in enumerate(sentences, start=1):
-        reward, weight = s["reward"], s["weight"]
+        reward, weight = s.reward, s.weight
         if reward is None or weight is None:
             style = f"color: {TRUNCATED_GREY}; text-decoration: underline dashed {TRUNCATED_GREY};"
             title = f"sentence {i} · cut by truncation: not scored, not part of the score"
             classes = ["srm-sentence", "srm-truncated"]
         else:
-            style = f"background-color: {color(s[by], scale)}; border-radius: 3px;"
+            style = f"background-color: {color(getattr(s, by), scale)}; border-radius: 3px;"
             title = (
                 f"sentence {i} · reward {reward:+.3f} · weight {weight:.2f}"
                 f" · contributes {reward * weight:+.3f}"
@@ -99,19 +88,19 @@ def sentences_html(
         if selected == i:
             style += " outline: 2px solid #222; outline-offset: 1px;"
             classes.append("srm-selected")
-        spans.append((s["start"], s["end"], classes, style, title, {"data-sentence": str(i)}))
+        spans.append((s.start, s.end, classes, style, title, {"data-sentence": str(i)}))
     return _response_div(text, spans, large=large)
 
 
 def prompt_term_html(
-    record: Record, *, by: str = "reward", scale: float, large: bool = False
+    record: ResponseScores, *, by: str = "reward", scale: float, large: bool = False
 ) -> str:
     """A chip for the prompt's own term (marker 0) of one response, tinted like a sentence:
     it is part of the score, so the coloured text would tell half the story without it.
     ``scale`` is the sentences' shared scale; a prompt term beyond it gets the full tint and
     the chip says so."""
     _check_by(by)
-    reward, weight = record["prompt_reward"], record["prompt_weight"]
+    reward, weight = record.prompt_reward, record.prompt_weight
     value = reward if by == "reward" else weight
     color = reward_color(value, scale) if by == "reward" else weight_color(value, scale)
     beyond = " · beyond the sentences' colour scale" if abs(value) > scale else ""
@@ -128,31 +117,31 @@ def prompt_term_html(
 
 
 def tokens_html(
-    text: str, record: Record, *, scale: float | None = None, large: bool = False
+    text: str, record: ResponseScores, *, scale: float | None = None, large: bool = False
 ) -> str:
     """One response, each token in a ``<span>`` tinted by the token head's reward.
 
     ``record`` must come from a token-head model (it has ``tokens``). Spans carry
     ``data-token="<1-based index>"`` and a tooltip with the token text and its reward.
     """
-    tokens = record.get("tokens")
+    tokens = record.tokens
     if tokens is None:
         raise ValueError(
             "this record has no token rewards: only token-head models produce them; "
             "use sentences_html for sentence and response heads"
         )
     if scale is None:
-        scale = _max_abs(t["reward"] for t in tokens)
+        scale = max_abs(t.reward for t in tokens)
     spans = []
     for i, t in enumerate(tokens, start=1):
-        piece = text[t["start"] : t["end"]]
+        piece = text[t.start : t.end]
         spans.append(
             (
-                t["start"],
-                t["end"],
+                t.start,
+                t.end,
                 ["srm-token"],
-                f"background-color: {reward_color(t['reward'], scale)};",
-                f"token {i} · {piece!r} · reward {t['reward']:+.3f}",
+                f"background-color: {reward_color(t.reward, scale)};",
+                f"token {i} · {piece!r} · reward {t.reward:+.3f}",
                 {"data-token": str(i)},
             )
         )
@@ -201,12 +190,6 @@ def _fraction(value: float, scale: float) -> float:
 def _rgba(rgb: tuple[int, int, int], alpha: float) -> str:
     r, g, b = rgb
     return f"rgba({r}, {g}, {b}, {alpha:.3f})"
-
-
-def _max_abs(values: Iterable[float | None]) -> float:
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-    top = max(finite, default=0.0)
-    return top if top > 0 else 1.0
 
 
 def _check_by(by: str) -> None:

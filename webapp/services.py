@@ -1,55 +1,34 @@
-"""Glue between the pages and ``srm``: cached resources, queries and writes, returning plain data.
+"""Glue between the pages and ``srm``: cached queries and writes, returning plain data.
 
-Pages call these functions and never touch SQL or torch themselves. Every function takes the
-store URL, so a cache never serves one store's rows for another. Reads are cached briefly
-(``ttl``) and the writes here clear the caches they make stale, function by function, so an
-annotator sees their own change at once and other people's within seconds.
+Pages call these functions (and those of ``scoring`` for what models say, ``importing`` for
+files) and never touch SQL or torch themselves. Every function takes the store URL, so a cache
+never serves one store's rows for another. Reads are cached briefly (``ttl``) and the writes
+here clear the caches they make stale, function by function, so an annotator sees their own
+change at once and other people's within seconds. A read never writes (see :func:`jobs`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import streamlit as st
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 import auth
 from srm import store
-from srm.records import (
-    NO_CLEAR_PREFERENCE,
-    Coverage,
-    MarginSplit,
-    clear_preference,
-    coverage,
-    margin_split,
-    p_chosen,
-    sig3,
-)
 from srm.store import StaleWriteError, StoreError
+from store_access import demo_mode, display_url, engine, read_session, store_url, write
 
-if TYPE_CHECKING:  # torch loads on first use, not when a page imports services
-    from srm.model import SentenceRewardModel
-    from srm.segment import Span
-
-__all__ = ["NO_CLEAR_PREFERENCE", "StaleWriteError", "StoreError"]
+# Re-exported: the pages reach the store's settings and errors through services.
+__all__ = ["StaleWriteError", "StoreError", "demo_mode", "display_url", "engine", "store_url"]
 
 #: Label actions with their keyboard shortcuts, in the order the Annotate page shows them.
 LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
 UNDO_SHORTCUT = "u"
-DEMO_ENV = "SRM_DEMO"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 GUIDELINES_FILE = PROJECT_DIR / "docs" / "guidelines.md"
-#: Folders the app may import from by path (os.pathsep-separated); see import_roots().
-IMPORT_ROOTS_ENV = "SRM_IMPORT_ROOTS"
 
 
 # ------------------------------------------------------------------------------- plain rows
@@ -111,42 +90,8 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
-# ------------------------------------------------------------------------------- store access
-def store_url() -> str:
-    """The store the app shows: ``$SRM_DB_URL`` or the per-user default."""
-    return store.default_url()
-
-
-def display_url(url: str) -> str:
-    """The store URL as shown on screen: a password in it is masked."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def demo_mode() -> bool:
-    """Read-only presentation mode (``srm app --demo`` sets ``SRM_DEMO=1``)."""
-    return os.environ.get(DEMO_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@st.cache_resource(show_spinner=False)
-def engine(url: str) -> Engine:
-    """The store engine, migrated to the current schema once per process."""
-    return store.open_store(url)
-
-
-def _read_session(url: str) -> Session:
-    return store.make_sessionmaker(engine(url), read_only=True)()
-
-
-def _write(url: str) -> AbstractContextManager[Session]:
-    """A write transaction: ``with _write(url) as session`` commits on success."""
-    if demo_mode():
-        raise StoreError("the app runs in demo mode, which is read-only")
-    return store.make_sessionmaker(engine(url)).begin()
-
-
-def _clear_pair_caches() -> None:
+def clear_pair_caches() -> None:
+    """Forget the cached pair reads: after an import or a label write."""
     for cached in (pair_count, pair_page, label_summary, queue_page, dataset_summaries, agreement):
         cached.clear()
 
@@ -154,19 +99,19 @@ def _clear_pair_caches() -> None:
 # ------------------------------------------------------------------------------- datasets
 @st.cache_data(ttl=10, show_spinner=False)
 def dataset_summaries(url: str) -> list[dict]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return [asdict(s) for s in store.list_datasets(session)]
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def sources(url: str, dataset: str | None) -> list[str]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return store.list_sources(session, dataset)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def label_summary(url: str, dataset: str | None) -> dict[str, int]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return store.label_summary(session, dataset)
 
 
@@ -195,7 +140,7 @@ def _where(filters: Mapping[str, Any] | None) -> store.PairFilter | None:
 def pair_count(
     url: str, dataset: str | None, search: str, filters: Mapping[str, Any] | None = None
 ) -> int:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return store.count_pairs(session, dataset, search=search or None, where=_where(filters))
 
 
@@ -208,7 +153,7 @@ def pair_page(
     page_size: int,
     filters: Mapping[str, Any] | None = None,
 ) -> list[PairRow]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         pairs = store.list_pairs(
             session,
             dataset,
@@ -222,97 +167,14 @@ def pair_page(
 
 def get_pair(url: str, dataset: str, external_id: str) -> PairRow:
     """One pair, read fresh (its label may have just changed)."""
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return _pair_row(store.get_pair(session, dataset, external_id))
 
 
 def margin_range(url: str, dataset: str | None) -> tuple[float, float] | None:
     """The smallest and largest imported margin, or ``None`` when no pair has one."""
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return store.margin_bounds(session, dataset)
-
-
-def import_roots() -> list[Path]:
-    """The folders a path typed in the app may point into: ``$SRM_IMPORT_ROOTS`` (separated
-    by ``os.pathsep``; relative ones start at the project directory; empty: none), else the
-    project's ``data/`` and ``$XDG_DATA_HOME/srm-studio/uploads``. A visitor must not be able to
-    read (or learn of) any other file on the server through an import."""
-    configured = os.environ.get(IMPORT_ROOTS_ENV)
-    if configured is None:
-        data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-        folders = [PROJECT_DIR / "data", data_home / "srm-studio" / "uploads"]
-    else:
-        folders = [PROJECT_DIR / Path(p).expanduser() for p in configured.split(os.pathsep) if p]
-    return [folder.resolve() for folder in folders]
-
-
-def import_path(typed: str) -> Path:
-    """The file a path typed in the app names, if it is under an import root (symbolic links
-    and ``..`` resolved first); else ``StoreError``, with the same words whether or not the
-    path exists, so the message says nothing about the rest of the server."""
-    roots = import_roots()
-    if not roots:
-        raise StoreError(
-            f"importing by path is switched off ({IMPORT_ROOTS_ENV} is empty): upload the file"
-        )
-    path = (PROJECT_DIR / Path(typed).expanduser()).resolve()
-    if not any(path.is_relative_to(root) for root in roots):
-        raise StoreError(
-            f"{typed}: the app imports only from {', '.join(map(str, roots))}; copy the file "
-            f"into one of them, or set {IMPORT_ROOTS_ENV} (see the README)"
-        )
-    if not path.exists():
-        raise StoreError(f"{typed}: no such file or directory")
-    return path
-
-
-def import_file(url: str, path: str, dataset: str | None = None) -> store.ImportResult:
-    """Validate and import a file on the server, which must be under an import root (admins
-    only); raises ``DataError`` (every problem) or ``StoreError``."""
-    auth.require_admin("Importing a path on the server")
-    found = import_path(path)
-    return _import(
-        url, found, (dataset or "").strip() or (found.name if found.is_dir() else found.stem)
-    )
-
-
-def import_upload(
-    url: str, file_name: str, data: bytes, dataset: str | None = None
-) -> store.ImportResult:
-    """Import an uploaded file; problems name the file as uploaded, not where the server kept
-    it."""
-    from srm.data import DataError
-
-    safe_name = Path(file_name).name or "upload.jsonl"
-    with tempfile.TemporaryDirectory(prefix="srm-upload-") as tmp:
-        path = Path(tmp) / safe_name
-        path.write_bytes(data)
-        name = (dataset or "").strip() or Path(safe_name).stem
-        try:
-            return _import(url, path, name)
-        except DataError as err:
-            raise DataError(
-                [replace(p, file=p.file.replace(str(path), safe_name)) for p in err.problems]
-            ) from None
-
-
-def _import(url: str, path: Path, name: str) -> store.ImportResult:
-    from srm.data import load_pairs
-
-    pairs = load_pairs(path)
-    with _write(url) as session:
-        result = store.import_pairs(session, name, pairs, source_file=str(path))
-    _clear_pair_caches()
-    sources.clear()
-    return result
-
-
-def export_jsonl(url: str, dataset: str) -> tuple[bytes, str]:
-    """The dataset with corrections applied, as TRL-style JSON Lines, and the count summary."""
-    with _read_session(url) as session:
-        result = store.effective_pairs(session, dataset)
-    lines = [json.dumps(p.to_dict(), ensure_ascii=False) for p in result.pairs]
-    return ("\n".join(lines) + "\n").encode() if lines else b"", result.counts.summary()
 
 
 # ------------------------------------------------------------------------------- models
@@ -355,233 +217,52 @@ def bundled_model_path() -> str | None:
 
 
 def active_model(url: str) -> ModelInfo | None:
-    """The model pages score with: the store's active model; on first use the bundled default
-    is registered and made active (in demo mode it is used without writing anything)."""
-    with _read_session(url) as session:
+    """The model pages score with: the store's active model (:func:`register_default_model`
+    makes the bundled default active at app start). A read: it never writes, so in demo mode,
+    where nothing is registered, the bundled model is used as it is."""
+    with read_session(url) as session:
         model = store.get_active_model(session)
         if model is not None:
             return _model_info(model)
+    path = bundled_model_path() if demo_mode() else None
+    return _info_for_path(path) if path is not None else None
+
+
+def register_default_model(url: str) -> None:
+    """Register the bundled default model (``$SRM_MODEL``, else the one shipped) and make it
+    active when the store has no active model yet. The app's entry script calls this on each
+    run: a read when there is nothing to do, a write the first time only; demo mode writes
+    nothing."""
     path = bundled_model_path()
-    if path is None:
-        return None
-    if demo_mode():
-        return _info_for_path(path)
+    if path is None or demo_mode():
+        return
+    with read_session(url) as session:
+        if store.get_active_model(session) is not None:
+            return
     info = _info_for_path(path)
-    with _write(url) as session:
-        row = store.register_model(
-            session,
-            Path(path).name,
-            path,
-            config={"model": {"head": info.head, "backbone": info.backbone}, "causal": info.causal},
-        )
-        if store.get_active_model(session) is None:
+    config = {"model": {"head": info.head, "backbone": info.backbone}, "causal": info.causal}
+    with write(url) as session:
+        row = store.register_model(session, Path(path).name, path, config=config)
+        if store.get_active_model(session) is None:  # not set by someone else meanwhile
             store.set_active_model(session, row.id)
-        active = store.get_active_model(session)
-        return _model_info(active) if active is not None else None
 
 
 def list_models(url: str) -> list[ModelInfo]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return [_model_info(m) for m in store.list_models(session)]
 
 
 def set_active_model(url: str, model_id: int) -> None:
     auth.require_admin("Choosing the active model")
-    with _write(url) as session:
+    with write(url) as session:
         store.set_active_model(session, model_id)
     queue_page.clear()
 
 
-@st.cache_resource(show_spinner="Loading the reward model…", max_entries=2)
-def _model(path: str, mtime: float) -> SentenceRewardModel:
-    from srm.checkpoint import load
-
-    return load(path)
-
-
-def model_mtime(path: str) -> float:
-    """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
-    from srm.checkpoint import WEIGHTS_FILE, model_dir
-
-    return (model_dir(path) / WEIGHTS_FILE).stat().st_mtime
-
-
-# ------------------------------------------------------------------------------- scores
-def _record(pair: PairRow, model: ModelInfo, chosen: dict, rejected: dict) -> dict:
-    return {
-        "id": pair.id,
-        "source": pair.source,
-        "margin": pair.margin,
-        "head": model.head,
-        "prefix_rewards": model.causal,
-        "chosen": chosen,
-        "rejected": rejected,
-    }
-
-
-def cached_scores(url: str, pair: PairRow, model: ModelInfo) -> dict | None:
-    """The model's stored scores of the pair, or ``None`` if it has not scored it yet."""
-    if model.id is None:
-        return None
-    with _read_session(url) as session:
-        row = store.get_score(session, pair.db_id, model.id)
-        if row is None:
-            return None
-        return _record(pair, model, row.chosen_detail, row.rejected_detail)
-
-
-def scores(url: str, pair: PairRow, model: ModelInfo) -> dict:
-    """Per-sentence rewards and weights of a pair: computed once per (pair, model) and kept
-    in the store, so every later view (and every other user) reads them back."""
-    found = cached_scores(url, pair, model)
-    if found is not None:
-        return found
-    record = _compute(model.path, model_mtime(model.path), pair)
-    if model.id is not None and not demo_mode():
-        with _write(url) as session:
-            store.save_scores(session, model.id, pair.dataset, [record])
-        queue_page.clear()
-    return record
-
-
-@st.cache_data(show_spinner="Scoring…", max_entries=256)
-def _compute(path: str, mtime: float, pair: PairRow) -> dict:
-    from srm.data import PreferencePair
-    from srm.score import score_pairs
-
-    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
-    return score_pairs(_model(path, mtime), [item])[0]
-
-
-def rescore_with_spans(
-    pair: PairRow, model: ModelInfo, spans: Mapping[str, Sequence[tuple[int, int]]]
-) -> dict:
-    """Score the pair with hand-edited sentence boundaries (``{"chosen": [(start, end), ...]}``);
-    kept in memory only, since they are not the model's own segmentation."""
-    return _compute_with_spans(
-        model.path,
-        model_mtime(model.path),
-        pair,
-        tuple(sorted((side, tuple(map(tuple, cuts))) for side, cuts in spans.items())),
-    )
-
-
-@st.cache_data(show_spinner="Rescoring…", max_entries=64)
-def _compute_with_spans(
-    path: str, mtime: float, pair: PairRow, spans: tuple[tuple[str, tuple], ...]
-) -> dict:
-    from srm.data import PreferencePair
-    from srm.score import score_pairs
-
-    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
-    given = {side: _spans(getattr(pair, side), cuts) for side, cuts in spans}
-    return score_pairs(_model(path, mtime), [item], spans=[given])[0]
-
-
-def _spans(text: str, cuts: Sequence[tuple[int, int]]) -> list[Span]:
-    from srm.segment import Span
-
-    return [Span(start, end, text[start:end]) for start, end in cuts]
-
-
-def segment_spans(text: str) -> list[tuple[int, int]]:
-    from srm.segment import segment
-
-    return [(s.start, s.end) for s in segment(text)]
-
-
-def merge_sentences(
-    text: str, cuts: Sequence[tuple[int, int]], index: int
-) -> list[tuple[int, int]]:
-    """Remove the boundary after sentence ``index`` (0-based); raises ``ValueError``."""
-    from srm.segment import merge_spans
-
-    return [(s.start, s.end) for s in merge_spans(_spans(text, cuts), index)]
-
-
-def split_sentence(
-    text: str, cuts: Sequence[tuple[int, int]], index: int, at: int
-) -> list[tuple[int, int]]:
-    """Add a boundary ``at`` characters into sentence ``index``; raises ``ValueError``."""
-    from srm.segment import split_span
-
-    return [(s.start, s.end) for s in split_span(_spans(text, cuts), index, at)]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The model's preference beside the pair's current label, with what carries it."""
-
-    margin: float
-    """Chosen minus rejected score (as imported)."""
-    p_chosen: float
-    """sigma(margin): the model's probability that the imported ``chosen`` is better."""
-    model_prefers: str
-    label: str | None
-    agrees: bool | None
-    """``None`` for ties and discards, which prefer neither response."""
-    split: MarginSplit
-    """margin = prompt term shift + sentence terms."""
-    coverage: dict[str, Coverage]
-    """Per side: how many of its sentences the score saw."""
-
-    @property
-    def clear(self) -> bool:
-        """Outside the no-clear-preference band around P = 50%."""
-        return clear_preference(self.margin)
-
-    @property
-    def probability_text(self) -> str:
-        """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band."""
-        text = f"{self.p_chosen:.1%}"
-        return text if self.clear else f"{text} · no clear preference"
-
-    @property
-    def split_text(self) -> str:
-        """``"margin -0.0868 = prompt term -0.0787 + sentences -0.0081"``"""
-        return (
-            f"margin {sig3(self.split.margin)} = prompt term {sig3(self.split.prompt)} "
-            f"+ sentences {sig3(self.split.sentences)}"
-        )
-
-    @property
-    def prompt_note(self) -> str | None:
-        """Words for a margin the prompt term carries (None when the sentences carry it)."""
-        if not self.split.prompt_dominates:
-            return None
-        return (
-            f"The prompt term carries {self.split.prompt_share:.0%} of this margin: the verdict "
-            "comes from how much weight each response gives the prompt, not from what any of "
-            "its sentences earned, so the sentence colours do not explain it."
-        )
-
-    @property
-    def coverage_note(self) -> str | None:
-        """Words for a verdict based on cut responses (None when both were scored whole)."""
-        cut = [f"{side} {c.describe()}" for side, c in self.coverage.items() if not c.complete]
-        if not cut:
-            return None
-        return (
-            "Verdict on cut responses: "
-            + "; ".join(cut)
-            + ". The rest did not fit the model's context and took no part in the score."
-        )
-
-
-def verdict(record: Mapping[str, Any], label: str | None) -> Verdict:
-    split = margin_split(record)
-    prefers = "chosen" if split.margin >= 0 else "rejected"
-    wanted = {None: "chosen", "keep": "chosen", "swap": "rejected"}.get(label)
-    agrees = None if wanted is None else prefers == wanted
-    return Verdict(
-        split.margin,
-        p_chosen(split.margin),
-        prefers,
-        label,
-        agrees,
-        split,
-        {side: coverage(record[side]) for side in ("chosen", "rejected")},
-    )
+def scored_count(url: str, dataset: str, model_id: int) -> int:
+    """How many pairs of ``dataset`` the model has scored."""
+    with read_session(url) as session:
+        return len(store.scored_pairs(session, dataset, model_id))
 
 
 # ------------------------------------------------------------------------------- annotation
@@ -595,7 +276,7 @@ def queue_page(
     page: int,
     page_size: int,
 ) -> list[tuple[PairRow, float | None]]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         rows = store.annotation_queue(
             session,
             dataset,
@@ -608,9 +289,18 @@ def queue_page(
         return [(_pair_row(p), d) for p, d in rows]
 
 
+def disagreement(url: str, pair: PairRow, model: ModelInfo) -> float | None:
+    """How far the model prefers the response the pair's label rejects, as the queue orders
+    by it (:func:`srm.store.disagreement`); ``None`` until the model has scored the pair."""
+    if model.id is None:
+        return None
+    with read_session(url) as session:
+        return store.pair_disagreement(session, pair.db_id, model.id)
+
+
 def label_state(url: str, pair: PairRow) -> tuple[str | None, int | None]:
     """The pair's current label and latest event id, read fresh."""
-    with _read_session(url) as session:
+    with read_session(url) as session:
         state = store.label_state(session, pair.db_id)
         return state.label, state.event_id
 
@@ -619,28 +309,28 @@ def record_label(
     url: str, pair: PairRow, annotator: str, label: str, expected_event_id: int | None, note: str
 ) -> int:
     """Append a label; raises ``StaleWriteError`` when someone changed the pair meanwhile."""
-    with _write(url) as session:
+    with write(url) as session:
         event = store.record_label(
             session, pair.db_id, annotator, label, expected_event_id=expected_event_id, note=note
         )
         event_id = event.id
-    _clear_pair_caches()
+    clear_pair_caches()
     return event_id
 
 
 def undo_label(url: str, pair: PairRow, annotator: str, expected_event_id: int | None) -> int:
-    with _write(url) as session:
+    with write(url) as session:
         event = store.undo_label(
             session, pair.db_id, annotator, expected_event_id=expected_event_id
         )
         event_id = event.id
-    _clear_pair_caches()
+    clear_pair_caches()
     return event_id
 
 
 def history(url: str, pair: PairRow) -> list[dict[str, Any]]:
     """The pair's audit trail, oldest first."""
-    with _read_session(url) as session:
+    with read_session(url) as session:
         return [
             {
                 "#": e.seq,
@@ -657,14 +347,14 @@ def history(url: str, pair: PairRow) -> list[dict[str, Any]]:
 def tag_sentence(
     url: str, pair: PairRow, annotator: str, side: str, span: tuple[int, int], tag: str
 ) -> None:
-    with _write(url) as session:
+    with write(url) as session:
         store.tag_sentence(session, pair.db_id, annotator, side, span, tag)
     tag_credit.clear()
 
 
 def tags(url: str, pair: PairRow, annotator: str | None = None) -> dict[tuple[str, int, int], str]:
     """Current sentence tags of the pair: ``(side, start, end) -> tag`` (the latest wins)."""
-    with _read_session(url) as session:
+    with read_session(url) as session:
         rows = store.current_tags(session, [pair.db_id])
         return {
             (t.side, t.span_start, t.span_end): t.tag
@@ -675,7 +365,7 @@ def tags(url: str, pair: PairRow, annotator: str | None = None) -> dict[tuple[st
 
 @st.cache_data(ttl=10, show_spinner=False)
 def agreement(url: str, dataset: str | None) -> dict[str, Any]:
-    with _read_session(url) as session:
+    with read_session(url) as session:
         report = store.agreement(session, dataset)
     return {
         "annotators": [asdict(a) for a in report.annotators],
@@ -693,7 +383,7 @@ def agreement(url: str, dataset: str | None) -> dict[str, Any]:
 
 def guidelines(url: str) -> str:
     """Annotation guidelines: the store's ``guidelines`` setting, else docs/guidelines.md."""
-    with _read_session(url) as session:
+    with read_session(url) as session:
         text = store.get_setting(session, store.GUIDELINES)
     if text:
         return str(text)
@@ -702,7 +392,7 @@ def guidelines(url: str) -> str:
 
 def save_guidelines(url: str, text: str) -> None:
     auth.require_admin("Editing the guidelines")
-    with _write(url) as session:
+    with write(url) as session:
         store.set_setting(session, store.GUIDELINES, text)
 
 
@@ -743,16 +433,23 @@ def _job_row(job: store.TrainingJob) -> JobRow:
 
 
 def jobs(url: str, limit: int = 50) -> list[JobRow]:
-    """Recent jobs, newest first. The page polls this every few seconds and a read never
-    writes: dead jobs (no heartbeat, or a process gone) are failed at most every
-    ``srm.jobs.REAP_INTERVAL`` seconds here, and whenever a job is created."""
+    """Recent jobs, newest first. The Train page polls this every few seconds from every open
+    tab, so it reads only: dead jobs (no heartbeat, or a process gone) are failed where jobs
+    are created, and here only when a listed job is unfinished, at most every
+    ``srm.jobs.REAP_INTERVAL`` seconds per app process."""
     from srm import jobs as srm_jobs
 
-    if not demo_mode() and srm_jobs.reap_due(url):
-        with _write(url) as session:
-            srm_jobs.reap_dead_jobs(session)
-    with _read_session(url) as session:
-        return [_job_row(j) for j in srm_jobs.list_jobs(session, limit)]
+    def read() -> list[JobRow]:
+        with read_session(url) as session:
+            return [_job_row(j) for j in srm_jobs.list_jobs(session, limit)]
+
+    rows = read()
+    unfinished = any(not row.finished for row in rows)
+    if not unfinished or demo_mode() or not srm_jobs.reap_due(url, srm_jobs.REAP_INTERVAL):
+        return rows
+    with write(url) as session:
+        reaped = srm_jobs.reap_dead_jobs(session)
+    return read() if reaped else rows
 
 
 def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
@@ -763,7 +460,7 @@ def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
     config = dict(config)
     score_after = bool(config.pop("score_after", True))
     active = active_model(url)
-    with _write(url) as session:
+    with write(url) as session:
         created = srm_jobs.create_train_job(
             session,
             dataset=dataset,
@@ -781,7 +478,7 @@ def start_score_job(url: str, dataset: str, model_id: int) -> int:
     from srm import jobs as srm_jobs
 
     auth.require_admin("Scoring a dataset")
-    with _write(url) as session:
+    with write(url) as session:
         job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model_id).id
     srm_jobs.launch(url, job_id)
     return job_id
@@ -791,7 +488,7 @@ def cancel_job(url: str, job_id: int) -> None:
     from srm import jobs as srm_jobs
 
     auth.require_admin("Cancelling a job")
-    with _write(url) as session:
+    with write(url) as session:
         srm_jobs.request_cancel(session, job_id)
 
 
@@ -799,77 +496,14 @@ def job_details(url: str, job_id: int) -> tuple[list[dict], str]:
     """The job's metrics rows (training curves) and the tail of its log."""
     from srm import jobs as srm_jobs
 
-    with _read_session(url) as session:
+    with read_session(url) as session:
         row = session.get(store.TrainingJob, job_id)
         if row is None:
             return [], ""
         return srm_jobs.job_metrics(row), srm_jobs.log_tail(row)
 
 
-# ------------------------------------------------------------------------------- comparison
-def scored_count(url: str, dataset: str, model_id: int) -> int:
-    with _read_session(url) as session:
-        return len(store.scored_pairs(session, dataset, model_id))
-
-
-def compare_models(url: str, dataset: str, a: int, b: int) -> dict[str, Any]:
-    """Model A against model B on the pairs of ``dataset`` both have scored, judged by the
-    current labels: accuracy per source and overall (with the length-only baseline), the
-    pairs whose verdict flipped, and every pair's margin under each model."""
-    with _read_session(url) as session:
-        rows_a = {r.pair_id: r for r in store.scored_pairs(session, dataset, a)}
-        rows_b = {r.pair_id: r for r in store.scored_pairs(session, dataset, b)}
-    shared = [
-        pid for pid in rows_a if pid in rows_b and rows_a[pid].label not in ("tie", "discard")
-    ]
-    by_source: dict[str, list[tuple[bool, bool, bool]]] = defaultdict(list)
-    points, flipped = [], []
-    for pid in shared:
-        ra, rb = rows_a[pid], rows_b[pid]
-        sign = -1.0 if ra.label == "swap" else 1.0  # margins in the labelled direction
-        ma = sign * (ra.chosen_score - ra.rejected_score)
-        mb = sign * (rb.chosen_score - rb.rejected_score)
-        longer = sign * (ra.chosen_chars - ra.rejected_chars)
-        by_source[ra.source].append((ma > 0, mb > 0, longer > 0))
-        points.append({"id": ra.external_id, "a": ma, "b": mb, "flipped": (ma > 0) != (mb > 0)})
-        if (ma > 0) != (mb > 0):
-            flipped.append(
-                {
-                    "id": ra.external_id,
-                    "source": ra.source,
-                    "label": ra.label or "unlabelled",
-                    "A margin for the label": ma,
-                    "B margin for the label": mb,
-                    "B is now": "right" if mb > 0 else "wrong",
-                }
-            )
-    accuracy = []
-    groups = {**by_source, "all": [x for rows in by_source.values() for x in rows]}
-    for source, results in groups.items():
-        n = len(results)
-        if not n:
-            continue
-        for index, name in enumerate(("A", "B", "length baseline")):
-            accuracy.append(
-                {
-                    "model": name,
-                    "source": source,
-                    "accuracy": sum(r[index] for r in results) / n,
-                    "n": n,
-                }
-            )
-    return {
-        "n": len(shared),
-        "n_a": len(rows_a),
-        "n_b": len(rows_b),
-        "accuracy": accuracy,
-        "flipped": sorted(
-            flipped, key=lambda f: -abs(f["B margin for the label"] - f["A margin for the label"])
-        ),
-        "points": points,
-    }
-
-
+# ------------------------------------------------------------------------------- credit
 @st.cache_data(ttl=10, show_spinner=False)
 def tag_credit(url: str, dataset: str, model_id: int, head: str) -> dict[str, Any]:
     """How well a model's stored sentence rewards find the sentences annotators tagged bad
@@ -877,7 +511,7 @@ def tag_credit(url: str, dataset: str, model_id: int, head: str) -> dict[str, An
     ``report`` is None when no tagged response has been scored by the model."""
     from srm.evaluate import credit_report
 
-    with _read_session(url) as session:
+    with read_session(url) as session:
         found = store.tagged_credit(session, dataset, model_id)
     report = credit_report(found.items, head=head) if found.items else None
     return {"report": report, "tagged": found.tagged_responses, "unscored": found.unscored}
@@ -896,58 +530,3 @@ def credit_rows(reports: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
             row[f"{name} AUROC"] = metrics["auroc"]
             row[f"{name} pointing"] = metrics["pointing"]
     return list(rows.values())
-
-
-# ------------------------------------------------------------------------------- demo
-DEMO_PAIRS = "demo_pairs"
-
-
-def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[str, str]]:
-    """The curated pairs demo mode shows: the store's ``demo_pairs`` setting (a list of
-    ``[dataset, id]``, chosen on the Inspect page), else the pairs the model is surest about."""
-    with _read_session(url) as session:
-        chosen = store.get_setting(session, DEMO_PAIRS) or []
-        if chosen:
-            return [(d, i) for d, i in chosen][:limit]
-        # Else the largest dataset's pairs the model is surest about (one dataset, so a small
-        # scratch or test dataset in the store does not turn up in a demo).
-        datasets = sorted(store.list_datasets(session), key=lambda d: -d.n_pairs)
-        if not datasets:
-            return []
-        dataset = datasets[0].name
-        if model is not None and model.id is not None:
-            ranked = store.annotation_queue(session, dataset, model.id, limit=400)
-            scored = [(p, d) for p, d in ranked if d is not None]
-            scored.sort(key=lambda item: item[1])  # most confident agreement first
-            if scored:
-                # A demo of sentence credit shows pairs whose margin the sentences carry, not
-                # the prompt term; those first, each group surest first.
-                candidates = [p for p, _ in scored[: 5 * limit]]
-                candidates.sort(key=lambda p: _prompt_carries(session, p.id, model.id))
-                return [(p.dataset.name, p.external_id) for p in candidates[:limit]]
-        return [(dataset, p.external_id) for p in store.list_pairs(session, dataset, limit=limit)]
-
-
-def _prompt_carries(session: Session, pair_id: int, model_id: int) -> bool:
-    row = store.get_score(session, pair_id, model_id)
-    detail = {"chosen": row.chosen_detail, "rejected": row.rejected_detail}
-    return margin_split(detail).prompt_dominates
-
-
-def toggle_demo_pair(url: str, pair: PairRow) -> bool:
-    """Add the pair to the demo's curated list, or take it out; return whether it is in."""
-    auth.require_admin("Choosing the demo's pairs")
-    key = [pair.dataset, pair.id]
-    with _write(url) as session:
-        chosen = [list(x) for x in store.get_setting(session, DEMO_PAIRS) or []]
-        now_in = key not in chosen
-        chosen = [*chosen, key] if now_in else [x for x in chosen if x != key]
-        store.set_setting(session, DEMO_PAIRS, chosen)
-    return now_in
-
-
-def is_demo_pair(url: str, pair: PairRow) -> bool:
-    with _read_session(url) as session:
-        return [pair.dataset, pair.id] in [
-            list(x) for x in store.get_setting(session, DEMO_PAIRS) or []
-        ]

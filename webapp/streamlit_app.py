@@ -13,6 +13,7 @@ auth.gate()  # a password, when one is configured; no pages for an exposed serve
 
 url = services.store_url()
 demo = services.demo_mode()
+services.register_default_model(url)  # here, once, so that the pages' reads never write
 if demo:
     pages = [
         st.Page("app_pages/demo.py", title="Showcase", icon=":material/slideshow:", default=True),

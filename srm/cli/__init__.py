@@ -2,10 +2,10 @@
 
 Heavy imports (torch, datasets) happen inside the commands that need them, so ``srm --help``
 and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.data` (import,
-datasets, export, segment), :mod:`~srm.cli.models` (init, backbones), :mod:`~srm.cli.scoring`
-(score, eval), :mod:`~srm.cli.training` (train), :mod:`~srm.cli.jobs` (jobs, and running a
-job with ``--job N``) and :mod:`~srm.cli.app`; :mod:`~srm.cli.options` holds the options they
-share and the rules behind them.
+datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
+:mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train), :mod:`~srm.cli.jobs`
+(jobs, and running a job with ``--job N``) and :mod:`~srm.cli.app`; :mod:`~srm.cli.options`
+holds the options they share and the rules behind them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from srm import __version__
 from srm.cli.app import app_cmd
 from srm.cli.data import datasets_cmd, export_cmd, import_cmd, segment_cmd
 from srm.cli.jobs import jobs_cmd
-from srm.cli.models import backbones_cmd, init_cmd
+from srm.cli.models import backbones_cmd, compare_cmd, init_cmd, models_cmd
 from srm.cli.scoring import eval_cmd, score_cmd
 from srm.cli.training import train_cmd
 
@@ -58,6 +58,8 @@ for command in (
     segment_cmd,
     init_cmd,
     backbones_cmd,
+    models_cmd,
+    compare_cmd,
     score_cmd,
     train_cmd,
     jobs_cmd,

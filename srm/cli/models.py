@@ -1,4 +1,5 @@
-"""Models without training: ``srm init`` (new heads on a backbone) and ``srm backbones``."""
+"""Models without training: ``srm init`` (new heads on a backbone), ``srm backbones``, and
+the store's models: ``srm models`` and ``srm compare`` (the Models page's comparison)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from srm.cli.options import check_output, clean_errors, config_options, path_option
+from srm.cli.options import (
+    check_output,
+    clean_errors,
+    config_options,
+    db_option,
+    open_store,
+    path_option,
+)
 from srm.config import SEED_MAX, ModelConfig
 
 #: The ModelConfig fields ``srm init`` takes as flags.
@@ -70,3 +78,47 @@ def backbones_cmd() -> None:
         missing = "" if backbone_present(b.name) else f" Missing: {b.install}."
         click.echo(f"{b.name}: {b.description}.{missing}")
     click.echo(f"Converted backbones are cached in {cache_dir()} ($SRM_CACHE_DIR).")
+
+
+@click.command("models")
+@db_option
+def models_cmd(db_url: str | None) -> None:
+    """List the models registered in the store (ids for srm compare), newest first."""
+    from srm.store import ACTIVE_MODEL, get_setting, list_models
+
+    with open_store(db_url, read_only=True).sessions() as session:
+        active = get_setting(session, ACTIVE_MODEL)
+        rows = [
+            (
+                f"{'*' if m.id == active else ' '}{m.id}",
+                m.name,
+                str(m.created_at)[:16],
+                m.checkpoint_dir,
+            )
+            for m in list_models(session)
+        ]
+    if not rows:
+        click.echo("No models in the store yet: the app registers the default one on start.")
+        return
+    for row in rows:
+        click.echo("  ".join(row))
+    click.echo("(* the active model)")
+
+
+@click.command("compare")
+@click.option("--dataset", required=True, help="The dataset whose pairs both models scored.")
+@click.option("--a", "model_a", type=int, required=True, help="Model A's id (srm models).")
+@click.option("--b", "model_b", type=int, required=True, help="Model B's id.")
+@db_option
+def compare_cmd(dataset: str, model_a: int, model_b: int, db_url: str | None) -> None:
+    """Compare model A with model B on a dataset, as the app's Models page does: accuracy per
+    source and overall beside the length baseline, and the pairs whose verdict flipped."""
+    from srm.compare import compare_models, format_comparison
+    from srm.store import StoreError
+
+    with open_store(db_url, read_only=True).sessions() as session:
+        try:
+            comparison = compare_models(session, dataset, model_a, model_b)
+        except StoreError as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(format_comparison(comparison))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,9 @@ from srm.cli.options import (
     path_option,
     score_length_option,
 )
+
+if TYPE_CHECKING:
+    from srm.records import PairScores
 
 
 @click.command("score")
@@ -103,8 +107,8 @@ def score_cmd(
         )
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_lines(records, out)
-    length = records[0]["max_length"] if records else model.score_length
+    write_json_lines((record.to_json() for record in records), out)
+    length = records[0].max_length if records else model.score_length
     click.echo(
         f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) at {length} tokens in "
         f"{seconds:.1f} s: {2 * len(pairs) / max(seconds, 1e-9):.1f} sequences/s. Wrote {out}."
@@ -263,10 +267,11 @@ def _eval_steps(
     return report
 
 
-def _read_score_records(path: Path) -> list[dict]:
+def _read_score_records(path: Path) -> list[PairScores]:
     """The records of a file ``srm score --out`` wrote; a clear error, naming the line, for
     anything else (not JSON, not score records, empty)."""
     from srm.data import DataError, check_input_file
+    from srm.records import PairScores, ScoreRecordError
 
     hint = "give a file written by srm score --data PATH --out FILE"
     try:
@@ -284,37 +289,15 @@ def _read_score_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
             raise click.ClickException(f"{path}:line {lineno}: not JSON ({err}); {hint}") from err
-        problem = _score_record_problem(record)
-        if problem is not None:
+        try:
+            records.append(PairScores.from_json(record))
+        except ScoreRecordError as err:
             raise click.ClickException(
-                f"{path}:line {lineno}: not a score record ({problem}); {hint}"
-            )
-        records.append(record)
+                f"{path}:line {lineno}: not a score record ({err}); {hint}"
+            ) from err
     if not records:
         raise click.ClickException(f"{path}: holds no score records; {hint}")
     return records
-
-
-def _score_record_problem(record: object) -> str | None:
-    """Why ``record`` is not a line srm score writes, or None: checked by reading it the way
-    evaluation reads it."""
-    from srm.evaluate import response_text
-    from srm.records import margin_split
-
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    for side in ("chosen", "rejected"):
-        if not isinstance(record.get(side), dict):
-            return f"'{side}' is not an object"
-    try:
-        margin_split(record)
-        for side in ("chosen", "rejected"):
-            response_text(record[side])
-    except KeyError as err:
-        return f"no {err.args[0]!r}"
-    except (TypeError, AttributeError, IndexError) as err:
-        return str(err)
-    return None
 
 
 def _write_json_report(report: dict, json_out: Path | None) -> None:

@@ -67,6 +67,7 @@ from srm.store.models import (
     SentenceTag,
     Setting,
     TrainingJob,
+    preferred_side,
 )
 from srm.store.queries import (
     ACTIVE_MODEL,
@@ -89,6 +90,7 @@ from srm.store.queries import (
     list_pairs,
     list_sources,
     margin_bounds,
+    pair_disagreement,
     register_model,
     save_scores,
     scored_pairs,
@@ -164,6 +166,8 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "open_store",
+    "pair_disagreement",
+    "preferred_side",
     "prm_records",
     "tagged_credit",
     "record_label",

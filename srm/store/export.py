@@ -18,20 +18,29 @@ from sqlalchemy.orm import Session
 from srm.data import PreferencePair
 from srm.store.errors import StoreError
 from srm.store.labels import current_tags
-from srm.store.models import PREFERENCE_COLUMNS, Dataset, Pair, Score, SentenceTag
+from srm.store.models import (
+    LABELS,
+    PREFERENCE_COLUMNS,
+    Dataset,
+    Pair,
+    Score,
+    SentenceTag,
+    preferred_side,
+)
 
 #: Labels that take a pair out of training and export: a tie or a discard says neither
 #: response is preferred. Every other pair trains, swapped when its label is ``swap``.
-LEFT_OUT_LABELS = ("tie", "discard")
+LEFT_OUT_LABELS = tuple(label for label in LABELS if preferred_side(label) is None)
 
 
 def training_pair(pair: PreferencePair, label: str | None) -> PreferencePair | None:
     """The pair as training sees it under its current ``label`` (None: unlabelled): as
     imported, swapped, or None when the label leaves it out (:data:`LEFT_OUT_LABELS`). The
     one rule for ``srm export``, ``srm train --dataset``, train jobs and the Train page."""
-    if label in LEFT_OUT_LABELS:
+    side = preferred_side(label)
+    if side is None:
         return None
-    return pair.swapped() if label == "swap" else pair
+    return pair.swapped() if side == "rejected" else pair
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,8 @@ def prm_records(session: Session, dataset: str) -> PrmExport:
 @dataclass(frozen=True)
 class TaggedCredit:
     items: list[dict[str, Any]]
-    """``{"source", "labels", "record"}`` per tagged response the model has scored, for
+    """``{"source", "labels", "record"}`` (``record`` a :class:`~srm.records.ResponseScores`)
+    per tagged response the model has scored, for
     :func:`srm.evaluate.credit_report`: one label per sentence of the model's record (True
     good, False bad, None untagged or unsure)."""
     tagged_responses: int
@@ -200,8 +210,8 @@ def tagged_credit(session: Session, dataset: str, model_id: int) -> TaggedCredit
         if score is None:
             unscored += 1
             continue
-        record = score.chosen_detail if side == "chosen" else score.rejected_detail
-        labels = [_step_label(s["start"], s["end"], tags) for s in record["sentences"]]
+        record = score.response(side)
+        labels = [_step_label(s.start, s.end, tags) for s in record.sentences]
         items.append({"source": pairs[pair_id].source, "labels": labels, "record": record})
     return TaggedCredit(items, len(by_response), unscored)
 

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from srm.records import ResponseScores
+
 #: What an annotator can decide about a pair. ``keep``: the imported ``chosen`` is right;
 #: ``swap``: ``rejected`` is the better response; ``tie``: neither is better; ``discard``: the
 #: pair is unusable (broken prompt, both responses wrong, duplicate...).
@@ -44,6 +46,23 @@ JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 JOB_KINDS = ("train", "score")
 #: Jobs in these states are over; the others may still have a process behind them.
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+def preferred_side(label: str | None) -> str | None:
+    """The response a pair's current label prefers: ``"chosen"`` for a pair nobody labelled
+    (the imported verdict stands) or one kept, ``"rejected"`` for a swap, and ``None`` for a
+    tie or a discard, which prefer neither.
+
+    >>> preferred_side("swap"), preferred_side(None), preferred_side("tie")
+    ('rejected', 'chosen', None)
+    """
+    if label is None or label == "keep":
+        return "chosen"
+    if label == "swap":
+        return "rejected"
+    if label in LABELS:
+        return None
+    raise ValueError(f"label: got {label!r}; use one of {', '.join(LABELS)} (or None: unlabelled)")
 
 
 def utcnow() -> datetime:
@@ -251,9 +270,10 @@ class TrainingJob(Base):
 class Score(Base):
     """One model's verdict on one pair: both responses' scores and per-sentence detail.
 
-    ``chosen_detail``/``rejected_detail`` hold what :func:`srm.score.score_pairs` returns for
-    each response (sentences with spans, rewards and weights); the two scores are columns so
-    queries can filter and sort on them.
+    ``chosen_detail``/``rejected_detail`` hold each response's
+    :class:`~srm.records.ResponseScores` as JSON (sentences with spans, rewards and weights;
+    :meth:`response` reads it back); the two scores are columns so queries can filter and sort
+    on them.
     """
 
     __tablename__ = "scores"
@@ -271,6 +291,15 @@ class Score(Base):
     chosen_detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rejected_detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def response(self, side: str) -> ResponseScores:
+        """The scores of one response (``"chosen"`` or ``"rejected"``), typed; rows written
+        before a field of the record existed are read too."""
+        if side not in SIDES:
+            raise ValueError(f"side: got {side!r}; use chosen or rejected")
+        return ResponseScores.from_json(
+            self.chosen_detail if side == "chosen" else self.rejected_detail
+        )
 
 
 class Setting(Base):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, case, delete, func, insert, or_, select, text
+from sqlalchemy import ColumnElement, Select, case, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from srm.store.engine import insert_unless_present
@@ -20,11 +20,13 @@ from srm.store.models import (
     Pair,
     Score,
     Setting,
+    preferred_side,
     utcnow,
 )
 
 if TYPE_CHECKING:
     from srm.data import PreferencePair
+    from srm.records import PairScores
 
 __all__ = ["StaleWriteError", "StoreError"]  # re-exported: callers import them from here too
 
@@ -221,9 +223,16 @@ def _filter_pairs(
         if where.max_gap is not None:
             query = query.where(gap <= where.max_gap)
         if where.disagreeing:
-            kept = Pair.label.is_(None) | (Pair.label == "keep")
-            query = query.where((kept & (gap < 0)) | ((Pair.label == "swap") & (gap > 0)))
+            query = query.where(
+                (_label_prefers("chosen") & (gap < 0)) | (_label_prefers("rejected") & (gap > 0))
+            )
     return query
+
+
+def _label_prefers(side: str) -> ColumnElement[bool]:
+    """SQL for "the pair's current label prefers ``side``" (:func:`preferred_side`)."""
+    prefers = Pair.label.in_([label for label in LABELS if preferred_side(label) == side])
+    return or_(Pair.label.is_(None), prefers) if preferred_side(None) == side else prefers
 
 
 def count_pairs(
@@ -314,9 +323,10 @@ def disagreement(gap: Any) -> Any:
 
     ``gap`` is the model's chosen-minus-rejected score (as imported). Positive: the model
     prefers the response the label rejects, by that much; negative: it agrees, and values near
-    0 are the pairs it is unsure of. A swapped pair's label prefers ``rejected``.
+    0 are the pairs it is unsure of. A label that prefers ``rejected`` (a swap) turns the gap
+    around; ties and discards, which prefer neither, are ordered as the imported verdict.
     """
-    return case((Pair.label == "swap", gap), else_=-gap)
+    return case((_label_prefers("rejected"), gap), else_=-gap)
 
 
 def annotation_queue(
@@ -356,6 +366,18 @@ def annotation_queue(
     return [(pairs[r[0]], r[1] if d is not None else None) for r in rows]
 
 
+def pair_disagreement(session: Session, pair_id: int, model_id: int) -> float | None:
+    """The :func:`disagreement` of model ``model_id`` with one pair's current label, as
+    :func:`annotation_queue` gives it; ``None`` when the model has not scored the pair."""
+    gap = Score.chosen_score - Score.rejected_score
+    return session.scalar(
+        select(disagreement(gap))
+        .select_from(Pair)
+        .join(Score, (Score.pair_id == Pair.id) & (Score.model_id == model_id))
+        .where(Pair.id == pair_id)
+    )
+
+
 # ------------------------------------------------------------------------------- models, scores
 def register_model(
     session: Session,
@@ -383,7 +405,7 @@ def register_model(
 
 
 def save_scores(
-    session: Session, model_id: int, dataset: str, records: Sequence[Mapping[str, Any]]
+    session: Session, model_id: int, dataset: str, records: Sequence[PairScores]
 ) -> int:
     """Store :func:`srm.score.score_pairs` records (matched to pairs by ``id``) for a model,
     replacing that model's earlier scores of the same pairs; return how many were stored."""
@@ -393,7 +415,7 @@ def save_scores(
             select(Pair.external_id, Pair.id).join(Pair.dataset).where(Dataset.name == dataset)
         )
     }
-    missing = [r["id"] for r in records if r["id"] not in ids]
+    missing = [r.id for r in records if r.id not in ids]
     if missing:
         raise StoreError(
             f"{len(missing)} scored pair(s) are not in dataset {dataset!r} (first: "
@@ -401,12 +423,12 @@ def save_scores(
         )
     rows = [
         {
-            "pair_id": ids[r["id"]],
+            "pair_id": ids[r.id],
             "model_id": model_id,
-            "chosen_score": r["chosen"]["score"],
-            "rejected_score": r["rejected"]["score"],
-            "chosen_detail": r["chosen"],
-            "rejected_detail": r["rejected"],
+            "chosen_score": r.chosen.score,
+            "rejected_score": r.rejected.score,
+            "chosen_detail": r.chosen.to_json(),
+            "rejected_detail": r.rejected.to_json(),
             "created_at": utcnow(),
         }
         for r in records

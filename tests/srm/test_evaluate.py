@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -20,15 +22,18 @@ from srm.evaluate import (
     pointing_credit,
     summarize,
 )
+from srm.records import PairScores, ResponseScores
 
 
-def record(
+def record_json(
     pid: str,
     source: str,
     chosen: tuple[str, float],
     rejected: tuple[str, float],
     subset: str | None = None,
 ) -> dict:
+    """A pair's scores as JSON: one sentence per response, its reward the score."""
+
     def side(text: str, score: float) -> dict:
         return {
             "score": score,
@@ -50,6 +55,10 @@ def record(
     if subset:
         out["subset"] = subset
     return out
+
+
+def record(*args: Any, **kwargs: Any) -> PairScores:
+    return PairScores.from_json(record_json(*args, **kwargs))
 
 
 # Source a: 3 of 4 right (one tie counts as wrong... see a4); source b: 1 of 2 right.
@@ -93,7 +102,7 @@ def test_sections_are_count_weighted_means_of_subsets() -> None:
 
 
 def test_no_sections_without_subsets() -> None:
-    plain = [{k: v for k, v in r.items() if k != "subset"} for r in RECORDS]
+    plain = [replace(r, subset=None) for r in RECORDS]
     assert "sections" not in summarize(plain)
 
 
@@ -108,7 +117,7 @@ def test_calibration_buckets_by_absolute_margin() -> None:
 
 def test_cli_eval_of_a_scores_file(tmp_path: Path) -> None:
     scores = tmp_path / "scores.jsonl"
-    scores.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    scores.write_text("".join(json.dumps(r.to_json()) + "\n" for r in RECORDS))
     out = tmp_path / "report.json"
     result = CliRunner().invoke(main, ["eval", "--scores", str(scores), "--json", str(out)])
     assert result.exit_code == 0, result.output
@@ -143,7 +152,7 @@ def test_format_report_lists_sources_and_sections() -> None:
 # ------------------------------------------------------------------ sentence-level credit
 
 
-def response(sentences: list[tuple[str, float | None, float | None]]) -> dict:
+def response(sentences: list[tuple[str, float | None, float | None]]) -> ResponseScores:
     """A scored response record from (text, reward, weight) per sentence; None = truncated."""
     out, start = [], 0
     for text, reward, weight in sentences:
@@ -158,15 +167,17 @@ def response(sentences: list[tuple[str, float | None, float | None]]) -> dict:
         )
         start += len(text)
     scored = sum(r is not None for _, r, _ in sentences)
-    return {
-        "score": 0.0,
-        "prompt_reward": 0.0,
-        "prompt_weight": 0.0,
-        "truncated": scored < len(sentences),
-        "n_sentences": len(sentences),
-        "n_scored": scored,
-        "sentences": out,
-    }
+    return ResponseScores.from_json(
+        {
+            "score": 0.0,
+            "prompt_reward": 0.0,
+            "prompt_weight": 0.0,
+            "truncated": scored < len(sentences),
+            "n_sentences": len(sentences),
+            "n_scored": scored,
+            "sentences": out,
+        }
+    )
 
 
 # Four responses A-D; label None = unlabelled, reward None = left out by truncation. Both are
@@ -341,7 +352,7 @@ def test_format_credit_report_shows_missing_figures_as_dashes() -> None:
 
 
 def test_the_report_says_how_much_the_prompt_term_carries() -> None:
-    def with_prompt(rec: dict, chosen_weight: float, rejected_weight: float) -> dict:
+    def with_prompt(rec: dict, chosen_weight: float, rejected_weight: float) -> PairScores:
         # r_0 = -1 on both sides (one prompt encoding); the sentence's weight is what remains.
         for side, weight in (("chosen", chosen_weight), ("rejected", rejected_weight)):
             part = rec[side]
@@ -349,16 +360,16 @@ def test_the_report_says_how_much_the_prompt_term_carries() -> None:
             sentence["weight"] = 1.0 - weight
             part.update(prompt_reward=-1.0, prompt_weight=weight)
             part["score"] = -weight + sentence["reward"] * sentence["weight"]
-        return rec
+        return PairScores.from_json(rec)
 
     records = [
         # prompt term -1 * (0.25 - 0.5) = +0.25 for the longer chosen: it carries the pair
         # (sentences 0.75 * 0.1 - 0.5 * 0.1 = +0.025).
-        with_prompt(record("p1", "s", ("longer one", 0.1), ("short", 0.1)), 0.25, 0.5),
+        with_prompt(record_json("p1", "s", ("longer one", 0.1), ("short", 0.1)), 0.25, 0.5),
         # prompt term -0.25 against the longer chosen; sentences 0.5 * 2 - 0.75 * 0 = +1.
-        with_prompt(record("p2", "s", ("longer one", 2.0), ("short", 0.0)), 0.5, 0.25),
+        with_prompt(record_json("p2", "s", ("longer one", 2.0), ("short", 0.0)), 0.5, 0.25),
         # no prompt term (equal weights); sentences -0.5 decide, wrongly.
-        with_prompt(record("p3", "s", ("a", 0.0), ("b", 1.0)), 0.5, 0.5),
+        with_prompt(record_json("p3", "s", ("a", 0.0), ("b", 1.0)), 0.5, 0.5),
     ]
     term = summarize(records)["prompt_term"]
     assert term["dominates"] == pytest.approx(1 / 3)

@@ -1,4 +1,4 @@
-"""Batch scoring: the JSON records are exact views of the model, in input order."""
+"""Batch scoring: the records are exact views of the model, in input order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from click.testing import CliRunner
 
 from srm.cli import main
 from srm.data import PreferencePair, load_pairs
-from srm.records import Coverage, clear_preference, coverage, margin_split, p_chosen
+from srm.records import (
+    Coverage,
+    PairScores,
+    ResponseScores,
+    clear_preference,
+    margin_split,
+    p_chosen,
+)
 from srm.score import score_pairs, score_responses
 from srm.segment import Span, merge_spans, segment
 
@@ -20,25 +27,23 @@ def pairs(sample_path: Path) -> list[PreferencePair]:
     return load_pairs(sample_path)[:10]
 
 
-def check_response(record: dict, response: str, head: str) -> None:
-    sentences = record["sentences"]
+def check_response(record: ResponseScores, response: str, head: str) -> None:
+    sentences = record.sentences
     # Sentences tile the response exactly, in order.
-    assert "".join(s["text"] for s in sentences) == response
-    assert all(response[s["start"] : s["end"]] == s["text"] for s in sentences)
-    kept = [s for s in sentences if s["reward"] is not None]
+    assert record.text == response
+    assert all(response[s.start : s.end] == s.text for s in sentences)
+    kept = [s for s in sentences if s.reward is not None]
     assert kept, "at least one sentence is always scored"
-    assert (len(kept) < len(sentences)) <= record["truncated"]
+    assert (len(kept) < len(sentences)) <= record.truncated
     # "scored k of n": the counts match the sentences, and only a cut response is incomplete.
-    assert (record["n_scored"], record["n_sentences"]) == (len(kept), len(sentences))
-    assert sentences[: len(kept)] == kept  # the scored ones are the response's head
-    assert record["truncated"] == (record["prompt_truncated"] or not coverage(record).complete)
-    assert record["last_cut_short"] <= record["truncated"]
-    weighted = record["prompt_weight"] * record["prompt_reward"] + sum(
-        s["weight"] * s["reward"] for s in kept
-    )
-    assert weighted == pytest.approx(record["score"], abs=1e-4)
+    assert (record.n_scored, record.n_sentences) == (len(kept), len(sentences))
+    assert sentences[: len(kept)] == tuple(kept)  # the scored ones are the response's head
+    assert record.truncated == (record.prompt_truncated or not record.coverage.complete)
+    assert record.last_cut_short <= record.truncated
+    weighted = record.prompt_weight * record.prompt_reward + sum(s.weight * s.reward for s in kept)
+    assert weighted == pytest.approx(record.score, abs=1e-4)
     if head != "response":
-        total = record["prompt_weight"] + sum(s["weight"] for s in kept)
+        total = record.prompt_weight + sum(s.weight for s in kept)
         assert total == pytest.approx(1.0, abs=1e-4)
 
 
@@ -46,14 +51,14 @@ def check_response(record: dict, response: str, head: str) -> None:
 def test_records_are_exact_and_in_input_order(make_model, pairs, head) -> None:
     model = make_model(head)
     records = score_pairs(model, pairs, batch_size=3, max_length=96)  # some get truncated
-    assert [r["id"] for r in records] == [p.id for p in pairs]
-    assert any(r["chosen"]["truncated"] or r["rejected"]["truncated"] for r in records)
+    assert [r.id for r in records] == [p.id for p in pairs]
+    assert any(r.chosen.truncated or r.rejected.truncated for r in records)
     for record, pair in zip(records, pairs, strict=True):
-        assert record["head"] == head and record["prefix_rewards"] is True
-        assert record["max_length"] == 96
-        check_response(record["chosen"], pair.chosen, head)
-        check_response(record["rejected"], pair.rejected, head)
-        json.dumps(record, allow_nan=False)  # well-formed JSON
+        assert record.head == head and record.prefix_rewards is True
+        assert record.max_length == 96
+        check_response(record.chosen, pair.chosen, head)
+        check_response(record.rejected, pair.rejected, head)
+        json.dumps(record.to_json(), allow_nan=False)  # well-formed JSON
 
 
 @pytest.mark.parametrize("head", ["sentence", "response", "token"])
@@ -66,10 +71,10 @@ def test_both_sides_of_every_pair_get_the_same_prompt_term(
     pairs = load_pairs(sample_path)
     records = score_pairs(make_model(head), pairs, batch_size=8, max_length=max_length)
     if max_length == 48:
-        assert any(r["chosen"]["prompt_truncated"] for r in records)
+        assert any(r.chosen.prompt_truncated for r in records)
     for r in records:
-        assert r["chosen"]["prompt_reward"] == r["rejected"]["prompt_reward"], r["id"]
-        assert r["chosen"]["prompt_truncated"] == r["rejected"]["prompt_truncated"]
+        assert r.chosen.prompt_reward == r.rejected.prompt_reward, r.id
+        assert r.chosen.prompt_truncated == r.rejected.prompt_truncated
         if head == "response":  # weights 1: the prompt moves neither score relative to the other
             assert margin_split(r).prompt == 0.0
 
@@ -78,19 +83,25 @@ def test_scoring_uses_the_scoring_length_not_the_training_length(make_model, pai
     model = make_model(max_length=64)
     assert model.score_length == 512  # the tiny backbone's positions
     whole = score_pairs(model, pairs)
-    assert all(r["max_length"] == 512 for r in whole)
-    assert all(coverage(r[side]).complete for r in whole for side in ("chosen", "rejected"))
+    assert all(r.max_length == 512 for r in whole)
+    assert all(r.side(side).coverage.complete for r in whole for side in ("chosen", "rejected"))
     short = score_pairs(model, pairs, max_length=64)
-    assert any(not coverage(r["chosen"]).complete for r in short)
+    assert any(not r.chosen.coverage.complete for r in short)
     assert make_model(max_length=64, score_max_length=200).score_length == 200
     with pytest.raises(ValueError, match="max_length: got 4096"):
         score_pairs(model, pairs, max_length=4096)
 
 
 def test_coverage_describes_what_was_scored() -> None:
-    side = {"sentences": [{"reward": 0.1}, {"reward": None}, {"reward": None}]}
-    assert coverage(side) == Coverage(1, 3)  # an older record, read from its sentences
-    assert coverage(side).describe() == "scored 1 of 3 sentences"
+    # An older record, without the counts: read from its sentences.
+    sentences = [
+        {"text": t, "start": 3 * i, "end": 3 * i + 3, "reward": r, "weight": r}
+        for i, (t, r) in enumerate([("Hi.", 0.1), ("Yo.", None), ("No.", None)])
+    ]
+    side = {"score": 0.0, "prompt_reward": 0.0, "prompt_weight": 1.0, "truncated": True}
+    older = ResponseScores.from_json(side | {"sentences": sentences})
+    assert older.coverage == Coverage(1, 3)
+    assert older.coverage.describe() == "scored 1 of 3 sentences"
     cut = Coverage(6, 14, last_cut_short=True)
     assert cut.describe() == "scored 6 of 14 sentences (the last in part)"
     assert not cut.complete and Coverage(1, 1).complete
@@ -107,20 +118,25 @@ def test_preference_probability_and_its_band() -> None:
 def test_the_margin_split_adds_up(make_model, sample_path) -> None:
     # Hand-made, with binary fractions, so the arithmetic is exact:
     # chosen 0.5*0.25 + 0.25*1 + 0.25*(-0.5) = 0.25, rejected 0.25*0.25 + 0.75*0.5 = 0.4375.
-    record = {
-        "chosen": {
-            "score": 0.25,
+    def side(score: float, weight: float, sentences: list[tuple[float | None, ...]]) -> dict:
+        return {
+            "score": score,
             "prompt_reward": 0.25,
-            "prompt_weight": 0.5,
-            "sentences": [{"reward": 1.0, "weight": 0.25}, {"reward": -0.5, "weight": 0.25}],
-        },
-        "rejected": {
-            "score": 0.4375,
-            "prompt_reward": 0.25,
-            "prompt_weight": 0.25,
-            "sentences": [{"reward": 0.5, "weight": 0.75}, {"reward": None, "weight": None}],
-        },
-    }
+            "prompt_weight": weight,
+            "truncated": False,
+            "sentences": [
+                {"text": "A. ", "start": 3 * i, "end": 3 * i + 3, "reward": r, "weight": w}
+                for i, (r, w) in enumerate(sentences)
+            ],
+        }
+
+    record = PairScores.from_json(
+        {
+            "id": "p",
+            "chosen": side(0.25, 0.5, [(1.0, 0.25), (-0.5, 0.25)]),
+            "rejected": side(0.4375, 0.25, [(0.5, 0.75), (None, None)]),
+        }
+    )
     split = margin_split(record)
     assert (split.margin, split.prompt, split.sentences) == (-0.1875, 0.0625, -0.25)
     assert split.prompt + split.sentences == split.margin
@@ -138,22 +154,20 @@ def test_score_responses_matches_the_pair_view(make_model, pairs) -> None:
         model, [p.prompt for p in pairs[:4]], [p.chosen for p in pairs[:4]], batch_size=3
     )
     for pair_record, record in zip(paired, alone, strict=True):
-        assert record["score"] == pytest.approx(pair_record["chosen"]["score"], abs=1e-5)
-        assert [s["text"] for s in record["sentences"]] == [
-            s["text"] for s in pair_record["chosen"]["sentences"]
-        ]
+        assert record.score == pytest.approx(pair_record.chosen.score, abs=1e-5)
+        assert [s.text for s in record.sentences] == [s.text for s in pair_record.chosen.sentences]
     given = score_responses(model, ["Q?"], ["One. Two."], spans=[[Span(0, 9, "One. Two.")]])
-    assert [s["text"] for s in given[0]["sentences"]] == ["One. Two."]
+    assert [s.text for s in given[0].sentences] == ["One. Two."]
 
 
 def test_token_head_reports_token_rewards_with_offsets(make_model, pairs) -> None:
-    record = score_pairs(make_model("token"), pairs[:1])[0]["chosen"]
-    tokens = record["tokens"]
-    assert tokens and all(0 <= t["start"] < t["end"] for t in tokens)
-    kept = [s for s in record["sentences"] if s["reward"] is not None]
+    record = score_pairs(make_model("token"), pairs[:1])[0].chosen
+    tokens = record.tokens
+    assert tokens and all(0 <= t.start < t.end for t in tokens)
+    kept = [s for s in record.sentences if s.reward is not None]
     first = kept[0]
-    inside = [t["reward"] for t in tokens if first["start"] <= t["start"] < first["end"]]
-    assert first["reward"] == pytest.approx(sum(inside) / len(inside), abs=1e-5)
+    inside = [t.reward for t in tokens if first.start <= t.start < first.end]
+    assert first.reward == pytest.approx(sum(inside) / len(inside), abs=1e-5)
 
 
 def test_batch_size_does_not_change_the_numbers(make_model, pairs) -> None:
@@ -161,8 +175,8 @@ def test_batch_size_does_not_change_the_numbers(make_model, pairs) -> None:
     one = score_pairs(model, pairs, batch_size=1)
     many = score_pairs(model, pairs, batch_size=8)
     for a, b in zip(one, many, strict=True):
-        assert a["chosen"]["score"] == pytest.approx(b["chosen"]["score"], abs=1e-5)
-        assert a["rejected"]["score"] == pytest.approx(b["rejected"]["score"], abs=1e-5)
+        assert a.chosen.score == pytest.approx(b.chosen.score, abs=1e-5)
+        assert a.rejected.score == pytest.approx(b.rejected.score, abs=1e-5)
 
 
 def test_progress_callback_reaches_the_total(make_model, pairs) -> None:
@@ -217,12 +231,12 @@ def test_untrained_minilm_scores_the_sample(tmp_path: Path, sample_path: Path) -
         ["score", "--model", str(tmp_path / "m"), "--data", str(sample_path), "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = [PairScores.from_json(json.loads(line)) for line in out.read_text().splitlines()]
     pairs = load_pairs(sample_path)
-    assert [r["id"] for r in records] == [p.id for p in pairs]
+    assert [r.id for r in records] == [p.id for p in pairs]
     for record, pair in zip(records, pairs, strict=True):
-        check_response(record["chosen"], pair.chosen, "sentence")
-        check_response(record["rejected"], pair.rejected, "sentence")
+        check_response(record.chosen, pair.chosen, "sentence")
+        check_response(record.rejected, pair.rejected, "sentence")
 
 
 def test_hand_edited_sentences_are_scored_as_given(make_model, pairs) -> None:
@@ -231,11 +245,11 @@ def test_hand_edited_sentences_are_scored_as_given(make_model, pairs) -> None:
     auto = score_pairs(model, [pair])[0]
     merged = merge_spans(segment(pair.chosen), 0)
     edited = score_pairs(model, [pair], spans=[{"chosen": merged}])[0]
-    check_response(edited["chosen"], pair.chosen, "sentence")
-    assert len(edited["chosen"]["sentences"]) == len(auto["chosen"]["sentences"]) - 1
-    assert edited["chosen"]["sentences"][0]["text"] == merged[0].text
+    check_response(edited.chosen, pair.chosen, "sentence")
+    assert len(edited.chosen.sentences) == len(auto.chosen.sentences) - 1
+    assert edited.chosen.sentences[0].text == merged[0].text
     # The rejected response keeps its automatic sentences and its numbers.
-    assert edited["rejected"]["score"] == pytest.approx(auto["rejected"]["score"], abs=1e-5)
+    assert edited.rejected.score == pytest.approx(auto.rejected.score, abs=1e-5)
 
 
 def test_cli_score_max_length_and_the_cut_line(tmp_path: Path, sample_path: Path) -> None:
@@ -293,4 +307,4 @@ def test_nothing_to_score_gives_nothing(make_model) -> None:
     model = make_model()
     assert score_pairs(model, []) == [] and score_responses(model, [], []) == []
     empty = score_responses(model, ["Q?"], [""])[0]
-    assert (empty["n_sentences"], empty["n_scored"], empty["prompt_weight"]) == (0, 0, 1.0)
+    assert (empty.n_sentences, empty.n_scored, empty.prompt_weight) == (0, 0, 1.0)

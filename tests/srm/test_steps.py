@@ -14,6 +14,7 @@ import srm.score
 from srm.checkpoint import load
 from srm.cli import main
 from srm.data import DataError, StepRecord, load_steps
+from srm.records import SentenceScore
 from srm.score import score_responses
 
 RECORDS = [
@@ -207,7 +208,7 @@ def naive_pointing(responses: list[tuple[list[float], list[bool]]]) -> float:
 
 
 def recompute(
-    checkpoint: Path, records: list[StepRecord], value: Callable[[dict], float], **kwargs
+    checkpoint: Path, records: list[StepRecord], value: Callable[[SentenceScore], float], **kwargs
 ) -> dict:
     """AUROC and pointing recomputed from a fresh scoring of ``records``, by brute force."""
     model = load(checkpoint, device="cpu")
@@ -223,8 +224,8 @@ def recompute(
     for record, response in zip(records, scored, strict=True):
         kept = [
             (value(s), label)
-            for s, label in zip(response["sentences"], record.labels, strict=True)
-            if s["reward"] is not None
+            for s, label in zip(response.sentences, record.labels, strict=True)
+            if s.reward is not None
         ]
         truncated += len(record.labels) - len(kept)
         scores += [v for v, _ in kept]
@@ -267,9 +268,9 @@ def test_eval_steps_prints_the_table_and_writes_the_report(
 
     records = load_steps(steps_file)
     for method, value in {
-        "reward": lambda s: s["reward"],
-        "weighted": lambda s: s["weight"] * s["reward"],
-        "length": lambda s: len(s["text"].strip()),
+        "reward": lambda s: s.reward,
+        "weighted": lambda s: s.weight * s.reward,
+        "length": lambda s: len(s.text.strip()),
     }.items():
         expected = recompute(checkpoint, records, value)
         got = overall["metrics"][method]
@@ -290,7 +291,7 @@ def test_eval_steps_max_length_leaves_sentences_out(
     )
     assert result.exit_code == 0, result.output
     overall = json.loads(out.read_text())["overall"]
-    expected = recompute(checkpoint, load_steps(steps_file), lambda s: s["reward"], max_length=14)
+    expected = recompute(checkpoint, load_steps(steps_file), lambda s: s.reward, max_length=14)
     assert overall["sentences"]["truncated"] == expected["truncated"] > 0
     assert overall["metrics"]["reward"]["auroc"] == pytest.approx(expected["auroc"])
 

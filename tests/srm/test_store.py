@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -11,7 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 
 from srm.data import PreferencePair
+from srm.records import SentenceScore
 from srm.store import (
+    LABELS,
     Annotator,
     Base,
     LabelEvent,
@@ -38,6 +41,8 @@ from srm.store import (
     make_sessionmaker,
     margin_bounds,
     open_store,
+    pair_disagreement,
+    preferred_side,
     record_label,
     register_model,
     save_scores,
@@ -48,6 +53,7 @@ from srm.store import (
     upgrade,
 )
 from srm.store.migrate import current_revision, head_revision
+from tests.conftest import scores_of
 
 ALL_TABLES = {
     "alembic_version",
@@ -159,10 +165,7 @@ def test_scores_from_before_one_prompt_per_pair_are_dropped_on_upgrade(
     with make_sessionmaker(engine).begin() as s:
         import_pairs(s, "d", pairs)
         model_id = register_model(s, "m", "/runs/m").id
-        records = [
-            {"id": p.id, "chosen": {"score": 1.0}, "rejected": {"score": 0.0}} for p in pairs
-        ]
-        save_scores(s, model_id, "d", records)
+        save_scores(s, model_id, "d", [scores_of(p.id, 1.0, 0.0) for p in pairs])
         assert s.scalar(select(func.count(Score.id))) == 2
     engine = open_store(store_url)
     assert current_revision(engine) == head_revision()
@@ -203,11 +206,9 @@ def test_every_table_round_trips(session_factory, make_store) -> None:
                 model_id=child.id,
             )
         )
-        record = {
-            "id": "p1",
-            "chosen": {"score": 0.5, "sentences": [{"start": 0, "end": 3, "reward": 0.5}]},
-            "rejected": {"score": -1.25, "sentences": []},
-        }
+        sentence = SentenceScore(text="Yes", start=0, end=3, reward=0.5, weight=1.0)
+        record = scores_of("p1", 0.5, -1.25)
+        record = replace(record, chosen=replace(record.chosen, sentences=(sentence,)))
         assert save_scores(s, child.id, "d", [record]) == 1
 
     with session_factory() as s:
@@ -255,8 +256,8 @@ def test_every_table_round_trips(session_factory, make_store) -> None:
             -1.25,
         )
         assert (score.chosen_detail, score.rejected_detail) == (
-            record["chosen"],
-            record["rejected"],
+            record.chosen.to_json(),
+            record.rejected.to_json(),
         )
 
 
@@ -270,20 +271,17 @@ def test_registering_a_checkpoint_again_returns_the_same_model(session_factory) 
 
 def test_rescoring_replaces_a_models_scores(session_factory, make_store) -> None:
     make_store(2)
-    records = [
-        {"id": "p0", "chosen": {"score": 1.0}, "rejected": {"score": 0.0}},
-        {"id": "p1", "chosen": {"score": 2.0}, "rejected": {"score": 0.0}},
-    ]
+    records = [scores_of("p0", 1.0, 0.0), scores_of("p1", 2.0, 0.0)]
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
         save_scores(s, model_id, "d", records)
     with session_factory.begin() as s:
-        save_scores(s, model_id, "d", [{**records[0], "chosen": {"score": -3.0}}])
+        save_scores(s, model_id, "d", [scores_of("p0", -3.0, 0.0)])
     with session_factory() as s:
         assert s.scalars(select(Score.chosen_score).order_by(Score.pair_id)).all() == [-3.0, 2.0]
     with pytest.raises(StoreError, match=r"1 scored pair\(s\) are not in dataset 'd' .*'zz'"):
         with session_factory.begin() as s:
-            save_scores(s, model_id, "d", [{**records[0], "id": "zz"}])
+            save_scores(s, model_id, "d", [replace(records[0], id="zz")])
 
 
 def test_labelled_pairs_cannot_be_deleted(session_factory, make_store) -> None:
@@ -445,12 +443,9 @@ def test_filter_by_a_models_scores(session_factory, make_store) -> None:
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
         other_id = register_model(s, "other", "/runs/other").id
-        records = [
-            {"id": pid, "chosen": {"score": gap}, "rejected": {"score": 0.0}}
-            for pid, gap in gaps.items()
-        ]
+        records = [scores_of(pid, gap, 0.0) for pid, gap in gaps.items()]
         save_scores(s, model_id, "d", records)
-        save_scores(s, other_id, "d", [{**records[0], "chosen": {"score": -9.0}}])
+        save_scores(s, other_id, "d", [scores_of("p0", -9.0, 0.0)])
         record_label(s, ids["p2"], "ana", "swap", expected_event_id=None)  # model agrees now
         record_label(s, ids["p3"], "ana", "swap", expected_event_id=None)  # model disagrees now
     assert _ids(session_factory, PairFilter(model_id=model_id)) == ["p0", "p1", "p2", "p3"]
@@ -490,6 +485,46 @@ def test_search_takes_wildcards_literally(session_factory) -> None:
         assert [p.external_id for p in list_pairs(s, search="SNAKE_")] == ["c"]
 
 
+# ---------------------------------------------------------------------------- labels' sides
+@pytest.mark.parametrize(
+    ("label", "side"),
+    [(None, "chosen"), ("keep", "chosen"), ("swap", "rejected"), ("tie", None), ("discard", None)],
+)
+def test_preferred_side_of_each_label(label: str | None, side: str | None) -> None:
+    assert preferred_side(label) == side
+
+
+def test_preferred_side_refuses_an_unknown_label() -> None:
+    with pytest.raises(ValueError, match="label: got 'undo'; use one of keep, swap, tie"):
+        preferred_side("undo")
+
+
+def test_queries_side_with_preferred_side(session_factory, make_store) -> None:
+    """The SQL filter and queue order read a label's side as preferred_side does: the model
+    disagrees when it prefers the other side, and a tie or discard never disagrees."""
+    ids = make_store(5)
+    labels = dict(zip(["p0", "p1", "p2", "p3", "p4"], [None, *LABELS], strict=True))
+    with session_factory.begin() as s:
+        model_id = register_model(s, "m", "/runs/m").id
+        save_scores(s, model_id, "d", [scores_of(pid, 1.0, 0.0) for pid in labels])
+        for pid, label in labels.items():
+            if label is not None:
+                record_label(s, ids[pid], "ana", label, expected_event_id=None)
+    disagreeing = _ids(session_factory, PairFilter(model_id=model_id, disagreeing=True))
+    # The model prefers chosen everywhere: it disagrees exactly where the label prefers rejected.
+    assert disagreeing == [
+        pid for pid, label in labels.items() if preferred_side(label) == "rejected"
+    ]
+    with session_factory() as s:
+        queue = dict((p.external_id, d) for p, d in annotation_queue(s, "d", model_id))
+    for pid, label in labels.items():
+        assert queue[pid] == (1.0 if preferred_side(label) == "rejected" else -1.0)
+    with session_factory() as s:  # one pair's value, read on its own, is the queue's
+        assert {pid: pair_disagreement(s, ids[pid], model_id) for pid in labels} == queue
+        other = register_model(s, "unscored", "/runs/unscored").id
+        assert pair_disagreement(s, ids["p0"], other) is None
+
+
 # ---------------------------------------------------------------------------- queue, summaries
 def test_annotation_queue_orders_by_disagreement_then_uncertainty(
     session_factory, make_store
@@ -498,15 +533,7 @@ def test_annotation_queue_orders_by_disagreement_then_uncertainty(
     gaps = {"p0": 2.0, "p1": -1.0, "p2": -3.0, "p3": 0.5, "p4": -0.2}  # p5 unscored
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
-        save_scores(
-            s,
-            model_id,
-            "d",
-            [
-                {"id": pid, "chosen": {"score": gap}, "rejected": {"score": 0.0}}
-                for pid, gap in gaps.items()
-            ],
-        )
+        save_scores(s, model_id, "d", [scores_of(pid, gap, 0.0) for pid, gap in gaps.items()])
         record_label(s, ids["p0"], "ana", "swap", expected_event_id=None)  # now disagrees by 2
     with session_factory() as s:
         queue = annotation_queue(s, "d", model_id)
@@ -566,9 +593,7 @@ def test_scored_pairs_for_evaluation(session_factory, make_store) -> None:
     make_store(3)
     with session_factory.begin() as s:
         model_id = register_model(s, "m", "/runs/m").id
-        save_scores(
-            s, model_id, "d", [{"id": "p1", "chosen": {"score": 1.5}, "rejected": {"score": 0.5}}]
-        )
+        save_scores(s, model_id, "d", [scores_of("p1", 1.5, 0.5)])
     with session_factory() as s:
         [row] = scored_pairs(s, "d", model_id)
     assert (row.external_id, row.source, row.label) == ("p1", "hh", None)

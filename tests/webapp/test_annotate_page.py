@@ -13,10 +13,13 @@ from srm.data import load_pairs
 from srm.store import (
     LabelEvent,
     SentenceTag,
+    get_active_model,
     get_pair,
+    get_score,
     label_state,
     make_sessionmaker,
     open_store,
+    pair_disagreement,
     record_label,
 )
 from tests.webapp.conftest import rerun
@@ -121,7 +124,7 @@ def test_queue_puts_the_most_confident_disagreement_first(
         model = register_model(s, "tiny", str(tiny_model.resolve()), config={"model": {}})
         set_active_model(s, model.id)
         save_scores(s, model.id, "sample", records)
-    gaps = {r["id"]: r["chosen"]["score"] - r["rejected"]["score"] for r in records}
+    gaps = {r.id: r.chosen.score - r.rejected.score for r in records}
     at = start(run_page)
     queue = next(d.value for d in at.dataframe if "disagreement" in d.value)
     scored = queue["disagreement"].iloc[:12]
@@ -131,6 +134,21 @@ def test_queue_puts_the_most_confident_disagreement_first(
         assert d == pytest.approx(-gaps[pair_id], abs=1e-6)
     assert queue["disagreement"].iloc[12:].isna().all()  # unscored pairs come last
     assert current_id(at) == queue["id"].iloc[0]
+
+
+def test_a_pair_scored_just_now_shows_the_queues_disagreement(filled_store: str, run_page) -> None:
+    """The queue was read before anything was scored; the page scores the pair it shows, keeps
+    the scores, and shows the disagreement the queue's query gives for them."""
+    at = start(run_page)
+    pair_id = current_id(at)
+    with make_sessionmaker(open_store(filled_store))() as s:
+        model = get_active_model(s)
+        pair = get_pair(s, "sample", pair_id)
+        stored = get_score(s, pair.id, model.id)
+        expected = pair_disagreement(s, pair.id, model.id)
+    assert expected == pytest.approx(stored.rejected_score - stored.chosen_score)  # unlabelled
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Model disagrees by"] == f"{expected:+.2f}"
 
 
 def test_agreement_appears_when_two_annotators_overlap(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -10,14 +11,20 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from srm.records import sig3
+from srm.compare import PairShift
+from srm.records import PairScores, ResponseScores, sig3
 from webapp import charts
 
 Sentence = tuple[str, float | None, float | None]  # (text, reward, weight)
 XSS = '<script>alert(1)</script> <img src=x onerror="window.__xss=1"> '
 
 
-def make_side(sentences: list[Sentence], *, prompt: tuple[float, float] = (0.4, 0.1)) -> dict:
+def make_side(
+    sentences: list[Sentence],
+    *,
+    prompt: tuple[float, float] = (0.4, 0.1),
+    tokens: list[tuple[int, int, float]] | None = None,
+) -> ResponseScores:
     """One scored response whose score obeys the model's invariant:
     prompt_weight * prompt_reward + sum(weight * reward) == score."""
     records, pos = [], 0
@@ -30,31 +37,33 @@ def make_side(sentences: list[Sentence], *, prompt: tuple[float, float] = (0.4, 
     score = prompt_reward * prompt_weight + sum(
         r["reward"] * r["weight"] for r in records if r["reward"] is not None
     )
-    return {
+    side = {
         "score": score,
         "prompt_reward": prompt_reward,
         "prompt_weight": prompt_weight,
         "truncated": any(r["reward"] is None for r in records),
         "sentences": records,
     }
+    if tokens is not None:
+        side["tokens"] = [{"start": a, "end": b, "reward": r} for a, b, r in tokens]
+    return ResponseScores.from_json(side)
 
 
-def make_record(chosen: list[Sentence], rejected: list[Sentence], **fields: Any) -> dict[str, Any]:
+def make_record(chosen: list[Sentence], rejected: list[Sentence], **fields: Any) -> PairScores:
     """A scored pair record as srm.score.score_pairs returns it (sentence head)."""
-    return {
-        "id": "p1",
-        "source": "hh",
-        "margin": None,
-        "head": "sentence",
-        "prefix_rewards": False,
-        "chosen": make_side(chosen),
-        "rejected": make_side(rejected, prompt=(-0.2, 0.3)),
+    return PairScores(
+        id="p1",
+        source="hh",
+        head="sentence",
+        prefix_rewards=False,
+        chosen=make_side(chosen),
+        rejected=make_side(rejected, prompt=(-0.2, 0.3)),
         **fields,
-    }
+    )
 
 
 @pytest.fixture
-def pair() -> dict[str, Any]:
+def pair() -> PairScores:
     return make_record(
         [("Sure, here it is. ", 0.8, 0.5), (XSS, -0.4, 0.3), ("Dropped. ", None, None)],
         [("No. ", -1.2, 0.6), ("Go away. ", -0.3, 0.1)],
@@ -68,7 +77,7 @@ def annotation_texts(fig: go.Figure) -> list[str]:
 # --- sentence_heatmap -------------------------------------------------------------------------
 
 
-def test_heatmap_rows_are_sides_and_columns_sentences(pair: dict) -> None:
+def test_heatmap_rows_are_sides_and_columns_sentences(pair: PairScores) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
     assert list(heatmap.y) == ["chosen", "rejected"]
     # The prompt term first: it is part of every score, so the chart never leaves it out.
@@ -76,23 +85,23 @@ def test_heatmap_rows_are_sides_and_columns_sentences(pair: dict) -> None:
     assert [list(row) for row in heatmap.z] == [[0.4, 0.8, -0.4, None], [-0.2, -1.2, -0.3, None]]
 
 
-def test_heatmap_prompt_column_explains_the_term_and_a_scale_it_exceeds(pair: dict) -> None:
+def test_heatmap_prompt_column_explains_the_term_and_a_scale_it_exceeds(pair: PairScores) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
     side, line, detail = heatmap.customdata[0][0]
     assert (side, line) == ("chosen", "prompt term · reward +0.4")
     assert detail == "reward +0.4 × weight 0.1 = +0.04 of the score"
     assert "beyond" not in charts.sentence_heatmap(pair).layout.title.text
-    loud = {**pair, "chosen": {**pair["chosen"], "prompt_reward": -5.0}}
+    loud = replace(pair, chosen=replace(pair.chosen, prompt_reward=-5.0))
     fig = charts.sentence_heatmap(loud)
     assert (fig.data[0].zmin, fig.data[0].zmax) == (-1.2, 1.2)  # the sentences set the scale
     assert "prompt term is beyond the sentences' scale" in fig.layout.title.text
 
 
-def test_heatmap_puts_chosen_on_top(pair: dict) -> None:
+def test_heatmap_puts_chosen_on_top(pair: PairScores) -> None:
     assert charts.sentence_heatmap(pair).layout.yaxis.autorange == "reversed"
 
 
-def test_heatmap_reward_scale_is_diverging_and_symmetric(pair: dict) -> None:
+def test_heatmap_reward_scale_is_diverging_and_symmetric(pair: PairScores) -> None:
     fig = charts.sentence_heatmap(pair)
     heatmap = fig.data[0]
     assert heatmap.zmid == 0
@@ -100,7 +109,7 @@ def test_heatmap_reward_scale_is_diverging_and_symmetric(pair: dict) -> None:
     assert "reward" in fig.layout.title.text
 
 
-def test_heatmap_weight_scale_is_sequential(pair: dict) -> None:
+def test_heatmap_weight_scale_is_sequential(pair: PairScores) -> None:
     fig = charts.sentence_heatmap(pair, "weight")
     heatmap = fig.data[0]
     assert [list(row) for row in heatmap.z] == [[0.1, 0.5, 0.3, None], [0.3, 0.6, 0.1, None]]
@@ -111,7 +120,7 @@ def test_heatmap_weight_scale_is_sequential(pair: dict) -> None:
         charts.sentence_heatmap(pair, "score")
 
 
-def test_heatmap_hover_is_escaped_and_explains_empty_cells(pair: dict) -> None:
+def test_heatmap_hover_is_escaped_and_explains_empty_cells(pair: PairScores) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
     side, line, text = heatmap.customdata[0][2]
     assert (side, line) == ("chosen", "sentence 2 · reward -0.4")
@@ -135,7 +144,7 @@ def test_hover_text_collapses_cuts_and_wraps() -> None:
     assert charts.hover_text("<" * 60).split("<br>")[0] == "&lt;" * 50
 
 
-def test_heatmap_labels_cells_only_when_few(pair: dict) -> None:
+def test_heatmap_labels_cells_only_when_few(pair: PairScores) -> None:
     heatmap = charts.sentence_heatmap(pair).data[0]
     assert [list(row) for row in heatmap.text] == [
         ["+0.4", "+0.8", "-0.4", ""],
@@ -145,8 +154,8 @@ def test_heatmap_labels_cells_only_when_few(pair: dict) -> None:
     assert charts.sentence_heatmap(many).data[0].text is None
 
 
-def test_heatmap_title_says_rewards_are_prefix_rewards(pair: dict) -> None:
-    fig = charts.sentence_heatmap({**pair, "prefix_rewards": True})
+def test_heatmap_title_says_rewards_are_prefix_rewards(pair: PairScores) -> None:
+    fig = charts.sentence_heatmap(replace(pair, prefix_rewards=True))
     assert "before it" in fig.layout.title.text
     assert "before it" not in charts.sentence_heatmap(pair).layout.title.text
 
@@ -154,22 +163,22 @@ def test_heatmap_title_says_rewards_are_prefix_rewards(pair: dict) -> None:
 # --- contributions_chart ----------------------------------------------------------------------
 
 
-def test_contributions_add_up_to_each_score(pair: dict) -> None:
+def test_contributions_add_up_to_each_score(pair: PairScores) -> None:
     fig = charts.contributions_chart(pair)
     assert [t.name for t in fig.data] == ["chosen", "rejected"]
     for trace, side in zip(fig.data, ("chosen", "rejected"), strict=True):
         relative = [y for y, m in zip(trace.y, trace.measure, strict=True) if m == "relative"]
-        assert math.isclose(sum(relative), pair[side]["score"], abs_tol=1e-6)
-        assert trace.measure[-1] == "total" and trace.y[-1] == pair[side]["score"]
+        assert math.isclose(sum(relative), pair.side(side).score, abs_tol=1e-6)
+        assert trace.measure[-1] == "total" and trace.y[-1] == pair.side(side).score
     # The truncated third sentence took no part in the score and is not drawn.
     assert list(fig.data[0].x) == ["prompt term", "s1", "s2", "score"]
     assert fig.data[0].y[0] == pytest.approx(0.4 * 0.1)
 
 
-def test_contributions_title_gives_margin_and_probability(pair: dict) -> None:
+def test_contributions_title_gives_margin_and_probability(pair: PairScores) -> None:
     title = charts.contributions_chart(pair).layout.title.text
     # chosen 0.4*0.1 + 0.8*0.5 - 0.4*0.3 = 0.32; rejected -0.2*0.3 - 1.2*0.6 - 0.3*0.1 = -0.81
-    margin = pair["chosen"]["score"] - pair["rejected"]["score"]
+    margin = pair.chosen.score - pair.rejected.score
     assert margin == pytest.approx(1.13)
     assert "Margin (chosen − rejected) +1.13 = prompt term +0.1 + sentences +1.03" in title
     assert f"{1 / (1 + math.exp(-margin)):.1%}" in title
@@ -183,7 +192,7 @@ def test_sig3_gives_three_significant_figures() -> None:
     assert sig3(0.0) == "0"
 
 
-def test_contributions_hover_is_escaped(pair: dict) -> None:
+def test_contributions_hover_is_escaped(pair: PairScores) -> None:
     text, detail = charts.contributions_chart(pair).data[0].customdata[2]
     assert "<script" not in text and "&lt;script&gt;" in text
     assert detail == "reward -0.4 × weight 0.3 = -0.12"
@@ -194,12 +203,7 @@ def test_contributions_hover_is_escaped(pair: dict) -> None:
 
 def test_token_chart_has_one_bar_per_token() -> None:
     text = "Hi <b>there</b>"
-    side = make_side([(text, 0.5, 1.0)])
-    side["tokens"] = [
-        {"start": 0, "end": 2, "reward": 0.2},
-        {"start": 2, "end": 6, "reward": -0.1},
-        {"start": 6, "end": 15, "reward": 0.3},
-    ]
+    side = make_side([(text, 0.5, 1.0)], tokens=[(0, 2, 0.2), (2, 6, -0.1), (6, 15, 0.3)])
     bar = charts.token_chart(side, text).data[0]
     assert list(bar.x) == [1, 2, 3] and list(bar.y) == [0.2, -0.1, 0.3]
     assert "<b>" not in bar.customdata[1] and "&lt;b&gt;" in bar.customdata[1]
@@ -241,18 +245,18 @@ def test_accuracy_by_source_without_rows_says_so() -> None:
 # --- margin_shift_scatter and sentence_shift_chart ---------------------------------------------
 
 
+def shift(pair_id: str, a: float, b: float, label: str | None = None) -> PairShift:
+    return PairShift(id=pair_id, source="hh", label=label, a=a, b=b, longer_preferred=True)
+
+
 def test_margin_shift_highlights_flipped_pairs() -> None:
-    points = [
-        {"id": "p1", "a": 1.0, "b": 1.5, "flipped": False, "label": "chosen"},
-        {"id": "<p2>", "a": 0.5, "b": -0.5, "flipped": True, "label": "chosen"},
-        {"id": "p3", "a": -0.2, "b": -1.0, "flipped": False, "label": "rejected"},
-    ]
+    points = [shift("p1", 1.0, 1.5), shift("<p2>", 0.5, -0.5, "<swap>"), shift("p3", -0.2, -1.0)]
     fig = charts.margin_shift_scatter(points, names=("base", "tuned"))
     same, flipped = fig.data
     assert same.name.startswith("same verdict") and flipped.name.startswith("flipped")
     assert list(flipped.x) == [0.5] and list(flipped.y) == [-0.5]
     assert flipped.marker.size > same.marker.size
-    assert flipped.customdata[0][0] == "&lt;p2&gt;"
+    assert list(flipped.customdata[0]) == ["&lt;p2&gt;", "&lt;swap&gt;"]
     diagonal = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.y0 and s.x1 == s.y1]
     assert len(diagonal) == 1
     assert "1 of 3" in fig.layout.title.text
@@ -322,9 +326,9 @@ def test_training_curves_without_metrics() -> None:
 # --- every figure -----------------------------------------------------------------------------
 
 
-def test_figures_share_the_template_and_grow_in_demo_mode(pair: dict) -> None:
-    side = pair["chosen"]
-    point = {"id": "p1", "a": 1.0, "b": -1.0, "flipped": True, "label": "chosen"}
+def test_figures_share_the_template_and_grow_in_demo_mode(pair: PairScores) -> None:
+    side = pair.chosen
+    point = shift("p1", 1.0, -1.0)
     row = {"model": "A: base", "source": "hh", "accuracy": 0.5, "n": 2}
     builds = [
         partial(charts.sentence_heatmap, pair),

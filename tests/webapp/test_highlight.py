@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
+from srm.records import PairScores, ResponseScores
 from webapp import highlight
 
 XSS_SCRIPT = "<script>alert(1)</script> "
@@ -19,7 +21,7 @@ def make_side(
     gap: str = "",
     prompt: tuple[float, float] = (0.1, 0.2),
     tokens: bool = False,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, ResponseScores]:
     """A response text and its scored record: ``(text, reward, weight)`` per sentence, ``gap``
     (not part of any sentence) between sentences; the score obeys the model's invariant."""
     text, records = "", []
@@ -53,23 +55,22 @@ def make_side(
             start = text.index(word, pos)
             pos = start + len(word)
             record["tokens"].append({"start": start, "end": pos, "reward": (-1) ** j * 0.1 * j})
-    return text, record
+    return text, ResponseScores.from_json(record)
 
 
 def make_record(
     chosen: list[tuple[str, float | None, float | None]],
     rejected: list[tuple[str, float | None, float | None]],
-) -> dict[str, Any]:
+) -> PairScores:
     """A scored pair record as srm.score.score_pairs returns it (sentence head)."""
-    return {
-        "id": "p1",
-        "source": "hh",
-        "margin": None,
-        "head": "sentence",
-        "prefix_rewards": False,
-        "chosen": make_side(chosen)[1],
-        "rejected": make_side(rejected)[1],
-    }
+    return PairScores(
+        id="p1",
+        source="hh",
+        head="sentence",
+        prefix_rewards=False,
+        chosen=make_side(chosen)[1],
+        rejected=make_side(rejected)[1],
+    )
 
 
 class Parsed(HTMLParser):
@@ -245,8 +246,9 @@ def test_one_response_div_and_a_larger_font_in_demo_mode() -> None:
 
 def test_offsets_past_the_text_never_invent_or_repeat_text() -> None:
     text, side = make_side([("A. ", 0.5, 0.5), ("B. ", 0.5, 0.5)])
-    side["sentences"][1]["start"] = 1  # overlaps sentence 1
-    side["sentences"][1]["end"] = 99
+    first, second = side.sentences
+    second = replace(second, start=1, end=99)  # overlaps sentence 1, runs past the text
+    side = replace(side, sentences=(first, second))
     assert Parsed(highlight.sentences_html(text, side)).text == text
 
 

@@ -3,19 +3,25 @@ sentence reward shifts, making a model active; and demo mode, which edits nothin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from srm.data import load_pairs
+from srm.compare import compare_models
+from srm.data import PreferencePair, load_pairs
 from srm.store import (
     get_active_model,
+    import_pairs,
+    list_pairs,
     make_sessionmaker,
     open_store,
+    record_label,
     register_model,
     save_scores,
     set_active_model,
 )
+from tests.conftest import scores_of
 from tests.webapp.conftest import rerun
 
 
@@ -92,6 +98,96 @@ def test_missing_scores_offer_a_scoring_job(
     assert at.title[0].value == "Train"
 
 
+# ------------------------------------------------------------------------------- a certain flip
+#: Two models' stored scores (chosen minus rejected) of five pairs, every chosen the longer:
+#: f2 is swapped by an annotator and f3 tied (left out), so the margins for the label are
+#: f0 A +1 B +2, f1 A +0.5 B -0.5 (flips), f2 A -1.5 B +1 (flips), f4 A -1 B +1 (flips).
+FLIP_GAPS = {"A": [1.0, 0.5, 1.5, 3.0, -1.0], "B": [2.0, -0.5, -1.0, 3.0, 1.0]}
+
+
+@pytest.fixture
+def flipping_models(app_store: str) -> tuple[int, int]:
+    """Models A and B with their scores written straight into the store (no model runs)."""
+    pairs = [
+        PreferencePair(f"f{i}", "Which?", "A longer answer.", "Short.", "hh" if i < 2 else "shp")
+        for i in range(5)
+    ]
+    with make_sessionmaker(open_store(app_store)).begin() as s:
+        import_pairs(s, "flips", pairs)
+        ids = {p.external_id: p.id for p in list_pairs(s, "flips")}
+        record_label(s, ids["f2"], "ana", "swap", expected_event_id=None)
+        record_label(s, ids["f3"], "ana", "tie", expected_event_id=None)
+        models = []
+        for name, gaps in FLIP_GAPS.items():
+            model_id = register_model(s, f"model {name}", f"/runs/{name}", config={}).id
+            records = [scores_of(p.id, gap, 0.0) for p, gap in zip(pairs, gaps, strict=True)]
+            save_scores(s, model_id, "flips", records)
+            models.append(model_id)
+        set_active_model(s, models[0])
+    return models[0], models[1]
+
+
+def test_the_comparison_of_a_certain_flip(app_store: str, flipping_models, run_page) -> None:
+    a, b = flipping_models
+    with make_sessionmaker(open_store(app_store))() as s:
+        comparison = compare_models(s, "flips", a, b)
+    # By hand: A is right on f0, f1 (2 of 4), B on f0, f2, f4 (3 of 4); the longer response
+    # wins everywhere but the swapped f2.
+    assert (comparison.n, comparison.overall.a, comparison.overall.b) == (4, 0.5, 0.75)
+    assert comparison.overall.length_baseline == 0.75
+    assert [(p.id, p.a, p.b) for p in comparison.flipped] == [
+        ("f2", -1.5, 1.0),
+        ("f4", -1.0, 1.0),
+        ("f1", 0.5, -0.5),
+    ]
+
+    at = run_page("models")
+    assert (at.selectbox(key="models.a").value, at.selectbox(key="models.b").value) == (a, b)
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Pairs compared"].value == "4"
+    assert (metrics["Accuracy A"].value, metrics["Accuracy B"].value) == ("50.0%", "75.0%")
+    assert metrics["Accuracy B"].delta == "+25.0 points"
+    assert metrics["Length baseline"].value == "75.0%"
+    assert "Flipped verdicts (3)" in [h.value for h in at.subheader]
+    table = next(d.value for d in at.dataframe if "B margin for the label" in d.value)
+    assert table.to_dict("records") == [
+        {
+            "id": "f2",
+            "source": "shp",
+            "label": "swap",
+            "A margin for the label": -1.5,
+            "B margin for the label": 1.0,
+            "B is now": "right",
+        },
+        {
+            "id": "f4",
+            "source": "shp",
+            "label": "unlabelled",
+            "A margin for the label": -1.0,
+            "B margin for the label": 1.0,
+            "B is now": "right",
+        },
+        {
+            "id": "f1",
+            "source": "hh",
+            "label": "unlabelled",
+            "A margin for the label": 0.5,
+            "B margin for the label": -0.5,
+            "B is now": "wrong",
+        },
+    ]
+    accuracy, shift = (c.proto.spec for c in at.get("plotly_chart")[:2])
+    bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in json.loads(accuracy)["data"]}
+    assert bars == {
+        "A: model A": {"hh": 100.0, "shp": 0.0, "all": 50.0},
+        "B: model B": {"hh": 50.0, "shp": 100.0, "all": 75.0},
+        "length baseline": {"hh": 100.0, "shp": 50.0, "all": 75.0},
+    }
+    assert "3 of 4 pairs flipped" in json.loads(shift)["layout"]["title"]["text"]
+    # The pair picker offers the flipped pairs, the largest move first.
+    assert at.selectbox(key="models.pair").options == ["f2", "f4", "f1"]
+
+
 # ------------------------------------------------------------------------------- demo mode
 EDITING_KEYS = ("import", "keep", "swap", "make_active", "form", "score", "cancel", "annotator")
 
@@ -150,12 +246,12 @@ def test_sentence_credit_against_annotators_tags(filled_store: str, two_models, 
     with make_sessionmaker(engine).begin() as s:
         tagged = 0
         for pair in list_pairs(s, "sample"):
-            sentences = get_score(s, pair.id, a).chosen_detail["sentences"]
+            sentences = get_score(s, pair.id, a).response("chosen").sentences
             if len(sentences) < 2:
                 continue
             first, last = sentences[0], sentences[-1]
-            tag_sentence(s, pair.id, "ana", "chosen", (first["start"], first["end"]), "bad")
-            tag_sentence(s, pair.id, "ana", "chosen", (last["start"], last["end"]), "good")
+            tag_sentence(s, pair.id, "ana", "chosen", (first.start, first.end), "bad")
+            tag_sentence(s, pair.id, "ana", "chosen", (last.start, last.end), "good")
             tagged += 1
     with make_sessionmaker(engine)() as s:
         found = tagged_credit(s, "sample", a)
@@ -178,3 +274,24 @@ def test_sentence_credit_against_annotators_tags(filled_store: str, two_models, 
 def test_sentence_credit_asks_for_tags_when_there_are_none(filled_store, two_models, run_page):
     at = run_page("models")
     assert any("No sentence of this dataset is tagged yet" in c.value for c in at.caption)
+
+
+def test_srm_compare_prints_the_pages_numbers(app_store: str, flipping_models) -> None:
+    from click.testing import CliRunner
+
+    from srm.cli import main
+
+    a, b = flipping_models
+    args = ["compare", "--dataset", "flips", "--a", str(a), "--b", str(b), "--db", app_store]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    overall = next(line for line in result.output.splitlines() if line.startswith("overall"))
+    assert overall.split() == ["overall", "4", "50.0%", "75.0%", "75.0%"]
+    assert "flipped verdicts: 3 (B now right on 2, wrong on 1)" in result.output
+    flips = [line.split()[0] for line in result.output.splitlines() if line.startswith("  f")]
+    assert flips == ["f2", "f4", "f1"]
+    listed = CliRunner().invoke(main, ["models", "--db", app_store])
+    assert f"*{a}  model A" in listed.output and f" {b}  model B" in listed.output
+
+    unknown = CliRunner().invoke(main, [*args[:-4], "--b", "999", "--db", app_store])
+    assert unknown.exit_code == 1 and "no model with id 999" in unknown.output

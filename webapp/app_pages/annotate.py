@@ -5,7 +5,9 @@ import streamlit as st
 import auth
 import highlight
 import mdtext
+import scoring
 import services
+from srm.store import preferred_side
 
 url = services.store_url()
 st.title("Annotate")
@@ -136,12 +138,6 @@ if current is not None:
     info = st.columns([1, 1, 1, 2])
     info[0].metric("Current label", label or "unlabelled")
     info[1].metric("Queue position", f"{position + 1} of {len(ids)}")
-    if disagreement is not None:
-        info[2].metric(
-            "Model disagrees by",
-            f"{disagreement:+.2f}",
-            help="How far the model prefers the response the label rejects (negative: it agrees).",
-        )
     info[3].caption(
         f"dataset {mdtext.escape(current.dataset)} · source {mdtext.escape(current.source or '—')}"
     )
@@ -189,9 +185,9 @@ if current is not None:
 
     with st.container(border=True):
         st.text(current.prompt.strip())
-    record = services.scores(url, current, model) if model is not None else None
+    record = scoring.scores(url, current, model) if model is not None else None
     if record is not None:
-        verdict = services.verdict(record, label)
+        verdict = scoring.verdict(record, label)
         st.caption(
             f"Model: prefers **{verdict.model_prefers}** · P(chosen better) = "
             f"{verdict.probability_text} · {verdict.split_text}"
@@ -201,42 +197,40 @@ if current is not None:
                 st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
         scale = highlight.shared_scale(record, "reward")
         if disagreement is None:  # scored just now, after the queue was read
-            disagreement = -verdict.margin if label != "swap" else verdict.margin
-            info[2].metric(
-                "Model disagrees by",
-                f"{disagreement:+.2f}",
-                help="How far the model prefers the response the label rejects "
-                "(negative: it agrees).",
-            )
+            disagreement = services.disagreement(url, current, model)
+    if disagreement is not None:
+        info[2].metric(
+            "Model disagrees by",
+            f"{disagreement:+.2f}",
+            help="How far the model prefers the response the label rejects (negative: it agrees).",
+        )
     my_tags = services.tags(url, current, annotator)
     cols = st.columns(2)
     for col, side in zip(cols, ("chosen", "rejected"), strict=True):
         with col:
-            better = "rejected" if label == "swap" else "chosen"
+            better = preferred_side(label)
             verdict_note = (
                 ""
-                if label in ("tie", "discard")
+                if better is None
                 else (" · the label says better" if side == better else " · the label says worse")
             )
             st.markdown(f"**{side.capitalize()}**{verdict_note}")  # safe: fixed words only
             text = getattr(current, side)
             if record is not None:
-                st.caption(services.coverage(record[side]).describe().capitalize())
-                st.html(highlight.sentences_html(text, record[side], by="reward", scale=scale))
-                sentences = record[side]["sentences"]
+                scored = record.side(side)
+                st.caption(scored.coverage.describe().capitalize())
+                st.html(highlight.sentences_html(text, scored, by="reward", scale=scale))
+                sentences = scored.sentences
             else:
                 st.text(text)
-                sentences = [
-                    {"text": text[a:b], "start": a, "end": b}
-                    for a, b in services.segment_spans(text)
-                ]
+                sentences = scoring.sentences(text)
             with st.expander("Tag sentences", icon=":material/thumbs_up_down:"):
                 for i, sentence in enumerate(sentences, start=1):
-                    span = (sentence["start"], sentence["end"])
+                    span = (sentence.start, sentence.end)
                     tag_key = f"annotate.tag.{current.db_id}.{side}.{i}"
                     st.session_state.setdefault(tag_key, my_tags.get((side, *span)))
                     st.segmented_control(
-                        f"{i}. {mdtext.escape(sentence['text'].strip()[:120])}",
+                        f"{i}. {mdtext.escape(sentence.text.strip()[:120])}",
                         ["good", "bad"],
                         key=tag_key,
                         on_change=_tag,

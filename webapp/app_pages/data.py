@@ -5,6 +5,7 @@ import logging
 import streamlit as st
 
 import auth
+import importing
 import mdtext
 import services
 from srm.data import DataError
@@ -22,12 +23,12 @@ def _import(kind: str) -> None:
             upload = st.session_state.get("data.upload")
             if upload is None:
                 raise services.StoreError("choose a file to upload first")
-            result = services.import_upload(url, upload.name, upload.getvalue(), name)
+            result = importing.import_upload(url, upload.name, upload.getvalue(), name)
         else:
             path = st.session_state.get("data.import_path", "").strip()
             if not path:
                 raise services.StoreError("type the path of a file or dataset directory first")
-            result = services.import_file(url, path, name)
+            result = importing.import_file(url, path, name)
     except DataError as err:
         st.session_state["data.import_outcome"] = ("problems", err.problems, str(err))
     except (services.StoreError, OSError) as err:
@@ -65,7 +66,7 @@ with st.expander("Import pairs", expanded=not summaries, icon=":material/upload_
         if auth.is_admin():
             st.text_input("Path", key="data.import_path", placeholder="data/sample_50.jsonl")
             st.button("Import path", key="data.import_file", on_click=_import, args=("path",))
-            roots = ", ".join(str(root) for root in services.import_roots()) or "none"
+            roots = ", ".join(str(root) for root in importing.import_roots()) or "none"
             st.caption(
                 "A file or dataset directory under an import folder (relative paths start at "
                 f"the project directory): {mdtext.escape(roots)}. Set `SRM_IMPORT_ROOTS` "
@@ -197,7 +198,7 @@ if dataset is None:
     st.caption("Pick one dataset above to export it with its corrections applied.")
 else:
     if st.button("Prepare corrected export", key="data.export"):
-        data, summary = services.export_jsonl(url, dataset)
+        data, summary = importing.export_jsonl(url, dataset)
         st.session_state["data.export_ready"] = (dataset, data, summary)
     ready = st.session_state.get("data.export_ready")
     if ready and ready[0] == dataset:

@@ -5,8 +5,10 @@ import streamlit as st
 import charts
 import highlight
 import mdtext
+import scoring
 import services
 from srm.records import sig3
+from srm.store import preferred_side
 
 url = services.store_url()
 model = services.active_model(url)
@@ -20,7 +22,7 @@ st.markdown(
 if model is None:
     st.info("No reward model is installed.")
     st.stop()
-curated = services.demo_pairs(url, model)
+curated = scoring.demo_pairs(url, model)
 if not curated:
     st.info("The store has no pairs to show.")
     st.stop()
@@ -37,8 +39,8 @@ choice = (
 )
 dataset, pair_id = curated[choice]
 pair = services.get_pair(url, dataset, pair_id)
-record = services.scores(url, pair, model)
-verdict = services.verdict(record, pair.label)
+record = scoring.scores(url, pair, model)
+verdict = scoring.verdict(record, pair.label)
 
 st.subheader("The question")
 with st.container(border=True):
@@ -55,7 +57,7 @@ top[1].metric(
 )
 top[2].metric(
     "People preferred",
-    {"swap": "rejected", "tie": "neither", "discard": "—"}.get(pair.label or "", "chosen"),
+    preferred_side(pair.label) or {"tie": "neither"}.get(pair.label or "", "—"),
 )
 
 st.caption(verdict.split_text)
@@ -83,12 +85,11 @@ scale = highlight.shared_scale(record, by)
 cols = st.columns(2)
 for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     with col:
-        st.subheader(f"{side.capitalize()} answer · score {sig3(record[side]['score'])}")
-        st.html(highlight.prompt_term_html(record[side], by=by, scale=scale, large=True))
+        scored = record.side(side)
+        st.subheader(f"{side.capitalize()} answer · score {sig3(scored.score)}")  # safe: a number
+        st.html(highlight.prompt_term_html(scored, by=by, scale=scale, large=True))
         st.html(
-            highlight.sentences_html(
-                getattr(pair, side), record[side], by=by, scale=scale, large=True
-            )
+            highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale, large=True)
         )
 st.html(highlight.legend_html(by, scale))
 st.plotly_chart(

@@ -6,6 +6,7 @@ import auth
 import charts
 import highlight
 import mdtext
+import scoring
 import services
 from srm.records import sig3
 
@@ -50,14 +51,14 @@ except services.StoreError as err:  # a shared link to a pair that is not there
     st.stop()
 st.query_params.update({"dataset": dataset, "pair": pair_id})
 
-record = services.scores(url, pair, model)
+record = scoring.scores(url, pair, model)
 edit_key = f"inspect.spans.{pair.db_id}"
 edits: dict = st.session_state.setdefault(edit_key, {})
 if edits:
-    record = services.rescore_with_spans(pair, model, edits)
+    record = scoring.rescore_with_spans(pair, model, edits)
 
 # --- verdict --------------------------------------------------------------------------------
-verdict = services.verdict(record, pair.label)
+verdict = scoring.verdict(record, pair.label)
 top = st.columns(3)
 split = st.columns(3)
 top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
@@ -68,7 +69,7 @@ top[1].metric(
     delta_color="off",
     delta_arrow="off",
     help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
-    f"{services.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
+    f"{scoring.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
 )
 split[0].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
 split[1].metric(
@@ -124,22 +125,23 @@ sides = st.columns(2)
 for col, side in zip(sides, ("chosen", "rejected"), strict=True):
     with col:
         st.subheader(side.capitalize())
-        st.metric("Score", sig3(record[side]["score"]))
+        scored = record.side(side)
+        st.metric("Score", sig3(scored.score))
         st.caption(verdict.coverage[side].describe().capitalize())
-        st.html(highlight.prompt_term_html(record[side], by=by, scale=scale))
-        st.html(highlight.sentences_html(getattr(pair, side), record[side], by=by, scale=scale))
+        st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
+        st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
         if not verdict.coverage[side].complete:
             st.caption("Greyed sentences did not fit the model's context: not scored.")
 st.html(highlight.legend_html(by, scale))
 
 st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
 st.plotly_chart(charts.contributions_chart(record), key="inspect.waterfall", width="stretch")
-if record["head"] == "token":
+if record.head == "token":
     st.subheader("Token rewards")
     token_side = st.radio("Response", ["chosen", "rejected"], horizontal=True, key="inspect.tokens")
-    st.html(highlight.tokens_html(getattr(pair, token_side), record[token_side]))
+    st.html(highlight.tokens_html(getattr(pair, token_side), record.side(token_side)))
     st.plotly_chart(
-        charts.token_chart(record[token_side], getattr(pair, token_side)),
+        charts.token_chart(record.side(token_side), getattr(pair, token_side)),
         key="inspect.token_chart",
         width="stretch",
     )
@@ -148,25 +150,25 @@ if record["head"] == "token":
 st.subheader("A sentence")
 pick_side, pick_index = st.columns([1, 4])
 side = pick_side.radio("Response", ["chosen", "rejected"], key="inspect.side")
-sentences = record[side]["sentences"]
+sentences = record.side(side).sentences
 if sentences:
     index = pick_index.selectbox(
         "Sentence",
         range(len(sentences)),
-        format_func=lambda i: f"{i + 1}. {sentences[i]['text'].strip()[:90]}",
+        format_func=lambda i: f"{i + 1}. {sentences[i].text.strip()[:90]}",
         key=f"inspect.sentence.{side}",
     )
     sentence = sentences[index]
-    if sentence["reward"] is None:
+    if sentence.reward is None or sentence.weight is None:
         st.caption("Cut by truncation: this sentence took no part in the score.")
     else:
         detail = st.columns(3)
-        detail[0].metric("Reward", sig3(sentence["reward"]))
-        detail[1].metric("Weight", sig3(sentence["weight"], signed=False))
-        detail[2].metric("Weight × reward", sig3(sentence["weight"] * sentence["reward"]))
+        detail[0].metric("Reward", sig3(sentence.reward))
+        detail[1].metric("Weight", sig3(sentence.weight, signed=False))
+        detail[2].metric("Weight × reward", sig3(sentence.weight * sentence.reward))
     st.html(
         highlight.sentences_html(
-            getattr(pair, side), record[side], by=by, scale=scale, selected=index + 1
+            getattr(pair, side), record.side(side), by=by, scale=scale, selected=index + 1
         )
     )
 
@@ -178,7 +180,7 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
         "model's own segmentation."
     )
     text = getattr(pair, side)
-    cuts = edits.get(side) or services.segment_spans(text)
+    cuts = edits.get(side) or scoring.segment_spans(text)
     if len(cuts) == 0:
         st.caption("This response has no sentences.")
     else:
@@ -199,10 +201,10 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
             if buttons[0].button(
                 "Merge with next", key="inspect.merge", disabled=which >= len(cuts)
             ):
-                edits[side] = services.merge_sentences(text, cuts, int(which) - 1)
+                edits[side] = scoring.merge_sentences(text, cuts, int(which) - 1)
                 st.rerun()
             if buttons[1].button("Split here", key="inspect.split"):
-                edits[side] = services.split_sentence(text, cuts, int(which) - 1, int(at))
+                edits[side] = scoring.split_sentence(text, cuts, int(which) - 1, int(at))
                 st.rerun()
         except ValueError as err:
             st.error(mdtext.escape(err))
@@ -211,10 +213,10 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
             st.rerun()
 
 # --- presenting -------------------------------------------------------------------------------
-featured = services.is_demo_pair(url, pair)
+featured = scoring.is_demo_pair(url, pair)
 if auth.is_admin() and (
     st.toggle("Feature this pair in demo mode", value=featured, key=f"inspect.demo.{pair.db_id}")
     != featured
 ):
-    services.toggle_demo_pair(url, pair)
+    scoring.toggle_demo_pair(url, pair)
     st.rerun()

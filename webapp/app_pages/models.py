@@ -5,6 +5,7 @@ import streamlit as st
 import auth
 import charts
 import mdtext
+import scoring
 import services
 from srm.records import sig3
 
@@ -103,34 +104,32 @@ for name, model_id in (("A", a), ("B", b)):
 if 0 in coverage.values():
     st.stop()
 
-report = services.compare_models(url, dataset, a, b)
-if report["n"] == 0:
+comparison = scoring.compare_models(url, dataset, a, b)
+overall = comparison.overall
+if overall is None:
     st.warning("The two models have no scored pair with a preference label in common.")
     st.stop()
-overall = {row["model"]: row["accuracy"] for row in report["accuracy"] if row["source"] == "all"}
 top = st.columns(4)
-top[0].metric("Pairs compared", f"{report['n']:,}")
-top[1].metric("Accuracy A", f"{overall['A']:.1%}")
+top[0].metric("Pairs compared", f"{comparison.n:,}")
+top[1].metric("Accuracy A", f"{overall.a:.1%}")
 top[2].metric(
     "Accuracy B",
-    f"{overall['B']:.1%}",
-    delta=f"{100 * (overall['B'] - overall['A']):+.1f} points",
+    f"{overall.b:.1%}",
+    delta=f"{100 * (overall.b - overall.a):+.1f} points",
 )
-top[3].metric("Length baseline", f"{overall['length baseline']:.1%}")
-st.caption(
+top[3].metric("Length baseline", f"{overall.length_baseline:.1%}")
+st.caption(  # safe: the dataset's name escaped
     "Accuracy against the current labels (annotators' corrections applied; ties and discards "
-    f"left out). A scored {services.plural(report['n_a'], 'pair')} of {mdtext.escape(dataset)}, "
-    f"B {report['n_b']:,}."
+    f"left out). A scored {services.plural(comparison.n_a, 'pair')} of "
+    f"{mdtext.escape(dataset)}, B {comparison.n_b:,}."
 )
-rename = {"A": f"A: {by_id[a].name}", "B": f"B: {by_id[b].name}"}
+model_names = (f"A: {comparison.a_name}", f"B: {comparison.b_name}")
 st.plotly_chart(
-    charts.accuracy_by_source(
-        [{**row, "model": rename.get(row["model"], row["model"])} for row in report["accuracy"]]
-    ),
+    charts.accuracy_by_source(comparison.accuracy_rows(model_names)),
     key="models.accuracy",
     width="stretch",
 )
-st.plotly_chart(charts.margin_shift_scatter(report["points"]), key="models.shift", width="stretch")
+st.plotly_chart(charts.margin_shift_scatter(comparison.pairs), key="models.shift", width="stretch")
 
 # --- sentence credit against annotators' tags -------------------------------------------------
 st.subheader("Sentence credit against annotators' tags")
@@ -166,10 +165,11 @@ else:
         "srm export --format prm."
     )
 
-st.subheader(f"Flipped verdicts ({len(report['flipped'])})")
-if report["flipped"]:
+flipped = scoring.flipped_rows(comparison)
+st.subheader(f"Flipped verdicts ({len(flipped)})")  # safe: a count
+if flipped:
     st.dataframe(
-        report["flipped"],
+        flipped,
         hide_index=True,
         width="stretch",
         column_config={
@@ -186,25 +186,27 @@ else:
 
 # --- one pair under both models -----------------------------------------------------------------
 st.subheader("Sentence rewards under A and B")
-choices = [f["id"] for f in report["flipped"]] or [p["id"] for p in report["points"]]
+choices = [p.id for p in comparison.flipped] or [p.id for p in comparison.pairs]
 pair_id = st.selectbox("Pair", choices, key="models.pair")
 pair = services.get_pair(url, dataset, pair_id)
-record_a = services.cached_scores(url, pair, by_id[a])
-record_b = services.cached_scores(url, pair, by_id[b])
+record_a = scoring.cached_scores(url, pair, by_id[a])
+record_b = scoring.cached_scores(url, pair, by_id[b])
 if record_a is None or record_b is None:
     st.caption("One of the models has not scored this pair.")
     st.stop()
 cols = st.columns(2)
 for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     col.plotly_chart(
-        charts.sentence_shift_chart(record_a[side], record_b[side], names=("A", "B"), side=side),
+        charts.sentence_shift_chart(
+            record_a.side(side), record_b.side(side), names=("A", "B"), side=side
+        ),
         key=f"models.sentences.{side}",
         width="stretch",
     )
-    cover_a, cover_b = (services.coverage(r[side]) for r in (record_a, record_b))
+    a_side, b_side = record_a.side(side), record_b.side(side)
     col.caption(
-        f"{side}: score {sig3(record_a[side]['score'])} under A ({cover_a.describe()}), "
-        f"{sig3(record_b[side]['score'])} under B ({cover_b.describe()})"
+        f"{side}: score {sig3(a_side.score)} under A ({a_side.coverage.describe()}), "
+        f"{sig3(b_side.score)} under B ({b_side.coverage.describe()})"
     )
 if not demo and st.button("Inspect this pair", key="models.inspect"):
     st.session_state["inspect.target"] = (dataset, pair_id)

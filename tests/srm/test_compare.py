@@ -1,0 +1,162 @@
+"""srm.compare: one pair's verdict beside its label, and two models on a dataset, worked out by
+hand on constructed scores (no model, no Streamlit)."""
+
+from __future__ import annotations
+
+import pytest
+
+from srm.compare import (
+    PairShift,
+    compare_models,
+    compare_scores,
+    format_comparison,
+    verdict,
+)
+from srm.data import PreferencePair
+from srm.store import (
+    ScoredPair,
+    StoreError,
+    import_pairs,
+    list_pairs,
+    record_label,
+    register_model,
+    save_scores,
+)
+from tests.conftest import scores_of
+
+
+def scored(pair_id: int, source: str, label: str | None, gap: float, chars=(10, 5)) -> ScoredPair:
+    """A pair as a model saw it: chosen minus rejected score ``gap``; ``chars`` the lengths."""
+    return ScoredPair(pair_id, f"p{pair_id}", source, label, *chars, gap, 0.0)
+
+
+def test_margins_turn_toward_the_side_the_label_prefers() -> None:
+    rows_a = [
+        scored(1, "hh", None, 2.0),  # A right
+        scored(2, "hh", "swap", 2.0),  # the label prefers rejected: A's +2 is -2 for it
+        scored(3, "shp", "keep", -1.0, chars=(3, 9)),  # shorter chosen: the baseline is wrong
+        scored(4, "shp", "tie", 5.0),  # no preference: left out
+        scored(5, "shp", "discard", 5.0),
+        scored(6, "shp", None, 1.0),  # B never scored it: left out
+    ]
+    rows_b = [
+        scored(1, "hh", None, 0.5),
+        scored(2, "hh", "swap", -3.0),  # B prefers rejected, as the label does: a flip
+        scored(3, "shp", "keep", 0.0),  # a margin of 0 is wrong, as a tie is in evaluation
+        scored(4, "shp", "tie", 5.0),
+        scored(5, "shp", "discard", 5.0),
+    ]
+    shifts = compare_scores(rows_a, rows_b)
+    assert shifts == [
+        PairShift(id="p1", source="hh", label=None, a=2.0, b=0.5, longer_preferred=True),
+        PairShift(id="p2", source="hh", label="swap", a=-2.0, b=3.0, longer_preferred=False),
+        PairShift(id="p3", source="shp", label="keep", a=-1.0, b=0.0, longer_preferred=False),
+    ]
+    assert [s.flipped for s in shifts] == [False, True, False]
+
+
+def store_with_two_models(session_factory) -> tuple[int, int]:
+    """Four pairs scored by models A and B; pair q2 is swapped by an annotator and q3 tied.
+
+    pair  source  label   A gap  B gap  | A for the label  B for the label  longer preferred
+    q0    hh      -       +1.0   +2.0   | +1.0 right       +2.0 right       yes
+    q1    hh      -       +0.5   -0.5   | +0.5 right       -0.5 wrong       yes   (flips)
+    q2    shp     swap    +1.5   -1.0   | -1.5 wrong       +1.0 right       no    (flips)
+    q3    shp     tie     +3.0   +3.0   | left out
+    """
+    pairs = [
+        PreferencePair("q0", "Q?", "A long answer.", "Short.", "hh"),
+        PreferencePair("q1", "Q?", "A long answer.", "Short.", "hh"),
+        PreferencePair("q2", "Q?", "A long answer.", "Short.", "shp"),
+        PreferencePair("q3", "Q?", "A long answer.", "Short.", "shp"),
+    ]
+    gaps = {"A": [1.0, 0.5, 1.5, 3.0], "B": [2.0, -0.5, -1.0, 3.0]}
+    with session_factory.begin() as s:
+        import_pairs(s, "d", pairs)
+        ids = {p.external_id: p.id for p in list_pairs(s, "d")}
+        record_label(s, ids["q2"], "ana", "swap", expected_event_id=None)
+        record_label(s, ids["q3"], "ana", "tie", expected_event_id=None)
+        models = []
+        for name, model_gaps in gaps.items():
+            model_id = register_model(s, f"model {name}", f"/runs/{name}").id
+            records = [scores_of(p.id, gap, 0.0) for p, gap in zip(pairs, model_gaps, strict=True)]
+            save_scores(s, model_id, "d", records)
+            models.append(model_id)
+    return models[0], models[1]
+
+
+def test_compare_models_on_the_store(session_factory) -> None:
+    a, b = store_with_two_models(session_factory)
+    with session_factory() as s:
+        comparison = compare_models(s, "d", a, b)
+    assert (comparison.a_name, comparison.b_name) == ("model A", "model B")
+    assert (comparison.n, comparison.n_a, comparison.n_b) == (3, 4, 4)
+    overall = comparison.overall
+    assert (overall.n, overall.a, overall.b, overall.length_baseline) == pytest.approx(
+        (3, 2 / 3, 2 / 3, 2 / 3)
+    )
+    hh, shp = comparison.by_source
+    assert (hh.source, hh.n, hh.a, hh.b, hh.length_baseline) == ("hh", 2, 1.0, 0.5, 1.0)
+    assert (shp.source, shp.n, shp.a, shp.b, shp.length_baseline) == ("shp", 1, 0.0, 1.0, 0.0)
+    # The largest move first: q2 moved by 2.5, q1 by 1.
+    assert [(p.id, p.a, p.b) for p in comparison.flipped] == [("q2", -1.5, 1.0), ("q1", 0.5, -0.5)]
+    rows = comparison.accuracy_rows(("A: x", "B: y"))
+    assert rows[:3] == [
+        {"model": "A: x", "source": "hh", "accuracy": 1.0, "n": 2},
+        {"model": "B: y", "source": "hh", "accuracy": 0.5, "n": 2},
+        {"model": "length baseline", "source": "hh", "accuracy": 1.0, "n": 2},
+    ]
+    assert [r["source"] for r in rows] == ["hh"] * 3 + ["shp"] * 3 + ["all"] * 3
+
+
+def test_format_comparison_prints_the_pages_numbers(session_factory) -> None:
+    a, b = store_with_two_models(session_factory)
+    with session_factory() as s:
+        text = format_comparison(compare_models(s, "d", a, b))
+    lines = text.splitlines()
+    assert lines[0] == f"A: #{a} model A (scored 4 pairs of d)"
+    assert lines[2].startswith("3 pairs compared")
+    overall = next(line for line in lines if line.startswith("overall"))
+    assert overall.split() == ["overall", "3", "66.7%", "66.7%", "66.7%"]
+    assert next(line for line in lines if line.startswith("  hh")).split() == [
+        "hh",
+        "2",
+        "100.0%",
+        "50.0%",
+        "100.0%",
+    ]
+    assert "flipped verdicts: 2 (B now right on 1, wrong on 1)" in lines
+    q2 = next(line for line in lines if line.strip().startswith("q2"))
+    assert q2.split() == ["q2", "shp", "swap", "-1.500", "+1.000"]
+
+
+def test_format_comparison_without_common_pairs(session_factory) -> None:
+    a, b = store_with_two_models(session_factory)
+    with session_factory.begin() as s:
+        import_pairs(s, "other", [PreferencePair("z", "Q?", "Yes.", "No.")])
+    with session_factory() as s:
+        comparison = compare_models(s, "other", a, b)
+    assert comparison.overall is None and comparison.accuracy_rows() == []
+    assert format_comparison(comparison).endswith("has a preference label.")
+
+
+def test_compare_models_names_what_is_missing(session_factory) -> None:
+    a, _ = store_with_two_models(session_factory)
+    with session_factory() as s:
+        with pytest.raises(StoreError, match="no dataset 'nope'"):
+            compare_models(s, "nope", a, a)
+        with pytest.raises(StoreError, match="no model with id 99"):
+            compare_models(s, "d", a, 99)
+
+
+def test_verdict_beside_each_label() -> None:
+    record = scores_of("p", 1.0, 0.25)  # the model prefers chosen by 0.75
+    agrees = {label: verdict(record, label).agrees for label in (None, "keep", "swap", "tie")}
+    assert agrees == {None: True, "keep": True, "swap": False, "tie": None}
+    v = verdict(record, None)
+    assert (v.model_prefers, v.margin) == ("chosen", 0.75)
+    assert v.probability_text == "67.9%" and v.clear
+    assert v.split_text == "margin +0.75 = prompt term 0 + sentences 0"
+    unsure = verdict(scores_of("p", 0.1, 0.0), "discard")
+    assert unsure.probability_text == "52.5% · no clear preference" and unsure.agrees is None
+    assert verdict(scores_of("p", 0.0, 1.0), None).model_prefers == "rejected"

@@ -1,0 +1,221 @@
+"""What models say about pairs, for the pages: scores (computed once per pair and model and kept
+in the store), verdicts, hand-edited sentence boundaries, two models compared, and the pairs
+the showcase presents. Torch loads on first use, not when a page imports this module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+import auth
+import services
+from services import ModelInfo, PairRow
+from srm import compare, store
+from srm.compare import Comparison, verdict
+from srm.records import NO_CLEAR_PREFERENCE, PairScores, margin_split
+from store_access import demo_mode, read_session, write
+
+if TYPE_CHECKING:
+    from srm.model import SentenceRewardModel
+    from srm.segment import Span
+
+__all__ = ["NO_CLEAR_PREFERENCE", "verdict"]
+
+
+# ------------------------------------------------------------------------------- scores
+@st.cache_resource(show_spinner="Loading the reward model…", max_entries=2)
+def _model(path: str, mtime: float) -> SentenceRewardModel:
+    from srm.checkpoint import load
+
+    return load(path)
+
+
+def model_mtime(path: str) -> float:
+    """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
+    from srm.checkpoint import WEIGHTS_FILE, model_dir
+
+    return (model_dir(path) / WEIGHTS_FILE).stat().st_mtime
+
+
+def cached_scores(url: str, pair: PairRow, model: ModelInfo) -> PairScores | None:
+    """The model's stored scores of the pair, or ``None`` if it has not scored it yet."""
+    if model.id is None:
+        return None
+    with read_session(url) as session:
+        row = store.get_score(session, pair.db_id, model.id)
+        if row is None:
+            return None
+        return PairScores(
+            id=pair.id,
+            source=pair.source,
+            margin=pair.margin,
+            head=model.head,
+            prefix_rewards=model.causal,
+            chosen=row.response("chosen"),
+            rejected=row.response("rejected"),
+        )
+
+
+def scores(url: str, pair: PairRow, model: ModelInfo) -> PairScores:
+    """Per-sentence rewards and weights of a pair: computed once per (pair, model) and kept
+    in the store, so every later view (and every other user) reads them back."""
+    found = cached_scores(url, pair, model)
+    if found is not None:
+        return found
+    record = _compute(model.path, model_mtime(model.path), pair)
+    if model.id is not None and not demo_mode():
+        with write(url) as session:
+            store.save_scores(session, model.id, pair.dataset, [record])
+        services.queue_page.clear()
+    return record
+
+
+@st.cache_data(show_spinner="Scoring…", max_entries=256)
+def _compute(path: str, mtime: float, pair: PairRow) -> PairScores:
+    from srm.data import PreferencePair
+    from srm.score import score_pairs
+
+    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
+    return score_pairs(_model(path, mtime), [item])[0]
+
+
+def rescore_with_spans(
+    pair: PairRow, model: ModelInfo, spans: Mapping[str, Sequence[tuple[int, int]]]
+) -> PairScores:
+    """Score the pair with hand-edited sentence boundaries (``{"chosen": [(start, end), ...]}``);
+    kept in memory only, since they are not the model's own segmentation."""
+    return _compute_with_spans(
+        model.path,
+        model_mtime(model.path),
+        pair,
+        tuple(sorted((side, tuple(map(tuple, cuts))) for side, cuts in spans.items())),
+    )
+
+
+@st.cache_data(show_spinner="Rescoring…", max_entries=64)
+def _compute_with_spans(
+    path: str, mtime: float, pair: PairRow, spans: tuple[tuple[str, tuple], ...]
+) -> PairScores:
+    from srm.data import PreferencePair
+    from srm.score import score_pairs
+
+    item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
+    given = {side: _spans(getattr(pair, side), cuts) for side, cuts in spans}
+    return score_pairs(_model(path, mtime), [item], spans=[given])[0]
+
+
+def _spans(text: str, cuts: Sequence[tuple[int, int]]) -> list[Span]:
+    from srm.segment import Span
+
+    return [Span(start, end, text[start:end]) for start, end in cuts]
+
+
+def sentences(text: str) -> list[Span]:
+    """The text's sentences as the model segments it (:func:`srm.segment.segment`)."""
+    from srm.segment import segment
+
+    return segment(text)
+
+
+def segment_spans(text: str) -> list[tuple[int, int]]:
+    return [(s.start, s.end) for s in sentences(text)]
+
+
+def merge_sentences(
+    text: str, cuts: Sequence[tuple[int, int]], index: int
+) -> list[tuple[int, int]]:
+    """Remove the boundary after sentence ``index`` (0-based); raises ``ValueError``."""
+    from srm.segment import merge_spans
+
+    return [(s.start, s.end) for s in merge_spans(_spans(text, cuts), index)]
+
+
+def split_sentence(
+    text: str, cuts: Sequence[tuple[int, int]], index: int, at: int
+) -> list[tuple[int, int]]:
+    """Add a boundary ``at`` characters into sentence ``index``; raises ``ValueError``."""
+    from srm.segment import split_span
+
+    return [(s.start, s.end) for s in split_span(_spans(text, cuts), index, at)]
+
+
+# ------------------------------------------------------------------------------- two models
+def compare_models(url: str, dataset: str, a: int, b: int) -> Comparison:
+    """Model A against model B on the pairs of ``dataset`` both have scored, judged by the
+    current labels (:func:`srm.compare.compare_models`)."""
+    with read_session(url) as session:
+        return compare.compare_models(session, dataset, a, b)
+
+
+def flipped_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """The flipped pairs as the Models page's table shows them, the largest move first."""
+    return [
+        {
+            "id": p.id,
+            "source": p.source,
+            "label": p.label or "unlabelled",
+            "A margin for the label": p.a,
+            "B margin for the label": p.b,
+            "B is now": "right" if p.b > 0 else "wrong",
+        }
+        for p in comparison.flipped
+    ]
+
+
+# ------------------------------------------------------------------------------- demo
+DEMO_PAIRS = "demo_pairs"
+
+
+def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[str, str]]:
+    """The curated pairs demo mode shows: the store's ``demo_pairs`` setting (a list of
+    ``[dataset, id]``, chosen on the Inspect page), else the pairs the model is surest about."""
+    with read_session(url) as session:
+        chosen = store.get_setting(session, DEMO_PAIRS) or []
+        if chosen:
+            return [(d, i) for d, i in chosen][:limit]
+        # Else the largest dataset's pairs the model is surest about (one dataset, so a small
+        # scratch or test dataset in the store does not turn up in a demo).
+        datasets = sorted(store.list_datasets(session), key=lambda d: -d.n_pairs)
+        if not datasets:
+            return []
+        dataset = datasets[0].name
+        if model is not None and model.id is not None:
+            ranked = store.annotation_queue(session, dataset, model.id, limit=400)
+            scored = [(p, d) for p, d in ranked if d is not None]
+            scored.sort(key=lambda item: item[1])  # most confident agreement first
+            if scored:
+                # A demo of sentence credit shows pairs whose margin the sentences carry, not
+                # the prompt term; those first, each group surest first.
+                candidates = [p for p, _ in scored[: 5 * limit]]
+                candidates.sort(key=lambda p: _prompt_carries(session, p, model.id))
+                return [(p.dataset.name, p.external_id) for p in candidates[:limit]]
+        return [(dataset, p.external_id) for p in store.list_pairs(session, dataset, limit=limit)]
+
+
+def _prompt_carries(session: Session, pair: store.Pair, model_id: int) -> bool:
+    row = store.get_score(session, pair.id, model_id)
+    chosen, rejected = row.response("chosen"), row.response("rejected")
+    record = PairScores(id=pair.external_id, chosen=chosen, rejected=rejected)
+    return margin_split(record).prompt_dominates
+
+
+def toggle_demo_pair(url: str, pair: PairRow) -> bool:
+    """Add the pair to the demo's curated list, or take it out; return whether it is in."""
+    auth.require_admin("Choosing the demo's pairs")
+    key = [pair.dataset, pair.id]
+    with write(url) as session:
+        chosen = [list(x) for x in store.get_setting(session, DEMO_PAIRS) or []]
+        now_in = key not in chosen
+        chosen = [*chosen, key] if now_in else [x for x in chosen if x != key]
+        store.set_setting(session, DEMO_PAIRS, chosen)
+    return now_in
+
+
+def is_demo_pair(url: str, pair: PairRow) -> bool:
+    with read_session(url) as session:
+        return [pair.dataset, pair.id] in [
+            list(x) for x in store.get_setting(session, DEMO_PAIRS) or []
+        ]
