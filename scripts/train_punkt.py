@@ -3,7 +3,7 @@
 Punkt is unsupervised: it learns abbreviations, collocations, frequent sentence
 starters and each word's capitalisation contexts from raw text. We train it on the
 project's own bundled preference data (HH-RLHF train split and PandaLM eval split,
-role labels stripped), add ``srm.segment.CURATED_ABBREVIATIONS`` and write the
+role labels stripped), add ``srm.punkt.CURATED_ABBREVIATIONS`` and write the
 result as a small, deterministic JSON file inside the package::
 
     python scripts/train_punkt.py                      # rewrites srm/resources/punkt_srm.json
@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from srm.segment import (  # noqa: E402
+from srm.punkt import (  # noqa: E402
     BUNDLED_PARAMS_RESOURCE,
     CURATED_ABBREVIATIONS,
     PARAMS_FORMAT,
     PUNKT_CHAR_MAP,
-    prose_lines,
 )
+from srm.segment import prose_lines  # noqa: E402
 
 logger = logging.getLogger("train_punkt")
 
@@ -112,7 +112,7 @@ def train(text: str, *, min_ortho_count: int = MIN_ORTHO_COUNT) -> PunktParamete
 
 
 def params_to_json(params: PunktParameters, *, sources: Sequence[str] = ()) -> str:
-    """The bundled JSON form of *params* (read back by ``srm.segment.params_from_dict``).
+    """The bundled JSON form of *params* (read back by ``srm.punkt.params_from_dict``).
 
     >>> print(params_to_json(PunktParameters(), sources=["a.jsonl"]), end="")
     {

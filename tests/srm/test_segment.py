@@ -14,15 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nltk.tokenize.punkt import PunktParameters, load_punkt_params
 
+from srm import punkt
 from srm import segment as seg
+from srm.punkt import CURATED_ABBREVIATIONS, PUNKT_ENV_VAR, bundled_params, load_tokenizer
 from srm.segment import (
-    CURATED_ABBREVIATIONS,
     DEFAULT_MAX_CHARS,
-    PUNKT_ENV_VAR,
     Span,
     align_tokens,
-    bundled_params,
-    load_tokenizer,
     merge_spans,
     segment,
     split_span,
@@ -564,7 +562,7 @@ def test_bundled_params_file_is_small_sorted_and_holds_the_curated_abbreviations
 
 def test_params_with_a_wrong_format_are_rejected() -> None:
     with pytest.raises(ValueError, match="format 'other/1', expected 'srm-punkt/1'"):
-        seg.params_from_dict({"format": "other/1"})
+        punkt.params_from_dict({"format": "other/1"})
 
 
 def test_training_is_deterministic(tmp_path: Path) -> None:
