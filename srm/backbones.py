@@ -1,4 +1,4 @@
-"""Backbones: a name or path -> (transformer without LM head, fast tokenizer), run causally.
+"""Backbones: a name or path -> (transformer, its LM head if any, fast tokenizer), run causally.
 
 The sentence-level reward model reads a *prefix value* at each boundary marker, so the hidden
 state at a marker must not see anything after it: the backbone has to be causal.
