@@ -136,6 +136,18 @@ def _where(filters: Mapping[str, Any] | None) -> store.PairFilter | None:
     return store.PairFilter(**filters) if filters else None
 
 
+def _page(
+    search: str | None, filters: Mapping[str, Any] | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """The keyword arguments of one page of a pair listing (the Data page's or the queue's)."""
+    return {
+        "search": search or None,
+        "where": _where(filters),
+        "limit": page_size,
+        "offset": page * page_size,
+    }
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def pair_count(
     url: str, dataset: str | None, search: str, filters: Mapping[str, Any] | None = None
@@ -154,14 +166,7 @@ def pair_page(
     filters: Mapping[str, Any] | None = None,
 ) -> list[PairRow]:
     with read_session(url) as session:
-        pairs = store.list_pairs(
-            session,
-            dataset,
-            search=search or None,
-            where=_where(filters),
-            limit=page_size,
-            offset=page * page_size,
-        )
+        pairs = store.list_pairs(session, dataset, **_page(search, filters, page, page_size))
         return [_pair_row(p) for p in pairs]
 
 
@@ -278,13 +283,7 @@ def queue_page(
 ) -> list[tuple[PairRow, float | None]]:
     with read_session(url) as session:
         rows = store.annotation_queue(
-            session,
-            dataset,
-            model_id,
-            search=search or None,
-            where=_where(filters),
-            limit=page_size,
-            offset=page * page_size,
+            session, dataset, model_id, **_page(search, filters, page, page_size)
         )
         return [(_pair_row(p), d) for p, d in rows]
 

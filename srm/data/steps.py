@@ -119,21 +119,28 @@ def _to_step_record(
     return step_record, explicit_id is None
 
 
+def _list_field(
+    record: Mapping[str, Any], name: str, items: str, found: _Found, hint: str, if_text: str = ""
+) -> list[Any] | None:
+    """``record[name]`` when it is a list, else None with the problem appended to ``found``
+    (``if_text`` is added when a string was given instead)."""
+    if name not in record:
+        found.append((name, f"missing required field{hint}"))
+        return None
+    value = record[name]
+    if not isinstance(value, list):
+        extra = if_text if isinstance(value, str) else ""
+        found.append((name, f"expected a list of {items}, got {_type_name(value)}{extra}"))
+        return None
+    return value
+
+
 def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> list[str] | None:
     """The sentences of a step record, or None (problems appended to ``found``)."""
-    if "completions" not in record:
-        found.append(("completions", f"missing required field{hint}"))
-        return None
-    value = record["completions"]
-    if not isinstance(value, list):
-        split = "; split the response into its sentences" if isinstance(value, str) else ""
-        found.append(
-            (
-                "completions",
-                f"expected a list of strings (the response's sentences, in order), "
-                f"got {_type_name(value)}{split}",
-            )
-        )
+    items = "strings (the response's sentences, in order)"
+    split = "; split the response into its sentences"
+    value = _list_field(record, "completions", items, found, hint, if_text=split)
+    if value is None:
         return None
     if not value:
         found.append(("completions", "is empty; give the response's sentences, in order"))
@@ -163,17 +170,8 @@ def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> li
 
 def _step_labels(record: Mapping[str, Any], found: _Found, hint: str) -> list[bool] | None:
     """The labels of a step record, or None (problems appended to ``found``)."""
-    if "labels" not in record:
-        found.append(("labels", f"missing required field{hint}"))
-        return None
-    value = record["labels"]
-    if not isinstance(value, list):
-        found.append(
-            (
-                "labels",
-                f"expected a list of bools (true = good sentence), got {_type_name(value)}",
-            )
-        )
+    value = _list_field(record, "labels", "bools (true = good sentence)", found, hint)
+    if value is None:
         return None
     ok = True
     for j, label in enumerate(value):

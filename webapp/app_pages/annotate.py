@@ -7,15 +7,13 @@ import highlight
 import mdtext
 import scoring
 import services
+import widgets
 from srm.store import preferred_side
 
 url = services.store_url()
 st.title("Annotate")
 
-summaries = services.dataset_summaries(url)
-if not summaries:
-    st.info("The store is empty: import pairs on the Data page first.")
-    st.stop()
+summaries = widgets.require_datasets(url)
 
 # --- who is annotating (required; remembered for the session and in the page's URL) -----------
 if "annotate.annotator" not in st.session_state:
@@ -162,24 +160,20 @@ if current is not None:
         help="Takes back your last action in this session.",
         width="stretch",
     )
-    actions[5].button(
-        "Previous",
-        key="annotate.prev",
-        shortcut="p",
-        on_click=_move,
-        args=(ids[position - 1] if position else ids[0],),
-        disabled=position == 0,
-        width="stretch",
+    moves = (
+        ("Previous", "prev", "p", ids[position - 1] if position else None),
+        ("Next", "next", "n", next_id),
     )
-    actions[6].button(
-        "Next",
-        key="annotate.next",
-        shortcut="n",
-        on_click=_move,
-        args=(next_id or ids[-1],),
-        disabled=next_id is None,
-        width="stretch",
-    )
+    for col, (name, key, shortcut, target) in zip(actions[5:], moves, strict=True):
+        col.button(
+            name,
+            key=f"annotate.{key}",
+            shortcut=shortcut,
+            on_click=_move,
+            args=(ids[position] if target is None else target,),
+            disabled=target is None,
+            width="stretch",
+        )
     st.text_input("Note (optional, saved with the next action)", key="annotate.note")
     st.caption("Shortcuts: k keep · s swap · t tie · d discard · u undo · n next · p previous")
 

@@ -7,6 +7,7 @@ import highlight
 import mdtext
 import scoring
 import services
+import widgets
 from srm.records import sig3
 from srm.store import preferred_side
 
@@ -48,13 +49,7 @@ with st.container(border=True):
 
 top = st.columns(3)
 top[0].metric("The model prefers", verdict.model_prefers)
-top[1].metric(
-    "Probability the chosen answer is better",
-    f"{verdict.p_chosen:.1%}",
-    delta=None if verdict.clear else "no clear preference",
-    delta_color="off",
-    delta_arrow="off",
-)
+widgets.p_chosen_metric(top[1], verdict, "Probability the chosen answer is better")
 top[2].metric(
     "People preferred",
     preferred_side(pair.label) or {"tie": "neither"}.get(pair.label or "", "—"),

@@ -8,15 +8,13 @@ import highlight
 import mdtext
 import scoring
 import services
+import widgets
 from srm.records import sig3
 
 url = services.store_url()
 st.title("Inspect a pair")
 
-summaries = services.dataset_summaries(url)
-if not summaries:
-    st.info("The store is empty: import pairs on the Data page first.")
-    st.stop()
+summaries = widgets.require_datasets(url)
 model = services.active_model(url)
 if model is None:
     st.warning("No reward model: train one on the Train page, or set SRM_MODEL to a checkpoint.")
@@ -62,12 +60,10 @@ verdict = scoring.verdict(record, pair.label)
 top = st.columns(3)
 split = st.columns(3)
 top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
-top[1].metric(
+widgets.p_chosen_metric(
+    top[1],
+    verdict,
     "P(chosen is better)",
-    f"{verdict.p_chosen:.1%}",
-    delta=None if verdict.clear else "no clear preference",
-    delta_color="off",
-    delta_arrow="off",
     help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
     f"{scoring.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
 )

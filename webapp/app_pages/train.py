@@ -6,6 +6,7 @@ import auth
 import charts
 import mdtext
 import services
+import widgets
 from srm.backbones import NAMED, NAMED_BACKBONES
 from srm.config import DEVICES, FINETUNE_MODES, HEADS, ModelConfig, TrainConfig, field_docs
 from srm.store import LabelCounts
@@ -26,10 +27,7 @@ def choose(column, label: str, choices: tuple[str, ...], default: str, key: str,
 url = services.store_url()
 st.title("Train")
 
-summaries = services.dataset_summaries(url)
-if not summaries:
-    st.info("The store is empty: import pairs on the Data page first.")
-    st.stop()
+summaries = widgets.require_datasets(url)
 names = [s["name"] for s in summaries]
 admin = auth.is_admin()
 if not admin:
