@@ -44,7 +44,7 @@ from transformers import get_scheduler
 
 from srm import checkpoint
 from srm.collate import Batch, Encoded, collate, encode_pairs, length_grouped_batches
-from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, TrainConfig
+from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair
 from srm.losses import bradley_terry, pair_metrics, policy_preference
 from srm.model import SentenceRewardModel, boundary_embedding
@@ -242,6 +242,7 @@ def train(
             path,
             optimizer=optimizer,
             scheduler=scheduler,
+            seconds=elapsed(),
         )
 
     if accelerator.is_main_process:
@@ -259,6 +260,11 @@ def train(
     pairs_seen = 0
     start = time.perf_counter()
     interrupted = False
+
+    def elapsed() -> float:
+        """Training time of the whole run, over every resume."""
+        return state.get("seconds", 0.0) + time.perf_counter() - start
+
     bar = tqdm(
         total=total_steps,
         initial=step,
@@ -344,7 +350,9 @@ def train(
         if eval_pairs:
             eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
         # The final model is lean (no optimizer state): resumable ones live in checkpoints/.
-        last_checkpoint = _save_checkpoint(accelerator, model, cfg, step, total_steps, out_dir)
+        last_checkpoint = _save_checkpoint(
+            accelerator, model, cfg, step, total_steps, out_dir, seconds=elapsed()
+        )
     return TrainResult(
         output_dir=out_dir,
         steps=step,
@@ -458,10 +466,12 @@ def _save_checkpoint(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    seconds: float | None = None,
 ) -> Path:
     """Save the model at ``path``; with ``optimizer`` and ``scheduler``, a resumable checkpoint:
     the optimizer's state per parameter name and the RNG state as tensors beside the weights,
-    the scheduler's ``state_dict()`` (plain numbers) in the training record."""
+    the scheduler's ``state_dict()`` (plain numbers) in the training record. ``seconds``, the
+    run's training time so far, goes in the record too (the recipe table reads it)."""
     resumable = optimizer is not None and scheduler is not None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -473,6 +483,8 @@ def _save_checkpoint(
             "total_steps": total_steps,
             "resumable": resumable,
         }
+        if seconds is not None:
+            training["seconds"] = round(seconds, 1)
         if resumable:
             tensors["rng.torch"] = torch.get_rng_state()
             names = {id(p): name for name, p in unwrapped.named_parameters()}
@@ -514,7 +526,7 @@ def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, di
             "grad_accum",
             "seed",
         )
-        if saved.get(key) != cfg.to_dict()[key]
+        if _comparable(saved, key) != cfg.to_dict()[key]
     ]
     if differs:
         raise TrainingError(
@@ -528,12 +540,25 @@ def _resume_model(cfg: TrainConfig, path: Path) -> tuple[SentenceRewardModel, di
             "tensors": checkpoint.load_extra_tensors(path),
             # Absent from checkpoints written before the scheduler's state was saved.
             "scheduler": info.training.get("scheduler"),
+            "seconds": info.training.get("seconds", 0.0),
         }
     except checkpoint.CheckpointError as err:
         raise TrainingError(f"resume_from: {err}") from err
     if cfg.finetune == "heads":
         model.backbone.requires_grad_(False)
     return model, state
+
+
+def _comparable(saved: dict[str, Any], key: str) -> Any:
+    """A saved config value as this version writes it: a model config saved before a field
+    existed gets that field's default (which it was trained with)."""
+    value = saved.get(key)
+    if key == "model" and isinstance(value, dict):
+        try:
+            return ModelConfig.from_dict(value).to_dict()
+        except ConfigError:
+            return value
+    return value
 
 
 def _restore_training_state(

@@ -111,6 +111,35 @@ def test_resume_from_a_checkpoint_without_the_schedulers_state(tmp_path, sample)
     ]
 
 
+def test_a_checkpoint_from_before_a_model_field_existed_resumes(tmp_path, sample) -> None:
+    """A model config saved before a field was added (prompt_term) was trained with that
+    field's default: resuming it with today's config is the same recipe, not a different one.
+    The run's training time adds up over the resume."""
+    train(config(tmp_path / "a", max_steps=4, save_every=2), sample, show_progress=False)
+    mid = tmp_path / "a" / "checkpoints" / "step-000002"
+    config_file = model_dir(mid) / "config.json"
+    record = json.loads(config_file.read_text())
+    del record["model"]["prompt_term"], record["training"]["config"]["model"]["prompt_term"]
+    record["training"]["seconds"] = 1000.0
+    config_file.write_text(json.dumps(record))
+    result = train(
+        config(tmp_path / "a", max_steps=4), sample, show_progress=False, resume_from=mid
+    )
+    assert result.steps == 4
+    seconds = read_info(tmp_path / "a").training["seconds"]
+    assert 1000.0 < seconds < 1000.0 + result.seconds + 1
+    with pytest.raises(TrainingError, match="different model"):
+        train(
+            config(
+                tmp_path / "b",
+                max_steps=4,
+                model=ModelConfig(backbone="tiny", max_length=96, prompt_term=False),
+            ),
+            sample,
+            resume_from=mid,
+        )
+
+
 def test_resume_refuses_a_different_recipe(tmp_path, sample) -> None:
     train(config(tmp_path / "a", max_steps=2, save_every=1), sample, show_progress=False)
     with pytest.raises(TrainingError, match="different batch_size"):
