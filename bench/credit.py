@@ -533,7 +533,12 @@ def run(args: argparse.Namespace, work_dir: Path, started: float) -> dict[str, A
     recipe = TrainConfig.from_toml(args.config)
     recipe = replace(
         recipe,
-        model=replace(recipe.model, backbone=args.backbone, max_length=args.max_length),
+        model=replace(
+            recipe.model,
+            backbone=args.backbone,
+            max_length=args.max_length,
+            prompt_term=not args.no_prompt_term,
+        ),
         max_steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -682,6 +687,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a sentence of an unrelated conversation, or an obviously false one",
     )
     parser.add_argument("--heads", default="sentence,token,response")
+    parser.add_argument(
+        "--no-prompt-term",
+        action="store_true",
+        help="sentence head: attend over the sentences only (ModelConfig.prompt_term = False)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write everything here")
     parser.add_argument(

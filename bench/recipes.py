@@ -55,7 +55,7 @@ def recipe_cells(path: Path) -> dict[str, str]:
     seconds = (info.training or {}).get("seconds")
     return {
         "backbone": model.backbone,
-        "head": model.head,
+        "head": model.head + ("" if model.prompt_term else ", no prompt term"),
         "finetune": finetune,
         "lr": f"{cfg.get('lr', '?')}/{cfg.get('head_lr', '?')}",
         "steps x batch": f"{steps} x {cfg.get('batch_size', '?')}",
