@@ -236,3 +236,22 @@ def test_train_layers_with_full_fine_tuning_freezes_below(tmp_path, tiny_llama_d
 def test_train_layers_beyond_the_backbone_names_the_field(tmp_path, sample) -> None:
     with pytest.raises(ConfigError, match="train_layers: got 9, but backbone 'tiny' has 2"):
         train(config("tiny", tmp_path / "run", train_layers=9), sample, show_progress=False)
+
+
+def test_a_smollm2_checkpoint_holds_only_what_training_changed(tmp_path) -> None:
+    """The backbone comes from the package: a checkpoint stores heads and marker only (and
+    LoRA adapters when trained so), a few MB rather than 517."""
+    from srm.checkpoint import read_info, save
+
+    model = SentenceRewardModel.create(ModelConfig(backbone="smollm2", d=8)).eval()
+    model.backbone.requires_grad_(False)
+    save(model, tmp_path / "m")
+    info = read_info(tmp_path / "m")
+    assert info.backbone_weights == "none"
+    assert (tmp_path / "m" / "model.safetensors").stat().st_size < 5_000_000
+    assert not (tmp_path / "m" / "backbone").exists()
+    loaded = load(tmp_path / "m")
+    encoded = encode_many(loaded.tokenizer, ["Say hi."], ["Hi there. Bye."], max_length=64)
+    batch = collate(encoded, loaded.tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch).score, model(batch).score)
