@@ -193,14 +193,14 @@ def test_a_model_trained_with_the_policy_term_round_trips(tmp_path, tiny_llama_d
     assert result.train_metrics["loss"] == pytest.approx(
         result.train_metrics["bt_loss"] + 0.2 * result.train_metrics["policy_loss"]
     )
-    trained = build_model(cfg)  # the same weights, from the checkpoint
+    untrained = build_model(cfg)  # the recipe's starting weights (same seed)
     loaded = load(tmp_path / "run")
     encoded = encode_many(loaded.tokenizer, ["Say hi."], ["Hi there. Bye."], max_length=64)
     batch = collate(encoded, loaded.tokenizer.pad_token_id)
     with torch.no_grad():
         score = loaded(batch).score
     assert torch.isfinite(score).all()
-    assert not torch.equal(score, trained.eval()(batch).score)  # training changed it
+    assert not torch.equal(score, untrained.eval()(batch).score)  # training changed it
 
 
 def test_the_policy_term_needs_an_lm_head(tmp_path, sample, tiny_gpt2_dir) -> None:
