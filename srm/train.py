@@ -484,7 +484,7 @@ def _save_checkpoint(
             "resumable": resumable,
         }
         if seconds is not None:
-            training["seconds"] = round(seconds, 1)
+            training["seconds"] = round(seconds, 3)
         if resumable:
             tensors["rng.torch"] = torch.get_rng_state()
             names = {id(p): name for name, p in unwrapped.named_parameters()}
