@@ -50,6 +50,8 @@ class Verdict:
     """margin = prompt term shift + sentence terms."""
     coverage: dict[str, Coverage]
     """Per side: how many of its sentences the score saw."""
+    prompt_term: bool = True
+    """The scores have a prompt term (:attr:`srm.records.PairScores.has_prompt_term`)."""
 
     @property
     def clear(self) -> bool:
@@ -64,7 +66,13 @@ class Verdict:
 
     @property
     def split_text(self) -> str:
-        """``"margin -0.0868 = prompt term -0.0787 + sentences -0.0081"``"""
+        """``"margin -0.0868 = prompt term -0.0787 + sentences -0.0081"``, or
+        ``"margin 0.0120 = sentences 0.0120 (no prompt term)"``"""
+        if not self.prompt_term:
+            return (
+                f"margin {sig3(self.split.margin)} = sentences {sig3(self.split.sentences)} "
+                "(no prompt term)"
+            )
         return (
             f"margin {sig3(self.split.margin)} = prompt term {sig3(self.split.prompt)} "
             f"+ sentences {sig3(self.split.sentences)}"
@@ -107,6 +115,7 @@ def verdict(record: PairScores, label: str | None) -> Verdict:
         agrees=None if wanted is None else prefers == wanted,
         split=split,
         coverage={side: record.side(side).coverage for side in SIDES},
+        prompt_term=record.has_prompt_term,
     )
 
 

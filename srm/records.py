@@ -170,6 +170,13 @@ class PairScores:
     chosen: ResponseScores
     rejected: ResponseScores
 
+    @property
+    def has_prompt_term(self) -> bool:
+        """The prompt's own term (marker 0) has weight on either side. A model trained with
+        ``prompt_term = false`` (and the response and token heads) give it none: the
+        sentences make the whole score, and views leave the prompt term out."""
+        return self.chosen.prompt_weight != 0 or self.rejected.prompt_weight != 0
+
     def side(self, name: str) -> ResponseScores:
         """``record.side("chosen") is record.chosen``"""
         if name not in SIDES:

@@ -53,11 +53,13 @@ def sentence_heatmap(
     uses a diverging scale symmetric about 0, ``"weight"`` a sequential one from 0; the scale
     is set by the *sentences*, so a prompt term beyond it shows at full colour and the title
     says so. Sentences cut by truncation are empty cells whose hover says so. Cells are
-    labelled with their value (3 significant figures) when K <= 20.
+    labelled with their value (3 significant figures) when K <= 20. A model without a prompt
+    term (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column.
     """
     _check_value(value)
     rows = [pair_record.side(side).sentences for side in SIDES]
     k = max(len(r) for r in rows)
+    with_prompt = pair_record.has_prompt_term
     columns = ["prompt", *(str(j) for j in range(1, k + 1))]
     z: list[list[float | None]] = []  # (2, K + 1)
     customdata: list[list[list[str]]] = []  # (2, K + 1, 3): side, value line, sentence text
@@ -91,12 +93,19 @@ def sentence_heatmap(
                 line = f"sentence {j + 1} · {value} {sig3(v, signed=value == 'reward')}"
                 label_row.append(sig3(v, signed=value == "reward"))
             data_row.append([side, line, hover_text(s.text)])
+        if not with_prompt:
+            z_row, data_row, label_row = z_row[1:], data_row[1:], label_row[1:]
         z.append(z_row)
         customdata.append(data_row)
         labels.append(label_row)
+    if not with_prompt:
+        columns = columns[1:]
 
-    top = max_abs(v for row in z for v in row[1:])  # the sentences set the scale
-    clipped = any(abs(row[0]) > top for row in z if row[0] is not None and len(row) > 1)
+    first = 1 if with_prompt else 0  # the sentences' first column
+    top = max_abs(v for row in z for v in row[first:])  # the sentences set the scale
+    clipped = with_prompt and any(
+        abs(row[0]) > top for row in z if row[0] is not None and len(row) > 1
+    )
     if value == "reward":
         colors = {"colorscale": REWARD_SCALE, "zmid": 0.0, "zmin": -top, "zmax": top}
         what = "sentence reward"
@@ -126,7 +135,9 @@ def sentence_heatmap(
     fig = go.Figure(heatmap)
     fig.update_yaxes(autorange="reversed")  # chosen (row 0) on top
     fig.update_xaxes(
-        title_text="prompt term, then sentence", type="category", categoryarray=columns
+        title_text="prompt term, then sentence" if with_prompt else "sentence",
+        type="category",
+        categoryarray=columns,
     )
     if k > MAX_CELL_LABELS:  # too many to label each: show every fifth sentence
         fig.update_xaxes(tickvals=columns[::5])
@@ -140,8 +151,9 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
     the score exactly (the model's own decomposition); the title gives the model's margin
     (chosen − rejected), split into the prompt term's shift and the sentences' part, and
     P(chosen preferred) = sigmoid(margin). Truncated sentences, which took no part in the
-    score, are left out.
+    score, are left out, and so is the prompt term of a model without one.
     """
+    with_prompt = pair_record.has_prompt_term
     scores = {side: pair_record.side(side).score for side in SIDES}
     fig = make_subplots(
         rows=1,
@@ -160,6 +172,8 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
                 f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)}",
             ]
         ]
+        if not with_prompt:
+            x, y, measure, detail = [], [], [], []
         for j, s in enumerate(rec.sentences, start=1):
             if s.reward is None or s.weight is None:
                 continue
@@ -198,9 +212,13 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
             col=col,
         )
     split = margin_split(pair_record)
+    parts = (
+        f"prompt term {sig3(split.prompt)} + sentences {sig3(split.sentences)}"
+        if with_prompt
+        else f"sentences {sig3(split.sentences)} (no prompt term)"
+    )
     title = (
-        f"Margin (chosen − rejected) {sig3(split.margin)} = prompt term "
-        f"{sig3(split.prompt)} + sentences {sig3(split.sentences)} · "
+        f"Margin (chosen − rejected) {sig3(split.margin)} = {parts} · "
         f"P(chosen preferred) = σ(margin) = {p_chosen(split.margin):.1%}"
     )
     fig.update_yaxes(title_text="contribution to score", row=1, col=1)

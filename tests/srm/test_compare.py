@@ -13,6 +13,7 @@ from srm.compare import (
     verdict,
 )
 from srm.data import PreferencePair
+from srm.records import PairScores
 from srm.store import (
     ScoredPair,
     StoreError,
@@ -160,3 +161,15 @@ def test_verdict_beside_each_label() -> None:
     unsure = verdict(scores_of("p", 0.1, 0.0), "discard")
     assert unsure.probability_text == "52.5% · no clear preference" and unsure.agrees is None
     assert verdict(scores_of("p", 0.0, 1.0), None).model_prefers == "rejected"
+
+
+def test_verdict_of_a_model_without_a_prompt_term_names_only_the_sentences() -> None:
+    def side(reward: float) -> dict:
+        sentence = {"text": "A. ", "start": 0, "end": 3, "reward": reward, "weight": 1.0}
+        return {"score": reward, "prompt_reward": 0.3, "prompt_weight": 0.0, "truncated": False,
+                "sentences": [sentence]}  # fmt: skip
+
+    record = PairScores.from_json({"id": "p", "chosen": side(0.5), "rejected": side(-0.25)})
+    v = verdict(record, "keep")
+    assert not v.prompt_term and v.prompt_note is None
+    assert v.split_text == "margin +0.75 = sentences +0.75 (no prompt term)"

@@ -97,6 +97,29 @@ def test_heatmap_prompt_column_explains_the_term_and_a_scale_it_exceeds(pair: Pa
     assert "prompt term is beyond the sentences' scale" in fig.layout.title.text
 
 
+def sentences_only(record: PairScores) -> PairScores:
+    """The same record from a model without a prompt term: a_0 = 0 on both sides."""
+    return replace(
+        record,
+        chosen=replace(record.chosen, prompt_weight=0.0),
+        rejected=replace(record.rejected, prompt_weight=0.0),
+    )
+
+
+def test_a_model_without_a_prompt_term_gets_no_prompt_column(pair: PairScores) -> None:
+    record = sentences_only(pair)
+    assert pair.has_prompt_term and not record.has_prompt_term
+    fig = charts.sentence_heatmap(record)
+    heatmap = fig.data[0]
+    assert list(heatmap.x) == ["1", "2", "3"]
+    assert [list(row) for row in heatmap.z] == [[0.8, -0.4, None], [-1.2, -0.3, None]]
+    assert heatmap.customdata[0][0][1] == "sentence 1 · reward +0.8"
+    assert fig.layout.xaxis.title.text == "sentence"
+    # A prompt reward beyond the sentences' scale does not matter when it has no weight.
+    loud = replace(record, chosen=replace(record.chosen, prompt_reward=-5.0))
+    assert "beyond" not in charts.sentence_heatmap(loud).layout.title.text
+
+
 def test_heatmap_puts_chosen_on_top(pair: PairScores) -> None:
     assert charts.sentence_heatmap(pair).layout.yaxis.autorange == "reversed"
 
@@ -182,6 +205,18 @@ def test_contributions_title_gives_margin_and_probability(pair: PairScores) -> N
     assert margin == pytest.approx(1.13)
     assert "Margin (chosen − rejected) +1.13 = prompt term +0.1 + sentences +1.03" in title
     assert f"{1 / (1 + math.exp(-margin)):.1%}" in title
+
+
+def test_contributions_without_a_prompt_term_are_the_sentences(pair: PairScores) -> None:
+    record = sentences_only(pair)
+    record = replace(
+        record,
+        chosen=replace(record.chosen, score=record.chosen.sentence_term),
+        rejected=replace(record.rejected, score=record.rejected.sentence_term),
+    )
+    fig = charts.contributions_chart(record)
+    assert list(fig.data[0].x) == ["s1", "s2", "score"]
+    assert "= sentences +1.03 (no prompt term)" in fig.layout.title.text
 
 
 def test_sig3_gives_three_significant_figures() -> None:

@@ -82,7 +82,8 @@ for col, side in zip(cols, ("chosen", "rejected"), strict=True):
     with col:
         scored = record.side(side)
         st.subheader(f"{side.capitalize()} answer · score {sig3(scored.score)}")  # safe: a number
-        st.html(highlight.prompt_term_html(scored, by=by, scale=scale, large=True))
+        if record.has_prompt_term:
+            st.html(highlight.prompt_term_html(scored, by=by, scale=scale, large=True))
         st.html(
             highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale, large=True)
         )

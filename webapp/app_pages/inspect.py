@@ -124,7 +124,8 @@ for col, side in zip(sides, ("chosen", "rejected"), strict=True):
         scored = record.side(side)
         st.metric("Score", sig3(scored.score))
         st.caption(verdict.coverage[side].describe().capitalize())
-        st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
+        if record.has_prompt_term:
+            st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
         st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
         if not verdict.coverage[side].complete:
             st.caption("Greyed sentences did not fit the model's context: not scored.")
