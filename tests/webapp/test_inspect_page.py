@@ -8,7 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from srm.checkpoint import save
+from srm.config import ModelConfig
 from srm.data import PreferencePair, load_pairs
+from srm.model import SentenceRewardModel
 from srm.segment import segment
 from srm.store import Score, make_sessionmaker, open_store
 from tests.webapp.conftest import fill, rerun
@@ -58,6 +61,25 @@ def test_shows_verdict_sentences_and_charts(filled_store: str, sample_path: Path
     assert heatmap["data"][0]["type"] == "heatmap"
     assert heatmap["data"][0]["y"] == ["chosen", "rejected"]
     assert heatmap["data"][0]["x"][0] == "prompt"  # the prompt term has a column
+
+
+def test_a_model_without_a_prompt_term_shows_sentences_only(
+    filled_store: str, sample_path: Path, run_page, tmp_path, monkeypatch
+) -> None:
+    model = tmp_path / "sentences-only"
+    config = ModelConfig(backbone="tiny", d=16, prompt_term=False)
+    save(SentenceRewardModel.create(config, seed=0), model)
+    monkeypatch.setenv("SRM_MODEL", str(model))
+    pair = load_pairs(sample_path)[1]
+    at = open_pair(run_page, "sample", pair.id)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Prompt term"] == "none"
+    assert metrics["Sentences"] == metrics["Margin"]
+    assert any(c.value == f"margin {metrics['Margin']} = sentences {metrics['Margin']} "
+               "(no prompt term)" for c in at.caption)  # fmt: skip
+    assert not any("srm-prompt-term" in h.value for h in at.html)
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert heatmap["data"][0]["x"][0] == "1"
 
 
 def test_scores_are_computed_once_and_kept_in_the_store(filled_store, sample_path, run_page):

@@ -70,9 +70,12 @@ widgets.p_chosen_metric(
 split[0].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
 split[1].metric(
     "Prompt term",
-    sig3(verdict.split.prompt),
+    sig3(verdict.split.prompt) if verdict.prompt_term else "none",
     help="The prompt's own term (marker 0) moves the margin by r₀ × (a₀ chosen − a₀ rejected): "
-    "both responses see the same prompt, so only its weight differs.",
+    "both responses see the same prompt, so only its weight differs."
+    if verdict.prompt_term
+    else "This model has no prompt term (trained with prompt_term = false): its attention "
+    "covers the sentences only, so they make the whole margin.",
 )
 split[2].metric(
     "Sentences",
