@@ -4,12 +4,14 @@
       config.json         format, srm version, ModelConfig, backbone weights kind, causal flag,
                           LoRA settings, training config
       model.safetensors   heads + marker embedding, and the backbone's weights when they are
-                          not the named package's: "full" (all of them) or "lora" (adapters)
+                          not the named package's: "full" (all of them), "partial" (the
+                          ones training changed) or "lora" (adapters)
       backbone/           the backbone's config.json (when weights are "full") and tokenizer
                           files (unless the backbone is a named one)
 
 ``minilm`` and ``smollm2`` checkpoints that train only heads or LoRA adapters stay a few MB,
-because the backbone itself comes from an installed package.
+because the backbone itself comes from an installed package; fully fine-tuning only the top
+layers (``train_layers``) stores those layers and nothing of the frozen rest.
 
 Saving never leaves half a model under a name a reader uses. A new directory is written under a
 temporary name and renamed into place. Saving into a directory that exists (a training run's,
@@ -68,8 +70,9 @@ MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
 MODEL_LINK = "model"
 #: ... and the prefix of the hidden directories holding model versions.
 VERSION_PREFIX = ".model-"
-#: What ``model.safetensors`` holds of the backbone: nothing, all of it, or LoRA adapters.
-WEIGHT_KINDS = ("none", "full", "lora")
+#: What ``model.safetensors`` holds of the backbone: nothing, all of it, the parameters that
+#: were trained (over a named package's backbone), or LoRA adapters.
+WEIGHT_KINDS = ("none", "full", "partial", "lora")
 
 
 class CheckpointError(ValueError):
@@ -100,14 +103,17 @@ def default_model_dir() -> Path | None:
 
 
 def backbone_weights_kind(model: SentenceRewardModel) -> str:
-    """``lora`` for a PEFT-wrapped backbone, ``none`` for an untouched package backbone
-    (minilm, smollm2), ``full`` otherwise (fine-tuned, random ``tiny``, or any other)."""
+    """``lora`` for a PEFT-wrapped backbone; for a package backbone (minilm, smollm2) ``none``
+    when all of it is frozen and ``partial`` when some of it is (the rest is the package's);
+    ``full`` otherwise (all trainable, random ``tiny``, or any other backbone)."""
     if _is_peft(model.backbone):
         return "lora"
-    if model.config.backbone in PACKAGE_BACKBONES and not any(
-        p.requires_grad for p in model.backbone.parameters()
-    ):
-        return "none"
+    if model.config.backbone in PACKAGE_BACKBONES:
+        trainable = [p.requires_grad for p in model.backbone.parameters()]
+        if not any(trainable):
+            return "none"
+        if not all(trainable):
+            return "partial"
     return "full"
 
 
@@ -129,6 +135,10 @@ def save(
     lora = None
     if kind == "full":
         tensors.update({f"backbone.{k}": v for k, v in model.backbone.state_dict().items()})
+    elif kind == "partial":
+        tensors.update(
+            {f"backbone.{k}": p for k, p in model.backbone.named_parameters() if p.requires_grad}
+        )
     elif kind == "lora":
         from peft import get_peft_model_state_dict
 
@@ -310,11 +320,19 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Sentenc
 
             adapters = {k[len("lora.") :]: v for k, v in tensors.items() if k.startswith("lora.")}
             set_peft_model_state_dict(model.backbone, adapters)
+        prefix = "backbone."
+        stored = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if info.backbone_weights == "full":
-            prefix = "backbone."
-            model.backbone.load_state_dict(
-                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            )
+            model.backbone.load_state_dict(stored)
+        elif info.backbone_weights == "partial":
+            # Over the package's weights; every stored tensor must name one of them.
+            unknown = model.backbone.load_state_dict(stored, strict=False).unexpected_keys
+            if unknown or not stored:
+                raise CheckpointError(
+                    f"{weights}: the backbone weights do not fit {info.model.backbone!r} "
+                    f"(unexpected {sorted(unknown)[:3]}{' ...' if len(unknown) > 3 else ''}"
+                    f"{', none stored' if not stored else ''})"
+                )
         model.load_state_dict(own, strict=False)
     except RuntimeError as err:  # missing keys or other shapes
         detail = str(err).strip().splitlines()

@@ -63,6 +63,32 @@ def test_minilm_heads_only_checkpoint_is_small(batch_for, texts, tmp_path) -> No
     assert torch.equal(scores(model, batch_for, texts)[0], scores(loaded, batch_for, texts)[0])
 
 
+def test_minilm_top_layers_checkpoint_holds_those_layers_only(batch_for, texts, tmp_path):
+    """Full fine-tuning of the top layers over a package backbone: the checkpoint stores the
+    trained layers (and heads), the frozen rest comes from the package on load."""
+    model = SentenceRewardModel.create(ModelConfig(backbone="minilm", d=16)).eval()
+    for name, param in model.backbone.named_parameters():
+        param.requires_grad_(".layer.5." in name)
+    perturb(model)
+    save(model, tmp_path / "ck")
+    assert read_info(tmp_path / "ck").backbone_weights == "partial"
+    stored = checkpoint._read_weights(tmp_path / "ck" / "model.safetensors")
+    backbone_keys = {k for k in stored if k.startswith("backbone.")}
+    assert backbone_keys and all(".layer.5." in k for k in backbone_keys)
+    # one of six layers: far less than the 90 MB of the whole backbone
+    assert (tmp_path / "ck" / "model.safetensors").stat().st_size < 10_000_000
+    loaded = load(tmp_path / "ck")
+    for a, b in zip(scores(model, batch_for, texts), scores(loaded, batch_for, texts), strict=True):
+        assert torch.equal(a, b)
+    # A stored tensor the package's backbone does not have is refused by name.
+    stored["backbone.encoder.layer.9.output.dense.weight"] = torch.zeros(2)
+    from safetensors.torch import save_file
+
+    save_file(stored, tmp_path / "ck" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"do not fit 'minilm' \(unexpected \['encoder"):
+        load(tmp_path / "ck")
+
+
 def test_lora_checkpoint_round_trip(make_model, batch_for, texts, tmp_path) -> None:
     from peft import LoraConfig, get_peft_model
 

@@ -91,3 +91,19 @@ def test_choices_come_from_the_annotations() -> None:
     assert field_choices(ModelConfig, "head") == HEADS == ("sentence", "response", "token")
     assert field_choices(TrainConfig, "finetune") == FINETUNE_MODES
     assert field_choices(TrainConfig, "lr") is None
+
+
+def test_the_bundled_default_model_was_trained_with_its_recipe() -> None:
+    """recipes/default.toml is what the README tells users to reproduce data/models/default
+    with: the model's own record of its training config must be that recipe (where it ran
+    and how often it logged or saved aside)."""
+    from srm.checkpoint import read_info
+
+    repo = Path(__file__).resolve().parents[2]
+    recipe = TrainConfig.from_toml(repo / "recipes" / "default.toml").to_dict()
+    trained = merge_train_config(read_info(repo / "data" / "models" / "default").training["config"])
+    incidental = ("output_dir", "log_every", "save_every", "eval_every")
+    for record in (recipe, trained := trained.to_dict()):
+        for name in incidental:
+            record.pop(name)
+    assert trained == recipe
