@@ -582,8 +582,9 @@ def run(args: argparse.Namespace, work_dir: Path, started: float) -> dict[str, A
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+    finetune = f"lora (r={recipe.lora_r})" if recipe.finetune == "lora" else recipe.finetune
     print(
-        f"credit localization: backbone {args.backbone}, {recipe.finetune} (r={recipe.lora_r}), "
+        f"credit localization: backbone {args.backbone}, {finetune}, "
         f"max_length {args.max_length}, {args.steps} steps x {args.batch_size} pairs, "
         f"lr {recipe.lr}/{recipe.head_lr}, seed {args.seed}; training on "
         f"{len(train_split.planted)} planted + {len(train_split.real)} real HH pairs "
