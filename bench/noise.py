@@ -60,11 +60,12 @@ def ranking_metrics(disagreement: list[float], flipped: list[bool]) -> dict[str,
     k = sum(flipped)
     order = sorted(range(len(disagreement)), key=lambda i: (-disagreement[i], i))
     found = sum(flipped[i] for i in order[:k])
+    area = auroc(disagreement, flipped)  # None without a flip or without a clean pair
     return {
         "k": k,
         "recall_at_k": found / k if k else 0.0,
         "precision_at_k": found / k if k else 0.0,
-        "auroc": auroc(disagreement, flipped) or 0.5,
+        "auroc": 0.5 if area is None else area,
     }
 
 
