@@ -16,7 +16,7 @@ the label's side, so a positive margin is a right verdict; a margin of 0 is wron
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,7 +30,20 @@ from srm.records import (
     p_chosen,
     sig3,
 )
-from srm.store import SIDES, Model, ScoredPair, StoreError, dataset_id, preferred_side, scored_pairs
+from srm.store import (
+    SIDES,
+    Model,
+    ScoredPair,
+    StoreError,
+    dataset_id,
+    preferred_side,
+    scored_pairs,
+    training_pair_ids,
+)
+
+#: A source with fewer pairs than this gets no accuracy worth reading: at 20 pairs one pair
+#: moves it by 5 points, and a 95% interval around 60% spans about 40% to 80%.
+MIN_SOURCE_PAIRS = 20
 
 
 # ------------------------------------------------------------------------------- one pair
@@ -132,6 +145,9 @@ class PairShift:
     b: float
     longer_preferred: bool
     """The label prefers the longer response: the length-only baseline's verdict is right."""
+    pair_id: int | None = field(default=None, compare=False)
+    """The pair's key in the store (two shifts of one pair under the same margins are equal
+    whatever it is)."""
 
     @property
     def flipped(self) -> bool:
@@ -174,7 +190,21 @@ class Comparison:
     """Pairs of the dataset model A has scored (labelled or not)."""
     n_b: int
     pairs: tuple[PairShift, ...]
-    """The pairs compared, in import order."""
+    """The pairs compared, in import order: those neither model trained on when there are
+    any (see :attr:`in_sample`)."""
+    seen_left_out: int = 0
+    """Pairs both scored but left out because model A or B trained on them."""
+    in_sample: bool = False
+    """Every pair both scored was trained on by A or B: the figures are on training data, and
+    a gain there says how well a model fitted its labels, not how well it judges."""
+    unknown: tuple[str, ...] = ()
+    """``"A"``/``"B"``: models whose training pairs the store does not know (the bundled
+    model, a checkpoint trained from a file), so they may have seen these pairs."""
+
+    @property
+    def held_out(self) -> bool:
+        """The comparison is on pairs neither model is known to have trained on."""
+        return not self.in_sample and not self.unknown
 
     @property
     def n(self) -> int:
@@ -200,12 +230,20 @@ class Comparison:
         return sorted((p for p in self.pairs if p.flipped), key=lambda p: -abs(p.b - p.a))
 
     def accuracy_rows(self, names: tuple[str, str] = ("A", "B")) -> list[dict[str, Any]]:
-        """``{"model", "source", "accuracy", "n"}`` for A, B (called ``names``) and ``"length
-        baseline"``, per source and then over ``"all"``: the rows of the Models page's chart."""
+        """``{"model", "source", "accuracy", "n", "few"}`` for A, B (called ``names``) and
+        ``"length baseline"``, per source and then over ``"all"``: the rows of the Models
+        page's chart. ``few``: fewer than :data:`MIN_SOURCE_PAIRS` pairs, too few for the
+        accuracy to mean much (the chart greys them)."""
         overall = self.overall
         groups = [*self.by_source, *([overall] if overall is not None else [])]
         return [
-            {"model": model, "source": group.source, "accuracy": accuracy, "n": group.n}
+            {
+                "model": model,
+                "source": group.source,
+                "accuracy": accuracy,
+                "n": group.n,
+                "few": group.n < MIN_SOURCE_PAIRS,
+            }
             for group in groups
             for model, accuracy in (
                 (names[0], group.a),
@@ -234,6 +272,7 @@ def compare_scores(rows_a: Sequence[ScoredPair], rows_b: Sequence[ScoredPair]) -
                 a=sign * (ra.chosen_score - ra.rejected_score),
                 b=sign * (rb.chosen_score - rb.rejected_score),
                 longer_preferred=sign * (ra.chosen_chars - ra.rejected_chars) > 0,
+                pair_id=ra.pair_id,
             )
         )
     return shifts
@@ -241,7 +280,10 @@ def compare_scores(rows_a: Sequence[ScoredPair], rows_b: Sequence[ScoredPair]) -
 
 def compare_models(session: Session, dataset: str, a: int, b: int) -> Comparison:
     """Model ``a`` against model ``b`` on the pairs of ``dataset`` both have scored, judged by
-    the current labels; a :class:`~srm.store.StoreError` names an unknown dataset or model."""
+    the current labels, and kept to the pairs neither trained on (their recorded training
+    pairs, :func:`srm.store.training_pair_ids`). When every such pair was trained on, the
+    comparison keeps them all and says it is :attr:`~Comparison.in_sample`. A
+    :class:`~srm.store.StoreError` names an unknown dataset or model."""
     dataset_id(session, dataset)  # a StoreError listing the datasets when unknown
     names = []
     for model_id in (a, b):
@@ -251,6 +293,11 @@ def compare_models(session: Session, dataset: str, a: int, b: int) -> Comparison
         names.append(model.name)
     rows_a = scored_pairs(session, dataset, a)
     rows_b = scored_pairs(session, dataset, b)
+    shifts = compare_scores(rows_a, rows_b)
+    trained = {name: training_pair_ids(session, m) for name, m in (("A", a), ("B", b))}
+    seen = set().union(*(ids for ids in trained.values() if ids is not None))
+    held = [p for p in shifts if p.pair_id not in seen]
+    in_sample = bool(shifts) and not held
     return Comparison(
         dataset=dataset,
         a=a,
@@ -259,8 +306,38 @@ def compare_models(session: Session, dataset: str, a: int, b: int) -> Comparison
         b_name=names[1],
         n_a=len(rows_a),
         n_b=len(rows_b),
-        pairs=tuple(compare_scores(rows_a, rows_b)),
+        pairs=tuple(shifts if in_sample else held),
+        seen_left_out=0 if in_sample else len(shifts) - len(held),
+        in_sample=in_sample,
+        unknown=tuple(name for name, ids in trained.items() if ids is None),
     )
+
+
+def sample_note(comparison: Comparison) -> str:
+    """One line on which pairs the figures come from: held out, or why they may not be."""
+    c = comparison
+    if c.in_sample:
+        return (
+            f"IN-SAMPLE: model A or B trained on every one of these {_pairs(c.n)}; the accuracy "
+            "says how well they fitted their training labels, not how well they judge. Compare "
+            "on a dataset neither trained on."
+        )
+    parts = []
+    if c.seen_left_out:
+        parts.append(f"{_pairs(c.seen_left_out)} that a model trained on left out")
+    if c.unknown:
+        parts.append(
+            f"the store does not know which pairs model {' and '.join(c.unknown)} trained on, "
+            "so it may have seen some of these"
+        )
+    if not parts:
+        return f"Held out: neither model trained on these {_pairs(c.n)}."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def _pairs(n: int) -> str:
+    return f"{n} pair" if n == 1 else f"{n} pairs"
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -271,6 +348,7 @@ def format_comparison(comparison: Comparison) -> str:
         f"B: #{c.b} {c.b_name} (scored {c.n_b} pairs of {c.dataset})",
         f"{c.n} pairs compared: scored by both, judged by the current labels",
         "(annotators' corrections applied; ties and discards left out)",
+        sample_note(c),
     ]
     overall = c.overall
     if overall is None:
@@ -282,7 +360,10 @@ def format_comparison(comparison: Comparison) -> str:
         return f"{name[:36]:<36} {s.n:>6} {s.a:>8.1%} {s.b:>8.1%} {s.length_baseline:>8.1%}"
 
     lines.append(row("overall", overall))
-    lines += [row(f"  {s.source}", s) for s in c.by_source]
+    lines += [
+        row(f"  {s.source}", s) + ("  (too few pairs to read)" if s.n < MIN_SOURCE_PAIRS else "")
+        for s in c.by_source
+    ]
     flipped = c.flipped
     now_right = sum(p.b > 0 for p in flipped)
     lines += [

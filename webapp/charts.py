@@ -252,13 +252,23 @@ def token_chart(side_record: ResponseScores, text: str, *, large: bool = False) 
 def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Figure:
     """Pairwise accuracy per source for each model, beside the length-only baseline.
 
-    ``rows`` are ``{"model", "source", "accuracy", "n"}`` (accuracy in 0..1); a row whose model
-    is ``"length baseline"`` is drawn grey. The dashed line at 50% is a coin flip.
+    ``rows`` are ``{"model", "source", "accuracy", "n"}`` (accuracy in 0..1), optionally with
+    ``"few": True`` for a group too small to read (drawn faint, its label saying so); a row
+    whose model is ``"length baseline"`` is drawn grey. Each source's label carries its n.
+    The dashed line at 50% is a coin flip.
     """
     if not rows:
         return _empty("no evaluation results yet", large=large)
     models = list(dict.fromkeys(r["model"] for r in rows))
     sources = list(dict.fromkeys(r["source"] for r in rows))
+    n_of = {r["source"]: r.get("n") for r in rows}
+    few = {r["source"] for r in rows if r.get("few")}
+
+    def axis_label(source: str) -> str:
+        n = n_of[source]
+        shown = html.escape(source) if n is None else f"{html.escape(source)} (n={n})"
+        return f"{shown}<br>too few to read" if source in few else shown
+
     fig = go.Figure()
     palette = iter(MODEL_COLORS * (len(models) // len(MODEL_COLORS) + 1))
     for model in models:
@@ -268,13 +278,14 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
         fig.add_trace(
             go.Bar(
                 name=html.escape(model),
-                x=[html.escape(s) for s in present],
+                x=[axis_label(s) for s in present],
                 y=[None if a is None else 100 * a for a in acc],
                 customdata=[by_source[s].get("n") for s in present],
                 text=[None if a is None else f"{100 * a:.0f}%" for a in acc],
                 textposition="outside",
                 cliponaxis=False,  # "100%" above a full bar stays visible
                 marker_color=BASELINE if model == "length baseline" else next(palette),
+                marker_opacity=[0.3 if s in few else 1.0 for s in present],
                 hovertemplate=(
                     f"<b>{html.escape(model)}</b><br>%{{x}}: %{{y:.1f}}%"
                     " (n=%{customdata})<extra></extra>"

@@ -95,6 +95,15 @@ def _import(url: str, path: Path, name: str) -> store.ImportResult:
     return result
 
 
+def score_after_import(url: str, result: store.ImportResult) -> int | None:
+    """After an import that added pairs: score the dataset with the active model as a job
+    (:func:`services.score_imported`), so its queue is ordered when first opened; the job's
+    id, or ``None`` when nothing was added or there is no model."""
+    if result.added == 0:
+        return None
+    return services.score_imported(url, result.dataset)
+
+
 def export_jsonl(url: str, dataset: str) -> tuple[bytes, str]:
     """The dataset with corrections applied, as TRL-style JSON Lines, and the count summary."""
     with read_session(url) as session:

@@ -150,6 +150,11 @@ def compare_models(url: str, dataset: str, a: int, b: int) -> Comparison:
         return compare.compare_models(session, dataset, a, b)
 
 
+def sample_note(comparison: Comparison) -> str:
+    """Which pairs a comparison's figures come from (:func:`srm.compare.sample_note`)."""
+    return compare.sample_note(comparison)
+
+
 def flipped_rows(comparison: Comparison) -> list[dict[str, Any]]:
     """The flipped pairs as the Models page's table shows them, the largest move first."""
     return [

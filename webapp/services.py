@@ -252,9 +252,12 @@ def register_default_model(url: str) -> None:
             store.set_active_model(session, row.id)
 
 
-def list_models(url: str) -> list[ModelInfo]:
+def list_models(url: str, *, audit_folds: bool = True) -> list[ModelInfo]:
+    """The registered models, newest first; without an audit's fold models when
+    ``audit_folds`` is false (they exist to judge their held-out fold, not to compare)."""
     with read_session(url) as session:
-        return [_model_info(m) for m in store.list_models(session)]
+        hidden = set() if audit_folds else store.audit_model_ids(session)
+        return [_model_info(m) for m in store.list_models(session) if m.id not in hidden]
 
 
 def set_active_model(url: str, model_id: int) -> None:
@@ -280,21 +283,158 @@ def queue_page(
     filters: Mapping[str, Any] | None,
     page: int,
     page_size: int,
+    audit_id: int | None = None,
 ) -> list[tuple[PairRow, float | None]]:
     with read_session(url) as session:
         rows = store.annotation_queue(
-            session, dataset, model_id, **_page(search, filters, page, page_size)
+            session,
+            dataset,
+            model_id,
+            audit_id=audit_id,
+            **_page(search, filters, page, page_size),
         )
         return [(_pair_row(p), d) for p, d in rows]
 
 
-def disagreement(url: str, pair: PairRow, model: ModelInfo) -> float | None:
-    """How far the model prefers the response the pair's label rejects, as the queue orders
-    by it (:func:`srm.store.disagreement`); ``None`` until the model has scored the pair."""
-    if model.id is None:
+@dataclass(frozen=True)
+class Ranking:
+    """What orders the Annotate queue: the newest complete audit of the dataset (out of
+    fold), else the active model's scores (in sample: it may have trained on these labels),
+    else import order."""
+
+    kind: str
+    """``audit``, ``model`` or ``none``."""
+    audit_id: int | None
+    model_id: int | None
+    text: str
+    """One line for the page saying which ranking is in force and what it is worth."""
+
+
+def queue_ranking(url: str, dataset: str, model: ModelInfo | None) -> Ranking:
+    with read_session(url) as session:
+        audit_id = store.latest_audit(session, dataset)
+        summary = next(
+            (a for a in store.audit_summaries(session, dataset) if a.id == audit_id), None
+        )
+    if summary is not None:
+        return Ranking(
+            "audit",
+            summary.id,
+            None,
+            f"Ordered by {summary.label}: each pair judged by a model that never trained on it "
+            "(out of fold), the most confident disagreement with the current label first.",
+        )
+    if model is not None and model.id is not None:
+        return Ranking(
+            "model",
+            None,
+            model.id,
+            f"Ordered by the active model, {model.label}, in sample: it may have trained on "
+            "these labels, and a model that fitted a wrong label agrees with it. Audit the "
+            "labels for an out-of-fold ranking.",
+        )
+    return Ranking("none", None, None, "In import order: there is no model to rank with.")
+
+
+def disagreement(
+    url: str, pair: PairRow, model: ModelInfo | None, audit_id: int | None = None
+) -> float | None:
+    """How far the ranking (an audit, else the model) prefers the response the pair's label
+    rejects, as the queue orders by it (:func:`srm.store.disagreement`); ``None`` until the
+    pair has such a score."""
+    model_id = model.id if model is not None else None
+    if model_id is None and audit_id is None:
         return None
     with read_session(url) as session:
-        return store.pair_disagreement(session, pair.db_id, model.id)
+        return store.pair_disagreement(session, pair.db_id, model_id, audit_id=audit_id)
+
+
+# ------------------------------------------------------------------------------- audits
+def audits(url: str, dataset: str) -> list[store.AuditSummary]:
+    """The dataset's audits, newest first."""
+    with read_session(url) as session:
+        return store.audit_summaries(session, dataset)
+
+
+def audit_estimate(url: str, dataset: str, folds: int, config: dict[str, Any]) -> dict[str, Any]:
+    """How long an audit with this recipe would take here, before it starts: from the store's
+    finished runs of the same backbone, batch size and length when there are any (their
+    seconds per step), else the per-backbone figures of :mod:`srm.audit`."""
+    from srm.audit import describe_duration, estimate_seconds
+    from srm.jobs import audit_recipe
+
+    recipe = audit_recipe(config)
+    cfg = _train_config(recipe)
+    with read_session(url) as session:
+        n_pairs = store.count_pairs(session, dataset)
+        measured = [
+            m.metrics["seconds"] / m.metrics["steps"]
+            for m in store.list_models(session)
+            if (m.config or {}).get("model", {}).get("backbone") == cfg.model.backbone
+            and (m.config or {}).get("batch_size") == cfg.batch_size
+            and (m.config or {}).get("model", {}).get("max_length") == cfg.model.max_length
+            and (m.metrics or {}).get("steps")
+            and (m.metrics or {}).get("seconds")
+        ]
+    per_step = sorted(measured)[len(measured) // 2] if measured else None
+    seconds = estimate_seconds(n_pairs, cfg, folds, per_step)
+    return {
+        "seconds": seconds,
+        "text": describe_duration(seconds),
+        "pairs": n_pairs,
+        "steps": cfg.max_steps,
+        "backbone": cfg.model.backbone,
+        "head": cfg.model.head,
+        "measured": per_step is not None,
+    }
+
+
+def _train_config(recipe: dict[str, Any]) -> Any:
+    from srm.config import TrainConfig
+
+    return TrainConfig.from_dict(recipe | {"output_dir": "(per fold)"})
+
+
+def start_audit_job(
+    url: str,
+    dataset: str,
+    folds: int,
+    config: dict[str, Any],
+    resume: int | None = None,
+) -> int:
+    """Start an out-of-fold audit of the dataset (or continue audit ``resume``) as a job."""
+    from srm import jobs as srm_jobs
+
+    auth.require_admin("Auditing labels")
+    with write(url) as session:
+        if resume is not None:
+            job_id = srm_jobs.create_audit_job(session, resume=resume).id
+        else:
+            job_id = srm_jobs.create_audit_job(
+                session, dataset=dataset, folds=folds, config=config
+            ).id
+    srm_jobs.launch(url, job_id)
+    return job_id
+
+
+def score_imported(url: str, dataset: str) -> int | None:
+    """Score a freshly imported dataset with the active model, as a job, so the Annotate queue
+    is ordered the first time someone opens it. Part of the import (an annotator may import an
+    upload), so no admin check; ``None`` when there is no model or in demo mode."""
+    from srm import jobs as srm_jobs
+
+    model = active_model(url)
+    if model is None or model.id is None or demo_mode():
+        return None
+    with write(url) as session:
+        job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model.id).id
+    srm_jobs.launch(url, job_id)
+    return job_id
+
+
+def dataset_jobs(url: str, dataset: str) -> list[JobRow]:
+    """The dataset's unfinished jobs (scoring after an import, an audit), newest first."""
+    return [j for j in jobs(url) if j.dataset == dataset and not j.finished]
 
 
 def label_state(url: str, pair: PairRow) -> tuple[str | None, int | None]:

@@ -3,9 +3,10 @@
 Heavy imports (torch, datasets) happen inside the commands that need them, so ``srm --help``
 and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.data` (import,
 datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
-:mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train), :mod:`~srm.cli.jobs`
-(jobs, and running a job with ``--job N``) and :mod:`~srm.cli.app`; :mod:`~srm.cli.options`
-holds the options they share and the rules behind them.
+:mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train),
+:mod:`~srm.cli.auditing` (audit), :mod:`~srm.cli.jobs` (jobs, and running a job with
+``--job N``) and :mod:`~srm.cli.app`; :mod:`~srm.cli.options` holds the options they share
+and the rules behind them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import click
 
 from srm import __version__
 from srm.cli.app import app_cmd
+from srm.cli.auditing import audit_cmd
 from srm.cli.data import datasets_cmd, export_cmd, import_cmd, segment_cmd
 from srm.cli.jobs import jobs_cmd
 from srm.cli.models import backbones_cmd, compare_cmd, init_cmd, models_cmd
@@ -62,6 +64,7 @@ for command in (
     compare_cmd,
     score_cmd,
     train_cmd,
+    audit_cmd,
     jobs_cmd,
     app_cmd,
     eval_cmd,

@@ -30,6 +30,9 @@ A train job's run directory is its ``output_dir`` (``runs_dir(url)/job-<id>``): 
 ``metrics.jsonl``, ``checkpoints/`` and ``job.log``. A score job's is ``run_dir`` in its config
 and holds only the log.
 
+Audit jobs (:mod:`~srm.jobs.auditing`) run the out-of-fold label audit of a dataset, a fold
+per transaction, and resume by a new job on the same audit.
+
 The package follows a job's life, a module a stage: :mod:`~srm.jobs.creating`,
 :mod:`~srm.jobs.launching`, :mod:`~srm.jobs.running` (with :mod:`~srm.jobs.scoring`, which
 ``srm score --dataset`` runs too) and :mod:`~srm.jobs.watching`. Import from ``srm.jobs``; the
@@ -37,6 +40,7 @@ intervals are read where they are used (``srm.jobs.running.PROGRESS_INTERVAL``),
 there.
 """
 
+from srm.jobs.auditing import audit_recipe, create_audit_job
 from srm.jobs.creating import JOB_KEYS, create_score_job, create_train_job, runs_dir
 from srm.jobs.launching import LOG_FILE, launch
 from srm.jobs.running import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, TRAIN_SHARE, run_job
@@ -71,6 +75,8 @@ __all__ = [
     "TRAIN_SHARE",
     "CheckpointScores",
     "JobStateError",
+    "audit_recipe",
+    "create_audit_job",
     "create_score_job",
     "create_train_job",
     "job_metrics",

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from srm.config import merge_train_config
 from srm.devices import resolve_device
+from srm.jobs.auditing import run_audit
 from srm.jobs.creating import JOB_KEYS
 from srm.jobs.scoring import SCORE_BATCH_SIZE, score_dataset
 from srm.jobs.watching import JobStateError, _get_job
@@ -31,6 +32,7 @@ from srm.store import (
     effective_pairs,
     make_sessionmaker,
     open_store,
+    record_training_pairs,
     register_model,
 )
 from srm.store.models import utcnow
@@ -59,8 +61,10 @@ def run_job(url: str, job_id: int, *, sigterm: StopRequest | None = None) -> str
     stops it, and its message says why.
 
     A train job trains on the dataset's corrected pairs (:func:`srm.store.effective_pairs`),
-    registers the model and, with ``score_after``, scores the dataset with it. A score job
-    scores every pair of the dataset, as imported, :data:`SCORE_CHUNK` pairs per transaction.
+    registers the model with the pairs it trained on and, with ``score_after``, scores the
+    dataset with it. A score job scores every pair of the dataset, as imported,
+    :data:`SCORE_CHUNK` pairs per transaction.
+    An audit job runs or continues an audit (:mod:`srm.jobs.auditing`), a fold per transaction.
     Raises :class:`JobStateError` (touching nothing) unless the job is queued: a job runs once;
     and when a reaper failed the job while it ran (its heartbeats stopped reaching the store),
     after stopping at the next progress write and leaving the job as the reaper recorded it.
@@ -94,6 +98,8 @@ def _run_job(
                 raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
             if kind == "train":
                 status, message = _run_train(sessions, job_id, dataset, config, report, sigterm)
+            elif kind == "audit":
+                status, message = run_audit(sessions, job_id, dataset, config, report, sigterm)
             else:
                 status, message = _run_score(
                     sessions,
@@ -168,6 +174,8 @@ def _run_train(
             metrics=metrics,
         )
         model_id = model.id
+        # The pairs it saw, so comparisons can keep to pairs it did not (srm.compare).
+        record_training_pairs(session, model_id, dataset, [p.id for p in pairs.pairs])
         _get_job(session, job_id).model_id = model_id
     summary = f"model {model_id}: {result.steps} steps on {len(pairs.pairs)} pairs"
     if "loss" in result.train_metrics:

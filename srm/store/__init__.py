@@ -20,6 +20,19 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from srm.store.audits import (
+    AuditSummary,
+    audit_model_ids,
+    audit_summaries,
+    create_audit,
+    finished_folds,
+    get_audit,
+    latest_audit,
+    model_saw,
+    record_training_pairs,
+    save_audit_fold,
+    training_pair_ids,
+)
 from srm.store.engine import default_url, make_engine, make_sessionmaker
 from srm.store.errors import StaleWriteError, StoreError
 from srm.store.export import (
@@ -30,6 +43,7 @@ from srm.store.export import (
     dataset_id,
     effective_pairs,
     imported_pairs,
+    labelled_pairs,
     prm_records,
     tagged_credit,
 )
@@ -51,6 +65,7 @@ from srm.store.labels import (
 from srm.store.migrate import upgrade
 from srm.store.models import (
     ACTIONS,
+    AUDIT_STATUSES,
     FINISHED_STATUSES,
     JOB_KINDS,
     JOB_STATUSES,
@@ -58,10 +73,14 @@ from srm.store.models import (
     SIDES,
     TAGS,
     Annotator,
+    Audit,
+    AuditFold,
+    AuditScore,
     Base,
     Dataset,
     LabelEvent,
     Model,
+    ModelTrainingPair,
     Pair,
     Score,
     SentenceTag,
@@ -108,6 +127,23 @@ def open_store(url: str | None = None) -> Engine:
 
 __all__ = [
     "ACTIONS",
+    "AUDIT_STATUSES",
+    "Audit",
+    "AuditFold",
+    "AuditScore",
+    "AuditSummary",
+    "ModelTrainingPair",
+    "audit_model_ids",
+    "audit_summaries",
+    "create_audit",
+    "finished_folds",
+    "get_audit",
+    "labelled_pairs",
+    "latest_audit",
+    "model_saw",
+    "record_training_pairs",
+    "save_audit_fold",
+    "training_pair_ids",
     "ACTIVE_MODEL",
     "FINISHED_STATUSES",
     "GUIDELINES",

@@ -105,6 +105,17 @@ def effective_pairs(session: Session, dataset: str) -> EffectivePairs:
     return EffectivePairs(pairs, LabelCounts(**counts))
 
 
+def labelled_pairs(session: Session, dataset: str) -> list[tuple[PreferencePair, str | None]]:
+    """Every pair of ``dataset`` as imported, with its current label, in import order: what
+    an audit folds (all pairs) and trains on (:func:`training_pair` of each)."""
+    rows = session.execute(
+        select(*PREFERENCE_COLUMNS, Pair.label)
+        .where(Pair.dataset_id == dataset_id(session, dataset))
+        .order_by(Pair.id)
+    )
+    return [(PreferencePair(*columns), label) for *columns, label in rows]
+
+
 def imported_pairs(session: Session, dataset: str) -> list[PreferencePair]:
     """Every pair of ``dataset`` as imported (labels not applied), in import order."""
     rows = session.execute(

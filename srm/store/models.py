@@ -42,8 +42,11 @@ ACTIONS = (*LABELS, "undo")
 SIDES = ("chosen", "rejected")
 TAGS = ("good", "bad", "unsure")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-#: What a job does: train a model, or score a dataset's pairs with a model into ``scores``.
-JOB_KINDS = ("train", "score")
+#: What a job does: train a model, score a dataset's pairs with a model into ``scores``, or
+#: audit a dataset's labels out of fold (:mod:`srm.audit`) into ``audit_scores``.
+JOB_KINDS = ("train", "score", "audit")
+#: An audit is ``running`` (or stopped: resumable) until every fold is saved, then ``complete``.
+AUDIT_STATUSES = ("running", "complete")
 #: Jobs in these states are over; the others may still have a process behind them.
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -312,3 +315,90 @@ class Setting(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class ModelTrainingPair(Base):
+    """One pair a model trained on (as the store knew it: with the label it had then).
+
+    Written with the model's registration, in the same transaction, by train jobs and audits:
+    what lets a comparison keep to the pairs neither model saw, and an audit prove that no
+    score came from a model that trained on the pair. A model without rows (the bundled one,
+    a checkpoint trained from a file) is one whose training pairs the store does not know.
+    """
+
+    __tablename__ = "model_training_pairs"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Audit(Base):
+    """An out-of-fold label audit of one dataset (:mod:`srm.audit`): its provenance (folds,
+    seed, the recipe each fold trained with, the run directory) and its state. Its folds and
+    scores hang off it, so a second audit of the dataset never mixes with the first."""
+
+    __tablename__ = "audits"
+    __table_args__ = (
+        _one_of("status", AUDIT_STATUSES, "ck_audits_status"),
+        Index("ix_audits_dataset", "dataset_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    folds: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The recipe (``TrainConfig.to_dict()``) every fold trains with."""
+    run_dir: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    dataset: Mapped[Dataset] = relationship()
+    fold_rows: Mapped[list[AuditFold]] = relationship(
+        back_populates="audit", order_by="AuditFold.fold"
+    )
+
+
+class AuditFold(Base):
+    """One finished fold of an audit: the model trained without it (its training pairs are in
+    :class:`ModelTrainingPair`) and how many pairs it trained on and judged."""
+
+    __tablename__ = "audit_folds"
+    __table_args__ = (UniqueConstraint("audit_id", "fold", name="uq_audit_folds_audit_fold"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", ondelete="CASCADE"))
+    fold: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    n_trained: Mapped[int] = mapped_column(Integer)
+    n_held_out: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    audit: Mapped[Audit] = relationship(back_populates="fold_rows")
+    model: Mapped[Model] = relationship()
+
+
+class AuditScore(Base):
+    """A pair's out-of-fold verdict in one audit: the two scores (as imported) from the model
+    of the pair's fold, which did not train on it. One row per (audit, pair)."""
+
+    __tablename__ = "audit_scores"
+    __table_args__ = (
+        UniqueConstraint("audit_id", "pair_id", name="uq_audit_scores_audit_pair"),
+        # Covering for the queue's join and order, as ix_scores_model_gap is for scores.
+        Index("ix_audit_scores_gap", "audit_id", "pair_id", "chosen_score", "rejected_score"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", ondelete="CASCADE"))
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    fold: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    chosen_score: Mapped[float] = mapped_column(Float)
+    rejected_score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -15,6 +15,7 @@ from srm.store.errors import StaleWriteError, StoreError
 from srm.store.models import (
     LABELS,
     PREFERENCE_COLUMNS,
+    AuditScore,
     Dataset,
     Model,
     Pair,
@@ -334,19 +335,27 @@ def annotation_queue(
     dataset: str | None,
     model_id: int | None,
     *,
+    audit_id: int | None = None,
     search: str | None = None,
     where: PairFilter | None = None,
     limit: int = 20,
     offset: int = 0,
 ) -> list[tuple[Pair, float | None]]:
-    """One page of pairs to review, with the model's :func:`disagreement` on each.
+    """One page of pairs to review, with the :func:`disagreement` on each.
 
-    Ordered by how confidently ``model_id`` disagrees with the current label, then (where it
-    agrees) by how unsure it is; pairs it has not scored come last, in import order.
+    With ``audit_id``, the audit's out-of-fold scores (:mod:`srm.audit`: each pair judged by
+    a model that never trained on it) order the queue; else model ``model_id``'s scores. Most
+    confident disagreement with the current label first, then (where the model agrees) the
+    pairs it is least sure of; pairs without a score come last, in import order.
     """
     d = None
     ids_query = _filter_pairs(select(Pair.id), dataset, search, where)
-    if model_id is not None:
+    if audit_id is not None:
+        d = disagreement(AuditScore.chosen_score - AuditScore.rejected_score).label("d")
+        scored = (AuditScore.pair_id == Pair.id) & (AuditScore.audit_id == audit_id)
+        ids_query = ids_query.outerjoin(AuditScore, scored).add_columns(d)
+        ids_query = ids_query.order_by(d.is_(None), d.desc(), Pair.id)
+    elif model_id is not None:
         gap = Score.chosen_score - Score.rejected_score
         d = disagreement(gap).label("d")
         scored = (Score.pair_id == Pair.id) & (Score.model_id == model_id)
@@ -366,15 +375,24 @@ def annotation_queue(
     return [(pairs[r[0]], r[1] if d is not None else None) for r in rows]
 
 
-def pair_disagreement(session: Session, pair_id: int, model_id: int) -> float | None:
-    """The :func:`disagreement` of model ``model_id`` with one pair's current label, as
-    :func:`annotation_queue` gives it; ``None`` when the model has not scored the pair."""
-    gap = Score.chosen_score - Score.rejected_score
+def pair_disagreement(
+    session: Session, pair_id: int, model_id: int | None, *, audit_id: int | None = None
+) -> float | None:
+    """The :func:`disagreement` with one pair's current label, as :func:`annotation_queue`
+    gives it (from audit ``audit_id`` when given, else model ``model_id``); ``None`` when the
+    pair has no such score."""
+    if audit_id is not None:
+        gap = AuditScore.chosen_score - AuditScore.rejected_score
+        joined = (AuditScore.pair_id == Pair.id) & (AuditScore.audit_id == audit_id)
+        table: Any = AuditScore
+    elif model_id is not None:
+        gap = Score.chosen_score - Score.rejected_score
+        joined = (Score.pair_id == Pair.id) & (Score.model_id == model_id)
+        table = Score
+    else:
+        return None
     return session.scalar(
-        select(disagreement(gap))
-        .select_from(Pair)
-        .join(Score, (Score.pair_id == Pair.id) & (Score.model_id == model_id))
-        .where(Pair.id == pair_id)
+        select(disagreement(gap)).select_from(Pair).join(table, joined).where(Pair.id == pair_id)
     )
 
 

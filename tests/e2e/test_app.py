@@ -524,3 +524,86 @@ def test_demo_mode_shows_the_showcase_and_no_editing_controls(demo_app: App, pag
             session.scalar(select(func.count(store.LabelEvent.id))),
         )
     assert after == before, "demo mode wrote to the store"
+
+
+# ------------------------------------------------------------------------------- the audit
+AUDIT_JOB = 300_000  # ms: two folds, each a process-side training and scoring on `tiny`
+
+
+def wait_for_jobs(app: App, dataset: str, timeout: float) -> None:
+    """Until no job of `dataset` is queued or running (the jobs run beside the app)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions(app)() as session:
+            live = session.scalar(
+                select(func.count())
+                .select_from(store.TrainingJob)
+                .join(store.Dataset)
+                .where(
+                    store.Dataset.name == dataset,
+                    store.TrainingJob.status.in_(("queued", "running")),
+                )
+            )
+        if live == 0:
+            return
+        time.sleep(2)
+    raise AssertionError(f"jobs of {dataset} still running after {timeout:.0f} s")
+
+
+def test_an_import_opens_ordered_and_a_tiny_audit_runs_to_the_end(
+    app: App, page: Page, workdir: Path
+) -> None:
+    fresh = workdir / "fresh.jsonl"
+    fresh.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in load_pairs(SAMPLE)[:24]))
+    open_page(page, app)
+    page.get_by_text("Import pairs").click()
+    page.get_by_role("textbox", name="Dataset name").fill("fresh")
+    page.get_by_role("tab", name="Path on the server").click()
+    page.get_by_role("textbox", name="Path", exact=True).fill(str(fresh))
+    page.get_by_role("textbox", name="Path", exact=True).press("Enter")
+    page.get_by_role("button", name="Import path").click()
+    expect(
+        page.get_by_text(re.compile(r"Scoring them with the active model \(job \d+\)"))
+    ).to_be_visible()
+    wait_for_jobs(app, "fresh", TRAIN_JOB / 1000)
+
+    # No scoring button pressed: the queue is ordered by the scores the import's job made.
+    with sessions(app)() as session:
+        active = store.get_active_model(session)
+        top, d = store.annotation_queue(session, "fresh", active.id, limit=1)[0]
+        top_id = top.external_id
+    assert d is not None and d > 0, f"the top of the queue does not disagree: {d}"
+    open_page(page, app, "annotate")
+    page.get_by_role("textbox", name="Annotator").fill(ANNOTATOR)
+    page.get_by_role("textbox", name="Annotator").press("Enter")
+    choose(page, "Dataset", "fresh")
+    expect(page.get_by_role("heading", name=re.compile(r"^Pair "))).to_have_text(f"Pair {top_id}")
+    expect(metric(page, "Model disagrees by (in sample)")).to_contain_text(f"{d:+.2f}")
+    expect(page.get_by_text(re.compile(r"Ordered by the active model.*in sample"))).to_be_visible()
+
+    # A tiny audit: 2 folds of 3 steps on the random `tiny` backbone, from the page.
+    page.get_by_text("Audit labels (out of fold)").click()
+    page.get_by_role("spinbutton", name="Folds").fill("2")
+    page.get_by_role("spinbutton", name="Folds").press("Enter")
+    page.get_by_role("spinbutton", name="Steps per fold").fill("3")
+    page.get_by_role("spinbutton", name="Steps per fold").press("Enter")
+    choose(page, "Backbone", "tiny")
+    estimate = page.get_by_text(re.compile(r"^2 models of 3 steps on 24 pairs of fresh"))
+    expect(estimate).to_be_visible()  # how long, said before it starts
+    page.get_by_role("button", name="Audit labels").click()
+    expect(page.get_by_text(re.compile(r"Started audit job \d+"))).to_be_visible()
+    wait_for_jobs(app, "fresh", AUDIT_JOB / 1000)
+    with sessions(app)() as session:
+        job = newest(session, store.TrainingJob)
+        assert (job.kind, job.status) == ("audit", "succeeded"), f"{job.status}: {job.error}"
+        (audit,) = store.audit_summaries(session, "fresh")
+        assert (audit.status, audit.folds_done, audit.scored) == ("complete", 2, 24)
+        top, d = store.annotation_queue(session, "fresh", None, audit_id=audit.id, limit=1)[0]
+        top_id = top.external_id
+    page.reload()
+    expect(page.get_by_text(re.compile(r"Ordered by audit \d+ .*out of fold"))).to_be_visible(
+        timeout=MODEL_LOAD
+    )
+    expect(page.get_by_role("heading", name=re.compile(r"^Pair "))).to_have_text(f"Pair {top_id}")
+    expect(metric(page, "Out-of-fold disagreement")).to_contain_text(f"{d:+.2f}")
+    settled_screenshot(page, "annotate-audit")

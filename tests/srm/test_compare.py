@@ -10,6 +10,7 @@ from srm.compare import (
     compare_models,
     compare_scores,
     format_comparison,
+    sample_note,
     verdict,
 )
 from srm.data import PreferencePair
@@ -20,6 +21,7 @@ from srm.store import (
     import_pairs,
     list_pairs,
     record_label,
+    record_training_pairs,
     register_model,
     save_scores,
 )
@@ -103,9 +105,9 @@ def test_compare_models_on_the_store(session_factory) -> None:
     assert [(p.id, p.a, p.b) for p in comparison.flipped] == [("q2", -1.5, 1.0), ("q1", 0.5, -0.5)]
     rows = comparison.accuracy_rows(("A: x", "B: y"))
     assert rows[:3] == [
-        {"model": "A: x", "source": "hh", "accuracy": 1.0, "n": 2},
-        {"model": "B: y", "source": "hh", "accuracy": 0.5, "n": 2},
-        {"model": "length baseline", "source": "hh", "accuracy": 1.0, "n": 2},
+        {"model": "A: x", "source": "hh", "accuracy": 1.0, "n": 2, "few": True},
+        {"model": "B: y", "source": "hh", "accuracy": 0.5, "n": 2, "few": True},
+        {"model": "length baseline", "source": "hh", "accuracy": 1.0, "n": 2, "few": True},
     ]
     assert [r["source"] for r in rows] == ["hh"] * 3 + ["shp"] * 3 + ["all"] * 3
 
@@ -119,16 +121,45 @@ def test_format_comparison_prints_the_pages_numbers(session_factory) -> None:
     assert lines[2].startswith("3 pairs compared")
     overall = next(line for line in lines if line.startswith("overall"))
     assert overall.split() == ["overall", "3", "66.7%", "66.7%", "66.7%"]
-    assert next(line for line in lines if line.startswith("  hh")).split() == [
-        "hh",
-        "2",
-        "100.0%",
-        "50.0%",
-        "100.0%",
-    ]
+    hh = next(line for line in lines if line.startswith("  hh"))
+    assert hh.split()[:5] == ["hh", "2", "100.0%", "50.0%", "100.0%"]
+    assert hh.endswith("(too few pairs to read)")  # 2 < MIN_SOURCE_PAIRS
     assert "flipped verdicts: 2 (B now right on 1, wrong on 1)" in lines
     q2 = next(line for line in lines if line.strip().startswith("q2"))
     assert q2.split() == ["q2", "shp", "swap", "-1.500", "+1.000"]
+
+
+def test_a_comparison_keeps_to_pairs_neither_model_trained_on(session_factory) -> None:
+    a, b = store_with_two_models(session_factory)
+    with session_factory.begin() as s:
+        record_training_pairs(s, b, "d", ["q0"])
+    with session_factory() as s:
+        comparison = compare_models(s, "d", a, b)
+    assert [p.id for p in comparison.pairs] == ["q1", "q2"]
+    assert (comparison.seen_left_out, comparison.in_sample) == (1, False)
+    assert comparison.unknown == ("A",) and not comparison.held_out
+    assert "1 pair that a model trained on left out" in sample_note(comparison)
+    assert "does not know which pairs model A trained on" in sample_note(comparison)
+
+
+def test_a_comparison_on_training_pairs_is_flagged_in_sample(session_factory) -> None:
+    a, b = store_with_two_models(session_factory)
+    with session_factory.begin() as s:
+        record_training_pairs(s, a, "d", ["q0", "q1"])
+        record_training_pairs(s, b, "d", ["q0", "q1", "q2", "q3"])
+    with session_factory() as s:
+        comparison = compare_models(s, "d", a, b)
+    assert comparison.in_sample and comparison.n == 3 and not comparison.held_out
+    assert sample_note(comparison).startswith("IN-SAMPLE: model A or B trained on every one")
+    assert "IN-SAMPLE" in format_comparison(comparison)
+    with session_factory.begin() as s:
+        import_pairs(s, "fresh", [PreferencePair("f0", "Q?", "A long answer.", "Short.", "hh")])
+        save_scores(s, a, "fresh", [scores_of("f0", 1.0, 0.0)])
+        save_scores(s, b, "fresh", [scores_of("f0", -1.0, 0.0)])
+    with session_factory() as s:
+        fresh = compare_models(s, "fresh", a, b)
+    assert fresh.held_out and fresh.n == 1
+    assert sample_note(fresh) == "Held out: neither model trained on these 1 pair."
 
 
 def test_format_comparison_without_common_pairs(session_factory) -> None:

@@ -66,6 +66,10 @@ ALL_TABLES = {
     "training_jobs",
     "scores",
     "settings",
+    "model_training_pairs",
+    "audits",
+    "audit_folds",
+    "audit_scores",
 }
 
 

@@ -41,6 +41,15 @@ def app_store(db_url: str, monkeypatch, tiny_model: Path) -> Iterator[str]:
     st_config.set_option("server.address", previous)
 
 
+@pytest.fixture(autouse=True)
+def launched(monkeypatch) -> list[int]:
+    """Page tests start no job process: the ids of the jobs a page launched, in order (an
+    import launches one to score the new pairs)."""
+    ids: list[int] = []
+    monkeypatch.setattr("srm.jobs.launch", lambda url, job_id: ids.append(job_id) or 0)
+    return ids
+
+
 @pytest.fixture
 def filled_store(app_store: str, sample_path: Path) -> str:
     """The store with the 50 sample pairs as dataset ``sample``."""

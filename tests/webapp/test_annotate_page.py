@@ -148,7 +148,7 @@ def test_a_pair_scored_just_now_shows_the_queues_disagreement(filled_store: str,
         expected = pair_disagreement(s, pair.id, model.id)
     assert expected == pytest.approx(stored.rejected_score - stored.chosen_score)  # unlabelled
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Model disagrees by"] == f"{expected:+.2f}"
+    assert shown["Model disagrees by (in sample)"] == f"{expected:+.2f}"
 
 
 def test_agreement_appears_when_two_annotators_overlap(
@@ -180,3 +180,30 @@ def test_unscored_pairs_can_be_scored_from_the_queue(
     with make_sessionmaker(open_store(filled_store))() as s:
         job = s.get(TrainingJob, launched[0])
         assert (job.kind, job.status) == ("score", "queued")
+
+
+def test_the_queue_follows_an_audit_once_one_is_complete(
+    filled_store: str, sample_path: Path, run_page
+) -> None:
+    from srm.store import create_audit, register_model, save_audit_fold
+    from tests.conftest import scores_of
+
+    at = start(run_page)
+    assert any("in sample" in c.value for c in at.caption)  # the active model ranks
+    pairs = load_pairs(sample_path)
+    halves = [p.id for p in pairs[: len(pairs) // 2]], [p.id for p in pairs[len(pairs) // 2 :]]
+    position = {p.id: n for n, p in enumerate(pairs)}
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        audit = create_audit(s, "sample", folds=2, seed=0, config={}, run_dir="/runs/a")
+        for fold, (held, trained) in enumerate((halves, halves[::-1])):
+            model = register_model(s, f"fold {fold}", f"/runs/a/fold-{fold}")
+            # Out of fold, the model disagrees with pair n by n: the last pair comes first.
+            scores = [scores_of(i, 0.0, float(position[i])) for i in held]
+            save_audit_fold(s, audit.id, fold, model.id, trained_on=trained, scores=scores)
+    at = start(run_page)
+    assert any("out of fold" in c.value for c in at.caption)
+    queue = next(d.value for d in at.dataframe if "disagreement" in d.value)
+    assert queue["id"].iloc[0] == pairs[-1].id
+    assert list(queue["disagreement"]) == sorted(queue["disagreement"], reverse=True)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Out-of-fold disagreement"] == f"{len(pairs) - 1:+.2f}"

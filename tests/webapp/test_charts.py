@@ -263,13 +263,23 @@ def test_accuracy_by_source_groups_models_by_source() -> None:
     fig = charts.accuracy_by_source(rows)
     assert fig.layout.barmode == "group"
     assert [t.name for t in fig.data] == ["A: base", "length baseline", "B: &lt;new&gt;"]
-    assert list(fig.data[0].x) == ["hh", "shp"]
+    assert list(fig.data[0].x) == ["hh (n=50)", "shp (n=20)"]
     assert list(fig.data[0].y) == pytest.approx([56.0, 70.0])
-    assert list(fig.data[2].x) == ["hh"]
+    assert list(fig.data[2].x) == ["hh (n=50)"]
     assert fig.data[1].marker.color == charts.BASELINE
     assert fig.layout.yaxis.ticksuffix == "%"
     (line,) = fig.layout.shapes
     assert (line.y0, line.y1, line.line.dash) == (50, 50, "dash")
+
+
+def test_accuracy_by_source_greys_sources_with_too_few_pairs() -> None:
+    rows = [
+        {"model": "A", "source": "hh", "accuracy": 0.6, "n": 80, "few": False},
+        {"model": "A", "source": "<rare>", "accuracy": 1.0, "n": 3, "few": True},
+    ]
+    fig = charts.accuracy_by_source(rows)
+    assert list(fig.data[0].x) == ["hh (n=80)", "&lt;rare&gt; (n=3)<br>too few to read"]
+    assert list(fig.data[0].marker.opacity) == [1.0, 0.3]
 
 
 def test_accuracy_by_source_without_rows_says_so() -> None:

@@ -103,6 +103,20 @@ def test_import_from_a_path_then_export_the_corrections(
     assert at.download_button(key="data.download") is not None
 
 
+def test_an_import_scores_the_new_pairs_as_a_job(app_store: str, launched, run_page) -> None:
+    from srm.store import TrainingJob, get_active_model
+
+    at = import_path(run_page, "data/sample_50.jsonl")
+    assert "Scoring them with the active model (job 1)" in at.success[0].value
+    with make_sessionmaker(open_store(app_store))() as s:
+        job = s.get(TrainingJob, launched[0])
+        active = get_active_model(s)
+        assert (job.kind, job.status, job.dataset.name) == ("score", "queued", "sample_50")
+        assert job.model_id == active.id
+    again = import_path(run_page, "data/sample_50.jsonl")  # nothing new: nothing to score
+    assert "Scoring" not in again.success[0].value and launched == [1]
+
+
 def import_path(run_page, path: str):
     at = run_page()
     at.text_input(key="data.import_path").input(path)

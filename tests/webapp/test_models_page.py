@@ -178,10 +178,14 @@ def test_the_comparison_of_a_certain_flip(app_store: str, flipping_models, run_p
     ]
     accuracy, shift = (c.proto.spec for c in at.get("plotly_chart")[:2])
     bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in json.loads(accuracy)["data"]}
+    # Every group here is far below MIN_SOURCE_PAIRS: labelled with its n, and as too few.
+    hh, shp, all_ = (
+        f"{s} (n={n})<br>too few to read" for s, n in (("hh", 2), ("shp", 2), ("all", 4))
+    )
     assert bars == {
-        "A: model A": {"hh": 100.0, "shp": 0.0, "all": 50.0},
-        "B: model B": {"hh": 50.0, "shp": 100.0, "all": 75.0},
-        "length baseline": {"hh": 100.0, "shp": 50.0, "all": 75.0},
+        "A: model A": {hh: 100.0, shp: 0.0, all_: 50.0},
+        "B: model B": {hh: 50.0, shp: 100.0, all_: 75.0},
+        "length baseline": {hh: 100.0, shp: 50.0, all_: 75.0},
     }
     assert "3 of 4 pairs flipped" in json.loads(shift)["layout"]["title"]["text"]
     # The pair picker offers the flipped pairs, the largest move first.
@@ -295,3 +299,35 @@ def test_srm_compare_prints_the_pages_numbers(app_store: str, flipping_models) -
 
     unknown = CliRunner().invoke(main, [*args[:-4], "--b", "999", "--db", app_store])
     assert unknown.exit_code == 1 and "no model with id 999" in unknown.output
+
+
+def test_a_comparison_on_the_pairs_b_trained_on_is_flagged_in_sample(
+    filled_store: str, two_models, sample_path: Path, run_page
+) -> None:
+    from srm.store import record_training_pairs
+
+    _, b = two_models
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        record_training_pairs(s, b, "sample", [p.id for p in load_pairs(sample_path)])
+    at = run_page("models")
+    (warning,) = at.warning
+    assert (
+        "IN-SAMPLE" in warning.value and "trained on every one of these 50 pairs" in warning.value
+    )
+    (accuracy_b,) = [m for m in at.metric if m.label == "Accuracy B"]
+    assert accuracy_b.proto.delta.endswith("(in sample)")
+    # No green for a gain on training data: delta_color="off" draws it grey.
+    assert accuracy_b.proto.color == accuracy_b.proto.MetricColor.GRAY
+
+
+def test_a_held_out_comparison_says_so(filled_store: str, two_models, run_page) -> None:
+    a, b = two_models
+    from srm.store import record_training_pairs
+
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        record_training_pairs(s, a, "sample", [])
+        record_training_pairs(s, b, "sample", [])
+    at = run_page("models")
+    assert not at.warning
+    # Neither model has recorded training pairs: the store cannot vouch for held-out.
+    assert any("does not know which pairs model A and B trained on" in i.value for i in at.info)

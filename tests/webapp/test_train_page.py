@@ -94,3 +94,26 @@ def test_score_the_dataset_as_a_job(filled_store: str, launched, run_page) -> No
     [job] = jobs(filled_store)
     assert (job.kind, job.status, job.dataset_id is not None) == ("score", "queued", True)
     assert launched == [(filled_store, job.id)]
+
+
+def test_an_audit_says_how_long_it_takes_then_starts_as_a_job(
+    filled_store: str, launched, run_page
+) -> None:
+    from srm.store import Audit
+
+    at = run_page("train")
+    at.number_input(key="train.audit_folds").set_value(2)
+    at.number_input(key="train.audit_steps").set_value(3)
+    at.selectbox(key="train.audit_backbone").set_value("tiny")
+    rerun(at)
+    estimate = next(i.value for i in at.info if "models of" in i.value)
+    assert estimate.startswith("2 models of 3 steps on 50 pairs of sample")
+    assert "under a minute" in estimate
+    at.button(key="train.audit_start").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert launched == [(filled_store, job.id)]
+    with make_sessionmaker(open_store(filled_store))() as s:
+        audit = s.get(Audit, job.config["audit_id"])
+        assert (job.kind, audit.folds, audit.status) == ("audit", 2, "running")
+        assert audit.config["max_steps"] == 3 and audit.config["model"]["backbone"] == "tiny"

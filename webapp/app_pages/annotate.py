@@ -59,7 +59,13 @@ filters = services.pair_filter(
     label=None if status == "any" else status,
 )
 model_id = model.id if model is not None else None
-queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50)
+ranking = services.queue_ranking(url, dataset, model)
+queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50, ranking.audit_id)
+icon = ":material/verified:" if ranking.kind == "audit" else ":material/warning:"
+st.caption(f"{icon} {mdtext.escape(ranking.text)}")  # safe: escaped
+widgets.dataset_jobs_progress(url, dataset, "annotate")
+with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
+    widgets.audit_panel(url, dataset, "annotate")
 
 counts = services.label_summary(url, dataset)
 done = sum(counts.values()) - counts["unlabelled"]
@@ -76,6 +82,19 @@ if conflict:
 message = st.session_state.pop("annotate.message", None)
 if message:
     st.toast(mdtext.escape(message))
+
+unscored = sum(d is None for _, d in queue)
+if ranking.kind == "model" and unscored and model is not None and model.id is not None:
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.caption(f"{unscored} of the first {len(queue)} pairs here have no score yet.")
+    if auth.is_admin() and right.button(
+        "Score them all",
+        key="annotate.score",
+        help="Scores the whole dataset with the active model as a job; the queue reorders.",
+    ):
+        job_id = services.start_score_job(url, dataset, model.id)
+        st.session_state["annotate.message"] = f"Scoring job {job_id} started"
+        st.rerun()
 
 if not queue:
     st.success("Nothing left in this queue.", icon=":material/task_alt:")
@@ -190,13 +209,20 @@ if current is not None:
             if note:
                 st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
         scale = highlight.shared_scale(record, "reward")
-        if disagreement is None:  # scored just now, after the queue was read
-            disagreement = services.disagreement(url, current, model)
+    if disagreement is None:  # scored just now, after the queue was read
+        disagreement = services.disagreement(url, current, model, ranking.audit_id)
     if disagreement is not None:
+        out_of_fold = ranking.kind == "audit"
         info[2].metric(
-            "Model disagrees by",
+            "Out-of-fold disagreement" if out_of_fold else "Model disagrees by (in sample)",
             f"{disagreement:+.2f}",
-            help="How far the model prefers the response the label rejects (negative: it agrees).",
+            help="How far the "
+            + (
+                "audit's model of this pair's fold, which never trained on it,"
+                if out_of_fold
+                else "model"
+            )
+            + " prefers the response the label rejects (negative: it agrees).",
         )
     my_tags = services.tags(url, current, annotator)
     cols = st.columns(2)
@@ -248,22 +274,8 @@ if current is not None:
             width="stretch",
             column_config={"disagreement": st.column_config.NumberColumn(format="%+.2f")},
         )
-        if model is None:
-            st.caption("No model: the queue is in import order.")
-        elif any(d is None for _, d in queue):
-            st.caption("Pairs the model has not scored come last, in import order.")
-            if (
-                model.id is not None
-                and auth.is_admin()
-                and st.button(
-                    f"Score all of {mdtext.escape(dataset)} with the active model",
-                    key="annotate.score",
-                    help="Runs as a job (see the Train page); the queue reorders as scores arrive.",
-                )
-            ):
-                job_id = services.start_score_job(url, dataset, model.id)
-                st.session_state["annotate.message"] = f"Scoring job {job_id} started"
-                st.rerun()
+        if any(d is None for _, d in queue):
+            st.caption("Pairs without a score come last, in import order.")
 
 with stats_col:
     stats = services.agreement(url, dataset)

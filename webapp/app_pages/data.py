@@ -42,11 +42,23 @@ def _import(kind: str) -> None:
             "details.",
         )
     else:
+        scoring = ""
+        try:
+            job_id = importing.score_after_import(url, result)
+        except Exception:  # the pairs are in; scoring can be started from the Train page
+            logger.exception("could not start scoring the import")
+            scoring = " Scoring them could not be started; see the server log."
+        else:
+            if job_id is not None:
+                scoring = (
+                    f" Scoring them with the active model (job {job_id}), so the Annotate "
+                    "queue opens ordered by disagreement."
+                )
         st.session_state["data.import_outcome"] = (
             "ok",
             [],
             f"Imported {result.added:,} new pairs into dataset **{mdtext.escape(result.dataset)}** "
-            f"({result.unchanged:,} already there).",
+            f"({result.unchanged:,} already there).{scoring}",
         )
 
 

@@ -14,7 +14,8 @@ demo = services.demo_mode()
 st.title("Models")
 
 active = services.active_model(url)
-models = services.list_models(url)
+models = services.list_models(url, audit_folds=False)
+hidden = len(services.list_models(url)) - len(models)
 if not models:
     if active is not None:
         st.info(  # safe: the label escaped
@@ -43,6 +44,11 @@ st.dataframe(
     width="stretch",
     column_config={"train accuracy": st.column_config.NumberColumn(format="percent")},
 )
+if hidden:
+    st.caption(  # safe: a count
+        f"{services.plural(hidden, 'audit fold model')} not listed: each judges its own "
+        "held-out fold (Annotate, Audit labels)."
+    )
 by_id = {m.id: m for m in models}
 ids = list(by_id)
 
@@ -109,13 +115,24 @@ overall = comparison.overall
 if overall is None:
     st.warning("The two models have no scored pair with a preference label in common.")
     st.stop()
+# The note is fixed words, counts and the letters A/B: no text from the data.
+note = scoring.sample_note(comparison)
+if comparison.in_sample:
+    st.warning(note, icon=":material/warning:")  # safe: fixed words and counts
+elif not comparison.held_out:
+    st.info(note, icon=":material/info:")  # safe: fixed words and counts
+else:
+    st.caption(note)  # safe: fixed words and counts
 top = st.columns(4)
 top[0].metric("Pairs compared", f"{comparison.n:,}")
 top[1].metric("Accuracy A", f"{overall.a:.1%}")
 top[2].metric(
     "Accuracy B",
     f"{overall.b:.1%}",
-    delta=f"{100 * (overall.b - overall.a):+.1f} points",
+    delta=f"{100 * (overall.b - overall.a):+.1f} points"
+    + (" (in sample)" if comparison.in_sample else ""),
+    # A gain on pairs a model trained on is no gain: no green for it.
+    delta_color="off" if comparison.in_sample else "normal",
 )
 top[3].metric("Length baseline", f"{overall.length_baseline:.1%}")
 st.caption(  # safe: the dataset's name escaped

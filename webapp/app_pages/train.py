@@ -150,6 +150,12 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
             st.rerun()
 
 
+# --- out-of-fold label audit -----------------------------------------------------------------
+with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
+    audit_dataset = st.selectbox("Dataset", names, key="train.audit_dataset")
+    widgets.audit_panel(url, audit_dataset, "train")
+
+
 # --- running jobs: polled every 2 s without rerunning the whole page ---------------------------
 @st.fragment(run_every=2)
 def running_jobs() -> None:

@@ -1,0 +1,199 @@
+"""Audit jobs: the out-of-fold label audit (:mod:`srm.audit`) of a store dataset, as a job.
+
+An audit job works on an :class:`~srm.store.Audit` row, not on its own: the audit holds the
+provenance (folds, seed, recipe, run directory) and its finished folds, the job one run of
+it. Each finished fold is saved in one transaction (its model, the pairs that model trained
+on, the held-out pairs' scores), so an audit killed mid-way keeps its finished folds; a new
+job on the same audit (``create_audit_job(..., resume=ID)``, ``srm audit --resume ID``, the
+app's Resume button) skips them and continues the fold under way from its checkpoint.
+
+    >>> with Session.begin() as s:
+    ...     job = create_audit_job(s, dataset="hh", folds=5, config={"max_steps": 200})
+    >>> launch(url, job.id)                   # srm audit --job N
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from srm.audit import DEFAULT_FOLDS, AuditError, FoldResult, assign_folds, default_recipe
+from srm.config import ConfigError, merge_train_config
+from srm.jobs.creating import _session_url, runs_dir
+from srm.jobs.scoring import SCORE_BATCH_SIZE
+from srm.jobs.watching import reap_dead_jobs
+from srm.store import (
+    StoreError,
+    TrainingJob,
+    create_audit,
+    dataset_id,
+    finished_folds,
+    get_audit,
+    labelled_pairs,
+    register_model,
+    save_audit_fold,
+)
+from srm.store.export import training_pair
+
+if TYPE_CHECKING:
+    from srm.jobs.running import _ProgressWriter
+    from srm.sigterm import StopRequest
+
+log = logging.getLogger(__name__)
+
+
+def audit_recipe(
+    config: dict[str, Any] | None = None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The full recipe an audit's folds train with: ``base`` (a recipe as
+    ``TrainConfig.to_dict()`` or a TOML file gives it; default: the project's default recipe,
+    :func:`srm.audit.default_recipe`) with ``config``'s fields over it (model fields flat or
+    under ``"model"``), every value checked (:func:`srm.config.merge_train_config`). Each
+    fold writes to its own directory in the audit's run directory, so ``output_dir`` is not
+    the recipe's to set."""
+    config = dict(config or {})
+    if "output_dir" in config:
+        raise ConfigError("output_dir: an audit writes to its own run directory; leave it out")
+    base = dict(base) if base is not None else default_recipe().to_dict()
+    base.pop("output_dir", None)
+    overrides = {**dict(config.pop("model", None) or {}), **config}
+    recipe = merge_train_config(base, overrides).to_dict()
+    del recipe["output_dir"]  # each fold's: run_dir/fold-N
+    return recipe
+
+
+def create_audit_job(
+    session: Session,
+    *,
+    dataset: str | None = None,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+    resume: int | None = None,
+) -> TrainingJob:
+    """Queue an audit job: a new audit of ``dataset`` (``folds`` by prompt, ``seed``, the
+    recipe ``base`` or the default one with ``config`` over it: :func:`audit_recipe`), or,
+    with ``resume``, the next run of audit ``resume`` (its folds, seed and recipe; leave
+    ``dataset`` and ``config`` out). Everything is checked before anything is written: the
+    recipe, and that the dataset has enough distinct prompts for the folds."""
+    if resume is not None:
+        if dataset is not None or config:
+            raise StoreError("resume: an audit resumes with its own dataset and recipe")
+        audit = get_audit(session, resume)
+        if audit.status == "complete":
+            raise StoreError(f"audit {resume} is complete; start a new audit instead")
+        owner = audit.dataset_id
+        audit_id = audit.id
+    else:
+        if dataset is None:
+            raise StoreError("dataset: name the dataset to audit")
+        recipe = audit_recipe(config, base)
+        owner = dataset_id(session, dataset)
+        try:
+            assign_folds([p.prompt for p, _ in labelled_pairs(session, dataset)], folds, seed)
+        except AuditError as err:
+            raise ConfigError(f"dataset {dataset!r}: {err}") from err
+        audit = create_audit(
+            session, dataset, folds=folds, seed=seed, config=recipe, run_dir="(pending)"
+        )
+        audit.run_dir = str(runs_dir(_session_url(session)) / f"audit-{audit.id}")
+        audit_id = audit.id
+    reap_dead_jobs(session)
+    job = TrainingJob(
+        kind="audit",
+        status="queued",
+        dataset_id=owner,
+        config={
+            "audit_id": audit_id,
+            "run_dir": audit.run_dir,
+            "batch_size": SCORE_BATCH_SIZE,
+        },
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def run_audit(
+    sessions: sessionmaker[Session],
+    job_id: int,
+    dataset: str,
+    config: dict[str, Any],
+    report: _ProgressWriter,
+    sigterm: StopRequest | None = None,
+) -> tuple[str, str]:
+    """Run (or continue) the audit ``config["audit_id"]`` for job ``job_id``."""
+    from srm.audit import audit_pairs
+    from srm.config import TrainConfig
+
+    audit_id = int(config["audit_id"])
+    if report(0, 0, 0.0, "loading the dataset", force=True):
+        return "cancelled", "cancelled before the audit started"
+    with sessions() as session:
+        audit = get_audit(session, audit_id)
+        folds, seed, run_dir = audit.folds, audit.seed, Path(audit.run_dir)
+        recipe = TrainConfig.from_dict(dict(audit.config) | {"output_dir": str(run_dir)})
+        done = finished_folds(session, audit_id)
+        rows = labelled_pairs(session, dataset)
+    imported = [pair for pair, _ in rows]
+    training = [training_pair(pair, label) for pair, label in rows]
+    finished = len(done)
+    log.info("audit %d of %r: %d folds, %d done already", audit_id, dataset, folds, finished)
+
+    def progress(fold: int, step: int, total: int, message: str) -> None:
+        share = (finished + (step / total if total else 0.0)) / folds
+        report(step, total, share, f"audit {audit_id}: {message}")  # a cancel: via stop()
+
+    def save(result: FoldResult) -> None:
+        nonlocal finished
+        with sessions.begin() as session:
+            model = register_model(
+                session,
+                f"audit {audit_id} fold {result.fold + 1}/{folds}",
+                str(result.model_dir.resolve()),
+                config=result.config.to_dict() | {"audit": {"id": audit_id, "fold": result.fold}},
+                metrics=result.metrics | {"pairs": len(result.trained_on)},
+            )
+            save_audit_fold(
+                session,
+                audit_id,
+                result.fold,
+                model.id,
+                trained_on=result.trained_on,
+                scores=result.scores,
+            )
+        finished += 1
+        report(0, 0, finished / folds, f"audit {audit_id}: {finished}/{folds} folds", force=True)
+
+    result = audit_pairs(
+        imported,
+        recipe,
+        folds=folds,
+        seed=seed,
+        run_dir=run_dir,
+        training=training,
+        skip=done,
+        on_fold=save,
+        progress=progress,
+        stop=lambda: report.cancelled() or (sigterm is not None and sigterm()),
+        batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
+        device=_device(recipe.device),
+        show_progress=True,
+    )
+    if result.interrupted or finished < folds:
+        how = "stopped by SIGTERM" if sigterm is not None and sigterm() else "cancelled"
+        return "cancelled", (
+            f"audit {audit_id} {how} with {finished}/{folds} folds saved; resume it with "
+            f"srm audit --resume {audit_id} (or Resume on the Annotate page)"
+        )
+    return "succeeded", f"audit {audit_id}: {folds}/{folds} folds, {len(imported)} pairs scored"
+
+
+def _device(name: str) -> str:
+    from srm.devices import resolve_device
+
+    return resolve_device(name)
