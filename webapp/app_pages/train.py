@@ -193,6 +193,7 @@ def running_jobs() -> None:
     if done is not None:
         st.session_state["train.job"] = None
         st.session_state["train.flash"] = f"Job {done.id} {done.status}."
+        st.session_state["train.detail"] = done.id  # its details, not an older job's
         st.rerun(scope="app")  # refresh the history and the model lists
 
 
