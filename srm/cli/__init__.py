@@ -4,8 +4,9 @@ Heavy imports (torch, datasets) happen inside the commands that need them, so ``
 and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.data` (import,
 datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
 :mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train), :mod:`~srm.cli.jobs`
-(jobs, and running a job with ``--job N``), :mod:`~srm.cli.app` and :mod:`~srm.cli.serve`
-(serve, rank); :mod:`~srm.cli.options` holds the options they share and the rules behind them.
+(jobs, and running a job with ``--job N``), :mod:`~srm.cli.app`, :mod:`~srm.cli.serve`
+and :mod:`~srm.cli.rank`; :mod:`~srm.cli.options` holds the options they share and the
+rules behind them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from srm.cli.app import app_cmd
 from srm.cli.data import datasets_cmd, export_cmd, import_cmd, segment_cmd
 from srm.cli.jobs import jobs_cmd
 from srm.cli.models import backbones_cmd, compare_cmd, init_cmd, models_cmd
+from srm.cli.rank import rank_cmd
 from srm.cli.scoring import eval_cmd, score_cmd
 from srm.cli.serve import serve_cmd
 from srm.cli.training import train_cmd
@@ -67,5 +69,6 @@ for command in (
     app_cmd,
     eval_cmd,
     serve_cmd,
+    rank_cmd,
 ):
     main.add_command(command)

@@ -287,7 +287,8 @@ def free_port() -> int:
 def test_srm_serve_process_answers_over_http(tiny_model: Path, tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
-    env = {**os.environ, "SRM_SERVE_TOKEN": "tok", "OMP_NUM_THREADS": "1"}
+    root = str(Path(__file__).resolve().parents[2])  # this tree's srm, not an installed one
+    env = {**os.environ, "SRM_SERVE_TOKEN": "tok", "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
     command = [sys.executable, "-m", "srm.cli", "serve", "--model", str(tiny_model)]
     process = subprocess.Popen(
         [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
