@@ -9,6 +9,7 @@ of a request, after a few warm-up requests per server:
 
     .venv/bin/python bench/serve.py                         # 1, 8, 32 clients; 64 requests each
     .venv/bin/python bench/serve.py --requests 32 --concurrency 1,8
+    .venv/bin/python bench/serve.py --batching on --max-batch 4     # smaller forward passes
 
 Nothing leaves the machine: the server binds 127.0.0.1 and the clients connect there.
 """
@@ -40,9 +41,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model: str | None, batching: bool, port: int, log: Path) -> subprocess.Popen:
+def start_server(
+    model: str | None, batching: bool, max_batch: int, port: int, log: Path
+) -> subprocess.Popen:
     command = [sys.executable, "-m", "srm.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--batching" if batching else "--no-batching"]
+    command += ["--max-batch", str(max_batch)]
     if model is not None:
         command += ["--model", model]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32", help="Client counts, comma-separated.")
     parser.add_argument("--requests", type=int, default=64, help="Requests per level.")
     parser.add_argument("--warmup", type=int, default=4, help="Warm-up requests per server.")
+    parser.add_argument("--max-batch", type=int, default=16, help="srm serve --max-batch.")
     parser.add_argument(
         "--batching", default="on,off", help="Server modes in this order: on, off or both."
     )
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for batching in [mode == "on" for mode in args.batching.split(",")]:
             port = free_port()
             log = Path(folder) / f"serve-{batching}.log"
-            process = start_server(args.model, batching, port, log)
+            process = start_server(args.model, batching, args.max_batch, port, log)
             url = f"http://127.0.0.1:{port}"
             try:
                 wait_until_up(url, process, log)
