@@ -440,6 +440,9 @@ class ServeConfig:
     strip: list[str] = field(default_factory=list)
     """Suffixes removed from the end of each response before scoring, such as the policy's
     end-of-sequence text (``</s>,<|im_end|>``): OpenRLHF sends the decoded sequence."""
+    dense_tokenizer: str | None = None
+    """A tokenizer, the policy's (a local directory or a cached Hugging Face name): /get_reward
+    adds token_rewards, one dense reward per token of it over each query."""
 
     def __post_init__(self) -> None:
         _integer("max_batch", self.max_batch, 1)

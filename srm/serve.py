@@ -6,7 +6,8 @@ Endpoints (:func:`create_app`):
   ``{"query": [prompt + response, ...], "prompts": [prompt, ...], "labels": [...]}`` and reads
   ``{"rewards": [float], "scores": [float], "extra_logs": {name: [float]}}``; this server adds,
   per query, ``sentence_rewards`` (the dense rewards a_j r_j, :mod:`srm.dense`) and
-  ``sentence_spans`` (``[start, end]`` character offsets of each sentence *in the query*).
+  ``sentence_spans`` (``[start, end]`` character offsets of each sentence *in the query*);
+  with ``ServeConfig.dense_tokenizer``, ``token_rewards``: one per token of that tokenizer.
 - ``POST /score``: ``{"prompt", "responses": [...], "dense"}`` gives the records ``srm score``
   writes for one side (:class:`~srm.records.ResponseScores` JSON, with ``"dense"`` on request).
 - ``GET /health``; ``GET /openapi.json`` and ``/docs``, FastAPI's schema and its page.
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from srm import __version__
 from srm.config import ServeConfig
-from srm.dense import dense_rewards, with_dense
+from srm.dense import dense_rewards, token_offsets, token_rewards, with_dense
 from srm.records import ResponseScores
 
 if TYPE_CHECKING:
@@ -181,6 +182,12 @@ class RewardResponse(BaseModel):
         description="Per query, [start, end] of each scored sentence: character offsets into "
         "the query. The reward goes on the policy token holding the last character."
     )
+    token_rewards: list[list[float]] | None = Field(
+        default=None,
+        description="With srm serve --dense-tokenizer only: per query, one dense reward per "
+        "token of that tokenizer over the query (no special tokens added), zero but on the "
+        "last token of each scored sentence.",
+    )
 
 
 class ScoreRequest(BaseModel):
@@ -213,6 +220,11 @@ def create_app(
     ``Authorization: Bearer TOKEN`` (/health and the schema do not)."""
     config = config or ServeConfig()
     batcher = Batcher(model, config)
+    policy = None
+    if config.dense_tokenizer is not None:
+        from srm.backbones import load_tokenizer
+
+        policy = load_tokenizer(config.dense_tokenizer)  # BackboneError: the CLI says why
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -259,7 +271,7 @@ def create_app(
             "batches": batcher.batches,
         }
 
-    @app.post("/get_reward", dependencies=[Depends(authorised)])
+    @app.post("/get_reward", dependencies=[Depends(authorised)], response_model_exclude_none=True)
     async def get_reward(request: RewardRequest) -> RewardResponse:
         """OpenRLHF's remote reward model: one score per query, plus the dense rewards."""
         if len(request.prompts) != len(request.query):
@@ -278,6 +290,12 @@ def create_app(
         records = await scored(request.prompts, responses)
         rewards = [r.score for r in records]
         dense = [dense_rewards(r) for r in records]
+        tokens = None
+        if policy is not None:
+            tokens = [
+                token_rewards(record, token_offsets(policy, query), shift=start)
+                for record, query, start in zip(records, request.query, starts, strict=True)
+            ]
         return RewardResponse(
             rewards=rewards,
             scores=rewards,
@@ -291,6 +309,7 @@ def create_app(
                 [(start + d.start, start + d.end) for d in ds]
                 for start, ds in zip(starts, dense, strict=True)
             ],
+            token_rewards=tokens,
         )
 
     @app.post(

@@ -76,7 +76,8 @@ def serve_cmd(
     path = model_path(model_dir)
     with clean_errors(CheckpointError):
         model = load(path, device=device)
-    app = create_app(model, config, token=token or None, name=path.name)
+    with clean_errors(ValueError):  # a --dense-tokenizer that cannot be loaded
+        app = create_app(model, config, token=token or None, name=path.name)
     click.echo(
         f"Serving {path} ({model.config.head} head, {model.score_length} tokens) at "
         f"http://{host}:{port}: POST /get_reward, POST /score, GET /health, schema at /docs."

@@ -20,8 +20,10 @@ import torch
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from srm.backbones import load_tokenizer
 from srm.cli import main
 from srm.config import ConfigError, ModelConfig, ServeConfig
+from srm.dense import token_offsets
 from srm.model import SentenceRewardModel
 from srm.score import score_responses
 from srm.serve import create_app
@@ -107,6 +109,32 @@ def test_sentence_rewards_are_the_dense_terms_placed_in_the_query(client, model)
         spans = body["sentence_spans"][i]
         assert [query[a:b] for a, b in spans] == [s.text for s in record.sentences]
         assert spans[0][0] == len(prompt)
+
+
+def test_token_rewards_for_the_policys_tokenizer(make_client, model, tiny_gpt2_dir) -> None:
+    """With --dense-tokenizer: one reward per policy token of each query, a_j r_j on the token
+    holding sentence j's last character (the response after the prompt), zero elsewhere."""
+    client = make_client(dense_tokenizer=str(tiny_gpt2_dir))
+    request = openrlhf_request()
+    body = client.post("/get_reward", json=request).json()
+    policy = load_tokenizer(tiny_gpt2_dir)
+    records = score_responses(model, PROMPTS, RESPONSES)
+    for i, record in enumerate(records):
+        query = request["query"][i]
+        offsets = token_offsets(policy, query)
+        got = body["token_rewards"][i]
+        assert len(got) == len(offsets)
+        expected = [0.0] * len(offsets)
+        for (start, end), term in zip(
+            body["sentence_spans"][i], body["sentence_rewards"][i], strict=True
+        ):
+            last = start + len(query[start:end].rstrip()) - 1
+            (t,) = [k for k, (a, b) in enumerate(offsets) if a <= last < b]
+            expected[t] += term
+        assert got == pytest.approx(expected, abs=1e-9)
+        assert sum(got) == pytest.approx(record.score - record.prompt_term, abs=1e-5)
+    plain = make_client().post("/get_reward", json=request).json()
+    assert "token_rewards" not in plain  # only when asked for: OpenRLHF's keys otherwise
 
 
 def test_end_of_sequence_text_is_stripped_and_extra_keys_are_ignored(make_client) -> None:
