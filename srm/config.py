@@ -420,6 +420,44 @@ def _positive(name: str, value: float) -> None:
         raise ConfigError(f"{name}: got {value}; use a positive number")
 
 
+@dataclass
+class ServeConfig:
+    """How ``srm serve`` batches and what it accepts (each field is a flag of the command;
+    see :mod:`srm.serve`)."""
+
+    max_batch: int = 16
+    """Responses per forward pass: requests waiting together share one."""
+    max_wait_ms: float = 5.0
+    """How long the first request of a batch waits for others to join it, in milliseconds."""
+    batching: bool = True
+    """Score requests that arrive together in one forward pass; off, one request at a time."""
+    max_items: int = 256
+    """Responses (queries) per request; a request with more is refused (413)."""
+    max_chars: int = 100_000
+    """Characters per prompt, query or response; a longer one is refused (413)."""
+    max_body_mb: float = 32.0
+    """Request body size in megabytes; a larger body is refused (413) before it is read."""
+    strip: list[str] = field(default_factory=list)
+    """Suffixes removed from the end of each response before scoring, such as the policy's
+    end-of-sequence text (``</s>,<|im_end|>``): OpenRLHF sends the decoded sequence."""
+    dense_tokenizer: str | None = None
+    """A tokenizer, the policy's (a local directory or a cached Hugging Face name): /get_reward
+    adds token_rewards, one dense reward per token of it over each query."""
+
+    def __post_init__(self) -> None:
+        _integer("max_batch", self.max_batch, 1)
+        _integer("max_items", self.max_items, 1)
+        _integer("max_chars", self.max_chars, 1)
+        _finite("max_wait_ms", self.max_wait_ms)
+        if not 0 <= self.max_wait_ms <= 10_000:
+            raise ConfigError(f"max_wait_ms: got {self.max_wait_ms}; use 0 to 10000 ms")
+        _finite("max_body_mb", self.max_body_mb)
+        if not self.max_body_mb > 0:
+            raise ConfigError(f"max_body_mb: got {self.max_body_mb}; use a positive size")
+        if any(not suffix for suffix in self.strip):
+            raise ConfigError("strip: an empty suffix; give the texts to remove, comma-separated")
+
+
 def _at_least(name: str, value: float, low: float) -> None:
     _finite(name, value)
     if value < low:

@@ -81,6 +81,16 @@ class TokenScore(_FieldRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DenseReward(_FieldRecord):
+    """A sentence's dense reward for RL: ``a_j * r_j``, its term in the score, placed on
+    ``response[start:end]`` (see :mod:`srm.dense`)."""
+
+    start: int
+    end: int
+    dense_reward: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class ResponseScores:
     """One scored response: ``prompt_weight * prompt_reward + sum(weight * reward) == score``
     over its scored sentences (up to float32 rounding)."""

@@ -33,6 +33,12 @@ def _model(path: str, mtime: float) -> SentenceRewardModel:
     return load(path)
 
 
+def loaded_model(path: str, mtime: float) -> SentenceRewardModel:
+    """The checkpoint at ``path``, loaded once per ``mtime`` (:func:`model_mtime`) and shared
+    with the other pages' scoring."""
+    return _model(path, mtime)
+
+
 def model_mtime(path: str) -> float:
     """Changes when the checkpoint is rewritten, so caches keyed on it refresh."""
     from srm.checkpoint import WEIGHTS_FILE, model_dir

@@ -26,6 +26,7 @@ else:
         st.Page("app_pages/annotate.py", title="Annotate", icon=":material/rate_review:"),
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("app_pages/models.py", title="Models", icon=":material/compare_arrows:"),
+        st.Page("app_pages/best_of_n.py", title="Best-of-N", icon=":material/leaderboard:"),
     ]
 page = st.navigation(pages)
 

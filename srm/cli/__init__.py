@@ -5,8 +5,8 @@ and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.d
 datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
 :mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train),
 :mod:`~srm.cli.auditing` (audit), :mod:`~srm.cli.jobs` (jobs, and running a job with
-``--job N``) and :mod:`~srm.cli.app`; :mod:`~srm.cli.options` holds the options they share
-and the rules behind them.
+``--job N``), :mod:`~srm.cli.app`, :mod:`~srm.cli.serve` and :mod:`~srm.cli.rank`;
+:mod:`~srm.cli.options` holds the options they share and the rules behind them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from srm.cli.auditing import audit_cmd
 from srm.cli.data import datasets_cmd, export_cmd, import_cmd, segment_cmd
 from srm.cli.jobs import jobs_cmd
 from srm.cli.models import backbones_cmd, compare_cmd, init_cmd, models_cmd
+from srm.cli.rank import rank_cmd
 from srm.cli.scoring import eval_cmd, score_cmd
+from srm.cli.serve import serve_cmd
 from srm.cli.training import train_cmd
 
 
@@ -68,5 +70,7 @@ for command in (
     jobs_cmd,
     app_cmd,
     eval_cmd,
+    serve_cmd,
+    rank_cmd,
 ):
     main.add_command(command)

@@ -46,6 +46,18 @@ if TYPE_CHECKING:
 @batch_size_option
 @device_option
 @score_length_option
+@click.option(
+    "--dense",
+    is_flag=True,
+    help="With --data: add each sentence's dense reward for RL to each side, a_j*r_j by "
+    'character span ("dense": [{start, end, dense_reward}]).',
+)
+@click.option(
+    "--dense-tokenizer",
+    metavar="NAME_OR_DIR",
+    help="With --dense: also one reward per token of this tokenizer (a local directory or a "
+    'cached Hugging Face name; the policy\'s), realigned by character offsets ("dense_tokens").',
+)
 @click.pass_context
 def score_cmd(
     ctx: click.Context,
@@ -58,12 +70,18 @@ def score_cmd(
     batch_size: int,
     device: str,
     max_length: int | None,
+    dense: bool,
+    dense_tokenizer: str | None,
 ) -> None:
     """Score every pair: per-sentence rewards and attention weights.
 
     --data PATH --out FILE writes JSONL; --dataset NAME saves the scores in the store; --job N
-    runs a score job from the store.
+    runs a score job from the store. --dense adds the dense rewards an RL trainer takes.
     """
+    if dense_tokenizer is not None and not dense:
+        raise click.UsageError("--dense-tokenizer applies with --dense.")
+    if dense and data_path is None:
+        raise click.UsageError("--dense applies to --data PATH (the records go to --out FILE).")
     if job_id is not None:
         run_job_command(ctx, "score", job_id, db_url)
         return
@@ -100,6 +118,12 @@ def score_cmd(
         pairs = load_pairs(data_path)
     with clean_errors(CheckpointError):
         model = load(model_path(model_dir), device=device)
+    tokenizer = None
+    if dense_tokenizer is not None:
+        from srm.backbones import BackboneError, load_tokenizer
+
+        with clean_errors(BackboneError):
+            tokenizer = load_tokenizer(dense_tokenizer)
     start = time.perf_counter()
     with clean_errors(ValueError):  # a --max-length the backbone cannot take
         records = score_pairs(
@@ -107,7 +131,7 @@ def score_cmd(
         )
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_lines((record.to_json() for record in records), out)
+    write_json_lines((_record_json(record, dense, tokenizer) for record in records), out)
     length = records[0].max_length if records else model.score_length
     click.echo(
         f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) at {length} tokens in "
@@ -116,6 +140,18 @@ def score_cmd(
     cut = coverage_summary(coverage_counts(records))
     if cut:
         click.echo(f"{cut}; their records say which (n_scored < n_sentences).")
+
+
+def _record_json(record: PairScores, dense: bool, tokenizer: object | None) -> dict:
+    """A record as ``srm score`` writes it; with ``--dense`` each side carries its dense
+    rewards (:func:`srm.dense.with_dense`)."""
+    data = record.to_json()
+    if dense:
+        from srm.dense import with_dense
+
+        for side in ("chosen", "rejected"):
+            data[side] = with_dense(record.side(side), data[side], tokenizer)  # type: ignore[arg-type]
+    return data
 
 
 def _score_store_dataset(

@@ -70,10 +70,12 @@ not regular files or are over ``$SRM_MAX_INPUT_MB`` (:func:`check_input_file`).
 The package, one concern a module: :mod:`srm.data.schema` (the types and the error),
 :mod:`srm.data.readers` (a reader per format, and the checks before reading),
 :mod:`srm.data.checks` (field checks shared by both record kinds), :mod:`srm.data.pairs` and
-:mod:`srm.data.steps` (records to pairs or step records, and the loaders) and
+:mod:`srm.data.steps` (records to pairs or step records, and the loaders),
+:mod:`srm.data.candidates` (Best-of-N records) and
 :mod:`srm.data.writers`. Import from ``srm.data``.
 """
 
+from srm.data.candidates import Candidates, load_candidates
 from srm.data.checks import text_problem
 from srm.data.pairs import ASSISTANT_TAG, CHAT_ROLE_NAMES, load_pairs
 from srm.data.readers import (
@@ -98,6 +100,8 @@ from srm.data.steps import load_steps
 from srm.data.writers import write_dataset_dir, write_json_lines, write_jsonl
 
 __all__ = [
+    "Candidates",
+    "load_candidates",
     "ASSISTANT_TAG",
     "CHAT_ROLE_NAMES",
     "DEFAULT_MAX_INPUT_MB",

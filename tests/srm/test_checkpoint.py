@@ -297,7 +297,8 @@ DAMAGES = {
     ),
     "unknown weights kind": (
         lambda ck: edit_config(ck, lambda c: c.update(backbone_weights="some")),
-        r"config.json: field 'backbone_weights': got 'some'; expected one of none, full, partial, lora",
+        r"config.json: field 'backbone_weights': got 'some'; "
+        r"expected one of none, full, partial, lora",
     ),
     "weights of another shape": (
         lambda ck: edit_config(ck, lambda c: c["model"].update(d=8)),
