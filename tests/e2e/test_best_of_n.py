@@ -1,19 +1,14 @@
 """The Best-of-N page in Chromium: upload a candidates file, read the ranking, the explanation
 and every candidate's coloured sentences; text from the file is shown, never run.
 
-The app is this tree's webapp/ run by Streamlit from the current interpreter (not `make app`,
-which would set up a virtualenv of its own), on a free loopback port, scoring with the bundled
-default model as a newcomer's app does.
+The app runs as `make app` runs it, on a free loopback port, scoring with the bundled default
+model as a newcomer's app does.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +18,7 @@ from playwright.sync_api import Page, expect
 from srm.bestofn import explain, rank
 from srm.checkpoint import default_model_dir, load
 from srm.data import load_candidates
-from tests.e2e.conftest import ARTIFACTS, REPO_ROOT, XSS_IMG, XSS_SCRIPT, free_port
-from tests.e2e.conftest import wait_until_healthy as wait_until_up
+from tests.e2e.conftest import ARTIFACTS, REPO_ROOT, XSS_IMG, XSS_SCRIPT, serve
 
 pytestmark = pytest.mark.e2e
 MODEL_LOAD = 120_000  # ms: the first ranking loads torch and the model
@@ -32,39 +26,11 @@ MODEL_LOAD = 120_000  # ms: the first ranking loads torch and the model
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a free port with an empty store; its URL."""
+    """The app (`make app`, as the other browser tests run it) on a free port with an empty
+    store, scoring with the bundled default model; its URL."""
     workdir = tmp_path_factory.mktemp("bestofn-e2e")
-    port = free_port()
-    dropped = ("SRM_MODEL", "SRM_RUNS_DIR", "SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD", "SRM_DEMO")
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    env |= {
-        "SRM_DB_URL": f"sqlite:///{workdir / 'app.db'}",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    log = workdir / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "webapp/streamlit_app.py"]
-    command += ["--server.address", "127.0.0.1", "--server.port", str(port)]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,  # its .streamlit/config.toml: no file watcher, headless
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, proc, log)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with serve(workdir / "app.db", workdir / "streamlit.log") as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
