@@ -143,20 +143,18 @@ class Explanation:
                 f"The prompt term carries {self.split.prompt_share:.0%} of the lead: it comes "
                 "from how much weight each candidate gives the prompt, not from its sentences."
             )
-        scored = [row for row in self.rows if row.top_term is not None]
-        if scored:
-            row = max(scored, key=lambda x: x.top_term)  # type: ignore[arg-type, return-value]
-            lines.append(
-                f"Candidate {b}'s strongest sentence is {row.position} "
-                f"({sig3(row.top_term)}): {_quote(row.top_text)}"  # type: ignore[arg-type]
-            )
-        theirs = [row for row in self.rows if row.runner_up_term is not None]
-        if theirs:
-            row = max(theirs, key=lambda x: x.runner_up_term)  # type: ignore[arg-type, return-value]
-            lines.append(
-                f"Candidate {r}'s strongest sentence is {row.position} "
-                f"({sig3(row.runner_up_term)}): {_quote(row.runner_up_text)}"  # type: ignore[arg-type]
-            )
+        for number, side in ((b, "top"), (r, "runner_up")):
+            terms = [
+                (term, row.position, getattr(row, f"{side}_text"))
+                for row in self.rows
+                if (term := getattr(row, f"{side}_term")) is not None
+            ]
+            if terms:
+                term, position, text = max(terms, key=lambda t: t[0])
+                lines.append(
+                    f"Candidate {number}'s strongest sentence is {position} "
+                    f"({sig3(term)}): {_quote(text)}"
+                )
         return "\n".join(lines)
 
 
