@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping, Sequence
 
 from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
 from srm.records import PairScores, ResponseScores, sig3
@@ -21,6 +22,10 @@ from srm.records import PairScores, ResponseScores, sig3
 MAX_ALPHA = 0.6
 TRUNCATED_GREY = "#8a8a8a"
 VALUES = ("reward", "weight")
+#: How a tagged sentence is marked: an underline in the tag's colour and a small label after it.
+TAG_COLORS = {"good": "#2e7d32", "bad": "#c62828", "unsure": "#8a8a8a", "mixed": "#6a1b9a"}
+#: ``(start, end) -> {annotator: tag}``: one side's current sentence tags.
+Tags = Mapping[tuple[int, int], Mapping[str, str]]
 
 
 def reward_color(value: float, scale: float) -> str:
@@ -57,6 +62,7 @@ def sentences_html(
     scale: float | None = None,
     selected: int | None = None,
     large: bool = False,
+    tags: Tags | None = None,
 ) -> str:
     """One response, each sentence in a ``<span>`` tinted by its ``reward`` or ``weight``.
 
@@ -64,7 +70,8 @@ def sentences_html(
     into it. Pass ``scale=shared_scale(pair, by)`` so chosen and rejected share a colour scale;
     without it this response's own maximum is used. ``selected`` (1-based) gets an outline.
     Sentences that truncation dropped (``reward`` None) are grey with a dashed underline. Spans
-    carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers.
+    carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers. Sentences in
+    ``tags`` (``(start, end) -> {annotator: tag}``) are marked as :func:`tagged_html` marks them.
     """
     _check_by(by)
     sentences = record.sentences
@@ -88,8 +95,21 @@ def sentences_html(
         if selected == i:
             style += " outline: 2px solid #222; outline-offset: 1px;"
             classes.append("srm-selected")
-        spans.append((s.start, s.end, classes, style, title, {"data-sentence": str(i)}))
+        span = (s.start, s.end, classes, style, title, {"data-sentence": str(i)})
+        spans.append(_with_tag(span, (tags or {}).get((s.start, s.end))))
     return _response_div(text, spans, large=large)
+
+
+def tagged_html(text: str, sentences: Sequence[tuple[int, int]], tags: Tags) -> str:
+    """Untinted text with its tagged sentences marked: each tagged sentence underlined in the
+    tag's colour, followed by a small label (``good``, ``bad``, ``unsure``, or ``mixed`` when
+    annotators differ); the tooltip says who tagged what. ``sentences`` are ``(start, end)``
+    spans of ``text``; ``tags`` as for :func:`sentences_html`."""
+    spans = []
+    for i, (start, end) in enumerate(sentences, start=1):
+        span = (start, end, ["srm-sentence"], "", f"sentence {i}", {"data-sentence": str(i)})
+        spans.append(_with_tag(span, tags.get((start, end))))
+    return _response_div(text, spans, large=False)
 
 
 def prompt_term_html(
@@ -153,6 +173,21 @@ def plain_html(text: str, *, large: bool = False) -> str:
     return _response_div(text, [], large=large)
 
 
+def prompt_html(text: str, *, lines: int = 3) -> str:
+    """A prompt that takes at most ``lines`` lines until opened: longer prompts show their
+    first lines in a ``<details>`` summary, the whole text inside. Escaped like a response."""
+    text = text.strip()
+    shown = text.splitlines()[:lines]
+    if len(text.splitlines()) <= lines and len(text) <= 80 * lines:
+        return _response_div(text, [], large=False)
+    head = "\n".join(shown)[: 80 * lines].rstrip() + " …"
+    return (
+        '<details class="srm-prompt"><summary style="cursor: pointer; white-space: pre-wrap;'
+        f' overflow-wrap: anywhere; color: #333;">{_escape(head)}</summary>'
+        f"{_response_div(text, [], large=False)}</details>"
+    )
+
+
 def legend_html(by: str, scale: float) -> str:
     """A small gradient bar with its numeric ends, to sit above a tinted response."""
     _check_by(by)
@@ -204,6 +239,38 @@ def _escape(s: str) -> str:
     return html.escape(s, quote=True).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
+def _with_tag(
+    span: tuple[int, int, list[str], str, str, dict[str, str]], votes: Mapping[str, str] | None
+) -> tuple[int, int, list[str], str, str, dict[str, str]]:
+    """A sentence span, marked when it carries tags (``votes``: annotator -> tag)."""
+    if not votes:
+        return span
+    start, end, classes, style, title, data = span
+    kinds = set(votes.values())
+    tag = kinds.pop() if len(kinds) == 1 else "mixed"
+    color = TAG_COLORS[tag]
+    who = ", ".join(f"{name} {value}" for name, value in sorted(votes.items()))
+    return (
+        start,
+        end,
+        [*classes, "srm-tagged", f"srm-tag-{tag}"],
+        f"{style} border-bottom: 3px solid {color};",
+        f"{title} · tagged: {who}",
+        {**data, "data-tag": tag},
+    )
+
+
+def _tag_label(classes: list[str]) -> str:
+    """The small label after a tagged sentence (fixed words only, never data)."""
+    tag = next((c.removeprefix("srm-tag-") for c in classes if c.startswith("srm-tag-")), None)
+    if tag is None:
+        return ""
+    return (
+        f'<span class="srm-tag-label" style="font-size: 0.7em; color: {TAG_COLORS[tag]};'
+        f' vertical-align: super; margin-left: 2px;">{tag}</span>'
+    )
+
+
 def _response_div(
     text: str,
     spans: list[tuple[int, int, list[str], str, str, dict[str, str]]],
@@ -211,7 +278,7 @@ def _response_div(
     large: bool,
 ) -> str:
     """``text`` with the given ``(start, end, classes, style, title, data)`` spans wrapped,
-    everything between them as plain escaped text."""
+    everything between them as plain escaped text; a tagged span is followed by its label."""
     parts = []
     pos = 0
     for start, end, classes, style, title, data in spans:
@@ -223,7 +290,7 @@ def _response_div(
         attrs = "".join(f' {k}="{_escape(v)}"' for k, v in data.items())
         parts.append(
             f'<span class="{" ".join(classes)}" style="{style}" title="{_escape(title)}"{attrs}>'
-            f"{_escape(text[start:end])}</span>"
+            f"{_escape(text[start:end])}</span>{_tag_label(classes)}"
         )
         pos = end
     parts.append(_escape(text[pos:]))
