@@ -216,6 +216,7 @@ else:
             facts.append(f"model suggests: {action}, P = {probability:.2f}{unclear}")
         if split is not None:
             facts.append(f"annotators disagree: {split.votes_text}")
+        facts.append(f"source {current.source or '—'}")
         head.caption(" · ".join(mdtext.escape(f) for f in facts))  # safe: escaped
         with actions:
             buttons = st.container(horizontal=True, gap="small")
@@ -349,6 +350,9 @@ else:
             "the largest first.",
         )
 
+    st.caption(
+        f"Pair {mdtext.escape(current.id)} of dataset {mdtext.escape(current.dataset)}"
+    )  # safe: escaped
     st.markdown("**Audit trail**")
     trail = annotation.history(url, current)
     if trail:
