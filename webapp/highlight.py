@@ -177,7 +177,7 @@ def prompt_html(text: str, *, lines: int = 3) -> str:
     """A prompt that takes at most ``lines`` lines until opened: longer prompts show their
     first lines in a ``<details>`` summary, the whole text inside. Escaped like a response."""
     text = text.strip()
-    shown = text.splitlines()[:lines]
+    shown = [line for line in text.splitlines() if line.strip()][:lines]
     if len(text.splitlines()) <= lines and len(text) <= 80 * lines:
         return _response_div(text, [], large=False)
     head = "\n".join(shown)[: 80 * lines].rstrip() + " …"

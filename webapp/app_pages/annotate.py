@@ -19,11 +19,12 @@ from srm.store import preferred_side
 
 url = services.store_url()
 # The action bar stays in view under Streamlit's header; the page starts higher than usual.
-st.html(
+st.html(  # the container's layout wrapper is what scrolls, so it is what sticks
     "<style>"
-    ".st-key-annotate-bar {position: sticky; top: 3.75rem; z-index: 999;"
-    " background: var(--st-background-color, #fff); padding: 0.4rem 0 0.5rem;"
+    "[data-testid='stLayoutWrapper']:has(> .st-key-annotate-bar) {position: sticky;"
+    " top: 3.75rem; z-index: 999; background: #fbfbf8; padding: 0.4rem 0 0.5rem;"
     " border-bottom: 1px solid rgba(49, 51, 63, 0.2);}"
+    ".st-key-annotate-bar h3 {font-size: 1.3rem; padding: 0;}"
     ".stMainBlockContainer {padding-top: 3rem;}"
     "</style>"
 )
@@ -191,7 +192,7 @@ if message:
 if current is None:
     st.success("Nothing left in this queue.", icon=":material/task_alt:")
     if back:
-        st.button("Previous", key="annotate.prev", shortcut="p", on_click=_back)
+        st.button("Back", key="annotate.prev", shortcut="p", on_click=_back)
 else:
     # The label as loaded now: a write is refused if the pair changes after this point.
     label, seen_event = annotation.label_state(url, current)
@@ -206,7 +207,7 @@ else:
     )
 
     with st.container(key="annotate.bar"):
-        head, actions = st.columns([2, 3], vertical_alignment="center")
+        head, actions = st.columns([5, 8], vertical_alignment="center")
         head.subheader(f"Pair {mdtext.escape(current.id)}", anchor=False)  # no link from an id
         where = f"{position + 1} of {len(ids)}" if position is not None else "not in this queue"
         facts = [f"label: {label or 'unlabelled'}", where]
@@ -219,7 +220,7 @@ else:
         facts.append(f"source {current.source or '—'}")
         head.caption(" · ".join(mdtext.escape(f) for f in facts))  # safe: escaped
         with actions:
-            buttons = st.container(horizontal=True, gap="small")
+            buttons = st.container(horizontal=True, gap="xsmall")
             for name, key in annotation.LABEL_SHORTCUTS.items():
                 buttons.button(  # Streamlit shows the shortcut key on the button itself
                     name.capitalize(),
@@ -238,7 +239,7 @@ else:
                 help="Takes back your last action in this session.",
             )
             buttons.button(
-                "Previous",
+                "Back",
                 key="annotate.prev",
                 shortcut="p",
                 on_click=_back,
