@@ -177,14 +177,15 @@ def prompt_html(text: str, *, lines: int = 3) -> str:
     """A prompt that takes at most ``lines`` lines until opened: longer prompts show their
     first lines in a ``<details>`` summary, the whole text inside. Escaped like a response."""
     text = text.strip()
-    shown = [line for line in text.splitlines() if line.strip()][:lines]
+    whole = _response_div(text, [], large=False, kind="srm-prompt")
     if len(text.splitlines()) <= lines and len(text) <= 80 * lines:
-        return _response_div(text, [], large=False)
+        return whole
+    shown = [line for line in text.splitlines() if line.strip()][:lines]
     head = "\n".join(shown)[: 80 * lines].rstrip() + " …"
     return (
-        '<details class="srm-prompt"><summary style="cursor: pointer; white-space: pre-wrap;'
-        f' overflow-wrap: anywhere; color: #333;">{_escape(head)}</summary>'
-        f"{_response_div(text, [], large=False)}</details>"
+        '<details class="srm-prompt-folded"><summary style="cursor: pointer;'
+        f' white-space: pre-wrap; overflow-wrap: anywhere; color: #333;">{_escape(head)}'
+        f"</summary>{whole}</details>"
     )
 
 
@@ -276,9 +277,11 @@ def _response_div(
     spans: list[tuple[int, int, list[str], str, str, dict[str, str]]],
     *,
     large: bool,
+    kind: str = "srm-response",
 ) -> str:
     """``text`` with the given ``(start, end, classes, style, title, data)`` spans wrapped,
-    everything between them as plain escaped text; a tagged span is followed by its label."""
+    everything between them as plain escaped text; a tagged span is followed by its label.
+    ``kind`` is the box's class (a fixed name, never data)."""
     parts = []
     pos = 0
     for start, end, classes, style, title, data in spans:
@@ -296,6 +299,6 @@ def _response_div(
     parts.append(_escape(text[pos:]))
     size = "1.35rem" if large else "1rem"
     return (
-        '<div class="srm-response" style="white-space: pre-wrap; overflow-wrap: anywhere;'
+        f'<div class="{kind}" style="white-space: pre-wrap; overflow-wrap: anywhere;'
         f' font-size: {size}; line-height: 1.7;">{"".join(parts)}</div>'
     )
