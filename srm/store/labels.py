@@ -9,6 +9,10 @@ from ``BEGIN IMMEDIATE`` (see :func:`srm.store.make_sessionmaker`); on PostgreSQ
 locked (``SELECT ... FOR NO KEY UPDATE``) for the rest of the transaction; and the unique
 (pair, seq) constraint backs both up.
 
+When annotators disagree, the latest label stands until a reviewer settles the pair:
+:func:`disagreements` lists such pairs and :func:`adjudicate` appends an ``adjudicate`` event,
+through the same compare-and-append, whose label becomes the pair's.
+
     >>> with Session.begin() as s:
     ...     state = label_state(s, pair.id)                  # label None, event_id None
     ...     record_label(s, pair.id, "ana", "swap", expected_event_id=state.event_id)
@@ -501,6 +505,7 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
 
     An annotator's label on a pair is their latest label event there that nobody undid. Two
     annotators are compared on the pairs both have such a label on, over the four labels.
+    Adjudications count as events of whoever settled, never as their label on the pair.
     """
     query = (
         select(
