@@ -42,6 +42,8 @@ annotator = st.sidebar.text_input(
     help="Kept in the audit trail, in the page's URL and in this browser.",
 ).strip()
 
+with st.sidebar:  # installed early, before the pair is scored, so Esc works from the start
+    browser_scripts.blur_on_escape("annotate.note")
 st.sidebar.caption(
     "Keys: k keep · s swap · t tie · d discard · u undo · n next · p back · "
     "Esc or Enter leaves the note"
@@ -261,7 +263,6 @@ else:
                 placeholder="Note (optional, saved with the next action); Esc or Enter "
                 "returns to the shortcuts",
             )
-    browser_scripts.blur_on_escape("annotate.note")
 
     st.html(highlight.prompt_html(current.prompt))
     tags = annotation.tags(url, current)
