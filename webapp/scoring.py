@@ -26,8 +26,10 @@ __all__ = ["NO_CLEAR_PREFERENCE", "verdict"]
 
 
 # ------------------------------------------------------------------------------- scores
-@st.cache_resource(show_spinner="Loading the reward model…", max_entries=2)
+@st.cache_resource(show_spinner=services.LOADING_MODEL, max_entries=2)
 def _model(path: str, mtime: float) -> SentenceRewardModel:
+    """One loaded model per checkpoint (``path``) and version (``mtime``), shared by every
+    page and session of the server process."""
     from srm.checkpoint import load
 
     return load(path)

@@ -1,10 +1,11 @@
 """The Showcase's words: each example's caption, the sides' names and the colour legend, built
 from the example's own numbers by pure functions (the demo page only shows them).
 
-The rules they follow live in ``srm``: which side a label prefers (:func:`srm.store.preferred_side`),
-how a margin splits between the prompt term and the sentences (:func:`srm.records.margin_split`,
-read through :class:`srm.compare.Verdict`). A caption never gives the sentences credit for a
-verdict the prompt term carries, and says so when the model disagrees with the people.
+The rules they follow live in ``srm``: which side a label prefers
+(:func:`srm.store.preferred_side`), how a margin splits between the prompt term and the
+sentences (:func:`srm.records.margin_split`, read through :class:`srm.compare.Verdict`).
+A caption never gives the sentences credit for a verdict the prompt term carries, and says
+so when the model disagrees with the people.
 
 Every string returned is markdown with the pair's own text escaped (:func:`mdtext.escape`).
 """
