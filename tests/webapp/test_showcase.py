@@ -31,8 +31,10 @@ def side(sentences: list[Sentence], prompt_weight: float, prompt_reward: float =
     )
 
 
-def record(chosen: list[Sentence], rejected: list[Sentence], prompt=(0.1, 0.1)) -> PairScores:
-    return PairScores(id="p", chosen=side(chosen, prompt[0]), rejected=side(rejected, prompt[1]))
+def record(
+    chosen: list[Sentence], rejected: list[Sentence], prompt=(0.1, 0.1), id: str = "p"
+) -> PairScores:
+    return PairScores(id=id, chosen=side(chosen, prompt[0]), rejected=side(rejected, prompt[1]))
 
 
 # The sentences decide: the rejected answer's second sentence takes 0.8 × 0.5 = 0.40 off.
@@ -126,3 +128,34 @@ def test_sentence_names_and_legend() -> None:
     assert "teal" in showcase.legend("weight")
     with pytest.raises(ValueError, match="use reward or weight"):
         showcase.legend("colour")
+
+
+def test_the_demo_falls_back_on_pairs_that_tell_a_clean_story(filled_store, sample_path) -> None:
+    """Without curated pairs: agreement carried by the sentences first (surest first), then
+    agreement the prompt term carries, then disagreement, then unscored pairs in import order."""
+    import scoring
+    import services
+    from srm.data import load_pairs
+    from srm.store import (
+        make_sessionmaker,
+        open_store,
+        register_model,
+        save_scores,
+        set_active_model,
+    )
+
+    ids = [p.id for p in load_pairs(sample_path)]
+    good, weak = [("Right. ", 0.6, 0.5)], [("Hm. ", 0.2, 0.5)]
+    bad = [("Wrong. ", -0.6, 0.5)]
+    records = [
+        record(bad, good, id=ids[0]),  # the model disagrees with the people
+        record(weak, weak, prompt=(0.8, 0.1), id=ids[1]),  # the prompt term carries it
+        record(good, bad, id=ids[2]),  # the sentences carry it, surely
+        record(weak, [("Hm. ", 0.0, 0.5)], id=ids[3]),  # the sentences carry it, less surely
+    ]
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        model = register_model(s, "m", "/nowhere", config={"model": {"head": "sentence"}})
+        save_scores(s, model.id, "sample", records)
+        set_active_model(s, model.id)
+    picked = scoring.demo_pairs(filled_store, services.active_model(filled_store), limit=6)
+    assert picked == [("sample", i) for i in (ids[2], ids[3], ids[1], ids[0], ids[4], ids[5])]
