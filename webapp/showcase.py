@@ -111,9 +111,11 @@ def credit_sentence(record: PairScores, verdict: Verdict, names: dict[str, str])
     carried = f"The sentences carry {share:.0%} of the difference between the two scores"
     if verdict.prompt_term:
         carried += f"; the question's own term, {split.prompt_share:.0%}"
-    key = key_sentence(record, verdict) if verdict.clear else None
-    if key is None:
-        return carried + ", and no single sentence stands out."
+    if not verdict.clear:
+        return carried + ", but with scores this close no sentence decides it."
+    key = key_sentence(record, verdict)
+    if key is None:  # not when the sentences carry a clear margin: some sentence leans its way
+        return carried + "."
     text = " ".join(key.text.split())
     quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "…"
     where = names[key.side][0].lower() + names[key.side][1:]
