@@ -7,14 +7,15 @@ sentences (:func:`srm.records.margin_split`, read through :class:`srm.compare.Ve
 A caption never gives the sentences credit for a verdict the prompt term carries, and says
 so when the model disagrees with the people.
 
-Every string returned is markdown with the pair's own text escaped (:func:`mdtext.escape`).
+The caption is plain text, shown through :func:`caption_html`, which escapes it; the legend is
+markdown of fixed words.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
-import mdtext
 from srm.compare import Verdict
 from srm.records import SIDES, PairScores
 from srm.store import preferred_side
@@ -111,10 +112,8 @@ def credit_sentence(record: PairScores, verdict: Verdict, names: dict[str, str])
     carried = f"The sentences carry {share:.0%} of the difference between the two scores"
     if verdict.prompt_term:
         carried += f"; the question's own term, {split.prompt_share:.0%}"
-    if not verdict.clear:
-        return carried + ", but with scores this close no sentence decides it."
     key = key_sentence(record, verdict)
-    if key is None:  # not when the sentences carry a clear margin: some sentence leans its way
+    if key is None:  # not when the sentences carry the margin: some sentence leans its way
         return carried + "."
     text = " ".join(key.text.split())
     quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "…"
@@ -124,17 +123,24 @@ def credit_sentence(record: PairScores, verdict: Verdict, names: dict[str, str])
         if key.term > 0
         else f"takes {abs(key.term):.2f} off its score"
     )
-    return (
-        f"{carried}. Notice {sentence_name(key.index)} of {where}, "
-        f"“{mdtext.escape(quote)}”: it counts most, it {moves}."
-    )
+    tips = "counts most" if verdict.clear else "tips the balance"
+    notice = f"Notice {sentence_name(key.index)} of {where}, “{quote}”"
+    return f"{carried}. {notice}: it {tips}, it {moves}."
 
 
 def caption(record: PairScores, verdict: Verdict) -> str:
     """One example's caption, from its numbers: how sure the model is and whether it agrees
-    with the people, then what carries the verdict (markdown; the quoted text escaped)."""
+    with the people, then what carries the verdict (plain text)."""
     names = side_names(verdict.label)
     return f"{model_sentence(verdict, names)} {credit_sentence(record, verdict, names)}"
+
+
+def caption_html(record: PairScores, verdict: Verdict) -> str:
+    """:func:`caption`, escaped, in type as large as the demo's responses."""
+    return (
+        '<div class="srm-caption" style="font-size: 1.25rem; line-height: 1.6;">'
+        f"{html.escape(caption(record, verdict))}</div>"
+    )
 
 
 def legend(by: str) -> str:

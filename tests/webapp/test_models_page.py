@@ -207,7 +207,8 @@ def test_demo_mode_shows_curated_pairs_without_editing_controls(
     assert at.pills(key="demo.example").options  # the curated examples
     # One caption in words says what carries the verdict; pairs whose sentences carry the
     # margin come first, and the tiny models leave some of those among the surest.
-    (caption,) = [m.value for m in at.markdown if m.value.startswith("The model ")]
+    (caption,) = [h.value for h in at.html if 'class="srm-caption"' in h.value]
+    assert ">The model " in caption
     assert "The sentences carry" in caption and "σ" not in caption
     # The sides are named by what people preferred, that one first.
     assert [h.value.split(" · ")[0] for h in at.subheader[1:]] == [

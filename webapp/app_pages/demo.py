@@ -48,7 +48,7 @@ with st.container(border=True):
     st.html(highlight.plain_html(pair.prompt.strip(), large=True))
 
 with st.container(border=True, key="demo_caption"):
-    st.markdown(showcase.caption(record, verdict))  # safe: the quoted sentence escaped
+    st.html(showcase.caption_html(record, verdict))
 if verdict.coverage_note:
     st.warning(verdict.coverage_note, icon=":material/content_cut:")
 
