@@ -101,7 +101,7 @@ def credit_sentence(record: PairScores, verdict: Verdict, names: dict[str, str])
     """What carries the verdict: the prompt term (then no sentence is given credit), or the
     sentences, with the one that counts most quoted."""
     split = verdict.split
-    if verdict.prompt_term and split.prompt_dominates:
+    if verdict.prompt_note:  # srm.compare's rule: the prompt term outweighs the sentences
         return (
             f"Here the question's own term, not the sentences, carries the verdict "
             f"({split.prompt_share:.0%} of the difference between the two scores): it comes "
