@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from click.testing import CliRunner
@@ -219,3 +222,72 @@ def test_bf16_on_a_cpu_trains_through_the_cli(tmp_path) -> None:
     saved = read_info(out).training["config"]
     assert saved["mixed_precision"] == "bf16" and saved["gradient_checkpointing"] is True
     assert all(torch.isfinite(t).all() for t in weights(out).values())
+
+
+def test_sigterm_to_one_process_stops_them_all_at_one_checkpoint(tmp_path) -> None:
+    """A signal that reaches one process of two: both stop at the same micro-batch (no
+    deadlock in a collective the other never joins) and the main one writes the checkpoint."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--standalone", "-m", "srm.cli", "train", *FLAGS[:6], "--finetune", "heads"]
+    command += ["--data", str(REPO_ROOT / "data" / "sample_50.jsonl"), "--batch-size", "2"]
+    command += ["--max-steps", "1000000", "--log-every", "1", "--out", str(out)]
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").stat().st_size:
+            assert launcher.poll() is None and time.monotonic() < deadline, "never started"
+            time.sleep(0.2)
+        (second,) = [
+            p for p in psutil.Process(launcher.pid).children() if p.environ().get("RANK") == "1"
+        ]
+        second.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            for child in psutil.Process(launcher.pid).children():
+                child.kill()
+            launcher.kill()
+    (checkpoint,) = (out / "checkpoints").glob("step-*")
+    info = read_info(checkpoint)
+    assert info.training["resumable"]
+    assert f"--resume-from {checkpoint}" in output  # the main process reported it
+    # The checkpoint is at the last step both processes finished: the last one logged.
+    assert info.training["step"] == metric_lines(out)[-1]["step"]
+
+
+def test_a_train_job_runs_on_two_processes_and_the_main_one_records_it(tmp_path) -> None:
+    """``torchrun ... srm train --job N``: one job row, one model and one set of scores, all
+    written by the main process; the other trained beside it and wrote nothing."""
+    from sqlalchemy import func, select
+
+    from srm.jobs import create_train_job
+    from srm.store import Model, Score, TrainingJob, import_pairs, make_sessionmaker, open_store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    sessions = make_sessionmaker(open_store(url))
+    pairs = load_pairs(REPO_ROOT / "data" / "sample_50.jsonl")[:8]
+    config = {"model": {"backbone": "tiny", "max_length": 64}, "finetune": "heads"}
+    config |= {"max_steps": 3, "batch_size": 2, "device": "cpu", "log_every": 1}
+    with sessions.begin() as s:
+        import_pairs(s, "sample", pairs)
+        job_id = create_train_job(s, dataset="sample", config=config).id
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--standalone", "-m", "srm.cli", "train", "--job", str(job_id), "--db", url]
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(f"Job {job_id} succeeded") == 1
+    with sessions() as s:
+        job = s.get(TrainingJob, job_id)
+        assert job.status == "succeeded"
+        (model,) = s.scalars(select(Model)).all()
+        assert model.id == job.model_id and model.metrics["steps"] == 3
+        assert s.scalar(select(func.count()).select_from(Score)) == len(pairs)
+        run = Path(job.config["output_dir"])
+    assert [r["step"] for r in metric_lines(run)] == [1, 2, 3]  # one writer
