@@ -209,7 +209,7 @@ class TrainConfig:
     the forward pass in 16 bits, the weights and optimizer in 32."""
     gradient_checkpointing: bool = False
     """Recompute the backbone's activations in the backward pass instead of storing them: far
-    less memory for about a third more compute, what a 7B backbone needs on one GPU."""
+    less memory for one more forward pass per step, what a 7B backbone needs on one GPU."""
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):

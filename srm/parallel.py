@@ -17,6 +17,7 @@ gradients is the single process's gradient: the runs agree up to float rounding
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -38,11 +39,20 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
 
     Raises :class:`ConfigError` for a choice this machine cannot honour: a GPU that is not
     there, fp16 on a CPU (Accelerate would silently train in fp32), bf16 on a GPU without
-    bfloat16. Under ``accelerate launch``/``torchrun`` the launcher's environment says which
-    process this is and which device it owns.
+    bfloat16; and for ``accelerate launch --mixed_precision`` other than the config's. Under
+    ``accelerate launch``/``torchrun`` the launcher's environment says which process this is
+    and which device it owns.
     """
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' was asked for but no GPU is visible; use auto or cpu")
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher != cfg.mixed_precision and launcher in ("fp16", "bf16"):
+        # The config's value wins in Accelerator(); say so rather than train in another one.
+        raise ConfigError(
+            f"mixed_precision: accelerate launch asked for {launcher}, the training config "
+            f"for {cfg.mixed_precision}; give srm train --mixed-precision {launcher} (the "
+            "checkpoint records the config's)"
+        )
     device = PartialState(cpu=cfg.device == "cpu").device
     if cfg.mixed_precision == "fp16" and device.type == "cpu":
         raise ConfigError(
@@ -131,8 +141,8 @@ def evaluate_sharded(
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     """Recompute the backbone's activations in the backward pass instead of keeping them: a
-    fraction of the memory for about a third more compute (the way a 7B backbone trains on one
-    GPU). ``model`` is a :class:`~srm.model.SentenceRewardModel`, its backbone plain or LoRA."""
+    fraction of the memory for one more forward pass per step (the way a 7B backbone trains on
+    one GPU). ``model`` is a :class:`~srm.model.SentenceRewardModel`, its backbone plain or LoRA."""
     backbone = model.backbone
     base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
     if not getattr(base, "supports_gradient_checkpointing", False):

@@ -291,3 +291,20 @@ def test_a_train_job_runs_on_two_processes_and_the_main_one_records_it(tmp_path)
         assert s.scalar(select(func.count()).select_from(Score)) == len(pairs)
         run = Path(job.config["output_dir"])
     assert [r["step"] for r in metric_lines(run)] == [1, 2, 3]  # one writer
+
+
+def test_a_launchers_other_precision_is_an_error_not_ignored(tmp_path, sample, monkeypatch):
+    """accelerate launch --mixed_precision bf16 sets ACCELERATE_MIXED_PRECISION, which the
+    config's own value would silently override."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(ConfigError, match="accelerate launch asked for bf16.*--mixed-precision"):
+        train(small(tmp_path / "run"), sample, show_progress=False)
+
+
+def test_the_7b_gpu_recipe_reads_as_documented() -> None:
+    """Not run here (no GPU, no network): its settings at least are valid and as described."""
+    cfg = TrainConfig.from_toml(REPO_ROOT / "recipes" / "qwen2.5-7b-lora-gpu.toml")
+    assert (cfg.mixed_precision, cfg.gradient_checkpointing, cfg.finetune) == ("bf16", True, "lora")
+    assert cfg.device == "cuda" and cfg.model.backbone == "Qwen/Qwen2.5-7B"
+    text = (REPO_ROOT / "recipes" / "qwen2.5-7b-lora-gpu.toml").read_text()
+    assert "NOT RUN" in text and "accelerate launch" in text and "torchrun" in text
