@@ -1,7 +1,8 @@
 """What training needs to run on several processes (``accelerate launch``, ``torchrun``) or with
 a large backbone, all through Accelerate: the :class:`~accelerate.Accelerator` a config asks for,
-the global batches every process takes its share of, evaluation scored in shards and gathered,
-and gradient checkpointing on the backbone.
+the global batches every process takes its share of, metrics averaged over the processes and
+written by the main one, evaluation scored in shards and gathered, and gradient checkpointing
+on the backbone.
 
 ``batch_size`` is per process. A step's global batch is ``batch_size * processes`` pairs per
 micro-batch (times ``grad_accum`` micro-batches), and the data order is a function of that
@@ -17,8 +18,11 @@ gradients is the single process's gradient: the runs agree up to float rounding
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,8 +31,10 @@ from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin
 from torch.utils.data import DataLoader
 
 from srm.collate import length_grouped_batches
-from srm.config import ConfigError, TrainConfig
+from srm.config import METRICS_FILE, ConfigError, TrainConfig
 from srm.data import PreferencePair
+
+log = logging.getLogger(__name__)
 
 #: Eval pairs per forward pass on each process.
 EVAL_BATCH_SIZE = 16
@@ -112,6 +118,45 @@ class GlobalBatches:
         )
         batches.sort(key=lambda batch: len(batch) < self.batch_size)  # stable: order kept
         return iter(batches)
+
+
+def mean_over_processes(
+    accelerator: Accelerator, rows: list[dict[str, torch.Tensor]]
+) -> dict[str, float]:
+    """Each metric's mean over the micro-batches since the last line and over the processes
+    (equal slices of the same global batches), as floats: one all-reduce and one copy to the
+    host (and so one device sync) per metrics line."""
+    if not rows:
+        return {}
+    keys = list(rows[0])
+    table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in rows])  # (N, K)
+    table = accelerator.reduce(table, "mean")  # (N, K), the same on every process
+    means = table.to("cpu", torch.float64).mean(dim=0)  # (K,)
+    return dict(zip(keys, means.tolist(), strict=True))
+
+
+def append_metrics(accelerator: Accelerator, out_dir: Path, record: dict[str, Any]) -> None:
+    """One line of ``metrics.jsonl``, written by the main process only."""
+    if accelerator.is_main_process:
+        with (out_dir / METRICS_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def evaluate(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    pairs: Sequence[PreferencePair],
+    out_dir: Path,
+    step: int,
+) -> dict[str, Any]:
+    """Evaluate on ``pairs`` at ``step`` (:func:`evaluate_sharded`), log the report as a line
+    of ``metrics.jsonl`` and put the model back in training mode."""
+    report = evaluate_sharded(accelerator, model, pairs)
+    append_metrics(accelerator, out_dir, {"step": step, "eval": report})
+    if accelerator.is_main_process:
+        log.info("step %d: eval accuracy %.4f", step, report["accuracy"])
+    model.train()
+    return report
 
 
 def evaluate_sharded(

@@ -24,7 +24,6 @@ small.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import re
@@ -45,15 +44,17 @@ from transformers import get_scheduler
 
 from srm import checkpoint
 from srm.collate import Batch, Encoded, collate, encode_pairs
-from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, ModelConfig, TrainConfig
+from srm.config import CHECKPOINTS_DIR, ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair
 from srm.losses import bradley_terry, pair_metrics, policy_preference
 from srm.model import SentenceRewardModel, boundary_embedding
 from srm.parallel import (
     GlobalBatches,
+    append_metrics,
     enable_gradient_checkpointing,
-    evaluate_sharded,
+    evaluate,
     make_accelerator,
+    mean_over_processes,
 )
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ def train(
             step += 1
             bar.update(1)
             if step % max(cfg.log_every, 1) == 0 or step == total_steps:
-                last_metrics = _mean(accelerator, window) | {
+                last_metrics = mean_over_processes(accelerator, window) | {
                     "lr": scheduler.get_last_lr()[0],
                     "epoch": micro / micro_per_epoch,
                 }
@@ -351,9 +352,9 @@ def train(
                 bar.set_postfix(
                     loss=f"{last_metrics['loss']:.4f}", acc=f"{last_metrics['accuracy']:.2f}"
                 )
-                _append_metrics(accelerator, out_dir, {"step": step, **last_metrics})
+                append_metrics(accelerator, out_dir, {"step": step, **last_metrics})
             if eval_pairs and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-                eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
+                eval_metrics = evaluate(accelerator, model, eval_pairs, out_dir, step)
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                 _check_weights(model, step, last_good)  # a bad save would rotate out a good one
                 last_checkpoint = last_good = save_resumable()
@@ -376,7 +377,7 @@ def train(
     if not interrupted:
         _check_weights(model, step, last_good)
         if eval_pairs:
-            eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
+            eval_metrics = evaluate(accelerator, model, eval_pairs, out_dir, step)
         # The final model is lean (no optimizer state): resumable ones live in checkpoints/.
         last_checkpoint = _save_checkpoint(
             accelerator, model, cfg, step, total_steps, out_dir, seconds=elapsed()
@@ -446,40 +447,6 @@ def _check_weights(model: torch.nn.Module, step: int, last_good: Path | None) ->
     )
     if bad is not None:
         raise _diverged(f"weight {bad} is not finite", step, last_good)
-
-
-def _mean(accelerator: Accelerator, rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    """Each metric's mean over the micro-batches since the last line and over the processes
-    (equal slices of the same global batches), as floats: one all-reduce and one copy to the
-    host (and so one device sync) per metrics line."""
-    if not rows:
-        return {}
-    keys = list(rows[0])
-    table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in rows])  # (N, K)
-    table = accelerator.reduce(table, "mean")  # (N, K), the same on every process
-    means = table.to("cpu", torch.float64).mean(dim=0)  # (K,)
-    return dict(zip(keys, means.tolist(), strict=True))
-
-
-def _append_metrics(accelerator: Accelerator, out_dir: Path, record: dict[str, Any]) -> None:
-    if accelerator.is_main_process:
-        with (out_dir / METRICS_FILE).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-
-def _evaluate(
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    pairs: Sequence[PreferencePair],
-    out_dir: Path,
-    step: int,
-) -> dict[str, Any] | None:
-    report = evaluate_sharded(accelerator, model, pairs)
-    _append_metrics(accelerator, out_dir, {"step": step, "eval": report})
-    if accelerator.is_main_process:
-        log.info("step %d: eval accuracy %.4f", step, report["accuracy"])
-    model.train()
-    return report
 
 
 def _save_checkpoint(
