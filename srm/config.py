@@ -206,7 +206,7 @@ class TrainConfig:
     """auto (CUDA when available), cpu or cuda; `accelerate launch` picks devices itself."""
     mixed_precision: Precision = "no"
     """no, fp16 (a GPU) or bf16 (a GPU with bfloat16, Ampere or newer; CPUs autocast it too):
-    the forward pass in 16 bits, the weights and optimizer in 32."""
+    Accelerate's autocast runs the forward pass in 16 bits; weights keep their own dtype."""
     gradient_checkpointing: bool = False
     """Recompute the backbone's activations in the backward pass instead of storing them: far
     less memory for one more forward pass per step, what a 7B backbone needs on one GPU."""

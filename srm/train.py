@@ -166,6 +166,10 @@ def train(
 
     ``stop()`` is asked before every micro-batch; once it says True, training stops as Ctrl-C
     stops it: a resumable checkpoint at the last whole step, and ``result.interrupted``.
+    ``progress(step, total, metrics)`` is called after every step, on the main process only;
+    a KeyboardInterrupt it raises (a job's cancel) stops training the same way. Under
+    ``torchrun``/``accelerate launch`` every process calls this function with the same
+    arguments; see :mod:`srm.parallel` for what each does.
     """
     if not train_pairs:
         raise TrainingError("no training pairs: give at least one preference pair")

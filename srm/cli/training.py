@@ -87,7 +87,8 @@ def train_cmd(
     resume_from: Path | None,
     **flags: object,
 ) -> None:
-    """Train a reward model on preference pairs (CPU, one GPU, or `accelerate launch`).
+    """Train a reward model on preference pairs (CPU, one GPU, or several processes under
+    `torchrun` or `accelerate launch`: see docs/multi-gpu.md).
 
     Ctrl-C or SIGTERM writes a resumable checkpoint (exit code 130, or 143 for SIGTERM);
     continue with --resume-from. --job N runs a job queued in the store instead (exit code 0
