@@ -228,17 +228,24 @@ def submit(url: str, job_id: int, template: str | None = None) -> bool:
 
 
 def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: str | None) -> bool:
-    if template is None:
-        raise ConfigError(
-            f"no submit command: set ${SUBMIT_COMMAND_ENV} (or srm app --submit-command), "
-            "e.g. 'sbatch --job-name srm-{job_id} /path/to/srm-job.sbatch'"
-        )
     with sessions() as session:
         job = _get_job(session, job_id)
         _check_startable(job)
         kind, run_dir = job.kind, _run_dir(job)
-    args = submit_args(template, job_id=job_id, db_url=url, kind=kind)
-    shown = submit_args(template, job_id=job_id, db_url=_hide_password(url), kind=kind)
+    try:
+        if template is None:
+            raise ConfigError(
+                f"no submit command: set ${SUBMIT_COMMAND_ENV} (or srm app --submit-command), "
+                "e.g. 'sbatch --job-name srm-{job_id} /path/to/srm-job.sbatch'"
+            )
+        args = submit_args(template, job_id=job_id, db_url=url, kind=kind)
+        shown = submit_args(template, job_id=job_id, db_url=_hide_password(url), kind=kind)
+    except ConfigError as err:  # the job is not left queued for nobody
+        with sessions.begin() as session:
+            job = _get_job(session, job_id, lock=True)
+            job.status, job.finished_at = "failed", utcnow()
+            job.message = job.error = str(err)
+        raise
     env = os.environ | {"SRM_DB_URL": url, "SRM_JOB_ID": str(job_id), "SRM_JOB_KIND": kind}
     try:
         done = subprocess.run(

@@ -503,3 +503,15 @@ def test_srm_app_refuses_a_bad_submit_command() -> None:
         "Invalid value for '--submit-command': $SRM_SUBMIT_COMMAND: unknown placeholder {job} in "
         "'{job}'; use {job_id}, {db_url}, {kind}"
     ) in result.output
+
+
+def test_a_job_for_a_bad_submit_command_is_failed_not_left_queued(
+    sessions, store_url: str, monkeypatch
+) -> None:
+    monkeypatch.setenv("SRM_SUBMIT_COMMAND", "sbatch --job-name srm-{id} run.sbatch")
+    [job_id] = queue(sessions, launcher="command")
+    with pytest.raises(ConfigError, match=r"unknown placeholder \{id\}"):
+        start(store_url, job_id)
+    job = get_job(sessions, job_id)
+    assert job.status == "failed"
+    assert job.error.startswith("$SRM_SUBMIT_COMMAND: unknown placeholder {id} in 'srm-{id}'")
