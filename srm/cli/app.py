@@ -42,6 +42,7 @@ from srm.cli.options import db_option, path_option
     default=None,
     help="Command that hands a job to a scheduler (sets SRM_SUBMIT_COMMAND), e.g. "
     "'sbatch --job-name srm-{job_id} run.sbatch'; placeholders {job_id}, {db_url}, {kind}.",
+    callback=lambda ctx, param, value: _checked_submit_command(value),
 )
 def app_cmd(
     demo: bool,
@@ -60,8 +61,7 @@ def app_cmd(
     """
     import srm
     from srm import access
-    from srm.config import ConfigError
-    from srm.jobs import SUBMIT_COMMAND_ENV, submit_args
+    from srm.jobs import SUBMIT_COMMAND_ENV
 
     root = Path(srm.__file__).resolve().parents[1]
     entry = root / "webapp" / "streamlit_app.py"
@@ -107,14 +107,23 @@ def app_cmd(
         models_dir.mkdir(parents=True, exist_ok=True)
         env["SRM_MODELS_DIR"] = str(models_dir.resolve())
     if submit_command is not None:
-        try:  # a template with an unknown placeholder is refused now, not at the first job
-            submit_args(submit_command, job_id=0, db_url="", kind="train")
-        except ConfigError as err:
-            raise click.BadParameter(str(err), param_hint="--submit-command") from None
         env[SUBMIT_COMMAND_ENV] = submit_command
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)  # Streamlit's exit code is the command's
+
+
+def _checked_submit_command(template: str | None) -> str | None:
+    """Refuse a submit command with an unknown placeholder now, not at the first job."""
+    from srm.config import ConfigError
+    from srm.jobs import submit_args
+
+    if template is not None:
+        try:
+            submit_args(template, job_id=0, db_url="", kind="train")
+        except ConfigError as err:
+            raise click.BadParameter(str(err)) from None
+    return template
 
 
 def _streamlit_flags(config_file: Path) -> list[str]:

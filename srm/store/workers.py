@@ -2,9 +2,10 @@
 
 A claim is atomic on both backends. On PostgreSQL the candidate row is read with ``SELECT ...
 FOR UPDATE SKIP LOCKED``, so two workers polling at once each take a different job instead of
-queueing behind one lock. On SQLite (where ``FOR UPDATE`` does not exist) the claim is one
-conditional ``UPDATE ... WHERE status = 'queued' AND claimed_by IS NULL``: the loser of a race
-updates no row and tries the next job. SQLite is a file, so its workers are processes of the
+queueing behind one lock. On SQLite (where ``FOR UPDATE`` does not exist) writing transactions
+begin ``IMMEDIATE`` and so run one at a time, and the claim is a conditional ``UPDATE ... WHERE
+status = 'queued' AND claimed_by IS NULL`` (on both backends: a claim that finds the job taken
+updates no row and claims nothing). SQLite is a file, so its workers are processes of the
 machine that holds it; workers on other machines need PostgreSQL.
 """
 
@@ -16,9 +17,6 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from srm.store.models import TrainingJob, utcnow
-
-#: Candidates a worker tries in one claim before it polls again (others may win each race).
-CLAIM_CANDIDATES = 8
 
 
 def claim_job(
@@ -38,27 +36,31 @@ def claim_job(
     ``queued``: the job's own process (``srm train --job N``) marks it running, as always. The
     caller commits; with PostgreSQL the row stays locked until it does.
     """
-    candidates = session.scalars(
+    # PostgreSQL: the row is locked until commit, and other claims skip it. SQLite ignores
+    # FOR UPDATE; its writing sessions begin IMMEDIATE, so claims queue behind one another.
+    job_id = session.scalar(
         select(TrainingJob.id)
         .where(*_claimable(kinds, tags))
         .order_by(TrainingJob.id)
-        .limit(CLAIM_CANDIDATES)
+        .limit(1)
         .with_for_update(skip_locked=True)
-    ).all()
-    for job_id in candidates:
-        claimed = session.execute(
-            update(TrainingJob)
-            .where(
-                TrainingJob.id == job_id,
-                TrainingJob.status == "queued",
-                TrainingJob.claimed_by.is_(None),
-            )
-            .values(claimed_by=worker, host=host, heartbeat_at=utcnow(), message="claimed")
-            .execution_options(synchronize_session=False)
+    )
+    if job_id is None:
+        return None
+    # Conditional all the same: a claim never takes a job from under another one.
+    claimed = session.execute(
+        update(TrainingJob)
+        .where(
+            TrainingJob.id == job_id,
+            TrainingJob.status == "queued",
+            TrainingJob.claimed_by.is_(None),
         )
-        if claimed.rowcount == 1:
-            return session.get(TrainingJob, job_id, populate_existing=True)
-    return None
+        .values(claimed_by=worker, host=host, heartbeat_at=utcnow(), message="claimed")
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return None
+    return session.get(TrainingJob, job_id, populate_existing=True)
 
 
 def has_claimable_job(session: Session, *, kinds: Sequence[str], tags: Sequence[str] = ()) -> bool:
