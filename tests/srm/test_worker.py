@@ -39,9 +39,11 @@ from srm.jobs import (
     log_tail,
     reap_dead_jobs,
     request_cancel,
+    runs_dir,
     start,
     submit_args,
 )
+from srm.jobs.watching import seconds_from_env
 from srm.store import (
     Model,
     TrainingJob,
@@ -166,6 +168,25 @@ def workers(store_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProc
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+
+
+# ------------------------------------------------------------------------------ settings
+def test_the_shared_models_dir_comes_first(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SRM_RUNS_DIR", str(tmp_path / "older-name"))
+    assert runs_dir(f"sqlite:///{tmp_path / 'store.db'}") == tmp_path / "models"
+    monkeypatch.delenv("SRM_MODELS_DIR")
+    assert runs_dir(f"sqlite:///{tmp_path / 'store.db'}") == tmp_path / "older-name"
+
+
+def test_heartbeat_seconds_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("SRM_HEARTBEAT_TIMEOUT", "7.5")
+    assert seconds_from_env("SRM_HEARTBEAT_TIMEOUT", 120.0) == 7.5
+    monkeypatch.delenv("SRM_HEARTBEAT_TIMEOUT")
+    assert seconds_from_env("SRM_HEARTBEAT_TIMEOUT", 120.0) == 120.0
+    for bad in ("0", "-1", "soon", "inf"):
+        monkeypatch.setenv("SRM_HEARTBEAT_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=rf"^\$SRM_HEARTBEAT_TIMEOUT: got '{bad}'; give a"):
+            seconds_from_env("SRM_HEARTBEAT_TIMEOUT", 120.0)
 
 
 # ------------------------------------------------------------------------------ claiming
