@@ -21,6 +21,7 @@ Ctrl-C stops the worker cleanly: the running job gets SIGTERM and stops as ``srm
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -34,7 +35,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from srm.config import ConfigError
-from srm.jobs import running, watching
+from srm.jobs import running
 from srm.jobs.creating import TAG_PATTERN
 from srm.jobs.launching import record_launch, spawn_job
 from srm.jobs.watching import _fail, _get_job, _run_dir, reap_dead_jobs, reap_due
@@ -47,6 +48,8 @@ from srm.store import (
     make_sessionmaker,
     open_store,
 )
+
+log = logging.getLogger(__name__)
 
 #: Seconds between two polls of an idle worker.
 POLL_INTERVAL = 5.0
@@ -235,7 +238,7 @@ class _ClaimHeartbeat(threading.Thread):
                 with self.sessions.begin() as session:
                     beat_claimed(session, self.job_id, self.worker)
             except Exception:  # the store may be out of reach for a moment: beat again later
-                watching.log.warning("job %d: worker heartbeat failed", self.job_id, exc_info=True)
+                log.warning("job %d: worker heartbeat failed", self.job_id, exc_info=True)
 
     def stop(self) -> None:
         self._done.set()
