@@ -378,6 +378,19 @@ def test_sigterm_stops_the_worker_and_checkpoints_its_job(sessions, workers) -> 
     assert get_job(sessions, waiting).status == "queued"  # left for another worker
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_ctrl_c_stops_the_worker_as_sigterm_does(sessions, workers) -> None:
+    [job_id] = queue(sessions, config=LONG)
+    worker = workers()
+    wait_for(sessions, job_id, training)
+
+    worker.process.send_signal(signal.SIGINT)
+    assert worker.process.wait(timeout=WAIT) == 0, worker.output
+    job = get_job(sessions, job_id)
+    assert (job.status, job.message.split(" at step ")[0]) == ("cancelled", "stopped by SIGTERM")
+    assert "SIGINT: stopping after the job under way" in worker.output
+
+
 def test_a_worker_killed_mid_job_leaves_it_failed(sessions, workers, monkeypatch) -> None:
     """SIGKILL (the OOM killer, a lost node): the job's process dies with the worker, its
     heartbeats stop, and a reaper on another machine (the app's) fails it after the timeout."""
