@@ -100,7 +100,7 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
     ctx.ensure_object(dict)["db_url"] = db_url
     if ctx.invoked_subcommand is not None:
         return
-    from srm.jobs import list_jobs, reap_dead_jobs
+    from srm.jobs import job_place, list_jobs, reap_dead_jobs
 
     url, sessions = open_store(db_url)
     with sessions.begin() as session:
@@ -110,6 +110,7 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
                 str(job.id),
                 job.kind,
                 job.status,
+                job_place(job),
                 job.dataset.name if job.dataset is not None else "-",
                 f"{job.progress:.0%}",
                 _shorten(job.message or "", 60),
@@ -120,7 +121,7 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
     if not rows:
         click.echo(f"No jobs in {url}. The app's Train page creates them.")
         return
-    header = ("id", "kind", "status", "dataset", "progress", "message", "created (UTC)")
+    header = ("id", "kind", "status", "where", "dataset", "progress", "message", "created (UTC)")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo(

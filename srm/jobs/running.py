@@ -23,7 +23,7 @@ from srm.devices import resolve_device
 from srm.jobs.auditing import run_audit
 from srm.jobs.creating import JOB_KEYS
 from srm.jobs.scoring import SCORE_BATCH_SIZE, score_dataset
-from srm.jobs.watching import JobStateError, _get_job
+from srm.jobs.watching import JobStateError, _get_job, seconds_from_env
 from srm.store import (
     FINISHED_STATUSES,
     Model,
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two progress writes of a running job (the last one is always written).
 PROGRESS_INTERVAL = 1.0
-#: Seconds between two heartbeats of a running job's process.
-HEARTBEAT_INTERVAL = 10.0
+#: Seconds between two heartbeats of a running job's process; ``$SRM_HEARTBEAT_INTERVAL`` sets
+#: it (keep it well under :data:`~srm.jobs.watching.HEARTBEAT_TIMEOUT`).
+HEARTBEAT_INTERVAL = seconds_from_env("SRM_HEARTBEAT_INTERVAL", 10.0)
 #: Share of a train job's progress bar spent training when it scores the dataset afterwards.
 TRAIN_SHARE = 0.9
 #: Traceback lines kept in a failed job's ``error``.

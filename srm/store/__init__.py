@@ -68,6 +68,7 @@ from srm.store.models import (
     AUDIT_STATUSES,
     FINISHED_STATUSES,
     JOB_KINDS,
+    JOB_LAUNCHERS,
     JOB_STATUSES,
     LABELS,
     SIDES,
@@ -116,6 +117,7 @@ from srm.store.queries import (
     set_active_model,
     set_setting,
 )
+from srm.store.workers import beat_claimed, claim_job, has_claimable_job
 
 
 def open_store(url: str | None = None) -> Engine:
@@ -135,6 +137,9 @@ __all__ = [
     "ModelTrainingPair",
     "audit_model_ids",
     "audit_summaries",
+    "beat_claimed",
+    "claim_job",
+    "has_claimable_job",
     "create_audit",
     "finished_folds",
     "get_audit",
@@ -148,6 +153,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "GUIDELINES",
     "JOB_KINDS",
+    "JOB_LAUNCHERS",
     "JOB_STATUSES",
     "LABELS",
     "LABEL_FILTERS",
