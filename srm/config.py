@@ -151,9 +151,10 @@ class TrainConfig:
     max_steps: int | None = None
     """Optimizer steps to run; overrides epochs."""
     batch_size: int = 8
-    """Pairs per micro-batch per device (each pair is two sequences)."""
+    """Pairs per micro-batch per process (each pair is two sequences); several processes
+    (accelerate launch, torchrun) split global batches of batch_size * processes."""
     grad_accum: int = 1
-    """Micro-batches per optimizer step (effective batch: batch_size * grad_accum * devices)."""
+    """Micro-batches per optimizer step (global batch: batch_size * processes * grad_accum)."""
     warmup_ratio: float = 0.05
     """Share of the steps spent warming the learning rate up linearly from 0."""
     scheduler: Scheduler = "cosine"
@@ -204,7 +205,11 @@ class TrainConfig:
     device: Device = "auto"
     """auto (CUDA when available), cpu or cuda; `accelerate launch` picks devices itself."""
     mixed_precision: Precision = "no"
-    """no, fp16 or bf16 (GPU)."""
+    """no, fp16 (a GPU) or bf16 (a GPU with bfloat16, Ampere or newer; CPUs autocast it too):
+    Accelerate's autocast runs the forward pass in 16 bits; weights keep their own dtype."""
+    gradient_checkpointing: bool = False
+    """Recompute the backbone's activations in the backward pass instead of storing them: far
+    less memory for one more forward pass per step, what a 7B backbone needs on one GPU."""
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -250,6 +255,10 @@ class TrainConfig:
             _integer(name, getattr(self, name), 0)
         _choice("device", self.device, DEVICES)
         _choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ConfigError(
+                f"gradient_checkpointing: got {self.gradient_checkpointing!r}; give true or false"
+            )
         if not self.output_dir:
             raise ConfigError("output_dir: give a directory for the run")
 

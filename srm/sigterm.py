@@ -26,28 +26,38 @@ EXIT_CODE = 128 + signal.SIGTERM
 
 
 class StopRequest:
-    """Whether SIGTERM has arrived: call it (``stop()``), as loops do between units of work."""
+    """Whether SIGTERM has arrived: call it (``stop()``), as loops do between units of work.
+    ``by_sigterm`` says whether it was SIGTERM (not SIGINT, see :func:`stop_on_sigterm`)."""
 
     def __init__(self) -> None:
         self.received = False
+        self.by_sigterm = False
 
     def __call__(self) -> bool:
         return self.received
 
 
 @contextmanager
-def stop_on_sigterm() -> Iterator[StopRequest]:
+def stop_on_sigterm(*, sigint: bool = False) -> Iterator[StopRequest]:
     """Within the block SIGTERM sets the yielded request instead of ending the process; the
-    previous handler is restored afterwards. Main thread only (Python's rule for handlers)."""
+    previous handler is restored afterwards. Main thread only (Python's rule for handlers).
+
+    With ``sigint``, Ctrl-C (SIGINT) only sets the request too: what the processes of one
+    training run need, since Ctrl-C reaches them all and a KeyboardInterrupt would leave each
+    in a different place, where they could not meet to write a checkpoint."""
     request = StopRequest()
 
     def handler(signum: int, frame: object) -> None:
         if not request.received:
-            log.warning("SIGTERM: stopping after the current step, keeping the work done so far")
+            name = signal.Signals(signum).name
+            log.warning("%s: stopping after the current step, keeping the work done so far", name)
         request.received = True
+        request.by_sigterm = request.by_sigterm or signum == signal.SIGTERM
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    caught = [signal.SIGTERM, signal.SIGINT] if sigint else [signal.SIGTERM]
+    previous = {signum: signal.signal(signum, handler) for signum in caught}
     try:
         yield request
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -24,14 +24,13 @@ small.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import re
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +38,24 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from srm import checkpoint
-from srm.collate import Batch, Encoded, collate, encode_pairs, length_grouped_batches
-from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, ModelConfig, TrainConfig
+from srm.collate import Batch, Encoded, collate, encode_pairs
+from srm.config import CHECKPOINTS_DIR, ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair
 from srm.losses import bradley_terry, pair_metrics, policy_preference
 from srm.model import SentenceRewardModel, boundary_embedding
+from srm.parallel import (
+    GlobalBatches,
+    append_metrics,
+    enable_gradient_checkpointing,
+    evaluate,
+    make_accelerator,
+    mean_over_processes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,16 +166,14 @@ def train(
 
     ``stop()`` is asked before every micro-batch; once it says True, training stops as Ctrl-C
     stops it: a resumable checkpoint at the last whole step, and ``result.interrupted``.
+    ``progress(step, total, metrics)`` is called after every step, on the main process only;
+    a KeyboardInterrupt it raises (a job's cancel) stops training the same way. Under
+    ``torchrun``/``accelerate launch`` every process calls this function with the same
+    arguments; see :mod:`srm.parallel` for what each does.
     """
     if not train_pairs:
         raise TrainingError("no training pairs: give at least one preference pair")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but no GPU is visible; use auto or cpu")
-    accelerator = Accelerator(
-        cpu=cfg.device == "cpu",
-        mixed_precision=cfg.mixed_precision,
-        gradient_accumulation_steps=cfg.grad_accum,
-    )
+    accelerator = make_accelerator(cfg)
     out_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
 
@@ -177,6 +183,8 @@ def train(
     else:
         model = build_model(cfg)
     _freeze_below(model, cfg)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     policy = cfg.policy_weight > 0
     if policy and not model.has_lm_head:
         raise ConfigError(
@@ -199,19 +207,29 @@ def train(
         weight_decay=cfg.weight_decay,
     )
 
-    # Tokenise once; each epoch reorders indices into length-grouped batches.
+    # Tokenise once; each epoch reorders indices into length-grouped global batches, and the
+    # prepared loader gives this process its slice of each (see srm.parallel).
     encoded = encode_pairs(model, train_pairs)
     n = len(train_pairs)
     lengths = [max(len(encoded[i]), len(encoded[i + n])) for i in range(n)]
     margins = torch.tensor([p.margin or 0.0 for p in train_pairs])
     has_margin = cfg.use_margin and any(p.margin is not None for p in train_pairs)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    micro_per_epoch = len(length_grouped_batches(lengths, cfg.batch_size)) // world
-    if micro_per_epoch == 0:
-        raise TrainingError(
-            f"{n} pairs make fewer batches of {cfg.batch_size} than there are processes "
-            f"({world}); lower batch_size or add data"
+    world = accelerator.num_processes
+    pad_id = model.tokenizer.pad_token_id or 0
+
+    def collate_pairs(ids: list[int]) -> tuple[Batch, torch.Tensor]:
+        items: list[Encoded] = [encoded[i] for i in ids] + [encoded[i + n] for i in ids]
+        return collate(items, pad_id), margins[ids]  # 2B sequences, (B,) margins
+
+    sampler = GlobalBatches(lengths, cfg.batch_size * world, seed=cfg.seed)
+    # A generator of its own: making an iterator would otherwise draw from torch's global RNG,
+    # which resumable checkpoints save.
+    loader = accelerator.prepare(
+        DataLoader(
+            range(n), batch_sampler=sampler, collate_fn=collate_pairs, generator=torch.Generator()
         )
+    )
+    micro_per_epoch = len(loader)  # global batches: the same on every process
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum))
     scheduler = get_scheduler(
         "constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler,
@@ -225,11 +243,24 @@ def train(
     if state:
         step = _restore_training_state(state, accelerator.unwrap_model(model), optimizer, scheduler)
 
-    def epoch_batches(epoch: int) -> list[list[int]]:
-        batches = length_grouped_batches(
-            lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch
-        )
-        return batches[rank::world][:micro_per_epoch]  # same count on every process
+    def micro_batches(start: int) -> Iterator[tuple[Batch, torch.Tensor]]:
+        """This process's micro-batches from micro-batch ``start`` of the run on, epoch after
+        epoch (a resumed run skips the ones its epoch had done)."""
+        epoch, position = divmod(start, micro_per_epoch)
+        while True:
+            sampler.epoch = epoch
+            yield from accelerator.skip_first_batches(loader, position) if position else loader
+            epoch, position = epoch + 1, 0
+
+    def should_stop() -> bool:
+        """Whether to stop before the next micro-batch: asked by ``stop()`` or a progress
+        callback on any process. Several processes agree (one all-reduce), so they all stop at
+        the same micro-batch and meet at the checkpoint."""
+        if (stop is not None and stop()) or cancelled:
+            if world == 1:
+                return True
+            accelerator.set_trigger()
+        return world > 1 and accelerator.check_trigger()
 
     def save_resumable() -> Path:
         path = out_dir / CHECKPOINTS_DIR / f"step-{step:06d}"
@@ -247,9 +278,9 @@ def train(
 
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
-    pad_id = accelerator.unwrap_model(model).tokenizer.pad_token_id or 0
     micro = step * cfg.grad_accum
-    cached_epoch, batches = -1, []
+    batches = micro_batches(micro)
+    cancelled = False  # a progress callback raised KeyboardInterrupt
     window: list[dict[str, torch.Tensor]] = []
     step_loss: torch.Tensor | None = None  # the loss summed over this step's micro-batches
     last_metrics: dict[str, float] = {}
@@ -274,19 +305,14 @@ def train(
     )
     try:
         while step < total_steps:
-            if stop is not None and stop():
+            if should_stop():
                 raise KeyboardInterrupt  # Ctrl-C's way out: a resumable checkpoint
-            epoch, position = divmod(micro, micro_per_epoch)
-            if epoch != cached_epoch:
-                cached_epoch, batches = epoch, epoch_batches(epoch)
-            ids = batches[position]
-            items: list[Encoded] = [encoded[i] for i in ids] + [encoded[i + n] for i in ids]
-            batch = collate(items, pad_id).to(accelerator.device)
+            batch, margin = next(batches)  # on the device already
             with accelerator.accumulate(model), accelerator.autocast():
                 out = model(batch, with_logprob=policy)
-                b = len(ids)
+                b = len(margin)
                 s_chosen, s_rejected = out.score[:b], out.score[b:]  # (B,), (B,)
-                margin = margins[ids].to(s_chosen.device) if has_margin else None
+                margin = margin if has_margin else None
                 loss = bradley_terry(s_chosen, s_rejected, margin, cfg.center_rewards_coefficient)
                 parts = {}
                 if reference is not None:
@@ -300,7 +326,9 @@ def train(
                 # only then are the summed gradients clipped and applied. (Accelerate's wrapped
                 # optimizer would skip a step in between too, but the loop says it here.)
                 if accelerator.sync_gradients:
-                    # The one device sync per step, before the step can spoil the weights.
+                    # The one device sync per step, before the step can spoil the weights;
+                    # summed over processes, so that all of them stop if one diverged.
+                    step_loss = accelerator.reduce(step_loss, "sum")
                     if not torch.isfinite(step_loss):
                         raise _diverged(f"the loss is {step_loss.item()}", step, last_good)
                     step_loss = None
@@ -320,7 +348,7 @@ def train(
             step += 1
             bar.update(1)
             if step % max(cfg.log_every, 1) == 0 or step == total_steps:
-                last_metrics = _mean(window) | {
+                last_metrics = mean_over_processes(accelerator, window) | {
                     "lr": scheduler.get_last_lr()[0],
                     "epoch": micro / micro_per_epoch,
                 }
@@ -328,14 +356,19 @@ def train(
                 bar.set_postfix(
                     loss=f"{last_metrics['loss']:.4f}", acc=f"{last_metrics['accuracy']:.2f}"
                 )
-                _append_metrics(accelerator, out_dir, {"step": step, **last_metrics})
+                append_metrics(accelerator, out_dir, {"step": step, **last_metrics})
             if eval_pairs and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-                eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
+                eval_metrics = evaluate(accelerator, model, eval_pairs, out_dir, step)
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                 _check_weights(model, step, last_good)  # a bad save would rotate out a good one
                 last_checkpoint = last_good = save_resumable()
-            if progress is not None:
-                progress(step, total_steps, last_metrics)
+            if progress is not None and accelerator.is_main_process:
+                try:
+                    progress(step, total_steps, last_metrics)
+                except KeyboardInterrupt:  # a cancel: stop with the others, at the next check
+                    cancelled = True
+        if should_stop():  # asked during the last step: stop as during any other
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted at step %d; writing a resumable checkpoint", step)
@@ -348,7 +381,7 @@ def train(
     if not interrupted:
         _check_weights(model, step, last_good)
         if eval_pairs:
-            eval_metrics = _evaluate(accelerator, model, eval_pairs, out_dir, step)
+            eval_metrics = evaluate(accelerator, model, eval_pairs, out_dir, step)
         # The final model is lean (no optimizer state): resumable ones live in checkpoints/.
         last_checkpoint = _save_checkpoint(
             accelerator, model, cfg, step, total_steps, out_dir, seconds=elapsed()
@@ -418,42 +451,6 @@ def _check_weights(model: torch.nn.Module, step: int, last_good: Path | None) ->
     )
     if bad is not None:
         raise _diverged(f"weight {bad} is not finite", step, last_good)
-
-
-def _mean(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    """Each metric's mean over the micro-batches since the last line, as floats: one copy to
-    the host (and so one device sync) per metrics line."""
-    if not rows:
-        return {}
-    keys = list(rows[0])
-    table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in rows])  # (N, K)
-    means = table.to("cpu", torch.float64).mean(dim=0)  # (K,)
-    return dict(zip(keys, means.tolist(), strict=True))
-
-
-def _append_metrics(accelerator: Accelerator, out_dir: Path, record: dict[str, Any]) -> None:
-    if accelerator.is_main_process:
-        with (out_dir / METRICS_FILE).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-
-def _evaluate(
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    pairs: Sequence[PreferencePair],
-    out_dir: Path,
-    step: int,
-) -> dict[str, Any] | None:
-    from srm.evaluate import evaluate_model
-
-    report = None
-    if accelerator.is_main_process:
-        report = evaluate_model(accelerator.unwrap_model(model), pairs)["overall"]
-        _append_metrics(accelerator, out_dir, {"step": step, "eval": report})
-        log.info("step %d: eval accuracy %.4f", step, report["accuracy"])
-    accelerator.wait_for_everyone()
-    model.train()
-    return report
 
 
 def _save_checkpoint(

@@ -22,6 +22,9 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch)
     monkeypatch.setenv("SRM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "srm-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # Where jobs run and write: a developer's own set-up (docs/scaling.md) stays out of tests.
+    for name in ("SRM_MODELS_DIR", "SRM_SUBMIT_COMMAND"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -41,7 +41,11 @@ MAX_CELL_LABELS = 20
 
 
 def sentence_heatmap(
-    pair_record: PairScores, value: str = "reward", *, large: bool = False
+    pair_record: PairScores,
+    value: str = "reward",
+    *,
+    large: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Both responses of a pair as two rows of cells: the prompt term, then one cell per
     sentence, coloured by ``value``.
@@ -54,9 +58,11 @@ def sentence_heatmap(
     is set by the *sentences*, so a prompt term beyond it shows at full colour and the title
     says so. Sentences cut by truncation are empty cells whose hover says so. Cells are
     labelled with their value (3 significant figures) when K <= 20. A model without a prompt
-    term (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column.
+    term (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column. ``names``
+    relabels the rows (the demo's "The answer people preferred").
     """
     _check_value(value)
+    names = names or {}
     rows = [pair_record.side(side).sentences for side in SIDES]
     k = max(len(r) for r in rows)
     with_prompt = pair_record.has_prompt_term
@@ -70,7 +76,7 @@ def sentence_heatmap(
         z_row = [prompt_value]
         data_row = [
             [
-                side,
+                names.get(side, side),
                 f"prompt term · {value} {sig3(prompt_value, signed=value == 'reward')}",
                 f"reward {sig3(rec.prompt_reward)} × weight "
                 f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)} of the score",
@@ -80,7 +86,7 @@ def sentence_heatmap(
         for j in range(k):
             if j >= len(sentences):
                 z_row.append(None)
-                data_row.append([side, f"no sentence {j + 1}", ""])
+                data_row.append([names.get(side, side), f"no sentence {j + 1}", ""])
                 label_row.append("")
                 continue
             s = sentences[j]
@@ -92,7 +98,7 @@ def sentence_heatmap(
             else:
                 line = f"sentence {j + 1} · {value} {sig3(v, signed=value == 'reward')}"
                 label_row.append(sig3(v, signed=value == "reward"))
-            data_row.append([side, line, hover_text(s.text)])
+            data_row.append([names.get(side, side), line, hover_text(s.text)])
         if not with_prompt:
             z_row, data_row, label_row = z_row[1:], data_row[1:], label_row[1:]
         z.append(z_row)
@@ -119,7 +125,7 @@ def sentence_heatmap(
     heatmap = go.Heatmap(
         z=z,
         x=columns,
-        y=list(SIDES),
+        y=[names.get(side, side) for side in SIDES],
         customdata=customdata,
         hovertemplate=(
             "<b>%{customdata[0]}</b> · %{customdata[1]}<br>%{customdata[2]}<extra></extra>"
@@ -144,15 +150,21 @@ def sentence_heatmap(
     return _style(fig, f"Colour: {what}", large=large, height=260)
 
 
-def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.Figure:
+def contributions_chart(
+    pair_record: PairScores, *, large: bool = False, names: Mapping[str, str] | None = None
+) -> go.Figure:
     """How each score is built: prompt term, then weight × reward per sentence, then the total.
 
     One waterfall per response, side by side on a shared y axis. The relative bars add up to
     the score exactly (the model's own decomposition); the title gives the model's margin
     (chosen − rejected), split into the prompt term's shift and the sentences' part, and
     P(chosen preferred) = sigmoid(margin). Truncated sentences, which took no part in the
-    score, are left out, and so is the prompt term of a model without one.
+    score, are left out, and so is the prompt term of a model without one. With ``names``
+    (the demo's), the sides are called by them, the bars "sentence 1", ... and the title is
+    in words.
     """
+    words = names is not None
+    names = names or {side: side for side in SIDES}
     with_prompt = pair_record.has_prompt_term
     scores = {side: pair_record.side(side).score for side in SIDES}
     fig = make_subplots(
@@ -160,11 +172,12 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
         cols=2,
         shared_yaxes=True,
         horizontal_spacing=0.04,
-        subplot_titles=[f"{side} · score {sig3(scores[side])}" for side in SIDES],
+        subplot_titles=[f"{names[side]} · score {sig3(scores[side])}" for side in SIDES],
     )
     for col, side in enumerate(SIDES, start=1):
         rec = pair_record.side(side)
-        x, y, measure = ["prompt term"], [rec.prompt_term], ["relative"]
+        x = ["the question's term" if words else "prompt term"]
+        y, measure = [rec.prompt_term], ["relative"]
         detail = [
             [
                 "the prompt's own term",
@@ -178,7 +191,7 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
             if s.reward is None or s.weight is None:
                 continue
             term = s.weight * s.reward
-            x.append(f"s{j}")
+            x.append(f"sentence {j}" if words else f"s{j}")
             y.append(term)
             measure.append("relative")
             detail.append(
@@ -191,10 +204,10 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
         x.append("score")
         y.append(rec.score)
         measure.append("total")
-        detail.append([f"{side} score", sig3(rec.score)])
+        detail.append([f"{names[side]} score", sig3(rec.score)])
         fig.add_trace(
             go.Waterfall(
-                name=side,
+                name=names[side],
                 x=x,
                 y=y,
                 measure=measure,
@@ -221,6 +234,8 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
         f"Margin (chosen − rejected) {sig3(split.margin)} = {parts} · "
         f"P(chosen preferred) = σ(margin) = {p_chosen(split.margin):.1%}"
     )
+    if words:
+        title = "How each answer's score adds up: the question's own term, then each sentence"
     fig.update_yaxes(title_text="contribution to score", row=1, col=1)
     fig.update_xaxes(type="category")
     return _style(fig, title, large=large, height=380)

@@ -179,6 +179,12 @@ def margin_range(url: str, dataset: str | None) -> tuple[float, float] | None:
 
 
 # ------------------------------------------------------------------------------- models
+LOADING_MODEL = "Loading the model (first time only)…"
+"""What the app shows while torch and the reward model load, once per server process: the
+entry script's first run imports torch (to read the bundled model), and the first page that
+scores loads the model (:func:`scoring.loaded_model`)."""
+
+
 def _model_info(model: store.Model) -> ModelInfo:
     config = model.config or {}
     model_cfg = config.get("model", config)
@@ -467,9 +473,23 @@ class JobRow:
     config: dict[str, Any]
     created: str
     finished: bool
+    place: str = ""  # the host it runs on, else who it waits for (srm.jobs.job_place)
+
+
+#: Where the Train page can run a job: its choices, and the launcher each one means.
+RUN_ON = {"this machine": "local", "any worker": "worker", "the submit command": "command"}
+
+
+def run_on_choices() -> list[str]:
+    """The Train page's "Run on" choices: the submit command only when one is configured."""
+    from srm.jobs import submit_command
+
+    return [c for c, launcher in RUN_ON.items() if launcher != "command" or submit_command()]
 
 
 def _job_row(job: store.TrainingJob) -> JobRow:
+    from srm.jobs import job_place
+
     return JobRow(
         job.id,
         job.kind,
@@ -484,6 +504,7 @@ def _job_row(job: store.TrainingJob) -> JobRow:
         dict(job.config or {}),
         f"{job.created_at:%Y-%m-%d %H:%M:%S}",
         job.status in store.FINISHED_STATUSES,
+        job_place(job),
     )
 
 
@@ -507,8 +528,16 @@ def jobs(url: str, limit: int = 50) -> list[JobRow]:
     return read() if reaped else rows
 
 
-def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
-    """Create a training job on the dataset's effective labels and launch its process."""
+def start_train_job(
+    url: str,
+    dataset: str,
+    config: dict[str, Any],
+    run_on: str = "this machine",
+    worker_tag: str | None = None,
+) -> int:
+    """Create a training job on the dataset's effective labels and start it where ``run_on``
+    (a :data:`RUN_ON` choice) says: a process here, a queued job for a worker (tagged
+    ``worker_tag``, if given), or the submit command."""
     from srm import jobs as srm_jobs
 
     auth.require_admin("Training")
@@ -522,9 +551,14 @@ def start_train_job(url: str, dataset: str, config: dict[str, Any]) -> int:
             config=config,
             parent_model_id=active.id if active else None,
             score_after=score_after,
+            launcher=RUN_ON[run_on],
+            worker_tag=(worker_tag or "").strip() or None,
         )
-        job_id = created.id
-    srm_jobs.launch(url, job_id)
+        job_id, launcher = created.id, created.launcher
+    if launcher == "local":
+        srm_jobs.launch(url, job_id)
+    else:
+        srm_jobs.start(url, job_id)  # a worker claims it, or the submit command is run
     return job_id
 
 

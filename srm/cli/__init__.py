@@ -5,8 +5,8 @@ and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.d
 datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
 :mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train),
 :mod:`~srm.cli.auditing` (audit), :mod:`~srm.cli.annotating` (guidelines),
-:mod:`~srm.cli.jobs` (jobs, and running a job with ``--job N``), :mod:`~srm.cli.app`,
-:mod:`~srm.cli.serve` and :mod:`~srm.cli.rank`;
+:mod:`~srm.cli.jobs` (jobs, and running a job with ``--job N``), :mod:`~srm.cli.worker`,
+:mod:`~srm.cli.app`, :mod:`~srm.cli.serve` and :mod:`~srm.cli.rank`;
 :mod:`~srm.cli.options` holds the options they share and the rules behind them.
 """
 
@@ -30,6 +30,7 @@ from srm.cli.rank import rank_cmd
 from srm.cli.scoring import eval_cmd, score_cmd
 from srm.cli.serve import serve_cmd
 from srm.cli.training import train_cmd
+from srm.cli.worker import worker_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,6 +71,7 @@ for command in (
     train_cmd,
     audit_cmd,
     jobs_cmd,
+    worker_cmd,
     app_cmd,
     eval_cmd,
     serve_cmd,

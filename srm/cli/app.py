@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from srm.cli.options import db_option
+from srm.cli.options import db_option, path_option
 
 
 @click.command("app")
@@ -30,14 +30,38 @@ from srm.cli.options import db_option
     help="Serve beyond loopback without a password (SRM_APP_PASSWORD / SRM_ADMIN_PASSWORD): "
     "only on a network you trust.",
 )
-def app_cmd(demo: bool, host: str, port: int, db_url: str | None, insecure: bool) -> None:
+@path_option(
+    "--models-dir",
+    "models_dir",
+    "Directory where jobs write their runs and models (sets SRM_MODELS_DIR): one every "
+    "machine that runs jobs (srm worker, a cluster) mounts at the same path.",
+)
+@click.option(
+    "--submit-command",
+    "submit_command",
+    default=None,
+    help="Command that hands a job to a scheduler (sets SRM_SUBMIT_COMMAND), e.g. "
+    "'sbatch --job-name srm-{job_id} run.sbatch'; placeholders {job_id}, {db_url}, {kind}.",
+    callback=lambda ctx, param, value: _checked_submit_command(value),
+)
+def app_cmd(
+    demo: bool,
+    host: str,
+    port: int,
+    db_url: str | None,
+    insecure: bool,
+    models_dir: Path | None,
+    submit_command: str | None,
+) -> None:
     """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT.
 
     Bound beyond loopback, the app needs a password (see srm.access); it refuses to start
-    without one unless --insecure.
+    without one unless --insecure. Jobs started from the Train page run on this machine, on
+    any `srm worker`, or through --submit-command (see docs/scaling.md).
     """
     import srm
     from srm import access
+    from srm.jobs import SUBMIT_COMMAND_ENV
 
     root = Path(srm.__file__).resolve().parents[1]
     entry = root / "webapp" / "streamlit_app.py"
@@ -79,9 +103,27 @@ def app_cmd(demo: bool, host: str, port: int, db_url: str | None, insecure: bool
         env[access.INSECURE] = "1"
     if db_url is not None:
         env["SRM_DB_URL"] = db_url
+    if models_dir is not None:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        env["SRM_MODELS_DIR"] = str(models_dir.resolve())
+    if submit_command is not None:
+        env[SUBMIT_COMMAND_ENV] = submit_command
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)  # Streamlit's exit code is the command's
+
+
+def _checked_submit_command(template: str | None) -> str | None:
+    """Refuse a submit command with an unknown placeholder now, not at the first job."""
+    from srm.config import ConfigError
+    from srm.jobs import submit_args
+
+    if template is not None:
+        try:
+            submit_args(template, job_id=0, db_url="", kind="train")
+        except ConfigError as err:
+            raise click.BadParameter(str(err)) from None
+    return template
 
 
 def _streamlit_flags(config_file: Path) -> list[str]:

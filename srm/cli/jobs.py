@@ -29,7 +29,10 @@ def only_with_job(ctx: click.Context) -> None:
 def run_job_command(ctx: click.Context, kind: str, job_id: int, db_url: str | None) -> None:
     """Run job ``job_id`` here; exit 0 when it succeeds, 1 when it fails, 130 when cancelled,
     143 when SIGTERM stopped it (as a cancel does: a resumable checkpoint, whole chunks)."""
+    from accelerate import PartialState
+
     from srm import jobs
+    from srm.jobs.running import follow_train_job
     from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
     from srm.sigterm import stop_on_sigterm
     from srm.store import TrainingJob
@@ -39,15 +42,30 @@ def run_job_command(ctx: click.Context, kind: str, job_id: int, db_url: str | No
     with sessions() as session:
         job = session.get(TrainingJob, job_id)
         found = None if job is None else job.kind
+        device = None if job is None else (job.config or {}).get("device")
     if found is None:
         raise click.ClickException(f"no job with id {job_id} in the store {url}; see srm jobs")
     if found != kind:
         raise click.ClickException(f"job {job_id} is a {found} job; run it with srm {found} --job")
+    # Under accelerate launch or torchrun, one process of several (a train job only): the main
+    # one runs the job, the others train beside it (srm.jobs.follow_train_job).
+    processes = PartialState(cpu=device == "cpu")
+    several = processes.num_processes > 1
+    if several and kind != "train":
+        raise click.ClickException(
+            f"a {kind} job runs in one process; start it without accelerate launch or torchrun"
+        )
+    if several and not processes.is_main_process:
+        with stop_on_sigterm(sigint=True) as sigterm:
+            status = follow_train_job(sigterm)
+        if status == "cancelled":
+            ctx.exit(SIGTERM_EXIT_CODE if sigterm.by_sigterm else 130)
+        return
     srm_log = logging.getLogger("srm")
     level = srm_log.level
     srm_log.setLevel(min(srm_log.getEffectiveLevel(), logging.INFO))  # progress in the job log
     try:
-        with stop_on_sigterm() as sigterm:
+        with stop_on_sigterm(sigint=several) as sigterm:
             status = jobs.run_job(url, job_id, sigterm=sigterm)
     except jobs.JobStateError as err:
         raise click.ClickException(str(err)) from err
@@ -60,7 +78,7 @@ def run_job_command(ctx: click.Context, kind: str, job_id: int, db_url: str | No
         message = session.get(TrainingJob, job_id).message
     click.echo(f"Job {job_id} {status}: {message}")
     if status == "cancelled":
-        ctx.exit(SIGTERM_EXIT_CODE if sigterm() else 130)
+        ctx.exit(SIGTERM_EXIT_CODE if sigterm.by_sigterm else 130)
 
 
 @click.group("jobs", invoke_without_command=True)
@@ -82,7 +100,7 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
     ctx.ensure_object(dict)["db_url"] = db_url
     if ctx.invoked_subcommand is not None:
         return
-    from srm.jobs import list_jobs, reap_dead_jobs
+    from srm.jobs import job_place, list_jobs, reap_dead_jobs
 
     url, sessions = open_store(db_url)
     with sessions.begin() as session:
@@ -92,6 +110,7 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
                 str(job.id),
                 job.kind,
                 job.status,
+                job_place(job),
                 job.dataset.name if job.dataset is not None else "-",
                 f"{job.progress:.0%}",
                 _shorten(job.message or "", 60),
@@ -102,7 +121,7 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
     if not rows:
         click.echo(f"No jobs in {url}. The app's Train page creates them.")
         return
-    header = ("id", "kind", "status", "dataset", "progress", "message", "created (UTC)")
+    header = ("id", "kind", "status", "where", "dataset", "progress", "message", "created (UTC)")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo(

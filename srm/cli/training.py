@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,8 @@ from srm.cli.options import (
 from srm.config import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from srm.data import PreferencePair
 
 #: The ModelConfig fields ``srm train`` takes as flags; a --config recipe sets any of them.
@@ -85,12 +87,15 @@ def train_cmd(
     resume_from: Path | None,
     **flags: object,
 ) -> None:
-    """Train a reward model on preference pairs (CPU, one GPU, or `accelerate launch`).
+    """Train a reward model on preference pairs (CPU, one GPU, or several processes under
+    `torchrun` or `accelerate launch`: see docs/multi-gpu.md).
 
     Ctrl-C or SIGTERM writes a resumable checkpoint (exit code 130, or 143 for SIGTERM);
     continue with --resume-from. --job N runs a job queued in the store instead (exit code 0
     succeeded, 1 failed, 130 cancelled, 143 stopped by SIGTERM).
     """
+    from accelerate import PartialState
+
     from srm.backbones import BackboneError
     from srm.checkpoint import CheckpointError
     from srm.config import ConfigError, merge_train_config
@@ -116,49 +121,70 @@ def train_cmd(
         recipe = TrainConfig.from_toml(config_file).to_dict() if config_file else {}
         cfg = merge_train_config(recipe, overrides)
     check_output(Path(cfg.output_dir), "--out", directory=True)
+    # Under accelerate launch or torchrun, one process of several: it reports, the others
+    # train in silence.
+    processes = PartialState(cpu=cfg.device == "cpu")
+    echo = click.echo if processes.is_main_process else _silent
     with clean_errors(DataError):
         if dataset is not None:
-            train_pairs = _store_training_pairs(db_url, dataset)
+            train_pairs = _store_training_pairs(db_url, dataset, echo)
         else:
             train_pairs = load_pairs(data_path)
         eval_pairs = load_pairs(eval_path) if eval_path else None
 
-    click.echo(
+    echo(
         f"Training a {cfg.model.head}-head model on {cfg.model.backbone!r} ({cfg.finetune}) "
         f"with {len(train_pairs)} pairs -> {cfg.output_dir}"
     )
     with clean_errors(ConfigError, TrainingError, BackboneError, CheckpointError):
-        with stop_on_sigterm() as sigterm:
+        # Several processes must stop together, so Ctrl-C (which reaches them all, each in
+        # the middle of something) is a stop request too, as SIGTERM is.
+        with stop_on_sigterm(sigint=processes.num_processes > 1) as sigterm:
             result = train(cfg, train_pairs, eval_pairs, resume_from=resume_from, stop=sigterm)
     if result.interrupted:
-        how = "Stopped by SIGTERM" if sigterm() else "Interrupted"
-        click.echo(
+        how = "Stopped by SIGTERM" if sigterm.by_sigterm else "Interrupted"
+        echo(
             f"{how} at step {result.steps}/{result.total_steps}. Resume with:\n"
             f"  srm train ... --resume-from {result.checkpoint}"
         )
-        ctx.exit(SIGTERM_EXIT_CODE if sigterm() else 130)
+        ctx.exit(SIGTERM_EXIT_CODE if sigterm.by_sigterm else 130)
     metrics = result.train_metrics
-    click.echo(
+    echo(
         f"Done: {result.steps} steps in {result.seconds:.0f} s "
         f"({result.pairs_per_second:.1f} pairs/s); last loss {metrics['loss']:.4f}, "
         f"accuracy {metrics['accuracy']:.1%}."
     )
     if result.eval_metrics:
         e = result.eval_metrics
-        click.echo(
+        echo(
             f"Eval: accuracy {e['accuracy']:.1%} (length baseline {e['length_baseline']:.1%}) "
             f"on {e['n']} pairs."
         )
-    click.echo(f"Model: {result.output_dir}")
+    echo(f"Model: {result.output_dir}")
 
 
-def _store_training_pairs(db_url: str | None, dataset: str) -> list[PreferencePair]:
+def _silent(*args: object, **kwargs: object) -> None:
+    """What a process other than the main one prints."""
+
+
+def _store_training_pairs(
+    db_url: str | None, dataset: str, echo: Callable[[str], None]
+) -> list[PreferencePair]:
     """The store dataset's pairs as training sees them (:func:`srm.store.effective_pairs`);
-    prints what was left out."""
+    prints what was left out. Of several processes, the main one reads the store and sends
+    the others its pairs, so that all train on the same ones even while labels change."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
     from srm.store import StoreError, effective_pairs
 
-    url, sessions = open_store(db_url, read_only=True)
-    with clean_errors(StoreError), sessions() as session:
-        result = effective_pairs(session, dataset)
-    click.echo(f"Dataset {dataset!r} at {url}: {result.counts.summary()}.")
-    return result.pairs
+    shared: list[Any] = [None]
+    if PartialState().is_main_process:
+        url, sessions = open_store(db_url, read_only=True)
+        with clean_errors(StoreError), sessions() as session:
+            result = effective_pairs(session, dataset)
+        echo(f"Dataset {dataset!r} at {url}: {result.counts.summary()}.")
+        shared = [result.pairs]
+    if PartialState().num_processes > 1:
+        broadcast_object_list(shared)
+    return shared[0]

@@ -33,16 +33,37 @@ and holds only the log.
 Audit jobs (:mod:`~srm.jobs.auditing`) run the out-of-fold label audit of a dataset, a fold
 per transaction, and resume by a new job on the same audit.
 
+Who starts a job's process is its ``launcher``, chosen when it is created and acted on by
+:func:`start`: ``local`` (:func:`launch`, above), ``worker`` (queued until an ``srm worker`` on
+any machine that reaches the store claims it: :mod:`~srm.jobs.working`) or ``command`` (a
+configured submit command such as ``sbatch``: :func:`submit`). Whichever it is, the job runs
+as ``srm train|score|audit --job N`` and reports into the store the same way.
+
 The package follows a job's life, a module a stage: :mod:`~srm.jobs.creating`,
-:mod:`~srm.jobs.launching`, :mod:`~srm.jobs.running` (with :mod:`~srm.jobs.scoring`, which
-``srm score --dataset`` runs too) and :mod:`~srm.jobs.watching`. Import from ``srm.jobs``; the
+:mod:`~srm.jobs.launching`, :mod:`~srm.jobs.working`, :mod:`~srm.jobs.running` (with
+:mod:`~srm.jobs.scoring`, which ``srm score --dataset`` runs too) and
+:mod:`~srm.jobs.watching`. Import from ``srm.jobs``; the
 intervals are read where they are used (``srm.jobs.running.PROGRESS_INTERVAL``), so set them
 there.
 """
 
 from srm.jobs.auditing import audit_recipe, create_audit_job
-from srm.jobs.creating import JOB_KEYS, create_score_job, create_train_job, runs_dir
-from srm.jobs.launching import LOG_FILE, launch
+from srm.jobs.creating import (
+    JOB_KEYS,
+    check_launcher,
+    create_score_job,
+    create_train_job,
+    runs_dir,
+)
+from srm.jobs.launching import (
+    LOG_FILE,
+    SUBMIT_COMMAND_ENV,
+    launch,
+    start,
+    submit,
+    submit_args,
+    submit_command,
+)
 from srm.jobs.running import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, TRAIN_SHARE, run_job
 from srm.jobs.scoring import (
     SCORE_BATCH_SIZE,
@@ -56,12 +77,14 @@ from srm.jobs.watching import (
     REAP_INTERVAL,
     JobStateError,
     job_metrics,
+    job_place,
     list_jobs,
     log_tail,
     reap_dead_jobs,
     reap_due,
     request_cancel,
 )
+from srm.jobs.working import Worker, WorkerOptions
 
 __all__ = [
     "HEARTBEAT_INTERVAL",
@@ -72,14 +95,19 @@ __all__ = [
     "REAP_INTERVAL",
     "SCORE_BATCH_SIZE",
     "SCORE_CHUNK",
+    "SUBMIT_COMMAND_ENV",
     "TRAIN_SHARE",
     "CheckpointScores",
     "JobStateError",
+    "Worker",
+    "WorkerOptions",
     "audit_recipe",
+    "check_launcher",
     "create_audit_job",
     "create_score_job",
     "create_train_job",
     "job_metrics",
+    "job_place",
     "launch",
     "list_jobs",
     "log_tail",
@@ -90,4 +118,8 @@ __all__ = [
     "runs_dir",
     "score_checkpoint",
     "score_dataset",
+    "start",
+    "submit",
+    "submit_args",
+    "submit_command",
 ]

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from srm.audit import DEFAULT_FOLDS, AuditError, FoldResult, assign_folds, default_recipe
 from srm.config import ConfigError, merge_train_config
-from srm.jobs.creating import _session_url, runs_dir
+from srm.jobs.creating import _session_url, check_launcher, runs_dir
 from srm.jobs.scoring import SCORE_BATCH_SIZE
 from srm.jobs.watching import reap_dead_jobs
 from srm.store import (
@@ -74,12 +74,16 @@ def create_audit_job(
     config: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
     resume: int | None = None,
+    launcher: str = "local",
+    worker_tag: str | None = None,
 ) -> TrainingJob:
     """Queue an audit job: a new audit of ``dataset`` (``folds`` by prompt, ``seed``, the
     recipe ``base`` or the default one with ``config`` over it: :func:`audit_recipe`), or,
     with ``resume``, the next run of audit ``resume`` (its folds, seed and recipe; leave
     ``dataset`` and ``config`` out). Everything is checked before anything is written: the
-    recipe, and that the dataset has enough distinct prompts for the folds."""
+    recipe, and that the dataset has enough distinct prompts for the folds. ``launcher`` and
+    ``worker_tag`` say who runs it (:func:`srm.jobs.check_launcher`)."""
+    check_launcher(launcher, worker_tag)
     if resume is not None:
         if dataset is not None or config:
             raise StoreError("resume: an audit resumes with its own dataset and recipe")
@@ -106,6 +110,8 @@ def create_audit_job(
     job = TrainingJob(
         kind="audit",
         status="queued",
+        launcher=launcher,
+        worker_tag=worker_tag,
         dataset_id=owner,
         config={
             "audit_id": audit_id,
@@ -136,7 +142,9 @@ def run_audit(
     with sessions() as session:
         audit = get_audit(session, audit_id)
         folds, seed, run_dir = audit.folds, audit.seed, Path(audit.run_dir)
-        recipe = TrainConfig.from_dict(dict(audit.config) | {"output_dir": str(run_dir)})
+        # A worker's --device, written into the job when it claimed it, beats the recipe's.
+        device = {"device": config["device"]} if "device" in config else {}
+        recipe = TrainConfig.from_dict(dict(audit.config) | {"output_dir": str(run_dir)} | device)
         done = finished_folds(session, audit_id)
         rows = labelled_pairs(session, dataset)
     imported = [pair for pair, _ in rows]

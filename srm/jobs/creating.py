@@ -5,6 +5,7 @@ run directory each job gets (:func:`runs_dir`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from srm.config import ConfigError, merge_train_config
 from srm.jobs.scoring import SCORE_BATCH_SIZE
 from srm.jobs.watching import reap_dead_jobs
 from srm.store import (
+    JOB_LAUNCHERS,
     Model,
     StoreError,
     TrainingJob,
@@ -23,16 +25,35 @@ from srm.store import (
 
 #: Keys of a train job's config that are not TrainConfig fields.
 JOB_KEYS = ("parent_model_id", "score_after")
+#: A worker tag: letters, digits, ``-``, ``_`` and ``.``; a worker takes a comma-separated list.
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def check_launcher(launcher: str, worker_tag: str | None = None) -> None:
+    """Refuse a launcher not in :data:`~srm.store.JOB_LAUNCHERS`, a tag on a job no worker
+    claims, and a malformed tag, with a :class:`~srm.config.ConfigError` naming the field."""
+    if launcher not in JOB_LAUNCHERS:
+        raise ConfigError(f"launcher: got {launcher!r}; use one of {', '.join(JOB_LAUNCHERS)}")
+    if worker_tag is None:
+        return
+    if launcher != "worker":
+        raise ConfigError(f"worker_tag: only a job for a worker has one (launcher {launcher!r})")
+    if not TAG_PATTERN.fullmatch(worker_tag):
+        raise ConfigError(
+            f"worker_tag: got {worker_tag!r}; use up to 64 letters, digits, '-', '_' or '.'"
+        )
 
 
 def runs_dir(url: str) -> Path:
-    """Where job run directories go, created on demand.
+    """Where job run directories go (a train job's model among them), created on demand.
 
-    ``$SRM_RUNS_DIR`` if set; else ``runs/`` beside a SQLite store file (a project's store and
-    its runs travel together); else ``$XDG_DATA_HOME/srm-studio/runs`` (as
+    ``$SRM_MODELS_DIR`` if set (``srm app --models-dir``: a directory every machine that runs
+    jobs mounts at the same path, so the app reads the models remote workers write); else
+    ``$SRM_RUNS_DIR`` (its older name); else ``runs/`` beside a SQLite store file (a project's
+    store and its runs travel together); else ``$XDG_DATA_HOME/srm-studio/runs`` (as
     :func:`srm.store.default_url` picks the default store).
     """
-    env = os.environ.get("SRM_RUNS_DIR")
+    env = os.environ.get("SRM_MODELS_DIR") or os.environ.get("SRM_RUNS_DIR")
     if env:
         path = Path(env).expanduser()
     else:
@@ -59,6 +80,8 @@ def create_train_job(
     config: dict[str, Any],
     parent_model_id: int | None = None,
     score_after: bool = True,
+    launcher: str = "local",
+    worker_tag: str | None = None,
 ) -> TrainingJob:
     """Queue a training run on ``dataset`` (its corrected pairs, read when the job starts).
 
@@ -70,8 +93,13 @@ def create_train_job(
     is written. The stored
     config is the full one, defaults filled in, so the job reproduces itself.
 
+    ``launcher`` says who starts the job's process once it is created (:func:`srm.jobs.start`):
+    ``"local"`` (this machine), ``"worker"`` (an ``srm worker`` claims it; with ``worker_tag``,
+    only a worker holding that tag) or ``"command"`` (the configured submit command).
+
     >>> create_train_job(s, dataset="sample", config={"max_steps": 100, "model": {"head": "token"}})
     """
+    check_launcher(launcher, worker_tag)
     if "output_dir" in config:
         raise ConfigError(
             "output_dir: a job writes to its own run directory (runs/job-<id>); leave it out"
@@ -82,7 +110,14 @@ def create_train_job(
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
     reap_dead_jobs(session)
     stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
-    job = TrainingJob(kind="train", status="queued", dataset_id=owner, config=stored)
+    job = TrainingJob(
+        kind="train",
+        status="queued",
+        launcher=launcher,
+        worker_tag=worker_tag,
+        dataset_id=owner,
+        config=stored,
+    )
     session.add(job)
     session.flush()  # the id names the run directory
     run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
@@ -92,9 +127,18 @@ def create_train_job(
     return job
 
 
-def create_score_job(session: Session, *, dataset: str, model_id: int) -> TrainingJob:
+def create_score_job(
+    session: Session,
+    *,
+    dataset: str,
+    model_id: int,
+    launcher: str = "local",
+    worker_tag: str | None = None,
+) -> TrainingJob:
     """Queue scoring every pair of ``dataset`` (as imported) with model ``model_id`` into the
-    store's scores, replacing that model's earlier scores of those pairs."""
+    store's scores, replacing that model's earlier scores of those pairs; ``launcher`` and
+    ``worker_tag`` as for :func:`create_train_job`."""
+    check_launcher(launcher, worker_tag)
     owner = dataset_id(session, dataset)
     if session.get(Model, model_id) is None:
         raise StoreError(f"no model with id {model_id} in the store; see the Models page")
@@ -102,6 +146,8 @@ def create_score_job(session: Session, *, dataset: str, model_id: int) -> Traini
     job = TrainingJob(
         kind="score",
         status="queued",
+        launcher=launcher,
+        worker_tag=worker_tag,
         dataset_id=owner,
         model_id=model_id,
         config={"batch_size": SCORE_BATCH_SIZE, "device": "auto"},

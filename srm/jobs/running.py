@@ -23,7 +23,7 @@ from srm.devices import resolve_device
 from srm.jobs.auditing import run_audit
 from srm.jobs.creating import JOB_KEYS
 from srm.jobs.scoring import SCORE_BATCH_SIZE, score_dataset
-from srm.jobs.watching import JobStateError, _get_job
+from srm.jobs.watching import JobStateError, _get_job, seconds_from_env
 from srm.store import (
     FINISHED_STATUSES,
     Model,
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two progress writes of a running job (the last one is always written).
 PROGRESS_INTERVAL = 1.0
-#: Seconds between two heartbeats of a running job's process.
-HEARTBEAT_INTERVAL = 10.0
+#: Seconds between two heartbeats of a running job's process; ``$SRM_HEARTBEAT_INTERVAL`` sets
+#: it (keep it well under :data:`~srm.jobs.watching.HEARTBEAT_TIMEOUT`).
+HEARTBEAT_INTERVAL = seconds_from_env("SRM_HEARTBEAT_INTERVAL", 10.0)
 #: Share of a train job's progress bar spent training when it scores the dataset afterwards.
 TRAIN_SHARE = 0.9
 #: Traceback lines kept in a failed job's ``error``.
@@ -138,10 +139,12 @@ def _run_train(
     score_after = bool(config.get("score_after", True))
     share = TRAIN_SHARE if score_after else 1.0
     if report(0, 0, 0.0, "loading the dataset", force=True):
+        _share_with_followers(None)
         return "cancelled", "cancelled before training started"
     with sessions() as session:
         pairs = effective_pairs(session, dataset)
     log.info("dataset %r: %s", dataset, pairs.counts.summary())
+    _share_with_followers((cfg.to_dict(), pairs.pairs))
 
     def progress(step: int, total: int, metrics: dict[str, float]) -> None:
         message = f"step {step}/{total}"
@@ -187,6 +190,38 @@ def _run_train(
         sessions, dataset, model_id, report, device=cfg.device, start=share, sigterm=sigterm
     )
     return status, f"{summary}; {scored}"
+
+
+def follow_train_job(sigterm: StopRequest | None = None) -> str:
+    """Train as one of several processes of a train job (``accelerate launch`` or ``torchrun``
+    running ``srm train --job N``), not the main one: with the config and pairs the main
+    process sends (:func:`_share_with_followers`), writing nothing. The main process owns the
+    job's row, the run directory and the scoring afterwards. Returns ``succeeded`` or
+    ``cancelled``, as the main process's :func:`run_job` does; train() stops all processes
+    together on a cancel or SIGTERM."""
+    from accelerate.utils import broadcast_object_list
+
+    from srm.config import TrainConfig
+    from srm.train import train
+
+    shared: list[Any] = [None]
+    broadcast_object_list(shared)
+    if shared[0] is None:
+        return "cancelled"
+    config, pairs = shared[0]
+    result = train(TrainConfig.from_dict(config), pairs, show_progress=False, stop=sigterm)
+    return "cancelled" if result.interrupted else "succeeded"
+
+
+def _share_with_followers(work: tuple[dict[str, Any], list[Any]] | None) -> None:
+    """Send the other processes of a multi-process train job (:func:`follow_train_job`) the
+    config and pairs to train on, or None when the job stopped before training: all train on
+    the pairs the main process read, even while labels change."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    if PartialState().num_processes > 1:
+        broadcast_object_list([work])
 
 
 def _run_score(

@@ -30,8 +30,27 @@ from srm.store.models import utcnow
 log = logging.getLogger(__name__)
 
 
-#: A running job whose process has not beaten for this long is failed by the next reaper.
-HEARTBEAT_TIMEOUT = 120.0
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name``, else ``default``.
+
+    Read once, when :mod:`srm.jobs` is imported: every process of a set-up (the app, workers,
+    the jobs they start) should be given the same values.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"${name}: got {text!r}; give a positive number of seconds")
+    return value
+
+
+#: A running job whose process has not beaten for this long is failed by the next reaper (and a
+#: job claimed by a worker that stopped beating for it). ``$SRM_HEARTBEAT_TIMEOUT`` sets it.
+HEARTBEAT_TIMEOUT = seconds_from_env("SRM_HEARTBEAT_TIMEOUT", 120.0)
 #: Seconds between two reaps by one process that polls the jobs (the app).
 REAP_INTERVAL = 30.0
 # Processes this process launched, so that finished ones are waited for (no zombies while the
@@ -78,22 +97,28 @@ def reap_dead_jobs(session: Session) -> list[int]:
     crash before Python could record it, a machine that went away); return their ids.
 
     A running job whose heartbeat is older than :data:`HEARTBEAT_TIMEOUT` is failed, whichever
-    host it ran on. A job of this host (running, or launched and still queued) is failed at
-    once when its process no longer exists; a pid the system gave to an unrelated process
-    since counts as alive, and then the heartbeat decides.
+    host it ran on, and so is a job an ``srm worker`` claimed and stopped beating for (the
+    worker died: it is failed, not requeued, as a job whose process died is). A job of this
+    host (running, or launched and still queued) is failed at once when its process no longer
+    exists; a pid the system gave to an unrelated process since counts as alive, and then the
+    heartbeat decides.
     """
     _reap_children()
     cutoff = utcnow() - timedelta(seconds=HEARTBEAT_TIMEOUT)
+    claimed = (TrainingJob.status == "queued") & TrainingJob.claimed_by.is_not(None)
     silent = session.scalars(
         select(TrainingJob)
-        .where(TrainingJob.status == "running", TrainingJob.heartbeat_at < cutoff)
+        .where((TrainingJob.status == "running") | claimed, TrainingJob.heartbeat_at < cutoff)
         .order_by(TrainingJob.id)
         .with_for_update()
     ).all()
     for job in silent:
+        who = f"pid {job.pid} on {job.host}"
+        if job.claimed_by is not None:
+            who += f", worker {job.claimed_by}"
         _fail(
             job,
-            f"no heartbeat from the job's process (pid {job.pid} on {job.host}) for over "
+            f"no heartbeat from the job's process ({who}) for over "
             f"{HEARTBEAT_TIMEOUT:.0f} s: it died or lost the store; see its log",
         )
     local = session.scalars(
@@ -149,6 +174,18 @@ def _reap_children() -> None:
     for pid, process in list(_children.items()):
         if process.poll() is not None:
             del _children[pid]
+
+
+def job_place(job: TrainingJob) -> str:
+    """Where a job runs, in a few words: the host its process runs (or ran) on once known,
+    else who it waits for (``any worker``, ``a worker tagged gpu``, ``the submit command``)."""
+    if job.host:
+        return job.host
+    if job.launcher == "worker":
+        return f"a worker tagged {job.worker_tag}" if job.worker_tag else "any worker"
+    if job.launcher == "command":
+        return "the submit command"
+    return "this machine"
 
 
 def list_jobs(session: Session, limit: int = 50) -> list[TrainingJob]:

@@ -72,6 +72,7 @@ from srm.store.models import (
     AUDIT_STATUSES,
     FINISHED_STATUSES,
     JOB_KINDS,
+    JOB_LAUNCHERS,
     JOB_STATUSES,
     LABELS,
     SIDES,
@@ -121,6 +122,7 @@ from srm.store.queries import (
     set_active_model,
     set_setting,
 )
+from srm.store.workers import beat_claimed, claim_job, has_claimable_job
 
 
 def open_store(url: str | None = None) -> Engine:
@@ -140,6 +142,9 @@ __all__ = [
     "ModelTrainingPair",
     "audit_model_ids",
     "audit_summaries",
+    "beat_claimed",
+    "claim_job",
+    "has_claimable_job",
     "create_audit",
     "finished_folds",
     "get_audit",
@@ -154,6 +159,7 @@ __all__ = [
     "GUIDELINES",
     "GUIDELINES_LOCKED",
     "JOB_KINDS",
+    "JOB_LAUNCHERS",
     "JOB_STATUSES",
     "LABELS",
     "LABEL_FILTERS",

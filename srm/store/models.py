@@ -50,6 +50,10 @@ JOB_KINDS = ("train", "score", "audit")
 AUDIT_STATUSES = ("running", "complete")
 #: Jobs in these states are over; the others may still have a process behind them.
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+#: Who starts a job's process: the machine that created it (``local``), an ``srm worker`` on
+#: any machine that reaches the store (``worker``), or a configured command such as ``sbatch``
+#: (``command``); see :mod:`srm.jobs`.
+JOB_LAUNCHERS = ("local", "worker", "command")
 
 
 def preferred_side(label: str | None) -> str | None:
@@ -243,6 +247,7 @@ class TrainingJob(Base):
     __tablename__ = "training_jobs"
     __table_args__ = (
         _one_of("status", JOB_STATUSES, "ck_training_jobs_status"),
+        _one_of("launcher", JOB_LAUNCHERS, "ck_training_jobs_launcher"),
         Index("ix_training_jobs_status", "status"),
     )
 
@@ -266,6 +271,12 @@ class TrainingJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: Written by the running job's process every few seconds: how any reader tells it is alive.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: One of :data:`JOB_LAUNCHERS`.
+    launcher: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    #: A ``worker`` job waits for a worker started with this tag (``None``: any worker).
+    worker_tag: Mapped[str | None] = mapped_column(String(64))
+    #: The worker (``host:pid``) that claimed the job, so that no other one runs it.
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
 
     dataset: Mapped[Dataset | None] = relationship()
     model: Mapped[Model | None] = relationship()

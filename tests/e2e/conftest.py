@@ -106,13 +106,20 @@ def serve(db: Path, log: Path, **env: str) -> Iterator[App]:
     """`make app` on a free port with the SQLite store `db` and extra environment `env`.
 
     The app scores with the bundled default model (data/models/default): what a newcomer sees,
-    and what the screenshots in docs/ should show. A developer's own SRM_MODEL, SRM_RUNS_DIR or
-    app passwords are dropped so the run is the same everywhere; job run directories go beside
-    the store.
+    and what the screenshots in docs/ should show. A developer's own SRM_MODEL, job set-up
+    (SRM_RUNS_DIR, SRM_MODELS_DIR, SRM_SUBMIT_COMMAND) or app passwords are dropped so the run
+    is the same everywhere; job run directories go beside the store.
     """
     port = free_port()
     db_url = f"sqlite:///{db}"
-    dropped = ("SRM_MODEL", "SRM_RUNS_DIR", "SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD")
+    dropped = (
+        "SRM_MODEL",
+        "SRM_RUNS_DIR",
+        "SRM_MODELS_DIR",
+        "SRM_SUBMIT_COMMAND",
+        "SRM_APP_PASSWORD",
+        "SRM_ADMIN_PASSWORD",
+    )
     environment = {k: v for k, v in os.environ.items() if k not in dropped}
     environment |= {"SRM_DB_URL": db_url, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     environment |= env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import fields
 from pathlib import Path
 
@@ -458,8 +459,16 @@ def test_train_job_runs_once_and_is_listed(db_url, tmp_path) -> None:
     listed = invoke("jobs", "--db", db_url)
     assert listed.exit_code == 0, listed.output
     header, row = listed.output.splitlines()
-    assert header.split()[:6] == ["id", "kind", "status", "dataset", "progress", "message"]
-    assert row.split()[:5] == [str(job_id), "train", "succeeded", "d", "100%"]
+    assert header.split()[:7] == [
+        "id",
+        "kind",
+        "status",
+        "where",
+        "dataset",
+        "progress",
+        "message",
+    ]
+    assert row.split()[:6] == [str(job_id), "train", "succeeded", socket.gethostname(), "d", "100%"]
 
 
 def test_a_failed_train_job_exits_1_with_its_error(db_url, tmp_path, monkeypatch) -> None:

@@ -389,3 +389,13 @@ def test_figures_share_the_template_and_grow_in_demo_mode(pair: PairScores) -> N
         assert normal.layout.template == pio.templates["plotly_white"]
         assert large.layout.font.size > normal.layout.font.size
         assert large.layout.height > normal.layout.height
+
+
+def test_demo_names_the_sides_and_sentences_in_words(pair: PairScores) -> None:
+    names = {"chosen": "The other answer", "rejected": "The answer people preferred"}
+    heatmap = charts.sentence_heatmap(pair, names=names)
+    assert list(heatmap.data[0].y) == ["The other answer", "The answer people preferred"]
+    waterfall = charts.contributions_chart(pair, names=names)
+    assert list(waterfall.data[0].x)[:3] == ["the question's term", "sentence 1", "sentence 2"]
+    assert "σ" not in waterfall.layout.title.text
+    assert [a.text.split(" · ")[0] for a in waterfall.layout.annotations] == list(names.values())

@@ -117,3 +117,34 @@ def test_an_audit_says_how_long_it_takes_then_starts_as_a_job(
         audit = s.get(Audit, job.config["audit_id"])
         assert (job.kind, audit.folds, audit.status) == ("audit", 2, "running")
         assert audit.config["max_steps"] == 3 and audit.config["model"]["backbone"] == "tiny"
+
+
+def test_a_job_for_any_worker_is_queued_not_launched(filled_store: str, launched, run_page) -> None:
+    at = run_page("train")
+    assert at.radio(key="train.run_on").options == ["this machine", "any worker"]
+    at.selectbox(key="train.backbone").set_value("tiny")
+    at.radio(key="train.run_on").set_value("any worker")
+    at.text_input(key="train.worker_tag").input("gpu")
+    at.button(key="FormSubmitter:train.form-Start training").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert launched == []
+    assert (job.status, job.launcher, job.worker_tag, job.pid) == ("queued", "worker", "gpu", None)
+    assert f"Queued training job {job.id} for any worker tagged gpu." in at.success[0].value
+    assert list(at.dataframe[0].value["where"]) == ["a worker tagged gpu"]
+    assert "· on a worker tagged gpu" in at.markdown[0].value
+
+
+def test_the_submit_command_is_a_choice_once_configured(
+    filled_store: str, launched, run_page, monkeypatch, tmp_path
+) -> None:
+    record = tmp_path / "args"
+    monkeypatch.setenv("SRM_SUBMIT_COMMAND", f"sh -c 'echo \"$@\" > {record}' sh {{job_id}}")
+    at = run_page("train")
+    at.radio(key="train.run_on").set_value("the submit command")
+    at.button(key="FormSubmitter:train.form-Start training").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert launched == []
+    assert record.read_text() == f"{job.id}\n"
+    assert (job.status, job.launcher) == ("queued", "command")

@@ -99,6 +99,21 @@ with st.form("train.form", border=True):
         "LoRA rank", 1, 256, DEFAULTS.lora_r, key="train.lora_r", help=TRAIN_HELP["lora_r"]
     )
     score_after = third[3].checkbox("Score the dataset afterwards", True, key="train.score_after")
+    fourth = st.columns(4)
+    run_on = fourth[0].radio(
+        "Run on",
+        services.run_on_choices(),
+        key="train.run_on",
+        horizontal=True,
+        help="This machine: a process of the app's machine. Any worker: queued for an "
+        "`srm worker` on any machine that reaches the store (a GPU box). See docs/scaling.md.",
+    )
+    worker_tag = fourth[1].text_input(
+        "Worker tag",
+        key="train.worker_tag",
+        placeholder="any",
+        help="With any worker: only a worker started with --tag TAG takes the job.",
+    )
     submitted = st.form_submit_button(
         "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
     )
@@ -121,11 +136,17 @@ if submitted:
         "score_after": score_after,
     }
     try:
-        job_id = services.start_train_job(url, dataset, config)
+        tag = worker_tag if run_on == "any worker" else None
+        job_id = services.start_train_job(url, dataset, config, run_on, tag)
     except Exception as err:  # a config error, unknown dataset, or a failed launch: show it
         st.error(f"The job was not started: {mdtext.escape(err)}")  # safe: escaped
     else:
-        st.session_state["train.flash"] = f"Started training job {job_id}."
+        if run_on == "this machine":
+            flash = f"Started training job {job_id}."
+        else:  # a tag is letters, digits and -_. (srm.jobs.TAG_PATTERN), escaped all the same
+            tagged = f" tagged {mdtext.escape(tag)}" if tag else ""
+            flash = f"Queued training job {job_id} for {run_on}{tagged}."
+        st.session_state["train.flash"] = flash
         st.session_state["train.job"] = job_id
         st.rerun()
 
@@ -168,7 +189,10 @@ def running_jobs() -> None:
         with st.container(border=True):
             head_col, cancel_col = st.columns([5, 1])
             dataset_name = mdtext.escape(job.dataset or "—")
-            head_col.markdown(f"**Job {job.id}** · {job.kind} · {dataset_name} · {job.status}")
+            head_col.markdown(  # safe: the dataset and the place are escaped
+                f"**Job {job.id}** · {job.kind} · {dataset_name} · {job.status} "
+                f"· on {mdtext.escape(job.place)}"
+            )
             cancel_col.button(
                 "Cancel",
                 key=f"train.cancel.{job.id}",
@@ -211,6 +235,7 @@ st.dataframe(
             "job": j.id,
             "kind": j.kind,
             "status": j.status,
+            "where": j.place,
             "dataset": j.dataset,
             "progress": j.progress,
             "model": j.model_id,
