@@ -263,6 +263,8 @@ else:
                 placeholder="Note (optional, saved with the next action); Esc or Enter "
                 "returns to the shortcuts",
             )
+            if st.session_state.get("annotate.note", "").strip():  # it reached the server
+                st.caption(":material/edit_note: The note goes with your next action.")
 
     st.html(highlight.prompt_html(current.prompt))
     tags = annotation.tags(url, current)
