@@ -85,6 +85,7 @@ _WORD_START = re.compile(r"(?<=\s)\S")
 _FENCE_OPEN = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
 _TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?\s*")
 _LINE_START = re.compile(r"(?<=\n)\s*?(?=\S)")
+_CJK_PUNCTUATION_THEN_TEXT = re.compile(r"[。！？、，；：]+(?=\S)")
 _HEADING = re.compile(r"[ \t]*#{1,6}(?:\s|$)")
 _LIST_MARKER = re.compile(r"[ \t]*(?:[-*+\u2022]|\d{1,9}[.)])[ \t]+(?=\S)")
 _CJK_END = re.compile(r"[。！？｡]+[」』”’\"'）)\]】〕〉》»]*")
@@ -466,6 +467,24 @@ def merge_spans(spans: Sequence[Span], index: int) -> list[Span]:
     first, second = spans[index], spans[index + 1]
     joined = Span(first.start, second.end, first.text + second.text)
     return [*spans[:index], joined, *spans[index + 2 :]]
+
+
+def split_points(text: str) -> list[int]:
+    """Where :func:`split_span` may cut a sentence's ``text``: before each word, and after
+    CJK punctuation (CJK text has no spaces between words), leaving text that is not only
+    spaces on both sides. Offsets into ``text``, increasing.
+
+    >>> split_points("Hi. Yo there")
+    [4, 7]
+    >>> split_points("你好，我很好")
+    [3]
+    """
+    starts = {m.start() for m in _WORD_START.finditer(text)}
+    starts |= {m.end() for m in _CJK_PUNCTUATION_THEN_TEXT.finditer(text)}
+    first = _NON_SPACE.search(text)
+    if first is None:
+        return []
+    return sorted(at for at in starts if first.start() < at < len(text))
 
 
 def split_span(spans: Sequence[Span], index: int, at: int) -> list[Span]:

@@ -23,6 +23,7 @@ from srm.segment import (
     align_tokens,
     merge_spans,
     segment,
+    split_points,
     split_span,
 )
 
@@ -773,3 +774,26 @@ def test_split_inside_a_sentence_keeps_offsets_exact() -> None:
 def test_bad_edits_say_what_is_wrong(edit, message) -> None:
     with pytest.raises(ValueError, match=message):
         edit(segment("One. Two."))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Alpha then beta.", ["Alpha |then beta.", "Alpha then |beta."]),
+        ("  Lead. Rest\n", ["  Lead. |Rest\n"]),
+        ("你好，我很好。", ["你好，|我很好。"]),
+        ("Word", []),
+        ("   ", []),
+    ],
+)
+def test_split_points_are_word_starts_inside_the_sentence(text: str, expected) -> None:
+    assert [f"{text[:at]}|{text[at:]}" for at in split_points(text)] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=text_strategy)
+def test_every_split_point_is_a_valid_split(text: str) -> None:
+    span = Span(0, len(text), text)
+    for at in split_points(text):
+        left, right = split_span([span], 0, at)
+        assert left.text + right.text == text
