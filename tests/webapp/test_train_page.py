@@ -13,7 +13,7 @@ from srm.config import HEADS, TrainConfig
 from srm.jobs import create_score_job
 from srm.store import Model, TrainingJob, make_sessionmaker, open_store
 from tests.webapp.conftest import rerun
-from webapp import services
+from webapp import job_views
 
 START = "FormSubmitter:train.form-Start training"
 
@@ -176,11 +176,11 @@ def test_job_details_follow_the_newest_job(filled_store, launched, run_page) -> 
 
 
 def test_job_to_show_is_the_newest_unless_an_older_one_was_picked() -> None:
-    assert services.job_to_show([1], None, None) == 1
-    assert services.job_to_show([2, 1], 1, 1) == 2  # was following the newest: follows on
-    assert services.job_to_show([3, 2, 1], 1, 2) == 1  # picked an older job: kept
-    assert services.job_to_show([3, 2, 1], 3, 3) == 3
-    assert services.job_to_show([3, 2, 1], 9, 3) == 3  # a job no longer listed
+    assert job_views.job_to_show([1], None, None) == 1
+    assert job_views.job_to_show([2, 1], 1, 1) == 2  # was following the newest: follows on
+    assert job_views.job_to_show([3, 2, 1], 1, 2) == 1  # picked an older job: kept
+    assert job_views.job_to_show([3, 2, 1], 3, 3) == 3
+    assert job_views.job_to_show([3, 2, 1], 9, 3) == 3  # a job no longer listed
 
 
 def finish(db_url: str, job_id: int, **fields) -> None:

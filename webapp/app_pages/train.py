@@ -4,6 +4,7 @@ import streamlit as st
 
 import auth
 import charts
+import job_views
 import mdtext
 import services
 import widgets
@@ -222,7 +223,7 @@ def history(jobs: list[services.JobRow]) -> None:
     )
     ids = [j.id for j in jobs]
     # The newest job unless another was picked; a job started or just finished here is shown.
-    st.session_state["train.detail"] = services.job_to_show(
+    st.session_state["train.detail"] = job_views.job_to_show(
         ids, st.session_state.get("train.detail"), st.session_state.get("train.newest")
     )
     st.session_state["train.newest"] = ids[0]
@@ -231,7 +232,7 @@ def history(jobs: list[services.JobRow]) -> None:
     metrics, log = services.job_details(url, job.id)
     if job.error:
         st.error(mdtext.escape(job.error))
-    outcome = services.job_outcome(job)
+    outcome = job_views.job_outcome(job)
     if outcome:
         st.success(outcome)  # fixed words and model numbers
     if job.kind == "train" and job.status == "succeeded" and job.model_id is not None:
