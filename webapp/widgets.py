@@ -20,14 +20,6 @@ def require_datasets(url: str) -> list[dict[str, Any]]:
     return summaries
 
 
-def fitting_key(key: str, n: int) -> str:
-    """``key`` for a picker of ``range(n)``, its remembered choice dropped first when it is
-    no longer one of them (a sentence past the end after boundaries were reset, say)."""
-    if key in st.session_state and st.session_state[key] not in range(n):
-        del st.session_state[key]
-    return key
-
-
 def p_chosen_metric(column: Any, verdict: Verdict, label: str, help: str | None = None) -> None:
     """σ(margin) as a metric, marked "no clear preference" inside the band around 50%, and
     never rounded across 50% (:func:`srm.records.probability_text`)."""

@@ -263,3 +263,25 @@ def test_split_a_sentence_at_a_word_chosen_in_the_text(filled_store, sample_path
     spans = re.findall(r'data-sentence="(\d+)">([^<]*)<', responses_html(at)[0])
     assert len(spans) == before + 1
     assert html.unescape(spans[0][1]).replace("&#10;", "\n") == first[:offset]
+
+
+def test_a_sentence_picked_past_the_end_after_a_reset_falls_back_to_the_first(
+    filled_store, sample_path, run_page
+):
+    """Split the last sentence, pick the new last one, reset the boundaries: that sentence is
+    gone, and the picker goes back to sentence 1 rather than failing."""
+    pair = next(p for p in load_pairs(sample_path) if len(segment(p.chosen)[-1].text.split()) >= 3)
+    n = len(segment(pair.chosen))
+    at = open_pair(run_page, "sample", pair.id)
+    edit = picker(at, "Sentence of the chosen response")
+    edit.set_value(n - 1)
+    rerun(at)
+    at.button(key="inspect.split").click()  # at its first word boundary
+    rerun(at)
+    picker(at, "Sentence of the chosen response").set_value(n)  # the new last sentence
+    rerun(at)
+    assert picker(at, "Sentence of the chosen response").value == n
+    at.button(key="inspect.reset").click()
+    rerun(at)
+    assert picker(at, "Sentence of the chosen response").value == 0
+    assert len(picker(at, "Sentence of the chosen response").options) == n

@@ -156,7 +156,7 @@ if sentences:
         "Sentence",
         range(len(sentences)),
         format_func=lambda i: f"{i + 1}. {sentences[i].text.strip()[:90]}",
-        key=widgets.fitting_key(f"inspect.sentence.{pair.db_id}.{side}", len(sentences)),
+        key=f"inspect.sentence.{pair.db_id}.{side}",
     )
     sentence = sentences[index]
     if sentence.reward is None or sentence.weight is None:
@@ -188,7 +188,7 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
             f"Sentence of the {side} response",
             range(len(cuts)),
             format_func=lambda i: f"{i + 1}. {text[cuts[i][0] : cuts[i][1]].strip()[:90]}",
-            key=widgets.fitting_key(f"inspect.edit_index.{pair.db_id}.{side}", len(cuts)),
+            key=f"inspect.edit_index.{pair.db_id}.{side}",
         )
         chosen_cut = cuts[which]
         st.code(text[chosen_cut[0] : chosen_cut[1]], language=None, wrap_lines=True)
