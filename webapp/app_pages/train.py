@@ -128,7 +128,8 @@ if submitted:
         st.error(f"The job was not started: {mdtext.escape(err)}")  # safe: escaped
     else:
         st.session_state["train.flash"] = f"Started training job {job_id}."
-        st.session_state["train.job"] = st.session_state["train.detail"] = job_id
+        st.session_state["train.job"] = job_id
+        st.session_state["train.detail"] = job_id  # its details, not an older job's
         st.rerun()
 
 # --- batch scoring ----------------------------------------------------------------------------
@@ -148,7 +149,8 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
         ):
             job_id = services.start_score_job(url, score_dataset, model.id)
             st.session_state["train.flash"] = f"Started scoring job {job_id}."
-            st.session_state["train.job"] = st.session_state["train.detail"] = job_id
+            st.session_state["train.job"] = job_id
+            st.session_state["train.detail"] = job_id
             st.rerun()
 
 
