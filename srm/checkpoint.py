@@ -158,7 +158,7 @@ def save(
         "backbone_weights": kind,
         "causal": bool(model.causal),
         "lora": lora,
-        "training": training,
+        "training": _portable_training(training),
     }
     # A new directory is staged beside its final name; an existing one gets a new version
     # inside it (see the module docstring). mkdir, not mkdtemp: the umask's permissions.
@@ -192,6 +192,30 @@ def save(
         _remove_replaced_models(path, keep=staging)
     log.info("saved checkpoint %s (%s backbone weights, %d tensors)", path, kind, len(tensors))
     return path
+
+
+def portable_path(path: str) -> str:
+    """A path as a checkpoint records it: never absolute, so a checkpoint that is shared (the
+    bundled default model) names no directory of the machine it was written on. An absolute
+    path under the working directory becomes relative to it, any other its last part:
+    ``/home/me/srm/runs/x`` -> ``runs/x`` when run from ``/home/me/srm``, else ``x``."""
+    absolute = Path(path)
+    if not absolute.is_absolute():
+        return path
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.name
+
+
+def _portable_training(training: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The training record with its run directory (``config.output_dir``, the one path a
+    :class:`~srm.config.TrainConfig` holds) made :func:`portable_path`. A backbone named by a
+    local directory stays as given: a LoRA or partial checkpoint needs it to load."""
+    config = (training or {}).get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("output_dir"), str):
+        return training
+    return {**training, "config": {**config, "output_dir": portable_path(config["output_dir"])}}
 
 
 def model_dir(path: str | os.PathLike) -> Path:

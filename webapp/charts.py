@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -50,7 +50,11 @@ CUT_GREY = "#bdbdbd"
 
 
 def sentence_heatmap(
-    pair_record: PairScores, value: str = "reward", *, large: bool = False
+    pair_record: PairScores,
+    value: str = "reward",
+    *,
+    large: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Both responses of a pair as two rows of cells: the prompt term, then one cell per
     sentence, coloured by ``value``.
@@ -64,9 +68,11 @@ def sentence_heatmap(
     says so. Sentences cut by truncation are grey cells marked "not scored" (a second trace,
     ``name="not scored"``, over the gaps they leave in the first). Cells are labelled with
     :func:`cell_text` when K <= 20. A model without a prompt term
-    (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column.
+    (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column. ``names``
+    relabels the rows (the demo's "The answer people preferred").
     """
     _check_value(value)
+    names = names or {}
     rows = [pair_record.side(side).sentences for side in SIDES]
     k = max(len(r) for r in rows)
     with_prompt = pair_record.has_prompt_term
@@ -81,7 +87,7 @@ def sentence_heatmap(
         z_row = [prompt_value]
         data_row = [
             [
-                side,
+                names.get(side, side),
                 f"prompt term · {value} {sig3(prompt_value, signed=value == 'reward')}",
                 f"reward {sig3(rec.prompt_reward)} × weight "
                 f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)} of the score",
@@ -93,7 +99,7 @@ def sentence_heatmap(
             if j >= len(sentences):
                 z_row.append(None)
                 cut_row.append(None)
-                data_row.append([side, f"no sentence {j + 1}", ""])
+                data_row.append([names.get(side, side), f"no sentence {j + 1}", ""])
                 label_row.append("")
                 continue
             s = sentences[j]
@@ -105,7 +111,7 @@ def sentence_heatmap(
             else:
                 line = f"sentence {j + 1} · {value} {sig3(v, signed=value == 'reward')}"
             label_row.append("" if v is None else cell_text(v, value))  # grey trace labels it
-            data_row.append([side, line, hover_text(s.text)])
+            data_row.append([names.get(side, side), line, hover_text(s.text)])
         if not with_prompt:
             z_row, data_row, label_row = z_row[1:], data_row[1:], label_row[1:]
             cut_row = cut_row[1:]
@@ -134,7 +140,7 @@ def sentence_heatmap(
     heatmap = go.Heatmap(
         z=z,
         x=columns,
-        y=list(SIDES),
+        y=[names.get(side, side) for side in SIDES],
         customdata=customdata,
         hovertemplate=(
             "<b>%{customdata[0]}</b> · %{customdata[1]}<br>%{customdata[2]}<extra></extra>"
@@ -153,7 +159,7 @@ def sentence_heatmap(
             go.Heatmap(
                 z=cut,
                 x=columns,
-                y=list(SIDES),
+                y=list(heatmap.y),  # the rows as named
                 name=NOT_SCORED,
                 customdata=customdata,
                 hovertemplate=heatmap.hovertemplate,
@@ -194,15 +200,21 @@ def cell_text(v: float | None, value: str = "reward") -> str:
     return sig3(v, signed=value == "reward")
 
 
-def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.Figure:
+def contributions_chart(
+    pair_record: PairScores, *, large: bool = False, names: Mapping[str, str] | None = None
+) -> go.Figure:
     """How each score is built: prompt term, then weight × reward per sentence, then the total.
 
     One waterfall per response, side by side on a shared y axis. The relative bars add up to
     the score exactly (the model's own decomposition); the title gives the model's margin
     (chosen − rejected), split into the prompt term's shift and the sentences' part, and
     P(chosen preferred) = sigmoid(margin). Truncated sentences, which took no part in the
-    score, are left out, and so is the prompt term of a model without one.
+    score, are left out, and so is the prompt term of a model without one. With ``names``
+    (the demo's), the sides are called by them, the bars "sentence 1", ... and the title is
+    in words.
     """
+    words = names is not None
+    names = names or {side: side for side in SIDES}
     with_prompt = pair_record.has_prompt_term
     scores = {side: pair_record.side(side).score for side in SIDES}
     fig = make_subplots(
@@ -210,11 +222,12 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
         cols=2,
         shared_yaxes=True,
         horizontal_spacing=0.04,
-        subplot_titles=[f"{side} · score {sig3(scores[side])}" for side in SIDES],
+        subplot_titles=[f"{names[side]} · score {sig3(scores[side])}" for side in SIDES],
     )
     for col, side in enumerate(SIDES, start=1):
         rec = pair_record.side(side)
-        x, y, measure = ["prompt term"], [rec.prompt_term], ["relative"]
+        x = ["the question's term" if words else "prompt term"]
+        y, measure = [rec.prompt_term], ["relative"]
         detail = [
             [
                 "the prompt's own term",
@@ -228,7 +241,7 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
             if s.reward is None or s.weight is None:
                 continue
             term = s.weight * s.reward
-            x.append(f"s{j}")
+            x.append(f"sentence {j}" if words else f"s{j}")
             y.append(term)
             measure.append("relative")
             detail.append(
@@ -241,10 +254,10 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
         x.append("score")
         y.append(rec.score)
         measure.append("total")
-        detail.append([f"{side} score", sig3(rec.score)])
+        detail.append([f"{names[side]} score", sig3(rec.score)])
         fig.add_trace(
             go.Waterfall(
-                name=side,
+                name=names[side],
                 x=x,
                 y=y,
                 measure=measure,
@@ -271,6 +284,8 @@ def contributions_chart(pair_record: PairScores, *, large: bool = False) -> go.F
         f"Margin (chosen − rejected) {sig3(split.margin)} = {parts} · "
         f"P(chosen preferred) = σ(margin) = {probability_text(p_chosen(split.margin))}"
     )
+    if words:
+        title = "How each answer's score adds up: the question's own term, then each sentence"
     fig.update_yaxes(title_text="contribution to score", row=1, col=1)
     fig.update_xaxes(type="category")
     return _style(fig, title, large=large, height=380)

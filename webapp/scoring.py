@@ -26,8 +26,10 @@ __all__ = ["NO_CLEAR_PREFERENCE", "verdict"]
 
 
 # ------------------------------------------------------------------------------- scores
-@st.cache_resource(show_spinner="Loading the reward model…", max_entries=2)
+@st.cache_resource(show_spinner=services.LOADING_MODEL, max_entries=2)
 def _model(path: str, mtime: float) -> SentenceRewardModel:
+    """One loaded model per checkpoint (``path``) and version (``mtime``), shared by every
+    page and session of the server process."""
     from srm.checkpoint import load
 
     return load(path)
@@ -234,28 +236,34 @@ DEMO_PAIRS = "demo_pairs"
 
 def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[str, str]]:
     """The curated pairs demo mode shows: the store's ``demo_pairs`` setting (a list of
-    ``[dataset, id]``, chosen on the Inspect page), else the pairs the model is surest about."""
+    ``[dataset, id]``, chosen on the Inspect page), else pairs that tell a clean story.
+
+    Those come from the largest dataset (so a small scratch or test dataset in the store does
+    not turn up in a demo): first the pairs where the model agrees with the people and the
+    sentences, not the prompt term, carry the margin, surest first; then the other agreeing
+    ones, then the rest the model has scored; then, when the model has scored too few, pairs
+    in import order. Each example's caption says when its story is not a clean one.
+    """
     with read_session(url) as session:
         chosen = store.get_setting(session, DEMO_PAIRS) or []
         if chosen:
             return [(d, i) for d, i in chosen][:limit]
-        # Else the largest dataset's pairs the model is surest about (one dataset, so a small
-        # scratch or test dataset in the store does not turn up in a demo).
         datasets = sorted(store.list_datasets(session), key=lambda d: -d.n_pairs)
         if not datasets:
             return []
         dataset = datasets[0].name
+        picked: list[store.Pair] = []
         if model is not None and model.id is not None:
             ranked = store.annotation_queue(session, dataset, model.id, limit=400)
-            scored = [(p, d) for p, d in ranked if d is not None]
-            scored.sort(key=lambda item: item[1])  # most confident agreement first
-            if scored:
-                # A demo of sentence credit shows pairs whose margin the sentences carry, not
-                # the prompt term; those first, each group surest first.
-                candidates = [p for p, _ in scored[: 5 * limit]]
-                candidates.sort(key=lambda p: _prompt_carries(session, p, model.id))
-                return [(p.dataset.name, p.external_id) for p in candidates[:limit]]
-        return [(dataset, p.external_id) for p in store.list_pairs(session, dataset, limit=limit)]
+            scored = sorted(((p, d) for p, d in ranked if d is not None), key=lambda x: x[1])
+            agree = [p for p, d in scored if d < 0][: 5 * limit]  # the surest agreement first
+            agree.sort(key=lambda p: _prompt_carries(session, p, model.id))  # stable
+            picked = agree + [p for p, d in scored if d >= 0]
+        if len(picked) < limit:
+            seen = {p.id for p in picked}
+            more = store.list_pairs(session, dataset, limit=limit + len(picked))
+            picked += [p for p in more if p.id not in seen]
+        return [(p.dataset.name, p.external_id) for p in picked[:limit]]
 
 
 def _prompt_carries(session: Session, pair: store.Pair, model_id: int) -> bool:

@@ -183,6 +183,12 @@ def margin_range(url: str, dataset: str | None) -> tuple[float, float] | None:
 
 
 # ------------------------------------------------------------------------------- models
+LOADING_MODEL = "Loading the model (first time only)…"
+"""What the app shows while torch and the reward model load, once per server process: the
+entry script's first run imports torch (to read the bundled model), and the first page that
+scores loads the model (:func:`scoring.loaded_model`)."""
+
+
 def _model_info(model: store.Model) -> ModelInfo:
     config = model.config or {}
     model_cfg = config.get("model", config)

@@ -3,17 +3,25 @@
 Run with ``make app`` (or ``srm app``; ``srm app --demo`` for the read-only demo mode).
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 import auth
 import services
 
-st.set_page_config(page_title="SRM Studio", page_icon=":material/insights:", layout="wide")
+# A file the server serves itself: a ":material/...:" page icon makes the browser fetch the
+# icon from fonts.gstatic.com, and the app makes no request beyond its own server.
+ICON = Path(__file__).with_name("favicon.png")
+st.set_page_config(page_title="SRM Studio", page_icon=str(ICON), layout="wide")
 auth.gate()  # a password, when one is configured; no pages for an exposed server without one
 
 url = services.store_url()
 demo = services.demo_mode()
-services.register_default_model(url)  # here, once, so that the pages' reads never write
+# Here, once, so that the pages' reads never write. Reading the bundled model's files imports
+# torch: many seconds on the server's first run, nothing after (a spinner shows after 0.5 s).
+with st.spinner(services.LOADING_MODEL):
+    services.register_default_model(url)
 if demo:
     pages = [
         st.Page("app_pages/demo.py", title="Showcase", icon=":material/slideshow:", default=True),

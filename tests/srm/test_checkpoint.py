@@ -475,3 +475,39 @@ def test_saving_into_a_directory_never_replaces_files_that_are_not_a_model(
     save(make_model(), project)
     assert (project / "config.json").read_text() == '{"mine": true}'  # not a checkpoint's
     assert read_info(project).model == make_model().config
+
+
+def json_strings(value) -> list[str]:
+    """Every string in a parsed JSON value, keys included."""
+    if isinstance(value, dict):
+        return [*value, *(s for v in value.values() for s in json_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in json_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_a_saved_checkpoint_names_no_directory_of_the_machine(
+    make_model, tmp_path, monkeypatch, inside
+) -> None:
+    """A checkpoint travels (the bundled default model is one): its JSON files hold no
+    absolute path, not even the run directory the training record names."""
+    from srm.config import TrainConfig
+
+    workdir, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(workdir if inside else elsewhere)
+    run = workdir / "runs" / "job-7"
+    training = {"config": TrainConfig(output_dir=str(run)).to_dict(), "step": 1}
+    save(make_model("sentence"), run, training=training)
+    written = [json.loads(f.read_text()) for f in run.rglob("*.json")]
+    strings = [s for data in written for s in json_strings(data)]
+    assert not [s for s in strings if os.path.isabs(s) or str(tmp_path) in s]
+    saved = read_info(run).training["config"]["output_dir"]
+    assert saved == ("runs/job-7" if inside else "job-7")
+
+
+def test_portable_path_leaves_relative_paths_alone() -> None:
+    assert checkpoint.portable_path("runs/x") == "runs/x"
+    assert checkpoint.portable_path("/nowhere/under/cwd/x") == "x"

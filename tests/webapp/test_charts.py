@@ -164,6 +164,8 @@ def test_heatmap_marks_cut_sentences_as_not_scored(pair: PairScores) -> None:
     assert cut.text[0][3] == "not scored" and cut.text[1][3] == ""
     assert cut.showscale is False and cut.colorscale[0][1] == cut.colorscale[1][1]
     assert cut.customdata[0][3][1] == "sentence 3 · cut by truncation (not scored)"
+    named = charts.sentence_heatmap(pair, names={"chosen": "preferred", "rejected": "other"})
+    assert list(named.data[1].y) == list(named.data[0].y) == ["preferred", "other"]
     whole = make_record([("One. ", 0.1, 1.0)], [("Two. ", 0.2, 1.0)])
     assert len(charts.sentence_heatmap(whole).data) == 1  # nothing cut, nothing grey
 
@@ -427,3 +429,13 @@ def test_figures_share_the_template_and_grow_in_demo_mode(pair: PairScores) -> N
         assert normal.layout.template == pio.templates["plotly_white"]
         assert large.layout.font.size > normal.layout.font.size
         assert large.layout.height > normal.layout.height
+
+
+def test_demo_names_the_sides_and_sentences_in_words(pair: PairScores) -> None:
+    names = {"chosen": "The other answer", "rejected": "The answer people preferred"}
+    heatmap = charts.sentence_heatmap(pair, names=names)
+    assert list(heatmap.data[0].y) == ["The other answer", "The answer people preferred"]
+    waterfall = charts.contributions_chart(pair, names=names)
+    assert list(waterfall.data[0].x)[:3] == ["the question's term", "sentence 1", "sentence 2"]
+    assert "σ" not in waterfall.layout.title.text
+    assert [a.text.split(" · ")[0] for a in waterfall.layout.annotations] == list(names.values())

@@ -207,11 +207,16 @@ def test_demo_mode_shows_curated_pairs_without_editing_controls(
     assert len(at.get("plotly_chart")) == 2
     assert not at.button and not at.text_input and not at.text_area and not at.file_uploader
     assert at.pills(key="demo.example").options  # the curated examples
-    # The verdict's split is shown, and the words say what carries it. Pairs whose sentences
-    # carry the margin come first; the tiny models leave some of those among the surest.
-    assert any(c.value.startswith("margin ") and "= prompt term" in c.value for c in at.caption)
-    assert [s.value for s in at.success if "Here the sentences decide" in s.value]
-    assert not [i.value for i in at.info if "the question's own term" in i.value]
+    # One caption in words says what carries the verdict; pairs whose sentences carry the
+    # margin come first, and the tiny models leave some of those among the surest.
+    (caption,) = [h.value for h in at.html if 'class="srm-caption"' in h.value]
+    assert ">The model " in caption
+    assert "The sentences carry" in caption and "σ" not in caption
+    # The sides are named by what people preferred, that one first.
+    assert [h.value.split(" · ")[0] for h in at.subheader[1:]] == [
+        "The answer people preferred",
+        "The other answer",
+    ]
     at = run_page("models")
     keys = [w.key or "" for w in (*at.button, *at.selectbox, *at.text_input)]
     assert not [k for k in keys if any(word in k for word in EDITING_KEYS)]

@@ -145,3 +145,12 @@ def test_models_page(bait_store, run_page) -> None:
     at = run_page("models")
     assert_no_markup_from_data(at)
     assert escaped_anywhere(at, DATASET)  # "Model A has not scored <dataset> yet"
+
+
+def test_showcase_in_demo_mode(bait_store, monkeypatch, run_page) -> None:
+    """The caption quotes a sentence of the pair: it stays text, as the model's name does."""
+    monkeypatch.setenv("SRM_DEMO", "1")
+    at = run_page()
+    assert_no_markup_from_data(at)
+    assert [h for h in at.html if 'class="srm-caption"' in h.value]  # the caption ran
+    assert escaped_anywhere(at, MODEL)  # "Model: <name>"

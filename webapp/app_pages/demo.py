@@ -7,18 +7,17 @@ import highlight
 import mdtext
 import scoring
 import services
-import widgets
+import showcase
 from srm.records import sig3
-from srm.store import preferred_side
 
 url = services.store_url()
 model = services.active_model(url)
 st.title("Where does a reward model put the credit?")
 st.markdown(
-    "A **sentence-level reward model** scores every sentence of a response, then weighs the "
+    "A **sentence-level reward model** scores every sentence of an answer, then weighs the "
     "sentences, and a term for the question itself, into one score. Below, each sentence is "
-    "coloured by its reward, and the split under the verdict says how much of it the "
-    "sentences decide."
+    "coloured by its reward, and each example's caption says what decides the verdict: the "
+    "sentences, or the question's own term."
 )
 if model is None:
     st.info("No reward model is installed.")
@@ -42,33 +41,14 @@ dataset, pair_id = curated[choice]
 pair = services.get_pair(url, dataset, pair_id)
 record = scoring.scores(url, pair, model)
 verdict = scoring.verdict(record, pair.label)
+names = showcase.side_names(pair.label)
 
 st.subheader("The question")
 with st.container(border=True):
     st.html(highlight.plain_html(pair.prompt.strip(), large=True))
 
-top = st.columns(3)
-top[0].metric("The model prefers", verdict.model_prefers)
-widgets.p_chosen_metric(top[1], verdict, "Probability the chosen answer is better")
-top[2].metric(
-    "People preferred",
-    preferred_side(pair.label) or {"tie": "neither"}.get(pair.label or "", "—"),
-)
-
-st.caption(verdict.split_text)
-if verdict.prompt_note:
-    st.info(
-        "In this example the verdict comes mostly from the question's own term "
-        f"({verdict.split.prompt_share:.0%} of the margin), not from what the sentences earned: "
-        "the colours below show the sentences' small share.",
-        icon=":material/info:",
-    )
-else:
-    st.success(
-        f"Here the sentences decide: they carry {1 - verdict.split.prompt_share:.0%} of the "
-        "margin.",
-        icon=":material/format_list_bulleted:",
-    )
+with st.container(border=True, key="demo_caption"):
+    st.html(showcase.caption_html(record, verdict))
 if verdict.coverage_note:
     st.warning(verdict.coverage_note, icon=":material/content_cut:")
 
@@ -76,12 +56,13 @@ by = (
     st.segmented_control("Colour by", ["reward", "weight"], default="reward", key="demo.by")
     or "reward"
 )
+st.markdown(showcase.legend(by))  # safe: fixed words
 scale = highlight.shared_scale(record, by)
 cols = st.columns(2)
-for col, side in zip(cols, ("chosen", "rejected"), strict=True):
+for col, side in zip(cols, showcase.sides_in_order(pair.label), strict=True):
     with col:
         scored = record.side(side)
-        st.subheader(f"{side.capitalize()} answer · score {sig3(scored.score)}")  # safe: a number
+        st.subheader(f"{names[side]} · score {sig3(scored.score)}")  # safe: fixed words, a number
         if record.has_prompt_term:
             st.html(highlight.prompt_term_html(scored, by=by, scale=scale, large=True))
         st.html(
@@ -89,9 +70,15 @@ for col, side in zip(cols, ("chosen", "rejected"), strict=True):
         )
 st.html(highlight.legend_html(by, scale))
 st.plotly_chart(
-    charts.sentence_heatmap(record, by, large=True), key="demo.heatmap", width="stretch"
+    charts.sentence_heatmap(record, by, large=True, names=names),
+    key="demo.heatmap",
+    width="stretch",
 )
-st.plotly_chart(
-    charts.contributions_chart(record, large=True), key="demo.waterfall", width="stretch"
-)
+with st.expander("How each score adds up"):
+    st.caption(showcase.WATERFALL)
+    st.plotly_chart(
+        charts.contributions_chart(record, large=True, names=names),
+        key="demo.waterfall",
+        width="stretch",
+    )
 st.caption(f"Model: {mdtext.escape(model.label)}")  # safe: the label escaped
