@@ -28,6 +28,7 @@ from srm.records import (
     clear_preference,
     margin_split,
     p_chosen,
+    probability_text,
     sig3,
 )
 from srm.store import (
@@ -85,8 +86,9 @@ class Verdict:
 
     @property
     def probability_text(self) -> str:
-        """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band."""
-        text = f"{self.p_chosen:.1%}"
+        """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band; rounded by
+        :func:`srm.records.probability_text`, so never across 50%."""
+        text = probability_text(self.p_chosen)
         return text if self.clear else f"{text} · no clear preference"
 
     @property

@@ -283,6 +283,29 @@ def p_chosen(margin: float) -> float:
     return e / (1.0 + e)
 
 
+def probability_text(p: float) -> str:
+    """A probability as a percentage to one decimal, never rounded across 50% or onto 0% or
+    100%: a figure shown beside a verdict must not contradict it, so 0.4996 is ``"<50.0%"``
+    (not "50.0%" beside "prefers rejected") and 0.99996 is ``">99.9%"`` (not a certainty the
+    model does not have). Exactly 0.5 is ``"50.0%"``.
+
+    >>> probability_text(0.731), probability_text(0.4996), probability_text(0.50004)
+    ('73.1%', '<50.0%', '>50.0%')
+    >>> probability_text(0.99996), probability_text(0.00001), probability_text(0.5)
+    ('>99.9%', '<0.1%', '50.0%')
+    """
+    text = f"{p:.1%}"
+    if p < 0.5 and text == "50.0%":
+        return "<50.0%"
+    if p > 0.5 and text == "50.0%":
+        return ">50.0%"
+    if p < 1 and text == "100.0%":
+        return ">99.9%"
+    if p > 0 and text == "0.0%":
+        return "<0.1%"
+    return text
+
+
 def sig3(x: float, *, signed: bool = True) -> str:
     """A number to 3 significant figures, the precision the pages show rewards, weights and
     margins at: ``sig3(-0.08681) == "-0.0868"``, ``sig3(0.5, signed=False) == "0.5"``."""

@@ -25,7 +25,10 @@ Rules, applied in this order:
 3. **Fenced code** (from a line opening with three or more backticks or tildes to
    the matching closing fence, or to the end of the text) is one segment, split
    only where a blank line inside the block ends a chunk: never mid-line and never
-   by Punkt.
+   by Punkt. A **table** (GitHub's pipe table: a line holding ``|``, then a
+   delimiter row such as ``|---|:--:|``, then every following non-blank line
+   holding ``|``) is one segment too, never split by Punkt or at its rows.
+   :func:`blocks` gives both kinds of block, for views that show them as such.
 4. **Sentences.** Inside a prose line (after a list marker) CJK sentence
    punctuation (``。！？``, with any closing quotes or brackets after it) always
    ends a sentence; the rest goes to NLTK Punkt, whose parameters the project
@@ -35,11 +38,13 @@ Rules, applied in this order:
    with no letter or digit after it (an emoji, an emoticon): ``"Done! 🎉 Next."``
    gives ``"Done! 🎉 "`` and ``"Next."``. An ellipsis (``...`` like ``…``) never
    ends a sentence: ``"Well... I guess so."`` is one.
-5. **Length.** A segment longer than ``max_chars`` is cut before the last word that
-   starts within the limit, so each piece is at most ``max_chars`` long including
-   its trailing whitespace. A single token longer than the limit is cut hard at
-   ``max_chars`` (moved back so that an emoji sequence or a combining mark is not
-   broken, unless that one grapheme is itself longer than the limit). The limit is
+5. **Length.** A segment longer than ``max_chars`` is cut before the last line
+   (of a code chunk or a table) that starts within the limit, else before the last
+   word that starts within it, so each piece is at most ``max_chars`` long including
+   its trailing whitespace and a block is cut between its lines where it can be. A
+   single token longer than the limit is cut hard at ``max_chars`` (moved back so
+   that an emoji sequence or a combining mark is not broken, unless that one
+   grapheme is itself longer than the limit). The limit is
    counted from a span's first non-space character, so the leading whitespace of
    the text is free, and a run of whitespace longer than the limit is not cut (a
    cut is always made before a non-space character): what is guaranteed for every
@@ -57,7 +62,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from srm.punkt import PUNKT_CHAR_MAP, load_tokenizer, punkt_source_from_env
 
@@ -78,6 +83,9 @@ keeps a run-on "sentence" from eating a model's context.
 _NON_SPACE = re.compile(r"\S")
 _WORD_START = re.compile(r"(?<=\s)\S")
 _FENCE_OPEN = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
+_TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?\s*")
+_LINE_START = re.compile(r"(?<=\n)\s*?(?=\S)")
+_CJK_PUNCTUATION_THEN_TEXT = re.compile(r"[。！？、，；：]+(?=\S)")
 _HEADING = re.compile(r"[ \t]*#{1,6}(?:\s|$)")
 _LIST_MARKER = re.compile(r"[ \t]*(?:[-*+\u2022]|\d{1,9}[.)])[ \t]+(?=\S)")
 _CJK_END = re.compile(r"[。！？｡]+[」』”’\"'）)\]】〕〉》»]*")
@@ -176,7 +184,7 @@ def _lines(text: str) -> Iterator[tuple[int, int]]:
 def prose_lines(text: str) -> list[str]:
     """The pieces of *text* that ``segment`` hands to Punkt: prose lines, list markers cut off.
 
-    Headings, fenced code and blank lines are left out. ``scripts/train_punkt.py``
+    Headings, fenced code, tables and blank lines are left out. ``scripts/train_punkt.py``
     trains on exactly these, so Punkt learns from what it will see.
 
     >>> prose_lines("# Title\\n1. Preheat. Then bake.\\n```\\nx = 1.\\n```\\nDone.")
@@ -185,37 +193,123 @@ def prose_lines(text: str) -> list[str]:
     return [text[a:b] for _, a, b in _line_units(text) if a >= 0]
 
 
-def _line_units(text: str) -> Iterator[tuple[int, int, int]]:
-    """(cut, prose_start, prose_end) for each line or code chunk that starts a segment.
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A fenced code block or a table: ``text[start:end]`` from its first non-space
+    character to the end of its last line, that line's ``"\\n"`` included."""
 
-    *cut* is the position of the unit's first non-space character; prose_start is -1
-    for headings and code, else where Punkt's input starts (after a list marker).
+    start: int
+    end: int
+    kind: Literal["code", "table"]
+
+
+def blocks(text: str) -> list[Block]:
+    """The fenced code blocks and tables of *text*, in order: what :func:`segment` never
+    splits by sentence, for a view to show as code and as a table.
+
+    >>> blocks("See:\\n```\\nx = 1\\n```\\n| a | b |\\n|---|---|\\n| 1 | 2 |")
+    [Block(start=5, end=19, kind='code'), Block(start=19, end=48, kind='table')]
     """
-    fence = ""  # the opening fence while inside a fenced code block
-    after_blank = False
-    for line_start, line_end in _lines(text):
-        first = _NON_SPACE.search(text, line_start, line_end)
-        if first is None:
-            after_blank = True
+    found: list[Block] = []
+    current: tuple[int, int, str, int] | None = None  # (start, end, kind, block number)
+    for line in _classified_lines(text):
+        if line.block is None:
             continue
+        end = min(line.end + 1, len(text))  # the line's "\n" belongs to the block
+        if current is not None and current[3] == line.block:
+            current = (current[0], end, current[2], line.block)
+            continue
+        if current is not None:
+            found.append(Block(current[0], current[1], current[2]))  # type: ignore[arg-type]
+        current = (line.first, end, line.kind, line.block)
+    if current is not None:
+        found.append(Block(current[0], current[1], current[2]))  # type: ignore[arg-type]
+    return found
+
+
+class _Line(NamedTuple):
+    """One non-blank line of a text, classified."""
+
+    start: int
+    end: int
+    """Where the line ends, its ``"\\n"`` excluded."""
+    first: int
+    """Its first non-space character."""
+    kind: str
+    """``prose``, ``heading``, ``code`` or ``table``."""
+    new_unit: bool
+    """A segment starts at ``first``."""
+    block: int | None
+    """For code and table lines: which block (numbered from 0) the line belongs to."""
+
+
+def _classified_lines(text: str) -> Iterator[_Line]:
+    """Every non-blank line of *text* with its kind: a fenced code block runs from its
+    opening fence to the matching closing fence (or the end), a new unit after each blank
+    line inside it; a table from a line holding ``|`` followed by a delimiter row, through
+    the non-blank lines holding ``|`` after it, one unit."""
+    lines = list(_lines(text))
+    fence = ""  # the opening fence while inside a fenced code block
+    in_table = False
+    after_blank = False
+    blocks_seen = 0
+    for index, (line_start, line_end) in enumerate(lines):
+        found = _NON_SPACE.search(text, line_start, line_end)
+        if found is None:
+            after_blank, in_table = True, False
+            continue
+        first = found.start()
         if fence:
-            if after_blank:
-                yield first.start(), -1, -1
             stripped = text[line_start:line_end].strip()
             if stripped.startswith(fence) and not stripped.strip(fence[0]):
                 fence = ""
+            yield _Line(line_start, line_end, first, "code", after_blank, blocks_seen - 1)
             after_blank = False
             continue
         after_blank = False
+        if in_table and "|" in text[line_start:line_end]:
+            yield _Line(line_start, line_end, first, "table", False, blocks_seen - 1)
+            continue
+        in_table = False
         opening = _FENCE_OPEN.match(text, line_start, line_end)
         if opening:
             fence = opening.group(1)
-            yield first.start(), -1, -1
+            blocks_seen += 1
+            yield _Line(line_start, line_end, first, "code", True, blocks_seen - 1)
         elif _HEADING.match(text, line_start, line_end):
-            yield first.start(), -1, -1
+            yield _Line(line_start, line_end, first, "heading", True, None)
+        elif _table_starts(text, line_start, line_end, lines[index + 1 : index + 2]):
+            in_table = True
+            blocks_seen += 1
+            yield _Line(line_start, line_end, first, "table", True, blocks_seen - 1)
         else:
-            marker = _LIST_MARKER.match(text, line_start, line_end)
-            yield first.start(), marker.end() if marker else first.start(), line_end
+            yield _Line(line_start, line_end, first, "prose", True, None)
+
+
+def _table_starts(text: str, start: int, end: int, following: list[tuple[int, int]]) -> bool:
+    """The line text[start:end] holds ``|`` and the next line is a delimiter row with ``|``."""
+    if "|" not in text[start:end] or not following:
+        return False
+    next_start, next_end = following[0]
+    return "|" in text[next_start:next_end] and bool(
+        _TABLE_DELIMITER.fullmatch(text, next_start, next_end)
+    )
+
+
+def _line_units(text: str) -> Iterator[tuple[int, int, int]]:
+    """(cut, prose_start, prose_end) for each line, code chunk or table that starts a segment.
+
+    *cut* is the position of the unit's first non-space character; prose_start is -1
+    for headings, code and tables, else where Punkt's input starts (after a list marker).
+    """
+    for line in _classified_lines(text):
+        if not line.new_unit:
+            continue
+        if line.kind != "prose":
+            yield line.first, -1, -1
+            continue
+        marker = _LIST_MARKER.match(text, line.start, line.end)
+        yield line.first, marker.end() if marker else line.first, line.end
 
 
 def _cuts(text: str, tokenizer: "PunktSentenceTokenizer") -> list[int]:
@@ -299,12 +393,18 @@ def _limit_lengths(text: str, bounds: list[int], max_chars: int) -> list[int]:
 
 
 def _split_long(text: str, first: int, end: int, max_chars: int) -> Iterator[int]:
-    """Cuts inside text[first:end] (first is non-space) so each piece fits *max_chars*."""
+    """Cuts inside text[first:end] (first is non-space) so each piece fits *max_chars*:
+    between lines where a line starts within the limit (a code chunk or a table), else
+    between words."""
     word_starts = [m.start() for m in _WORD_START.finditer(text, first + 1, end)]
+    line_starts = [m.end() for m in _LINE_START.finditer(text, first + 1, end)]
     while end - first > max_chars:
         limit = first + max_chars
+        line = bisect.bisect_right(line_starts, limit) - 1
         index = bisect.bisect_right(word_starts, limit) - 1
-        if index >= 0 and word_starts[index] > first:
+        if line >= 0 and line_starts[line] > first:
+            cut = line_starts[line]
+        elif index >= 0 and word_starts[index] > first:
             cut = word_starts[index]
         elif not text[limit].isspace():  # one token runs past the limit: cut it hard
             cut = _grapheme_cut(text, first, limit)
@@ -367,6 +467,24 @@ def merge_spans(spans: Sequence[Span], index: int) -> list[Span]:
     first, second = spans[index], spans[index + 1]
     joined = Span(first.start, second.end, first.text + second.text)
     return [*spans[:index], joined, *spans[index + 2 :]]
+
+
+def split_points(text: str) -> list[int]:
+    """Where :func:`split_span` may cut a sentence's ``text``: before each word, and after
+    CJK punctuation (CJK text has no spaces between words), leaving text that is not only
+    spaces on both sides. Offsets into ``text``, increasing.
+
+    >>> split_points("Hi. Yo there")
+    [4, 7]
+    >>> split_points("你好，我很好")
+    [3]
+    """
+    starts = {m.start() for m in _WORD_START.finditer(text)}
+    starts |= {m.end() for m in _CJK_PUNCTUATION_THEN_TEXT.finditer(text)}
+    first = _NON_SPACE.search(text)
+    if first is None:
+        return []
+    return sorted(at for at in starts if first.start() < at < len(text))
 
 
 def split_span(spans: Sequence[Span], index: int, at: int) -> list[Span]:

@@ -21,8 +21,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from palette import NEGATIVE, POSITIVE, WEIGHT, max_abs
-from srm.compare import PairShift
-from srm.records import PairScores, ResponseScores, margin_split, p_chosen, sig3
+from srm.compare import MIN_SOURCE_PAIRS, PairShift
+from srm.records import (
+    PairScores,
+    ResponseScores,
+    margin_split,
+    p_chosen,
+    probability_text,
+    sig3,
+)
 
 Record = dict[str, Any]
 
@@ -38,6 +45,8 @@ MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 HOVER_CHARS = 120
 HOVER_WIDTH = 50
 MAX_CELL_LABELS = 20
+NOT_SCORED = "not scored"
+CUT_GREY = "#bdbdbd"
 
 
 def sentence_heatmap(
@@ -56,9 +65,10 @@ def sentence_heatmap(
     the margin, so leaving it out would tell a story the numbers do not. ``value="reward"``
     uses a diverging scale symmetric about 0, ``"weight"`` a sequential one from 0; the scale
     is set by the *sentences*, so a prompt term beyond it shows at full colour and the title
-    says so. Sentences cut by truncation are empty cells whose hover says so. Cells are
-    labelled with their value (3 significant figures) when K <= 20. A model without a prompt
-    term (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column. ``names``
+    says so. Sentences cut by truncation are grey cells marked "not scored" (a second trace,
+    ``name="not scored"``, over the gaps they leave in the first). Cells are labelled with
+    :func:`cell_text` when K <= 20. A model without a prompt term
+    (:attr:`~srm.records.PairScores.has_prompt_term`) gets no prompt column. ``names``
     relabels the rows (the demo's "The answer people preferred").
     """
     _check_value(value)
@@ -70,6 +80,7 @@ def sentence_heatmap(
     z: list[list[float | None]] = []  # (2, K + 1)
     customdata: list[list[list[str]]] = []  # (2, K + 1, 3): side, value line, sentence text
     labels: list[list[str]] = []  # (2, K + 1)
+    cut: list[list[float | None]] = []  # (2, K + 1): 1 where truncation cut the sentence
     for side, sentences in zip(SIDES, rows, strict=True):
         rec = pair_record.side(side)
         prompt_value = getattr(rec, f"prompt_{value}")
@@ -82,26 +93,30 @@ def sentence_heatmap(
                 f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)} of the score",
             ]
         ]
-        label_row = [sig3(prompt_value, signed=value == "reward")]
+        label_row = [cell_text(prompt_value, value)]
+        cut_row: list[float | None] = [None]
         for j in range(k):
             if j >= len(sentences):
                 z_row.append(None)
+                cut_row.append(None)
                 data_row.append([names.get(side, side), f"no sentence {j + 1}", ""])
                 label_row.append("")
                 continue
             s = sentences[j]
             v = getattr(s, value)
             z_row.append(v)
+            cut_row.append(1.0 if v is None else None)
             if v is None:
                 line = f"sentence {j + 1} · cut by truncation (not scored)"
-                label_row.append("")
             else:
                 line = f"sentence {j + 1} · {value} {sig3(v, signed=value == 'reward')}"
-                label_row.append(sig3(v, signed=value == "reward"))
+            label_row.append("" if v is None else cell_text(v, value))  # grey trace labels it
             data_row.append([names.get(side, side), line, hover_text(s.text)])
         if not with_prompt:
             z_row, data_row, label_row = z_row[1:], data_row[1:], label_row[1:]
+            cut_row = cut_row[1:]
         z.append(z_row)
+        cut.append(cut_row)
         customdata.append(data_row)
         labels.append(label_row)
     if not with_prompt:
@@ -139,6 +154,28 @@ def sentence_heatmap(
     if k <= MAX_CELL_LABELS:
         heatmap.update(text=labels, texttemplate="%{text}")
     fig = go.Figure(heatmap)
+    if any(v is not None for row in cut for v in row):
+        fig.add_trace(
+            go.Heatmap(
+                z=cut,
+                x=columns,
+                y=list(heatmap.y),  # the rows as named
+                name=NOT_SCORED,
+                customdata=customdata,
+                hovertemplate=heatmap.hovertemplate,
+                hoverongaps=False,
+                colorscale=[[0.0, CUT_GREY], [1.0, CUT_GREY]],
+                showscale=False,
+                xgap=2,
+                ygap=2,
+            )
+        )
+        if k <= MAX_CELL_LABELS:
+            fig.data[-1].update(
+                text=[[cell_text(None) if v is not None else "" for v in row] for row in cut],
+                texttemplate="%{text}",
+                textfont={"color": "#333"},
+            )
     fig.update_yaxes(autorange="reversed")  # chosen (row 0) on top
     fig.update_xaxes(
         title_text="prompt term, then sentence" if with_prompt else "sentence",
@@ -148,6 +185,19 @@ def sentence_heatmap(
     if k > MAX_CELL_LABELS:  # too many to label each: show every fifth sentence
         fig.update_xaxes(tickvals=columns[::5])
     return _style(fig, f"Colour: {what}", large=large, height=260)
+
+
+def cell_text(v: float | None, value: str = "reward") -> str:
+    """A heatmap cell's label: the value to 3 significant figures (:func:`sig3`, so a small
+    value is never shown as 0.00 and an exact zero is "0"), a reward signed, a weight not;
+    "not scored" for a sentence truncation cut.
+
+    >>> cell_text(-0.000412), cell_text(0.0), cell_text(0.25, "weight"), cell_text(None)
+    ('-0.000412', '0', '0.25', 'not scored')
+    """
+    if v is None:
+        return NOT_SCORED
+    return sig3(v, signed=value == "reward")
 
 
 def contributions_chart(
@@ -232,7 +282,7 @@ def contributions_chart(
     )
     title = (
         f"Margin (chosen − rejected) {sig3(split.margin)} = {parts} · "
-        f"P(chosen preferred) = σ(margin) = {p_chosen(split.margin):.1%}"
+        f"P(chosen preferred) = σ(margin) = {probability_text(p_chosen(split.margin))}"
     )
     if words:
         title = "How each answer's score adds up: the question's own term, then each sentence"
@@ -268,8 +318,9 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
     """Pairwise accuracy per source for each model, beside the length-only baseline.
 
     ``rows`` are ``{"model", "source", "accuracy", "n"}`` (accuracy in 0..1), optionally with
-    ``"few": True`` for a group too small to read (drawn faint, its label saying so); a row
-    whose model is ``"length baseline"`` is drawn grey. Each source's label carries its n.
+    ``"few": True`` for a group too small to read (drawn faint and hatched, its label saying
+    so); a row whose model is ``"length baseline"`` is drawn grey. Each source's label and
+    each bar's text carry its n (a bar of one pair reads "100%" and "n=1", not a verdict).
     The dashed line at 50% is a coin flip.
     """
     if not rows:
@@ -282,7 +333,7 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
     def axis_label(source: str) -> str:
         n = n_of[source]
         shown = html.escape(source) if n is None else f"{html.escape(source)} (n={n})"
-        return f"{shown}<br>too few to read" if source in few else shown
+        return f"{shown}<br>under {MIN_SOURCE_PAIRS}: too few to read" if source in few else shown
 
     fig = go.Figure()
     palette = iter(MODEL_COLORS * (len(models) // len(MODEL_COLORS) + 1))
@@ -296,11 +347,12 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
                 x=[axis_label(s) for s in present],
                 y=[None if a is None else 100 * a for a in acc],
                 customdata=[by_source[s].get("n") for s in present],
-                text=[None if a is None else f"{100 * a:.0f}%" for a in acc],
+                text=[bar_text(by_source[s]["accuracy"], by_source[s].get("n")) for s in present],
                 textposition="outside",
                 cliponaxis=False,  # "100%" above a full bar stays visible
                 marker_color=BASELINE if model == "length baseline" else next(palette),
                 marker_opacity=[0.3 if s in few else 1.0 for s in present],
+                marker_pattern_shape=["/" if s in few else "" for s in present],
                 hovertemplate=(
                     f"<b>{html.escape(model)}</b><br>%{{x}}: %{{y:.1f}}%"
                     " (n=%{customdata})<extra></extra>"
@@ -312,6 +364,13 @@ def accuracy_by_source(rows: Sequence[Record], *, large: bool = False) -> go.Fig
     fig.update_yaxes(title_text="accuracy", ticksuffix="%", range=[0, 112])
     fig.update_xaxes(title_text="source", type="category")
     return _style(fig, "Pairwise accuracy by source", large=large, height=380)
+
+
+def bar_text(accuracy: float | None, n: int | None) -> str | None:
+    """An accuracy bar's text: whole percent and its n, ``"57%<br>n=120"``."""
+    if accuracy is None:
+        return None
+    return f"{100 * accuracy:.0f}%" + ("" if n is None else f"<br>n={n:,}")
 
 
 def margin_shift_scatter(

@@ -3,7 +3,10 @@
 Pure string builders for ``st.html``.
 Everything taken from a response is escaped with ``html.escape(..., quote=True)``: responses are
 untrusted text and may contain ``<script>`` or ``onerror=`` attributes, so nothing from them may
-ever become markup, in element content or in an attribute.
+ever become markup, in element content or in an attribute. The response's fenced code blocks
+and tables (:func:`srm.segment.blocks`) are shown as such, in a monospace ``<pre>`` block
+(``<pre><code>`` for code); their text is escaped like the rest and kept character for
+character, fences and pipes included, so the spans still tile the response exactly.
 
 Records are the typed scores of :mod:`srm.records`: a pair's :class:`~srm.records.PairScores`
 for the shared colour scale, one side's :class:`~srm.records.ResponseScores` for the text.
@@ -12,11 +15,13 @@ for the shared colour scale, one side's :class:`~srm.records.ResponseScores` for
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
 from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
 from srm.records import PairScores, ResponseScores, sig3
+from srm.segment import Block, blocks
 
 # Tints stay translucent so black text on them keeps its contrast.
 MAX_ALPHA = 0.6
@@ -88,8 +93,8 @@ def sentences_html(
         else:
             style = f"background-color: {color(getattr(s, by), scale)}; border-radius: 3px;"
             title = (
-                f"sentence {i} · reward {reward:+.3f} · weight {weight:.2f}"
-                f" · contributes {reward * weight:+.3f}"
+                f"sentence {i} · reward {sig3(reward)} · weight {sig3(weight, signed=False)}"
+                f" · contributes {sig3(reward * weight)}"
             )
             classes = ["srm-sentence"]
         if selected == i:
@@ -161,7 +166,7 @@ def tokens_html(
                 t.end,
                 ["srm-token"],
                 f"background-color: {reward_color(t.reward, scale)};",
-                f"token {i} · {piece!r} · reward {t.reward:+.3f}",
+                f"token {i} · {piece!r} · reward {sig3(t.reward)}",
                 {"data-token": str(i)},
             )
         )
@@ -195,11 +200,11 @@ def legend_html(by: str, scale: float) -> str:
     if by == "reward":
         stops = f"{reward_color(-scale, scale)}, transparent, {reward_color(scale, scale)}"
         label, note = "sentence reward", " (0: no tint)"
-        low, high = f"{-scale:+.3f}", f"{scale:+.3f}"
+        low, high = sig3(-scale), sig3(scale)
     else:
         stops = f"transparent, {weight_color(scale, scale)}"
         label, note = "attention weight", ""
-        low, high = "0", f"{scale:.2f}"
+        low, high = "0", sig3(scale, signed=False)
     bar = (
         '<span style="display: inline-block; width: 10em; height: 0.9em; vertical-align: middle;'
         f" border: 1px solid #ccc; border-radius: 2px; background: linear-gradient(to right,"
@@ -272,33 +277,96 @@ def _tag_label(classes: list[str]) -> str:
     )
 
 
-def _response_div(
-    text: str,
-    spans: list[tuple[int, int, list[str], str, str, dict[str, str]]],
-    *,
-    large: bool,
-    kind: str = "srm-response",
-) -> str:
+#: The monospace box a code block or a table is shown in.
+BLOCK_STYLE = (
+    "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em;"
+    " line-height: 1.5; white-space: pre; overflow-x: auto; background: #f6f8fa;"
+    " border: 1px solid #e1e4e8; border-radius: 4px; padding: 6px 8px; margin: 4px 0;"
+)
+_BLOCK_TAGS = {
+    "code": ('<pre class="srm-block srm-code" style="{style}"><code>', "</code></pre>"),
+    "table": ('<pre class="srm-block srm-table" style="{style}">', "</pre>"),
+}
+
+Spans = list[tuple[int, int, list[str], str, str, dict[str, str]]]
+
+
+def _response_div(text: str, spans: Spans, *, large: bool, kind: str = "srm-response") -> str:
     """``text`` with the given ``(start, end, classes, style, title, data)`` spans wrapped,
-    everything between them as plain escaped text; a tagged span is followed by its label.
-    ``kind`` is the box's class (a fixed name, never data)."""
+    everything between them as plain escaped text, and its code blocks and tables
+    (:func:`srm.segment.blocks`) in monospace boxes; a tagged span is followed by its label.
+    ``kind`` is the box's class (a fixed name, never data).
+
+    A span that crosses a block's edge (a boundary edited by hand, or the blank lines a code
+    chunk ends with) is closed at the edge and continued after it: the continuation keeps the
+    tint but not the ``data-`` attributes (``data-continues`` names the sentence instead), so
+    each sentence is still one ``[data-sentence]`` element; a continuation of only spaces is
+    left as plain text.
+    """
+    regions = blocks(text)
     parts = []
     pos = 0
+    inside: Block | None = None
     for start, end, classes, style, title, data in spans:
         # Guard against overlapping or out-of-range offsets: never repeat or invent text.
         start, end = max(start, pos), min(end, len(text))
         if end <= start:
             continue
-        parts.append(_escape(text[pos:start]))
-        attrs = "".join(f' {k}="{_escape(v)}"' for k, v in data.items())
-        parts.append(
-            f'<span class="{" ".join(classes)}" style="{style}" title="{_escape(title)}"{attrs}>'
-            f"{_escape(text[start:end])}</span>{_tag_label(classes)}"
-        )
+        inside = _emit(parts, text, pos, start, None, regions, inside)
+        inside = _emit(parts, text, start, end, (classes, style, title, data), regions, inside)
+        parts.append(_tag_label(classes))
         pos = end
-    parts.append(_escape(text[pos:]))
+    inside = _emit(parts, text, pos, len(text), None, regions, inside)
+    if inside is not None:
+        parts.append(_BLOCK_TAGS[inside.kind][1])
     size = "1.35rem" if large else "1rem"
     return (
         f'<div class="{kind}" style="white-space: pre-wrap; overflow-wrap: anywhere;'
         f' font-size: {size}; line-height: 1.7;">{"".join(parts)}</div>'
     )
+
+
+def _emit(
+    parts: list[str],
+    text: str,
+    start: int,
+    end: int,
+    span: tuple[list[str], str, str, dict[str, str]] | None,
+    regions: list[Block],
+    inside: Block | None,
+) -> Block | None:
+    """Append text[start:end] (in a span when ``span`` is given) to ``parts``, opening and
+    closing block boxes at the regions' edges; return the block left open."""
+    first_piece = True
+    for a, b, region in _pieces(start, end, regions):
+        if region is not inside:
+            if inside is not None:
+                parts.append(_BLOCK_TAGS[inside.kind][1])
+            if region is not None:
+                parts.append(_BLOCK_TAGS[region.kind][0].format(style=BLOCK_STYLE))
+            inside = region
+        piece = _escape(text[a:b])
+        if span is None or (not first_piece and not text[a:b].strip()):
+            parts.append(piece)
+        else:
+            classes, style, title, data = span
+            if first_piece:
+                attrs = "".join(f' {k}="{_escape(v)}"' for k, v in data.items())
+            else:
+                attrs = "".join(f' data-continues="{_escape(v)}"' for v in data.values())
+            parts.append(
+                f'<span class="{" ".join(classes)}" style="{style}" title="{_escape(title)}"'
+                f"{attrs}>{piece}</span>"
+            )
+        first_piece = False
+    return inside
+
+
+def _pieces(start: int, end: int, regions: list[Block]) -> list[tuple[int, int, Block | None]]:
+    """[start, end) cut at the regions' edges: ``(a, b, the region holding it or None)``."""
+    edges = sorted({start, end} | {e for r in regions for e in (r.start, r.end) if start < e < end})
+    pieces = []
+    for a, b in itertools.pairwise(edges):
+        holder = next((r for r in regions if r.start <= a and b <= r.end), None)
+        pieces.append((a, b, holder))
+    return pieces

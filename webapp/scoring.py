@@ -14,8 +14,8 @@ import auth
 import services
 from services import ModelInfo, PairRow
 from srm import compare, store
-from srm.compare import Comparison, verdict
-from srm.records import NO_CLEAR_PREFERENCE, PairScores, margin_split
+from srm.compare import Comparison, Verdict, verdict
+from srm.records import NO_CLEAR_PREFERENCE, PairScores, ResponseScores, margin_split
 from store_access import demo_mode, read_session, write
 
 if TYPE_CHECKING:
@@ -130,6 +130,58 @@ def sentences(text: str) -> list[Span]:
 
 def segment_spans(text: str) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in sentences(text)]
+
+
+def split_choices(text: str, cut: tuple[int, int], words: int = 4) -> dict[int, str]:
+    """Where sentence ``text[cut[0]:cut[1]]`` can be split (:func:`srm.segment.split_points`),
+    each offset shown as the words on either side: ``{6: "Alpha | then beta."}``, with "…"
+    where more words run on. Offsets are into the sentence, as :func:`split_sentence` takes.
+    """
+    from srm.segment import split_points
+
+    sentence = text[cut[0] : cut[1]]
+    choices = {}
+    for at in split_points(sentence):
+        before, after = sentence[:at].split(), sentence[at:].split()
+        left = ("… " if len(before) > words else "") + " ".join(before[-words:])
+        right = " ".join(after[:words]) + (" …" if len(after) > words else "")
+        choices[at] = f"{left} | {right}"
+    return choices
+
+
+def cut_note(side: ResponseScores) -> str | None:
+    """What truncation cut from one scored response, for under its text: how many sentences
+    are greyed (not scored), and whether the last scored one was cut part-way; ``None`` when
+    the whole response was scored."""
+    greyed = sum(not s.scored for s in side.sentences)
+    notes = []
+    if greyed:
+        notes.append(
+            f"{greyed} of {services.plural(len(side.sentences), 'sentence')} greyed: "
+            f"{'it' if greyed == 1 else 'they'} did not fit the model's context and took no "
+            "part in the score."
+        )
+    if side.last_cut_short:
+        notes.append(f"Sentence {side.n_scored} was cut part-way: only its start was scored.")
+    return " ".join(notes) or None
+
+
+def agreement_text(verdict: Verdict) -> str | None:
+    """The model's verdict against the pair's label, in words; ``None`` for a tie or a
+    discard (which prefer neither response). An unlabelled pair is judged against the
+    imported verdict (chosen is better), and the words say so: nobody has labelled it."""
+    if verdict.agrees is None:
+        return None
+    review = "" if verdict.agrees else ": a candidate for review on the Annotate page"
+    if verdict.label is None:
+        how = "agrees" if verdict.agrees else "disagrees"
+        return (
+            f"Nobody has labelled this pair yet; the model {how} with the imported verdict "
+            f"(chosen is better){review}."
+        )
+    wanted = store.preferred_side(verdict.label)
+    how = "agrees" if verdict.agrees else "disagrees"
+    return f"The model {how} with the current label ({verdict.label}: {wanted} is better){review}."
 
 
 def merge_sentences(

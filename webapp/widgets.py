@@ -8,6 +8,7 @@ import streamlit as st
 
 import services
 from srm.compare import Verdict
+from srm.records import probability_text
 
 
 def require_datasets(url: str) -> list[dict[str, Any]]:
@@ -20,10 +21,11 @@ def require_datasets(url: str) -> list[dict[str, Any]]:
 
 
 def p_chosen_metric(column: Any, verdict: Verdict, label: str, help: str | None = None) -> None:
-    """σ(margin) as a metric, marked "no clear preference" inside the band around 50%."""
+    """σ(margin) as a metric, marked "no clear preference" inside the band around 50%, and
+    never rounded across 50% (:func:`srm.records.probability_text`)."""
     column.metric(
         label,
-        f"{verdict.p_chosen:.1%}",
+        probability_text(verdict.p_chosen),
         delta=None if verdict.clear else "no clear preference",
         delta_color="off",
         delta_arrow="off",

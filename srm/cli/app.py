@@ -9,20 +9,12 @@ from pathlib import Path
 
 import click
 
-from srm.cli.options import db_option, path_option
+from srm.cli.options import db_option, listen_options, path_option
 
 
 @click.command("app")
 @click.option("--demo", is_flag=True, help="Start the app in demo mode (sets SRM_DEMO=1).")
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; 0.0.0.0 exposes the app to the network.",
-)
-@click.option(
-    "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port."
-)
+@listen_options(8501, "Address to listen on; 0.0.0.0 exposes the app to the network.")
 @db_option
 @click.option(
     "--insecure",

@@ -67,6 +67,18 @@ def model_option(func: F) -> F:
     )(func)
 
 
+def listen_options(port: int, host_help: str) -> Callable[[F], F]:
+    """``--host`` (127.0.0.1 unless told otherwise) and ``--port`` for a command that serves."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--port", type=click.IntRange(1, 65535), default=port, show_default=True, help="Port."
+        )(func)
+        return click.option("--host", default="127.0.0.1", show_default=True, help=host_help)(func)
+
+    return decorate
+
+
 def device_option(func: F) -> F:
     """``--device NAME``, as given: :func:`checked_device` checks it when the command needs a model
     (so ``srm eval --scores`` never imports torch)."""

@@ -13,6 +13,7 @@ from srm.cli.options import (
     clean_errors,
     config_options,
     device_option,
+    listen_options,
     model_option,
     model_path,
 )
@@ -23,15 +24,7 @@ TOKEN_ENV = "SRM_SERVE_TOKEN"
 
 @click.command("serve")
 @model_option
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; beyond loopback (0.0.0.0) the server needs --token.",
-)
-@click.option(
-    "--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port."
-)
+@listen_options(5000, "Address to listen on; beyond loopback (0.0.0.0) the server needs --token.")
 @click.option(
     "--token",
     envvar=TOKEN_ENV,

@@ -18,13 +18,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from srm.audit import DEFAULT_FOLDS, AuditError, FoldResult, assign_folds, default_recipe
 from srm.config import ConfigError, merge_train_config
-from srm.jobs.creating import _session_url, check_launcher, runs_dir
+from srm.jobs.creating import _session_url, check_launcher, queue_job, runs_dir
 from srm.jobs.scoring import SCORE_BATCH_SIZE
-from srm.jobs.watching import reap_dead_jobs
 from srm.store import (
     StoreError,
     TrainingJob,
@@ -39,8 +38,7 @@ from srm.store import (
 from srm.store.export import training_pair
 
 if TYPE_CHECKING:
-    from srm.jobs.running import _ProgressWriter
-    from srm.sigterm import StopRequest
+    from srm.jobs.running import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -106,35 +104,16 @@ def create_audit_job(
         )
         audit.run_dir = str(runs_dir(_session_url(session)) / f"audit-{audit.id}")
         audit_id = audit.id
-    reap_dead_jobs(session)
-    job = TrainingJob(
-        kind="audit",
-        status="queued",
-        launcher=launcher,
-        worker_tag=worker_tag,
-        dataset_id=owner,
-        config={
-            "audit_id": audit_id,
-            "run_dir": audit.run_dir,
-            "batch_size": SCORE_BATCH_SIZE,
-        },
-    )
-    session.add(job)
-    session.flush()
-    return job
+    config = {"audit_id": audit_id, "run_dir": audit.run_dir, "batch_size": SCORE_BATCH_SIZE}
+    return queue_job(session, "audit", owner, config, launcher, worker_tag, run_dir_key=None)
 
 
-def run_audit(
-    sessions: sessionmaker[Session],
-    job_id: int,
-    dataset: str,
-    config: dict[str, Any],
-    report: _ProgressWriter,
-    sigterm: StopRequest | None = None,
-) -> tuple[str, str]:
-    """Run (or continue) the audit ``config["audit_id"]`` for job ``job_id``."""
+def run_audit(run: JobRun) -> tuple[str, str]:
+    """Run (or continue) the audit ``run.config["audit_id"]`` as job ``run.job_id``."""
     from srm.audit import audit_pairs
     from srm.config import TrainConfig
+
+    sessions, dataset, config, report = run.sessions, run.dataset, run.config, run.report
 
     audit_id = int(config["audit_id"])
     if report(0, 0, 0.0, "loading the dataset", force=True):
@@ -187,16 +166,15 @@ def run_audit(
         skip=done,
         on_fold=save,
         progress=progress,
-        stop=lambda: report.cancelled() or (sigterm is not None and sigterm()),
+        stop=run.stop,
         batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
         device=_device(recipe.device),
         show_progress=True,
     )
     if result.interrupted or finished < folds:
-        how = "stopped by SIGTERM" if sigterm is not None and sigterm() else "cancelled"
         return "cancelled", (
-            f"audit {audit_id} {how} with {finished}/{folds} folds saved; resume it with "
-            f"srm audit --resume {audit_id} (or Resume on the Annotate page)"
+            f"audit {audit_id} {run.stopped_by()} with {finished}/{folds} folds saved; "
+            f"resume it with srm audit --resume {audit_id} (or Resume on the Annotate page)"
         )
     return "succeeded", f"audit {audit_id}: {folds}/{folds} folds, {len(imported)} pairs scored"
 

@@ -108,23 +108,10 @@ def create_train_job(
     owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
-    reap_dead_jobs(session)
     stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
-    job = TrainingJob(
-        kind="train",
-        status="queued",
-        launcher=launcher,
-        worker_tag=worker_tag,
-        dataset_id=owner,
-        config=stored,
+    return queue_job(
+        session, "train", owner, stored, launcher, worker_tag, run_dir_key="output_dir"
     )
-    session.add(job)
-    session.flush()  # the id names the run directory
-    run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
-    # A new dict, not an edit in place: a JSON column notices reassignment only.
-    job.config = stored | {"output_dir": str(run_dir)}
-    session.flush()
-    return job
 
 
 def create_score_job(
@@ -142,21 +129,41 @@ def create_score_job(
     owner = dataset_id(session, dataset)
     if session.get(Model, model_id) is None:
         raise StoreError(f"no model with id {model_id} in the store; see the Models page")
+    config = {"batch_size": SCORE_BATCH_SIZE, "device": "auto"}
+    return queue_job(session, "score", owner, config, launcher, worker_tag, model_id=model_id)
+
+
+def queue_job(
+    session: Session,
+    kind: str,
+    owner: int,
+    config: dict[str, Any],
+    launcher: str,
+    worker_tag: str | None,
+    *,
+    run_dir_key: str | None = "run_dir",
+    **columns: Any,
+) -> TrainingJob:
+    """Add a queued job of ``kind`` on dataset id ``owner`` (reaping dead jobs first) and,
+    with ``run_dir_key``, name its run directory, ``runs_dir(url)/job-<id>``, under that key
+    in its config. ``columns`` go to the row as they are."""
     reap_dead_jobs(session)
     job = TrainingJob(
-        kind="score",
+        kind=kind,
         status="queued",
         launcher=launcher,
         worker_tag=worker_tag,
         dataset_id=owner,
-        model_id=model_id,
-        config={"batch_size": SCORE_BATCH_SIZE, "device": "auto"},
+        config=config,
+        **columns,
     )
     session.add(job)
-    session.flush()
-    run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
-    job.config = job.config | {"run_dir": str(run_dir)}
-    session.flush()
+    session.flush()  # the id names the run directory
+    if run_dir_key is not None:
+        run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
+        # A new dict, not an edit in place: a JSON column notices reassignment only.
+        job.config = config | {run_dir_key: str(run_dir)}
+        session.flush()
     return job
 
 

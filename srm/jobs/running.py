@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,24 +93,23 @@ def _run_job(
         kind, config, model_id = job.kind, dict(job.config), job.model_id
         dataset = job.dataset.name if job.dataset is not None else None
     log.info("job %d (%s) running as pid %d", job_id, kind, os.getpid())
-    report = _ProgressWriter(sessions, job_id)
     try:
         with _Heartbeat(sessions, job_id):
             if dataset is None:
                 raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
+            run = JobRun(
+                sessions, job_id, dataset, config, _ProgressWriter(sessions, job_id), sigterm
+            )
             if kind == "train":
-                status, message = _run_train(sessions, job_id, dataset, config, report, sigterm)
+                status, message = _run_train(run)
             elif kind == "audit":
-                status, message = run_audit(sessions, job_id, dataset, config, report, sigterm)
+                status, message = run_audit(run)
             else:
                 status, message = _run_score(
-                    sessions,
-                    dataset,
+                    run,
                     model_id,
-                    report,
                     device=str(config.get("device", "auto")),
                     batch_size=int(config.get("batch_size", SCORE_BATCH_SIZE)),
-                    sigterm=sigterm,
                 )
     except KeyboardInterrupt:  # SIGINT outside train(), which handles its own
         status, message = "cancelled", "interrupted"
@@ -125,15 +125,10 @@ def _run_job(
     return status
 
 
-def _run_train(
-    sessions: sessionmaker[Session],
-    job_id: int,
-    dataset: str,
-    config: dict[str, Any],
-    report: _ProgressWriter,
-    sigterm: StopRequest | None = None,
-) -> tuple[str, str]:
+def _run_train(run: JobRun) -> tuple[str, str]:
     from srm.train import train
+
+    sessions, dataset, config, report = run.sessions, run.dataset, run.config, run.report
 
     cfg = merge_train_config({k: v for k, v in config.items() if k not in JOB_KEYS})
     score_after = bool(config.get("score_after", True))
@@ -153,10 +148,10 @@ def _run_train(
         if report(step, total, share * step / total, message):
             raise KeyboardInterrupt  # train() writes a resumable checkpoint and returns
 
-    result = train(cfg, pairs.pairs, progress=progress, show_progress=True, stop=sigterm)
+    result = train(cfg, pairs.pairs, progress=progress, show_progress=True, stop=run.sigterm)
     if result.interrupted:
         return "cancelled", (
-            f"{_stopped(sigterm)} at step {result.steps}/{result.total_steps}; "
+            f"{run.stopped_by()} at step {result.steps}/{result.total_steps}; "
             f"resumable checkpoint: {result.checkpoint}"
         )
     metrics: dict[str, Any] = {
@@ -170,7 +165,7 @@ def _run_train(
     with sessions.begin() as session:
         model = register_model(
             session,
-            f"job {job_id}: {cfg.model.head} on {cfg.model.backbone}",
+            f"job {run.job_id}: {cfg.model.head} on {cfg.model.backbone}",
             str(Path(result.output_dir).resolve()),
             config=cfg.to_dict(),
             parent_id=config.get("parent_model_id"),
@@ -179,16 +174,14 @@ def _run_train(
         model_id = model.id
         # The pairs it saw, so comparisons can keep to pairs it did not (srm.compare).
         record_training_pairs(session, model_id, dataset, [p.id for p in pairs.pairs])
-        _get_job(session, job_id).model_id = model_id
+        _get_job(session, run.job_id).model_id = model_id
     summary = f"model {model_id}: {result.steps} steps on {len(pairs.pairs)} pairs"
     if "loss" in result.train_metrics:
         summary += f" · loss {metrics['loss']:.4f} · acc {metrics['accuracy']:.2f}"
     report(result.steps, result.total_steps, share, summary, force=True)
     if not score_after:
         return "succeeded", summary
-    status, scored = _run_score(
-        sessions, dataset, model_id, report, device=cfg.device, start=share, sigterm=sigterm
-    )
+    status, scored = _run_score(run, model_id, device=cfg.device, start=share)
     return status, f"{summary}; {scored}"
 
 
@@ -225,19 +218,18 @@ def _share_with_followers(work: tuple[dict[str, Any], list[Any]] | None) -> None
 
 
 def _run_score(
-    sessions: sessionmaker[Session],
-    dataset: str,
+    run: JobRun,
     model_id: int | None,
-    report: _ProgressWriter,
     *,
     device: str = "auto",
     batch_size: int = SCORE_BATCH_SIZE,
     start: float = 0.0,
-    sigterm: StopRequest | None = None,
 ) -> tuple[str, str]:
-    """Score ``dataset`` with model ``model_id``; progress runs from ``start`` to 1. A cancel
-    or SIGTERM stops it after the chunk under way."""
+    """Score the job's dataset with model ``model_id``; progress runs from ``start`` to 1. A
+    cancel or SIGTERM stops it after the chunk under way."""
     from srm.checkpoint import load
+
+    sessions, report = run.sessions, run.report
 
     if report(0, 0, start, "loading the model", force=True):
         return "cancelled", "cancelled before scoring started"
@@ -253,15 +245,15 @@ def _run_score(
 
     done, total = score_dataset(
         sessions,
-        dataset,
+        run.dataset,
         model_id,
         model,
         batch_size=batch_size,
         progress=progress,
-        stop=lambda: report.cancelled() or (sigterm is not None and sigterm()),
+        stop=run.stop,
     )
     if done < total:
-        return "cancelled", f"{_stopped(sigterm)} after scoring {done}/{total} pairs (saved)"
+        return "cancelled", f"{run.stopped_by()} after scoring {done}/{total} pairs (saved)"
     report(done, total, 1.0, f"scored {done}/{total} pairs", force=True)
     return "succeeded", f"scored {done} pairs with model {model_id}"
 
@@ -349,9 +341,28 @@ class _Heartbeat(threading.Thread):
         self.join()
 
 
-def _stopped(sigterm: StopRequest | None) -> str:
-    """How a job that stopped early says why: a cancel from the store, or SIGTERM."""
-    return "stopped by SIGTERM" if sigterm is not None and sigterm() else "cancelled"
+@dataclass(frozen=True)
+class JobRun:
+    """A running job as its stages (training, scoring, an audit) see it: the store, the job's
+    id, its dataset and config, the progress writer, and the SIGTERM flag (:mod:`srm.sigterm`)."""
+
+    sessions: sessionmaker[Session]
+    job_id: int
+    dataset: str
+    config: dict[str, Any]
+    report: _ProgressWriter
+    sigterm: StopRequest | None = None
+
+    def stop(self) -> bool:
+        """Whether to stop now: a cancel from the store, or SIGTERM."""
+        return self.report.cancelled() or self.by_sigterm()
+
+    def by_sigterm(self) -> bool:
+        return self.sigterm is not None and self.sigterm()
+
+    def stopped_by(self) -> str:
+        """How a job that stopped early says why."""
+        return "stopped by SIGTERM" if self.by_sigterm() else "cancelled"
 
 
 def _finish(

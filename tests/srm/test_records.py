@@ -4,12 +4,19 @@ and what was written (by older versions too) reads back."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from srm.data import PreferencePair, load_pairs
-from srm.records import PairScores, ResponseScores, ScoreRecordError, SentenceScore
+from srm.records import (
+    PairScores,
+    ResponseScores,
+    ScoreRecordError,
+    SentenceScore,
+    probability_text,
+)
 from srm.score import score_pairs
 from srm.store import (
     Score,
@@ -186,3 +193,37 @@ def test_side_names_one_response() -> None:
     assert record.side("chosen") is record.chosen and record.side("rejected") is record.rejected
     with pytest.raises(ValueError, match="use chosen or rejected"):
         record.side("prompt")
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"),
+    [
+        (0.731, "73.1%"),
+        (0.499, "49.9%"),
+        (0.49951, "<50.0%"),
+        (0.5, "50.0%"),
+        (0.50049, ">50.0%"),
+        (0.99996, ">99.9%"),
+        (1.0, "100.0%"),
+        (0.00004, "<0.1%"),
+        (0.0, "0.0%"),
+    ],
+)
+def test_probability_text_never_rounds_across_50_or_onto_certainty(p: float, shown: str) -> None:
+    assert probability_text(p) == shown
+
+
+def test_a_verdict_for_rejected_never_shows_50_percent() -> None:
+    """A margin a hair below 0 prefers rejected; its probability must read below 50%."""
+    from srm.compare import verdict
+
+    for margin in (-1e-9, -0.0001, -0.0019, -0.004):
+        side = ResponseScores.from_json(
+            {"score": margin, "prompt_reward": 0.0, "prompt_weight": 0.0, "truncated": False,
+             "sentences": []}
+        )  # fmt: skip
+        zero = replace(side, score=0.0)
+        shown = verdict(PairScores(id="p", chosen=side, rejected=zero), None)
+        assert shown.model_prefers == "rejected"
+        number = shown.probability_text.split(" ")[0]
+        assert number.startswith("<") or float(number.rstrip("%")) < 50, number

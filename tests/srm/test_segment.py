@@ -23,6 +23,7 @@ from srm.segment import (
     align_tokens,
     merge_spans,
     segment,
+    split_points,
     split_span,
 )
 
@@ -194,6 +195,41 @@ CASES = [
         id="unclosed-tilde-fence-runs-to-the-end",
     ),
     pytest.param(
+        "Compare:\n| Name | Avg. |\n|---|:---:|\n| Dr. A | .310 |\n| B. B | .328 |\nDone. Bye.",
+        [
+            "Compare:\n",
+            "| Name | Avg. |\n|---|:---:|\n| Dr. A | .310 |\n| B. B | .328 |\n",
+            "Done. ",
+            "Bye.",
+        ],
+        id="table-is-one-segment",
+    ),
+    pytest.param(
+        "a | b\n---|---\n1 | 2. Three.\n\nAfter. It.",
+        ["a | b\n---|---\n1 | 2. Three.\n\n", "After. ", "It."],
+        id="table-without-outer-pipes-ends-at-a-blank-line",
+    ),
+    pytest.param(
+        "| a | b |\n|---|---|\n| 1 | 2 |\nNo pipe here. Next.",
+        ["| a | b |\n|---|---|\n| 1 | 2 |\n", "No pipe here. ", "Next."],
+        id="table-ends-at-a-line-without-a-pipe",
+    ),
+    pytest.param(
+        "x | y. Not a table.\nSecond line | too.",
+        ["x | y. ", "Not a table.\n", "Second line | too."],
+        id="pipes-without-a-delimiter-row-are-prose",
+    ),
+    pytest.param(
+        "Title | here\n---\nText.",
+        ["Title | here\n", "---\n", "Text."],
+        id="a-rule-without-a-pipe-is-no-delimiter-row",
+    ),
+    pytest.param(
+        "```\n| a | b |\n|---|---|\n```\nEnd.",
+        ["```\n| a | b |\n|---|---|\n```\n", "End."],
+        id="a-table-inside-code-is-code",
+    ),
+    pytest.param(
         "**Note:** this is bold. Here is `code.` too. See [the docs](https://x.org/a.html). Ok.",
         [
             "**Note:** this is bold. ",
@@ -329,8 +365,42 @@ def test_text_must_be_a_str() -> None:
 
 
 def test_prose_lines_are_what_punkt_sees() -> None:
-    text = "# Title\n1. Preheat. Then bake.\n```\nx = 1.\n```\n  - Done.\n\n"
+    text = "# Title\n1. Preheat. Then bake.\n```\nx = 1.\n```\n  - Done.\n|a|\n|-|\n|b. c|\n"
     assert seg.prose_lines(text) == ["Preheat. Then bake.", "Done."]
+
+
+def test_blocks_are_the_code_and_tables_segment_keeps_whole() -> None:
+    text = (
+        "Run:\n  ```py\nx = 1\n\ny = 2\n```\n\n| a | b |\n| - | - |\n| 1 | 2 |\n"
+        "Text.\n~~~\nopen to the end"
+    )
+    found = seg.blocks(text)
+    assert [(b.kind, text[b.start : b.end]) for b in found] == [
+        ("code", "```py\nx = 1\n\ny = 2\n```\n"),
+        ("table", "| a | b |\n| - | - |\n| 1 | 2 |\n"),
+        ("code", "~~~\nopen to the end"),
+    ]
+    # Every block starts a segment, and no segment starts inside a table.
+    starts = {s.start for s in segment(text)}
+    assert all(b.start in starts for b in found)
+    assert not any(found[1].start < s < found[1].end for s in starts)
+    assert seg.blocks("Just prose. | a pipe.") == []
+
+
+def test_two_fenced_blocks_in_a_row_are_two_blocks() -> None:
+    text = "```\na\n```\n```\nb\n```"
+    assert [(b.start, b.end) for b in seg.blocks(text)] == [(0, 10), (10, 19)]
+
+
+def test_a_long_code_block_or_table_is_cut_between_lines() -> None:
+    code = "```python\n" + "".join(f"value_{i} = compute({i}, scale=2)\n" for i in range(40))
+    table = "| k | v |\n|---|---|\n" + "".join(f"| key {i} | value {i} |\n" for i in range(40))
+    for text in (code + "```\n", table):
+        spans = segment(text, max_chars=200)
+        assert len(spans) > 1
+        assert_well_formed(text, spans, 200)
+        for s in spans:  # every cut falls at the start of a line
+            assert s.start == 0 or text[s.start - 1] == "\n", s
 
 
 # --------------------------------------------------------------------------- properties
@@ -704,3 +774,26 @@ def test_split_inside_a_sentence_keeps_offsets_exact() -> None:
 def test_bad_edits_say_what_is_wrong(edit, message) -> None:
     with pytest.raises(ValueError, match=message):
         edit(segment("One. Two."))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Alpha then beta.", ["Alpha |then beta.", "Alpha then |beta."]),
+        ("  Lead. Rest\n", ["  Lead. |Rest\n"]),
+        ("你好，我很好。", ["你好，|我很好。"]),
+        ("Word", []),
+        ("   ", []),
+    ],
+)
+def test_split_points_are_word_starts_inside_the_sentence(text: str, expected) -> None:
+    assert [f"{text[:at]}|{text[at:]}" for at in split_points(text)] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=text_strategy)
+def test_every_split_point_is_a_valid_split(text: str) -> None:
+    span = Span(0, len(text), text)
+    for at in split_points(text):
+        left, right = split_span([span], 0, at)
+        assert left.text + right.text == text

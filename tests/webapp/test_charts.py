@@ -155,6 +155,32 @@ def test_heatmap_hover_is_escaped_and_explains_empty_cells(pair: PairScores) -> 
     assert heatmap.customdata[1][3][1] == "no sentence 3"
 
 
+def test_heatmap_marks_cut_sentences_as_not_scored(pair: PairScores) -> None:
+    fig = charts.sentence_heatmap(pair)
+    main, cut = fig.data
+    assert main.text[0][3] == ""  # the gap in the coloured trace ...
+    assert cut.name == "not scored"  # ... is filled by a grey one that says so
+    assert [list(row) for row in cut.z] == [[None, None, None, 1.0], [None, None, None, None]]
+    assert cut.text[0][3] == "not scored" and cut.text[1][3] == ""
+    assert cut.showscale is False and cut.colorscale[0][1] == cut.colorscale[1][1]
+    assert cut.customdata[0][3][1] == "sentence 3 · cut by truncation (not scored)"
+    named = charts.sentence_heatmap(pair, names={"chosen": "preferred", "rejected": "other"})
+    assert list(named.data[1].y) == list(named.data[0].y) == ["preferred", "other"]
+    whole = make_record([("One. ", 0.1, 1.0)], [("Two. ", 0.2, 1.0)])
+    assert len(charts.sentence_heatmap(whole).data) == 1  # nothing cut, nothing grey
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.004, "+0.004"), (-0.00412, "-0.00412"), (0.0, "0"), (-0.0, "0"), (1.23456, "+1.23")],
+)
+def test_heatmap_cells_read_three_significant_figures(value: float, shown: str) -> None:
+    record = make_record([("One. ", value, 0.5)], [("Two. ", -value, 0.5)])
+    labels = charts.sentence_heatmap(record).data[0].text
+    assert labels[0][1] == shown
+    assert all(label not in ("+0.00", "-0.00", "0.00") for row in labels for label in row)
+
+
 def test_hover_text_collapses_cuts_and_wraps() -> None:
     long = "word\n\n  " * 60
     text = charts.hover_text(long)
@@ -278,8 +304,22 @@ def test_accuracy_by_source_greys_sources_with_too_few_pairs() -> None:
         {"model": "A", "source": "<rare>", "accuracy": 1.0, "n": 3, "few": True},
     ]
     fig = charts.accuracy_by_source(rows)
-    assert list(fig.data[0].x) == ["hh (n=80)", "&lt;rare&gt; (n=3)<br>too few to read"]
+    assert list(fig.data[0].x) == ["hh (n=80)", "&lt;rare&gt; (n=3)<br>under 20: too few to read"]
     assert list(fig.data[0].marker.opacity) == [1.0, 0.3]
+    assert list(fig.data[0].marker.pattern.shape) == ["", "/"]  # hatched, not only faint
+
+
+def test_every_accuracy_bar_carries_its_n() -> None:
+    rows = [
+        {"model": model, "source": "rare", "accuracy": acc, "n": 1, "few": True}
+        for model, acc in (("A", 0.0), ("B", 1.0), ("length baseline", 1.0))
+    ] + [{"model": "A", "source": "all", "accuracy": 0.5712, "n": 1234, "few": False}]
+    fig = charts.accuracy_by_source(rows)
+    assert [list(bar.text) for bar in fig.data] == [
+        ["0%<br>n=1", "57%<br>n=1,234"],
+        ["100%<br>n=1"],
+        ["100%<br>n=1"],
+    ]
 
 
 def test_accuracy_by_source_without_rows_says_so() -> None:

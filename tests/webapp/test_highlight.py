@@ -200,7 +200,14 @@ def test_sentence_spans_are_numbered_from_one_with_a_tooltip() -> None:
     text, side = make_side([("A. ", 0.123, 0.25), ("B. ", -0.5, 0.5), ("C. ", 0.0, 0.25)])
     spans = Parsed(highlight.sentences_html(text, side)).spans()
     assert [s["data-sentence"] for s in spans] == ["1", "2", "3"]
-    assert spans[0]["title"] == "sentence 1 · reward +0.123 · weight 0.25 · contributes +0.031"
+    assert spans[0]["title"] == "sentence 1 · reward +0.123 · weight 0.25 · contributes +0.0307"
+    # Three significant figures, as everywhere: a small reward is not shown as +0.000.
+    text, side = make_side([("A. ", 0.000412, 0.004), ("B. ", 0.0, 0.5)])
+    spans = Parsed(highlight.sentences_html(text, side)).spans()
+    assert spans[0]["title"] == (
+        "sentence 1 · reward +0.000412 · weight 0.004 · contributes +1.65e-6"
+    )
+    assert spans[1]["title"] == "sentence 2 · reward 0 · weight 0.5 · contributes 0"
 
 
 def test_sentence_tint_follows_the_value_and_scale() -> None:
@@ -270,9 +277,10 @@ def test_tokens_html_needs_token_rewards() -> None:
 
 def test_legend_shows_its_ends() -> None:
     reward = highlight.legend_html("reward", 0.75)
-    assert "-0.750" in reward and "+0.750" in reward and "linear-gradient" in reward
+    assert "-0.75 " in reward and "+0.75" in reward and "linear-gradient" in reward
     weight = highlight.legend_html("weight", 0.4)
-    assert "0.40" in weight and highlight.weight_color(0.4, 0.4) in weight
+    assert "0.4" in weight and highlight.weight_color(0.4, 0.4) in weight
+    assert "-0.00123 " in highlight.legend_html("reward", 0.00123)  # never -0.001
 
 
 def test_plain_html_escapes_and_keeps_whitespace() -> None:
@@ -282,3 +290,68 @@ def test_plain_html_escapes_and_keeps_whitespace() -> None:
     parsed = Parsed(out)
     assert parsed.text == text and [tag for tag, _ in parsed.tags] == ["div"]
     assert "font-size: 1.35rem" in out
+
+
+# --- code blocks and tables -------------------------------------------------------------------
+CODE = "Try:\n```html\n<script>alert(1)</script>\n\nx = 1 < 2\n```\n"
+TABLE = "| Name | Avg |\n|---|---|\n| <b>Jeter</b> | .310 |\n"
+
+
+def segmented(text: str, reward: float = 0.2) -> tuple[str, ResponseScores]:
+    from srm.segment import segment
+
+    return make_side([(s.text, reward, 0.5) for s in segment(text)])
+
+
+def blocks_in(markup: str) -> list[tuple[str, str | None]]:
+    return [(tag, attrs.get("class")) for tag, attrs in Parsed(markup).tags if tag != "span"]
+
+
+def test_a_code_block_is_shown_as_code_and_escaped() -> None:
+    text, side = segmented(CODE + "Done.")
+    out = highlight.sentences_html(text, side)
+    assert blocks_in(out) == [
+        ("div", "srm-response"),
+        ("pre", "srm-block srm-code"),
+        ("code", None),
+    ]
+    assert "<script" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "x = 1 &lt; 2" in out
+    assert "monospace" in out.split('<pre class="srm-block srm-code" style="')[1].split('"')[0]
+    parsed = Parsed(out)
+    assert parsed.text == text  # fences and all, character for character
+    # The code's two chunks are sentences 2 and 3, inside the block; "Done." is after it.
+    code = out.split("<code>")[1].split("</code>")[0]
+    assert [a["data-sentence"] for a in Parsed(code).spans()] == ["2", "3"]
+    assert 'data-sentence="4">Done.</span></div>' in out
+
+
+def test_a_table_is_shown_in_a_monospace_block_and_escaped() -> None:
+    text, side = segmented("Stats:\n" + TABLE + "Jeter leads.")
+    out = highlight.sentences_html(text, side)
+    assert ("pre", "srm-block srm-table") in blocks_in(out)
+    assert "<b>" not in out and "&lt;b&gt;Jeter&lt;/b&gt;" in out
+    table = out.split('<pre class="srm-block srm-table"')[1].split("</pre>")[0]
+    assert [a["data-sentence"] for a in Parsed(table + "</pre>").spans()] == ["2"]
+    assert Parsed(out).text == text
+
+
+def test_the_prompt_and_tokens_show_blocks_too() -> None:
+    assert ("pre", "srm-block srm-table") in blocks_in(highlight.plain_html(TABLE))
+    text, side = make_side([(CODE, 0.5, 0.5)], tokens=True)
+    out = highlight.tokens_html(text, side)
+    assert ("pre", "srm-block srm-code") in blocks_in(out)
+    assert Parsed(out).text == text
+
+
+def test_a_sentence_across_a_block_edge_is_continued_not_duplicated() -> None:
+    """A boundary edited by hand can put prose and code in one sentence: it is closed at the
+    block's edge and continued inside, still one [data-sentence] element."""
+    text = "Intro line.\n```\ncode\n```\nAfter."
+    side = make_side([(text[:-6], 0.3, 0.5), ("After.", -0.3, 0.5)])[1]
+    out = highlight.sentences_html(text, side)
+    spans = Parsed(out).spans()
+    assert [a.get("data-sentence") for a in spans] == ["1", None, "2"]
+    assert spans[1]["data-continues"] == "1" and spans[1]["style"] == spans[0]["style"]
+    assert Parsed(out).text == text
+    assert out.index("<pre") > out.index('data-sentence="1"')

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -12,8 +14,9 @@ from srm.checkpoint import save
 from srm.config import ModelConfig
 from srm.data import PreferencePair, load_pairs
 from srm.model import SentenceRewardModel
-from srm.segment import segment
-from srm.store import Score, make_sessionmaker, open_store
+from srm.records import PairScores
+from srm.segment import segment, split_points
+from srm.store import Score, get_active_model, make_sessionmaker, open_store, save_scores
 from tests.webapp.conftest import fill, rerun
 
 
@@ -27,6 +30,44 @@ def open_pair(run_page, dataset: str, pair_id: str):
     at.selectbox(key="inspect.dataset").set_value(dataset)
     at.selectbox(key="inspect.pair_id").set_value(pair_id)
     return rerun(at)
+
+
+def picker(at, label: str):
+    """The selectbox labelled ``label`` (the sentence pickers' keys name the pair)."""
+    [box] = [b for b in at.selectbox if b.label == label]
+    return box
+
+
+def outlined(at) -> list[str]:
+    """The data-sentence numbers outlined in the "A sentence" view."""
+    return re.findall(
+        r'srm-selected"[^>]*data-sentence="(\d+)"', " ".join(h.value for h in at.html)
+    )
+
+
+def save_record(db_url: str, pair: PreferencePair, chosen: float, rejected: float) -> None:
+    """Store the active model's scores of ``pair``: every sentence of a side with the same
+    reward, weights summing to 1, so each side scores ``chosen`` / ``rejected`` exactly."""
+
+    def side(text: str, score: float) -> dict:
+        spans = segment(text)
+        sentences = [
+            {"text": s.text, "start": s.start, "end": s.end, "reward": score,
+             "weight": 1 / len(spans)}
+            for s in spans
+        ]  # fmt: skip
+        return {"score": score, "prompt_reward": 0.0, "prompt_weight": 0.0, "truncated": False,
+                "sentences": sentences}  # fmt: skip
+
+    record = PairScores.from_json(
+        {
+            "id": pair.id,
+            "chosen": side(pair.chosen, chosen),
+            "rejected": side(pair.rejected, rejected),
+        }
+    )
+    with make_sessionmaker(open_store(db_url)).begin() as s:
+        save_scores(s, get_active_model(s).id, "sample", [record])
 
 
 def stored_scores(db_url: str) -> int:
@@ -95,7 +136,7 @@ def test_picking_a_sentence_shows_its_numbers(filled_store, sample_path, run_pag
     at = open_pair(run_page, "sample", pair.id)
     at.radio(key="inspect.side").set_value("rejected")
     rerun(at)
-    at.selectbox(key="inspect.sentence.rejected").set_value(1)
+    picker(at, "Sentence").set_value(1)
     rerun(at)
     labels = [m.label for m in at.metric]
     assert {"Reward", "Weight", "Weight × reward"} <= set(labels)
@@ -136,3 +177,111 @@ def test_featuring_a_pair_for_the_demo(filled_store, sample_path, run_page) -> N
 
     with make_sessionmaker(open_store(filled_store))() as s:
         assert get_setting(s, "demo_pairs") == [["sample", pair.id]]
+
+
+def test_the_sentence_picked_starts_over_on_another_pair(filled_store, sample_path, run_page):
+    first, second = [p for p in load_pairs(sample_path) if len(segment(p.rejected)) >= 3][:2]
+    at = open_pair(run_page, "sample", first.id)
+    at.radio(key="inspect.side").set_value("rejected")
+    rerun(at)
+    picker(at, "Sentence").set_value(2)
+    rerun(at)
+    assert outlined(at) == ["3"]
+    at.selectbox(key="inspect.pair_id").set_value(second.id)
+    rerun(at)
+    assert picker(at, "Sentence").value == 0
+    assert outlined(at) == ["1"]
+    assert picker(at, "Sentence of the rejected response").value == 0
+
+
+def test_no_truncation_notice_when_nothing_was_cut(filled_store, sample_path, run_page):
+    pair = min(load_pairs(sample_path), key=lambda p: len(p.prompt + p.chosen + p.rejected))
+    at = open_pair(run_page, "sample", pair.id)
+    n = len(segment(pair.chosen))
+    assert any(c.value == f"Scored {n} of {n} sentence{'s' * (n != 1)}" for c in at.caption)
+    assert not [c.value for c in at.caption if "greyed" in c.value or "part-way" in c.value]
+    assert not [w.value for w in at.warning if "cut responses" in w.value]
+
+
+def test_the_truncation_notice_counts_the_sentences_cut(
+    app_store: str, run_page, tmp_path, monkeypatch
+) -> None:
+    model = tmp_path / "short-context"
+    config = ModelConfig(backbone="tiny", d=16, score_max_length=48)
+    save(SentenceRewardModel.create(config, seed=0), model)
+    monkeypatch.setenv("SRM_MODEL", str(model))
+    long = " ".join(f"Sentence number {i} says a little more." for i in range(1, 13))
+    fill(app_store, [PreferencePair("long", "Tell me.", long, "Short answer.")], "cut")
+    at = open_pair(run_page, "cut", "long")
+    scored = re.search(r"Scored (\d+) of 12 sentences", " ".join(c.value for c in at.caption))
+    assert scored, [c.value for c in at.caption]
+    greyed = 12 - int(scored.group(1))
+    assert greyed > 0
+    notes = [c.value for c in at.caption if "greyed" in c.value]
+    assert len(notes) == 1  # under the chosen response only: the rejected one fit
+    assert notes[0].startswith(f"{greyed} of 12 sentences greyed: ")
+    assert responses_html(at)[0].count("srm-truncated") == greyed
+
+
+def test_a_hair_below_even_reads_below_50_percent(filled_store, sample_path, run_page) -> None:
+    """P = 49.98% prefers rejected, so it must not read 50.0%; and an unlabelled pair is
+    judged against the imported verdict, never against a "current label"."""
+    first, pair = load_pairs(sample_path)[:2]
+    open_pair(run_page, "sample", first.id)  # the app registers its model
+    save_record(filled_store, pair, chosen=0.1, rejected=0.1008)
+    at = open_pair(run_page, "sample", pair.id)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Model prefers"] == "rejected"
+    assert metrics["P(chosen is better)"] == "<50.0%"
+    shown = [a.value for a in (*at.success, *at.warning)]
+    assert not [t for t in shown if "current label" in t]
+    assert any(
+        t.startswith("Nobody has labelled this pair yet; the model disagrees") for t in shown
+    )
+    save_record(filled_store, pair, chosen=0.9, rejected=0.1)
+    at = open_pair(run_page, "sample", pair.id)
+    assert at.success[0].value == (
+        "Nobody has labelled this pair yet; the model agrees with the imported verdict "
+        "(chosen is better)."
+    )
+
+
+def test_split_a_sentence_at_a_word_chosen_in_the_text(filled_store, sample_path, run_page):
+    pair = next(p for p in load_pairs(sample_path) if len(segment(p.chosen)[0].text.split()) >= 4)
+    first = segment(pair.chosen)[0].text
+    at = open_pair(run_page, "sample", pair.id)
+    before = responses_html(at)[0].count("data-sentence=")
+    split = picker(at, "Split before")
+    # The choices are the sentence's word starts, each shown as the words either side.
+    words = first.split()
+    assert split.options[0] == f"{words[0]} | {' '.join(words[1:5])}" + " …" * (len(words) > 5)
+    offset = split_points(first)[1]  # before the third word
+    split.set_value(offset)
+    rerun(at)
+    at.button(key="inspect.split").click()
+    rerun(at)
+    spans = re.findall(r'data-sentence="(\d+)">([^<]*)<', responses_html(at)[0])
+    assert len(spans) == before + 1
+    assert html.unescape(spans[0][1]).replace("&#10;", "\n") == first[:offset]
+
+
+def test_a_sentence_picked_past_the_end_after_a_reset_falls_back_to_the_first(
+    filled_store, sample_path, run_page
+):
+    """Split the last sentence, pick the new last one, reset the boundaries: that sentence is
+    gone, and the picker goes back to sentence 1 rather than failing."""
+    pair = next(p for p in load_pairs(sample_path) if len(segment(p.chosen)[-1].text.split()) >= 3)
+    n = len(segment(pair.chosen))
+    at = open_pair(run_page, "sample", pair.id)
+    edit = picker(at, "Sentence of the chosen response")
+    edit.set_value(n - 1)
+    rerun(at)
+    at.button(key="inspect.split").click()  # at its first word boundary
+    rerun(at)
+    picker(at, "Sentence of the chosen response").set_value(n)  # the new last sentence
+    rerun(at)
+    assert picker(at, "Sentence of the chosen response").value == n
+    at.button(key="inspect.reset").click()
+    rerun(at)
+    assert picker(at, "Sentence of the chosen response").value == 0
+    assert len(picker(at, "Sentence of the chosen response").options) == n

@@ -180,13 +180,15 @@ def test_the_comparison_of_a_certain_flip(app_store: str, flipping_models, run_p
     bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in json.loads(accuracy)["data"]}
     # Every group here is far below MIN_SOURCE_PAIRS: labelled with its n, and as too few.
     hh, shp, all_ = (
-        f"{s} (n={n})<br>too few to read" for s, n in (("hh", 2), ("shp", 2), ("all", 4))
+        f"{s} (n={n})<br>under 20: too few to read" for s, n in (("hh", 2), ("shp", 2), ("all", 4))
     )
     assert bars == {
         "A: model A": {hh: 100.0, shp: 0.0, all_: 50.0},
         "B: model B": {hh: 50.0, shp: 100.0, all_: 75.0},
         "length baseline": {hh: 100.0, shp: 50.0, all_: 75.0},
     }
+    for trace in json.loads(accuracy)["data"]:  # and every bar says its n, not just a percent
+        assert [t.split("<br>")[1] for t in trace["text"]] == ["n=2", "n=2", "n=4"]
     assert "3 of 4 pairs flipped" in json.loads(shift)["layout"]["title"]["text"]
     # The pair picker offers the flipped pairs, the largest move first.
     assert at.selectbox(key="models.pair").options == ["f2", "f4", "f1"]

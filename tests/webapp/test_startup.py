@@ -22,7 +22,10 @@ def test_two_sessions_and_pages_load_the_model_once(
     loads: list[str] = []
     real_load = srm.checkpoint.load
     monkeypatch.setattr(srm.checkpoint, "load", lambda path: loads.append(path) or real_load(path))
-    scoring._model.clear()  # this function's cache only: earlier tests may have filled it
+    # These functions' caches only: earlier tests may have filled them (a pair scored before,
+    # by the same tiny model, would come from _compute's cache without loading the model).
+    scoring._model.clear()
+    scoring._compute.clear()
     pairs = load_pairs(sample_path)
     for pair in pairs[:2]:  # each a new session, as a second browser tab would be
         at = run_page("inspect")

@@ -3,13 +3,19 @@ subprocess is patched out here; the browser test runs a real one), cancelled, an
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
 from srm.backbones import NAMED_BACKBONES
 from srm.config import HEADS, TrainConfig
-from srm.store import TrainingJob, make_sessionmaker, open_store
+from srm.jobs import create_score_job
+from srm.store import Model, TrainingJob, make_sessionmaker, open_store
 from tests.webapp.conftest import rerun
+from webapp import job_views
+
+START = "FormSubmitter:train.form-Start training"
 
 
 @pytest.fixture
@@ -148,3 +154,109 @@ def test_the_submit_command_is_a_choice_once_configured(
     assert launched == []
     assert record.read_text() == f"{job.id}\n"
     assert (job.status, job.launcher) == ("queued", "command")
+
+
+def form_of(at, form_id: str):
+    """The form block with this id in the page's element tree."""
+
+    def walk(node):
+        proto = getattr(node, "proto", None)
+        if type(proto).__name__ == "Block" and proto.WhichOneof("type") == "form":
+            if proto.form.form_id == form_id:
+                return proto.form
+        for child in getattr(node, "children", {}).values():
+            found = walk(child)
+            if found is not None:
+                return found
+        return None
+
+    return walk(at._tree)
+
+
+def test_enter_in_a_field_does_not_start_a_job(filled_store, launched, run_page) -> None:
+    """Streamlit submits a form on Enter unless told not to: the browser sends the submit
+    when the form says enter_to_submit, so the form must say False (browser test: Enter in
+    Steps starts nothing)."""
+    at = run_page("train")
+    form = form_of(at, "train.form")
+    assert form is not None and form.enter_to_submit is False
+    at.number_input(key="train.steps").set_value(30)
+    rerun(at)
+    assert jobs(filled_store) == [] and launched == []
+    at.number_input(key="train.steps").set_value(30)
+    at.button(key=START).click()  # the button does start it
+    rerun(at)
+    assert [j.config["max_steps"] for j in jobs(filled_store)] == [30]
+
+
+def test_job_details_follow_the_newest_job(filled_store, launched, run_page) -> None:
+    at = run_page("train")
+    at.button(key=START).click()
+    rerun(at)
+    at.button(key=START).click()
+    rerun(at)
+    first, second = (j.id for j in jobs(filled_store))
+    assert at.selectbox(key="train.detail").value == second  # the job just started
+    at.selectbox(key="train.detail").set_value(first)  # an older job picked stays picked ...
+    rerun(at)
+    rerun(at)
+    assert at.selectbox(key="train.detail").value == first
+    at.button(key=START).click()  # ... until a job is started here
+    rerun(at)
+    assert at.selectbox(key="train.detail").value == max(j.id for j in jobs(filled_store))
+
+
+def test_job_to_show_is_the_newest_unless_an_older_one_was_picked() -> None:
+    assert job_views.job_to_show([1], None, None) == 1
+    assert job_views.job_to_show([2, 1], 1, 1) == 2  # was following the newest: follows on
+    assert job_views.job_to_show([3, 2, 1], 1, 2) == 1  # picked an older job: kept
+    assert job_views.job_to_show([3, 2, 1], 3, 3) == 3
+    assert job_views.job_to_show([3, 2, 1], 9, 3) == 3  # a job no longer listed
+
+
+def finish(db_url: str, job_id: int, **fields) -> None:
+    with make_sessionmaker(open_store(db_url)).begin() as s:
+        job = s.get(TrainingJob, job_id)
+        for name, value in {"status": "succeeded", "progress": 1.0, **fields}.items():
+            setattr(job, name, value)
+
+
+def test_a_finished_jobs_curves_stay_in_its_details(filled_store, launched, run_page, tmp_path):
+    at = run_page("train")
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    rows = [{"step": s, "loss": 0.7 - 0.01 * s, "accuracy": 0.5 + 0.01 * s} for s in (1, 2, 3)]
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with make_sessionmaker(open_store(filled_store))() as s:
+        parent = job.config["parent_model_id"]
+        model_id = s.scalars(select(Model.id)).first()
+    finish(filled_store, job.id, config={**job.config, "output_dir": str(out)}, model_id=model_id)
+    at = run_page("train")
+    assert at.selectbox(key="train.detail").value == job.id
+    [chart] = at.get("plotly_chart")
+    [loss] = [t for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "train loss"]
+    assert loss["x"] == [1, 2, 3]
+    assert not [c.value for c in at.caption if c.value.startswith("No training metrics")]
+    assert at.success[-1].value == (
+        f"Registered model #{model_id}: compare it with its parent, model #{parent}, on the "
+        "Models page."
+    )
+
+
+def test_a_scoring_jobs_details_say_what_scoring_did(filled_store, launched, run_page) -> None:
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        run_page("train")  # the app registers its model
+        model_id = s.scalars(select(Model.id)).first()
+        job_id = create_score_job(s, dataset="sample", model_id=model_id).id
+    finish(filled_store, job_id)
+    at = run_page("train")
+    shown = [a.value for a in at.success]
+    assert (
+        f"Model #{model_id} has scored the dataset: the Inspect and Models pages and the "
+        "Annotate queue now read these scores." in shown
+    )
+    assert not [t for t in shown if "parent" in t or "Registered" in t]
+    assert not [b for b in at.button if b.key == "train.to_models"]

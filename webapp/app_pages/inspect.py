@@ -93,13 +93,11 @@ if verdict.prompt_note:
     st.warning(verdict.prompt_note, icon=":material/info:")
 if verdict.coverage_note:
     st.warning(verdict.coverage_note, icon=":material/content_cut:")
+agreement = scoring.agreement_text(verdict)  # fixed words and the label's name
 if verdict.agrees is False:
-    st.warning(
-        "The model disagrees with the current label: a candidate for review on the Annotate page.",
-        icon=":material/flag:",
-    )
+    st.warning(agreement, icon=":material/flag:")
 elif verdict.agrees is True:
-    st.success("The model agrees with the current label.", icon=":material/check_circle:")
+    st.success(agreement, icon=":material/check_circle:")
 st.caption(  # safe: the model's label escaped
     f"Model: {mdtext.escape(model.label)}" + (" · edited segmentation (not saved)" if edits else "")
 )
@@ -130,8 +128,9 @@ for col, side in zip(sides, ("chosen", "rejected"), strict=True):
         if record.has_prompt_term:
             st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
         st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
-        if not verdict.coverage[side].complete:
-            st.caption("Greyed sentences did not fit the model's context: not scored.")
+        cut = scoring.cut_note(scored)
+        if cut:
+            st.caption(cut)  # fixed words and counts
 st.html(highlight.legend_html(by, scale))
 
 st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
@@ -147,6 +146,7 @@ if record.head == "token":
     )
 
 # --- one sentence, picked with widgets (a heatmap selection does not report back) -----------
+# The sentence pickers' keys name the pair, so another pair starts at its first sentence.
 st.subheader("A sentence")
 pick_side, pick_index = st.columns([1, 4])
 side = pick_side.radio("Response", ["chosen", "rejected"], key="inspect.side")
@@ -156,7 +156,7 @@ if sentences:
         "Sentence",
         range(len(sentences)),
         format_func=lambda i: f"{i + 1}. {sentences[i].text.strip()[:90]}",
-        key=f"inspect.sentence.{side}",
+        key=f"inspect.sentence.{pair.db_id}.{side}",
     )
     sentence = sentences[index]
     if sentence.reward is None or sentence.weight is None:
@@ -184,27 +184,32 @@ with st.expander("Edit sentence boundaries", icon=":material/content_cut:"):
     if len(cuts) == 0:
         st.caption("This response has no sentences.")
     else:
-        which = st.number_input(
-            f"Sentence of the {side} response", 1, len(cuts), 1, key=f"inspect.edit_index.{side}"
+        which = st.selectbox(
+            f"Sentence of the {side} response",
+            range(len(cuts)),
+            format_func=lambda i: f"{i + 1}. {text[cuts[i][0] : cuts[i][1]].strip()[:90]}",
+            key=f"inspect.edit_index.{pair.db_id}.{side}",
         )
-        chosen_cut = cuts[int(which) - 1]
+        chosen_cut = cuts[which]
         st.code(text[chosen_cut[0] : chosen_cut[1]], language=None, wrap_lines=True)
-        at = st.number_input(
-            "Split before character",
-            1,
-            max(1, chosen_cut[1] - chosen_cut[0] - 1),
-            1,
-            key=f"inspect.split_at.{side}",
+        splits = scoring.split_choices(text, chosen_cut)
+        at = st.selectbox(
+            "Split before",
+            list(splits),
+            format_func=splits.get,
+            key=f"inspect.split_at.{pair.db_id}.{side}.{chosen_cut[0]}-{chosen_cut[1]}",
+            placeholder="one word: nowhere to split",
+            help="The words on either side of each place the sentence can be split.",
         )
         buttons = st.columns(3)
         try:
             if buttons[0].button(
-                "Merge with next", key="inspect.merge", disabled=which >= len(cuts)
+                "Merge with next", key="inspect.merge", disabled=which >= len(cuts) - 1
             ):
-                edits[side] = scoring.merge_sentences(text, cuts, int(which) - 1)
+                edits[side] = scoring.merge_sentences(text, cuts, which)
                 st.rerun()
-            if buttons[1].button("Split here", key="inspect.split"):
-                edits[side] = scoring.split_sentence(text, cuts, int(which) - 1, int(at))
+            if buttons[1].button("Split here", key="inspect.split", disabled=at is None):
+                edits[side] = scoring.split_sentence(text, cuts, which, at)
                 st.rerun()
         except ValueError as err:
             st.error(mdtext.escape(err))

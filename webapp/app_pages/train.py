@@ -4,6 +4,7 @@ import streamlit as st
 
 import auth
 import charts
+import job_views
 import mdtext
 import services
 import widgets
@@ -37,7 +38,8 @@ if flash:
     st.success(flash)  # fixed words and job numbers
 
 # --- a new training job -----------------------------------------------------------------------
-with st.form("train.form", border=True):
+# Enter in a field does not submit: a job starts only from the button (a run can take hours).
+with st.form("train.form", border=True, enter_to_submit=False):
     st.subheader("Retrain on the corrected labels")
     first = st.columns(4)
     dataset = first[0].selectbox("Dataset", names, key="train.dataset")
@@ -148,6 +150,7 @@ if submitted:
             flash = f"Queued training job {job_id} for {run_on}{tagged}."
         st.session_state["train.flash"] = flash
         st.session_state["train.job"] = job_id
+        st.session_state["train.detail"] = job_id  # its details, not an older job's
         st.rerun()
 
 # --- batch scoring ----------------------------------------------------------------------------
@@ -168,6 +171,7 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
             job_id = services.start_score_job(url, score_dataset, model.id)
             st.session_state["train.flash"] = f"Started scoring job {job_id}."
             st.session_state["train.job"] = job_id
+            st.session_state["train.detail"] = job_id
             st.rerun()
 
 
@@ -177,10 +181,17 @@ with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
     widgets.audit_panel(url, audit_dataset, "train")
 
 
-# --- running jobs: polled every 2 s without rerunning the whole page ---------------------------
+# --- jobs: running, history and details, all read from one poll every 2 s ----------------------
 @st.fragment(run_every=2)
-def running_jobs() -> None:
+def jobs_panel() -> None:
+    """One read of the jobs feeds the running panel, the history and the details, so they
+    never disagree about a job's status or progress."""
     jobs = services.jobs(url)
+    running_jobs(jobs)
+    history(jobs)
+
+
+def running_jobs(jobs: list[services.JobRow]) -> None:
     live = [j for j in jobs if not j.finished]
     st.subheader("Running")
     if not live:
@@ -204,67 +215,71 @@ def running_jobs() -> None:
             st.progress(
                 min(max(job.progress, 0.0), 1.0), text=mdtext.escape(job.message or job.status)
             )
-            if job.kind == "train":
-                metrics, _ = services.job_details(url, job.id)
-                if metrics:
-                    st.plotly_chart(
-                        charts.training_curves(metrics),
-                        key=f"train.curves.{job.id}",
-                        width="stretch",
-                    )
     watched = st.session_state.get("train.job")
     done = next((j for j in jobs if j.id == watched and j.finished), None)
     if done is not None:
         st.session_state["train.job"] = None
         st.session_state["train.flash"] = f"Job {done.id} {done.status}."
         st.session_state["train.detail"] = done.id  # its details, not an older job's
-        st.rerun(scope="app")  # refresh the history and the model lists
+        st.rerun(scope="app")  # refresh the model lists
 
 
-running_jobs()
-
-# --- history ----------------------------------------------------------------------------------
-st.subheader("History")
-jobs = services.jobs(url)
-if not jobs:
-    st.caption("No jobs yet.")
-    st.stop()
-st.dataframe(
-    [
-        {
-            "job": j.id,
-            "kind": j.kind,
-            "status": j.status,
-            "where": j.place,
-            "dataset": j.dataset,
-            "progress": j.progress,
-            "model": j.model_id,
-            "message": j.message,
-            "created (UTC)": j.created,
-        }
-        for j in jobs
-    ],
-    hide_index=True,
-    width="stretch",
-    column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
-)
-picked = st.selectbox(
-    "Job details", [j.id for j in jobs], format_func=lambda i: f"job {i}", key="train.detail"
-)
-job = next(j for j in jobs if j.id == picked)
-metrics, log = services.job_details(url, job.id)
-if job.error:
-    st.error(mdtext.escape(job.error))
-if job.status == "succeeded" and job.model_id is not None:
-    st.success(  # safe: a number
-        f"Registered model #{job.model_id}: compare it with its parent on the Models page."
+def history(jobs: list[services.JobRow]) -> None:
+    st.subheader("History")
+    if not jobs:
+        st.caption("No jobs yet.")
+        return
+    st.dataframe(
+        [
+            {
+                "job": j.id,
+                "kind": j.kind,
+                "status": j.status,
+                "where": j.place,
+                "dataset": j.dataset,
+                "progress": j.progress,
+                "model": j.model_id,
+                "message": j.message,
+                "created (UTC)": j.created,
+            }
+            for j in jobs
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)},
     )
-    if st.button("Open Models", key="train.to_models", icon=":material/compare_arrows:"):
-        st.session_state["models.b"] = job.model_id
-        st.switch_page("app_pages/models.py")
-if job.kind == "train":
-    st.plotly_chart(charts.training_curves(metrics), key="train.history_curves", width="stretch")
-with st.expander("Configuration"):
-    st.json(job.config)
-with st.expander("Log"):
-    st.code(log or "(empty)", language=None)
+    ids = [j.id for j in jobs]
+    # The newest job unless another was picked; a job started or just finished here is shown.
+    st.session_state["train.detail"] = job_views.job_to_show(
+        ids, st.session_state.get("train.detail"), st.session_state.get("train.newest")
+    )
+    st.session_state["train.newest"] = ids[0]
+    picked = st.selectbox("Job details", ids, format_func=lambda i: f"job {i}", key="train.detail")
+    job = next(j for j in jobs if j.id == picked)
+    metrics, log = services.job_details(url, job.id)
+    if job.error:
+        st.error(mdtext.escape(job.error))
+    outcome = job_views.job_outcome(job)
+    if outcome:
+        st.success(outcome)  # fixed words and model numbers
+    if job.kind == "train" and job.status == "succeeded" and job.model_id is not None:
+        if st.button("Open Models", key="train.to_models", icon=":material/compare_arrows:"):
+            st.session_state["models.b"] = job.model_id
+            parent = job.config.get("parent_model_id")
+            if parent is not None:
+                st.session_state["models.a"] = parent
+            st.switch_page("app_pages/models.py")
+    if job.kind == "train":
+        if metrics:
+            st.plotly_chart(
+                charts.training_curves(metrics), key=f"train.curves.{job.id}", width="stretch"
+            )
+        else:
+            st.caption("No training metrics yet: the curves start at the first logged step.")
+    with st.expander("Configuration"):
+        st.json(job.config)
+    with st.expander("Log"):
+        st.code(log or "(empty)", language=None)
+
+
+jobs_panel()
