@@ -73,6 +73,18 @@ class Verdict:
         return clear_preference(self.margin)
 
     @property
+    def suggestion(self) -> tuple[str, float]:
+        """The label the model suggests for the pair as imported, ``keep`` or ``swap``, and its
+        probability that the response it prefers is the better one.
+
+        >>> v.p_chosen, v.suggestion        # a model that prefers the rejected response
+        (0.27, ('swap', 0.73))
+        """
+        if self.model_prefers == "chosen":
+            return "keep", self.p_chosen
+        return "swap", 1.0 - self.p_chosen
+
+    @property
     def probability_text(self) -> str:
         """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band; rounded by
         :func:`srm.records.probability_text`, so never across 50%."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 
 from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
 from srm.records import PairScores, ResponseScores, sig3
@@ -26,6 +27,10 @@ from srm.segment import Block, blocks
 MAX_ALPHA = 0.6
 TRUNCATED_GREY = "#8a8a8a"
 VALUES = ("reward", "weight")
+#: How a tagged sentence is marked: an underline in the tag's colour and a small label after it.
+TAG_COLORS = {"good": "#2e7d32", "bad": "#c62828", "unsure": "#8a8a8a", "mixed": "#6a1b9a"}
+#: ``(start, end) -> {annotator: tag}``: one side's current sentence tags.
+Tags = Mapping[tuple[int, int], Mapping[str, str]]
 
 
 def reward_color(value: float, scale: float) -> str:
@@ -62,6 +67,7 @@ def sentences_html(
     scale: float | None = None,
     selected: int | None = None,
     large: bool = False,
+    tags: Tags | None = None,
 ) -> str:
     """One response, each sentence in a ``<span>`` tinted by its ``reward`` or ``weight``.
 
@@ -69,7 +75,8 @@ def sentences_html(
     into it. Pass ``scale=shared_scale(pair, by)`` so chosen and rejected share a colour scale;
     without it this response's own maximum is used. ``selected`` (1-based) gets an outline.
     Sentences that truncation dropped (``reward`` None) are grey with a dashed underline. Spans
-    carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers.
+    carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers. Sentences in
+    ``tags`` (``(start, end) -> {annotator: tag}``) are marked as :func:`tagged_html` marks them.
     """
     _check_by(by)
     sentences = record.sentences
@@ -93,8 +100,21 @@ def sentences_html(
         if selected == i:
             style += " outline: 2px solid #222; outline-offset: 1px;"
             classes.append("srm-selected")
-        spans.append((s.start, s.end, classes, style, title, {"data-sentence": str(i)}))
+        span = (s.start, s.end, classes, style, title, {"data-sentence": str(i)})
+        spans.append(_with_tag(span, (tags or {}).get((s.start, s.end))))
     return _response_div(text, spans, large=large)
+
+
+def tagged_html(text: str, sentences: Sequence[tuple[int, int]], tags: Tags) -> str:
+    """Untinted text with its tagged sentences marked: each tagged sentence underlined in the
+    tag's colour, followed by a small label (``good``, ``bad``, ``unsure``, or ``mixed`` when
+    annotators differ); the tooltip says who tagged what. ``sentences`` are ``(start, end)``
+    spans of ``text``; ``tags`` as for :func:`sentences_html`."""
+    spans = []
+    for i, (start, end) in enumerate(sentences, start=1):
+        span = (start, end, ["srm-sentence"], "", f"sentence {i}", {"data-sentence": str(i)})
+        spans.append(_with_tag(span, tags.get((start, end))))
+    return _response_div(text, spans, large=False)
 
 
 def prompt_term_html(
@@ -158,6 +178,22 @@ def plain_html(text: str, *, large: bool = False) -> str:
     return _response_div(text, [], large=large)
 
 
+def prompt_html(text: str, *, lines: int = 3) -> str:
+    """A prompt that takes at most ``lines`` lines until opened: longer prompts show their
+    first lines in a ``<details>`` summary, the whole text inside. Escaped like a response."""
+    text = text.strip()
+    whole = _response_div(text, [], large=False, kind="srm-prompt")
+    if len(text.splitlines()) <= lines and len(text) <= 80 * lines:
+        return whole
+    shown = [line for line in text.splitlines() if line.strip()][:lines]
+    head = "\n".join(shown)[: 80 * lines].rstrip() + " …"
+    return (
+        '<details class="srm-prompt-folded"><summary style="cursor: pointer;'
+        f' white-space: pre-wrap; overflow-wrap: anywhere; color: #333;">{_escape(head)}'
+        f"</summary>{whole}</details>"
+    )
+
+
 def legend_html(by: str, scale: float) -> str:
     """A small gradient bar with its numeric ends, to sit above a tinted response."""
     _check_by(by)
@@ -209,6 +245,38 @@ def _escape(s: str) -> str:
     return html.escape(s, quote=True).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
+def _with_tag(
+    span: tuple[int, int, list[str], str, str, dict[str, str]], votes: Mapping[str, str] | None
+) -> tuple[int, int, list[str], str, str, dict[str, str]]:
+    """A sentence span, marked when it carries tags (``votes``: annotator -> tag)."""
+    if not votes:
+        return span
+    start, end, classes, style, title, data = span
+    kinds = set(votes.values())
+    tag = kinds.pop() if len(kinds) == 1 else "mixed"
+    color = TAG_COLORS[tag]
+    who = ", ".join(f"{name} {value}" for name, value in sorted(votes.items()))
+    return (
+        start,
+        end,
+        [*classes, "srm-tagged", f"srm-tag-{tag}"],
+        f"{style} border-bottom: 3px solid {color};",
+        f"{title} · tagged: {who}",
+        {**data, "data-tag": tag},
+    )
+
+
+def _tag_label(classes: list[str]) -> str:
+    """The small label after a tagged sentence (fixed words only, never data)."""
+    tag = next((c.removeprefix("srm-tag-") for c in classes if c.startswith("srm-tag-")), None)
+    if tag is None:
+        return ""
+    return (
+        f'<span class="srm-tag-label" style="font-size: 0.7em; color: {TAG_COLORS[tag]};'
+        f' vertical-align: super; margin-left: 2px;">{tag}</span>'
+    )
+
+
 #: The monospace box a code block or a table is shown in.
 BLOCK_STYLE = (
     "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em;"
@@ -223,10 +291,11 @@ _BLOCK_TAGS = {
 Spans = list[tuple[int, int, list[str], str, str, dict[str, str]]]
 
 
-def _response_div(text: str, spans: Spans, *, large: bool) -> str:
+def _response_div(text: str, spans: Spans, *, large: bool, kind: str = "srm-response") -> str:
     """``text`` with the given ``(start, end, classes, style, title, data)`` spans wrapped,
     everything between them as plain escaped text, and its code blocks and tables
-    (:func:`srm.segment.blocks`) in monospace boxes.
+    (:func:`srm.segment.blocks`) in monospace boxes; a tagged span is followed by its label.
+    ``kind`` is the box's class (a fixed name, never data).
 
     A span that crosses a block's edge (a boundary edited by hand, or the blank lines a code
     chunk ends with) is closed at the edge and continued after it: the continuation keeps the
@@ -245,13 +314,14 @@ def _response_div(text: str, spans: Spans, *, large: bool) -> str:
             continue
         inside = _emit(parts, text, pos, start, None, regions, inside)
         inside = _emit(parts, text, start, end, (classes, style, title, data), regions, inside)
+        parts.append(_tag_label(classes))
         pos = end
     inside = _emit(parts, text, pos, len(text), None, regions, inside)
     if inside is not None:
         parts.append(_BLOCK_TAGS[inside.kind][1])
     size = "1.35rem" if large else "1rem"
     return (
-        '<div class="srm-response" style="white-space: pre-wrap; overflow-wrap: anywhere;'
+        f'<div class="{kind}" style="white-space: pre-wrap; overflow-wrap: anywhere;'
         f' font-size: {size}; line-height: 1.7;">{"".join(parts)}</div>'
     )
 

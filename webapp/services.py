@@ -24,11 +24,7 @@ from store_access import demo_mode, display_url, engine, read_session, store_url
 # Re-exported: the pages reach the store's settings and errors through services.
 __all__ = ["StaleWriteError", "StoreError", "demo_mode", "display_url", "engine", "store_url"]
 
-#: Label actions with their keyboard shortcuts, in the order the Annotate page shows them.
-LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}
-UNDO_SHORTCUT = "u"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-GUIDELINES_FILE = PROJECT_DIR / "docs" / "guidelines.md"
 
 
 # ------------------------------------------------------------------------------- plain rows
@@ -443,71 +439,6 @@ def dataset_jobs(url: str, dataset: str) -> list[JobRow]:
     return [j for j in jobs(url) if j.dataset == dataset and not j.finished]
 
 
-def label_state(url: str, pair: PairRow) -> tuple[str | None, int | None]:
-    """The pair's current label and latest event id, read fresh."""
-    with read_session(url) as session:
-        state = store.label_state(session, pair.db_id)
-        return state.label, state.event_id
-
-
-def record_label(
-    url: str, pair: PairRow, annotator: str, label: str, expected_event_id: int | None, note: str
-) -> int:
-    """Append a label; raises ``StaleWriteError`` when someone changed the pair meanwhile."""
-    with write(url) as session:
-        event = store.record_label(
-            session, pair.db_id, annotator, label, expected_event_id=expected_event_id, note=note
-        )
-        event_id = event.id
-    clear_pair_caches()
-    return event_id
-
-
-def undo_label(url: str, pair: PairRow, annotator: str, expected_event_id: int | None) -> int:
-    with write(url) as session:
-        event = store.undo_label(
-            session, pair.db_id, annotator, expected_event_id=expected_event_id
-        )
-        event_id = event.id
-    clear_pair_caches()
-    return event_id
-
-
-def history(url: str, pair: PairRow) -> list[dict[str, Any]]:
-    """The pair's audit trail, oldest first."""
-    with read_session(url) as session:
-        return [
-            {
-                "#": e.seq,
-                "when (UTC)": f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-                "annotator": e.annotator.name,
-                "action": e.action,
-                "label after": e.label or "unlabelled",
-                "note": e.note or "",
-            }
-            for e in store.label_history(session, pair.db_id)
-        ]
-
-
-def tag_sentence(
-    url: str, pair: PairRow, annotator: str, side: str, span: tuple[int, int], tag: str
-) -> None:
-    with write(url) as session:
-        store.tag_sentence(session, pair.db_id, annotator, side, span, tag)
-    tag_credit.clear()
-
-
-def tags(url: str, pair: PairRow, annotator: str | None = None) -> dict[tuple[str, int, int], str]:
-    """Current sentence tags of the pair: ``(side, start, end) -> tag`` (the latest wins)."""
-    with read_session(url) as session:
-        rows = store.current_tags(session, [pair.db_id])
-        return {
-            (t.side, t.span_start, t.span_end): t.tag
-            for t in rows
-            if annotator is None or t.annotator.name == annotator
-        }
-
-
 @st.cache_data(ttl=10, show_spinner=False)
 def agreement(url: str, dataset: str | None) -> dict[str, Any]:
     with read_session(url) as session:
@@ -524,21 +455,6 @@ def agreement(url: str, dataset: str | None) -> dict[str, Any]:
             for p in report.pairwise
         ],
     }
-
-
-def guidelines(url: str) -> str:
-    """Annotation guidelines: the store's ``guidelines`` setting, else docs/guidelines.md."""
-    with read_session(url) as session:
-        text = store.get_setting(session, store.GUIDELINES)
-    if text:
-        return str(text)
-    return GUIDELINES_FILE.read_text(encoding="utf-8") if GUIDELINES_FILE.is_file() else ""
-
-
-def save_guidelines(url: str, text: str) -> None:
-    auth.require_admin("Editing the guidelines")
-    with write(url) as session:
-        store.set_setting(session, store.GUIDELINES, text)
 
 
 # ------------------------------------------------------------------------------- jobs

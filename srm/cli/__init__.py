@@ -4,9 +4,9 @@ Heavy imports (torch, datasets) happen inside the commands that need them, so ``
 and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.data` (import,
 datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
 :mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train),
-:mod:`~srm.cli.auditing` (audit), :mod:`~srm.cli.jobs` (jobs, and running a job with
-``--job N``), :mod:`~srm.cli.worker`, :mod:`~srm.cli.app`, :mod:`~srm.cli.serve` and
-:mod:`~srm.cli.rank`;
+:mod:`~srm.cli.auditing` (audit), :mod:`~srm.cli.annotating` (guidelines),
+:mod:`~srm.cli.jobs` (jobs, and running a job with ``--job N``), :mod:`~srm.cli.worker`,
+:mod:`~srm.cli.app`, :mod:`~srm.cli.serve` and :mod:`~srm.cli.rank`;
 :mod:`~srm.cli.options` holds the options they share and the rules behind them.
 """
 
@@ -20,6 +20,7 @@ import warnings
 import click
 
 from srm import __version__
+from srm.cli.annotating import guidelines_cmd
 from srm.cli.app import app_cmd
 from srm.cli.auditing import audit_cmd
 from srm.cli.data import datasets_cmd, export_cmd, import_cmd, segment_cmd
@@ -75,5 +76,6 @@ for command in (
     eval_cmd,
     serve_cmd,
     rank_cmd,
+    guidelines_cmd,
 ):
     main.add_command(command)

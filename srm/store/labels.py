@@ -1,4 +1,4 @@
-"""Label corrections: the append-only label log, undo, sentence tags, and agreement.
+"""Label corrections: the append-only label log, undo, adjudication, sentence tags, agreement.
 
 Every function takes a session and never commits; the caller owns the unit of work. A label
 write is a compare-and-append: the client says which event it last saw for the pair
@@ -8,6 +8,10 @@ another. The check and the append are race-free: on SQLite writers hold the data
 from ``BEGIN IMMEDIATE`` (see :func:`srm.store.make_sessionmaker`); on PostgreSQL the pair row is
 locked (``SELECT ... FOR NO KEY UPDATE``) for the rest of the transaction; and the unique
 (pair, seq) constraint backs both up.
+
+When annotators disagree, the latest label stands until a reviewer settles the pair:
+:func:`disagreements` lists such pairs and :func:`adjudicate` appends an ``adjudicate`` event,
+through the same compare-and-append, whose label becomes the pair's.
 
     >>> with Session.begin() as s:
     ...     state = label_state(s, pair.id)                  # label None, event_id None
@@ -133,7 +137,7 @@ def undo_label(
     """
     pair = _lock_pair(session, pair_id)
     latest = _check_fresh(session, pair, expected_event_id)
-    standing = _standing_labels(label_history(session, pair.id))
+    standing = standing_labels(label_history(session, pair.id))
     if not standing:
         raise StoreError(f"pair {pair.external_id!r} has no label to undo")
     undone = standing[-1]
@@ -148,6 +152,125 @@ def undo_label(
         note=note,
         undoes_event_id=undone.id,
     )
+
+
+def adjudicate(
+    session: Session,
+    pair_id: int,
+    adjudicator: str,
+    label: str,
+    *,
+    expected_event_id: int | None,
+    note: str | None = None,
+) -> LabelEvent:
+    """Settle a pair the annotators disagree on: append an ``adjudicate`` event whose ``label``
+    becomes the pair's label (the annotators' own events stay in the log as they were).
+
+    Refused (:class:`StoreError`) unless at least two annotators' standing labels on the pair
+    differ (see :func:`disagreements`), and, like every write, with :class:`StaleWriteError`
+    when the pair moved on since ``expected_event_id``. An undo takes an adjudication back like
+    any label; a later label by an annotator reopens the disagreement.
+    """
+    if label not in LABELS:
+        raise StoreError(f"label: got {label!r}; an adjudication settles on one of {LABELS}")
+    pair = _lock_pair(session, pair_id)
+    latest = _check_fresh(session, pair, expected_event_id)
+    votes = _pair_votes(session, pair.id)
+    if len(set(votes.values())) < 2:
+        given = ", ".join(f"{name} {vote}" for name, vote in sorted(votes.items())) or "none"
+        raise StoreError(
+            f"pair {pair.external_id!r}: the annotators do not disagree (labels: {given}); "
+            "nothing to adjudicate, label the pair instead"
+        )
+    return _append(session, pair, latest, adjudicator, action="adjudicate", label=label, note=note)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A pair on which annotators' standing labels differ."""
+
+    pair_id: int
+    external_id: str
+    votes: dict[str, str]
+    """Annotator -> their latest label on the pair that nobody undid."""
+    label: str | None
+    """The pair's current label (what training uses)."""
+    event_id: int | None
+    """The pair's latest event: pass it to :func:`adjudicate` as ``expected_event_id``."""
+    settled_by: str | None
+    """Who adjudicated, when the pair's standing label is an adjudication; else ``None``."""
+
+
+def disagreements(session: Session, dataset: str, *, settled: bool = False) -> list[Disagreement]:
+    """The dataset's pairs where annotators disagree, open ones only unless ``settled``, in
+    pair order. A pair is settled while its newest standing event is an adjudication."""
+    rows = session.execute(
+        select(
+            LabelEvent.id,
+            LabelEvent.pair_id,
+            Annotator.name,
+            LabelEvent.action,
+            LabelEvent.label,
+            LabelEvent.undoes_event_id,
+        )
+        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
+        .join(Pair, LabelEvent.pair_id == Pair.id)
+        .join(Dataset)
+        .where(Dataset.name == dataset)
+        .order_by(LabelEvent.pair_id, LabelEvent.seq)
+    ).all()
+    split = {
+        pair_id: votes
+        for pair_id, votes in annotator_votes(rows).items()
+        if len(set(votes.values())) > 1
+    }
+    if not split:
+        return []
+    settled_by = _settled_by(rows)
+    pairs = session.execute(
+        select(Pair.id, Pair.external_id, Pair.label, Pair.last_event_id)
+        .where(Pair.id.in_(split))
+        .order_by(Pair.id)
+    )
+    return [
+        Disagreement(p.id, p.external_id, split[p.id], p.label, p.last_event_id, settled_by[p.id])
+        for p in pairs
+        if settled or settled_by[p.id] is None
+    ]
+
+
+def _settled_by(rows: list) -> dict[int, str | None]:
+    """``pair id -> adjudicator`` when the pair's newest standing event is an adjudication."""
+    stacks: dict[int, list] = defaultdict(list)
+    for row in rows:
+        if row.action == "undo":
+            stacks[row.pair_id].pop()
+        else:
+            stacks[row.pair_id].append(row)
+    return defaultdict(
+        lambda: None,
+        {
+            pair_id: stack[-1].name
+            for pair_id, stack in stacks.items()
+            if stack and stack[-1].action == "adjudicate"
+        },
+    )
+
+
+def _pair_votes(session: Session, pair_id: int) -> dict[str, str]:
+    rows = session.execute(
+        select(
+            LabelEvent.id,
+            LabelEvent.pair_id,
+            Annotator.name,
+            LabelEvent.action,
+            LabelEvent.undoes_event_id,
+        )
+        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
+        .where(LabelEvent.pair_id == pair_id)
+        .order_by(LabelEvent.seq)
+    ).all()
+    return annotator_votes(rows).get(pair_id, {})
 
 
 def verify_label_log(session: Session) -> list[str]:
@@ -187,7 +310,7 @@ def verify_label_log(session: Session) -> list[str]:
     return problems
 
 
-def _standing_labels(events: list[LabelEvent]) -> list[LabelEvent]:
+def standing_labels(events: list[LabelEvent]) -> list[LabelEvent]:
     """The label events not undone, oldest first: each undo pops the newest one."""
     stack: list[LabelEvent] = []
     for event in events:
@@ -316,6 +439,19 @@ def tag_sentence(
     return row
 
 
+def tag_history(session: Session, pair_id: int) -> list[SentenceTag]:
+    """Every tag given on a pair, oldest first, with its annotator loaded (for the audit
+    trail: a re-tag is a new row, so who changed which sentence's tag, and when, is kept)."""
+    return list(
+        session.scalars(
+            select(SentenceTag)
+            .where(SentenceTag.pair_id == pair_id)
+            .options(selectinload(SentenceTag.annotator))
+            .order_by(SentenceTag.id)
+        )
+    )
+
+
 def current_tags(session: Session, pair_ids: list[int] | None = None) -> list[SentenceTag]:
     """The latest tag per (pair, annotator, side, span), oldest first; all pairs by default."""
     query = select(SentenceTag).options(selectinload(SentenceTag.annotator))
@@ -369,6 +505,7 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
 
     An annotator's label on a pair is their latest label event there that nobody undid. Two
     annotators are compared on the pairs both have such a label on, over the four labels.
+    Adjudications count as events of whoever settled, never as their label on the pair.
     """
     query = (
         select(
@@ -388,16 +525,12 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
             .where(Dataset.name == dataset)
         )
     rows = session.execute(query).all()
-    undone = {row.undoes_event_id for row in rows if row.undoes_event_id is not None}
-    events: Counter[str] = Counter()
-    undos: Counter[str] = Counter()
+    events: Counter[str] = Counter(row.name for row in rows)
+    undos: Counter[str] = Counter(row.name for row in rows if row.action == "undo")
     labels: dict[str, dict[int, str]] = defaultdict(dict)  # annotator -> pair -> label
-    for row in rows:
-        events[row.name] += 1
-        if row.action == "undo":
-            undos[row.name] += 1
-        elif row.id not in undone:
-            labels[row.name][row.pair_id] = row.action
+    for pair_id, votes in annotator_votes(rows).items():
+        for name, label in votes.items():
+            labels[name][pair_id] = label
     stats = [
         AnnotatorStats(
             name,
@@ -414,6 +547,19 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
         if shared:
             pairwise.append(_compare(a, b, [(labels[a][p], labels[b][p]) for p in shared]))
     return AgreementReport(stats, pairwise)
+
+
+def annotator_votes(rows: list) -> dict[int, dict[str, str]]:
+    """``pair id -> annotator -> label``: each annotator's latest label on each pair that
+    nobody undid. ``rows`` are a label log's events in (pair, seq) order, each with ``id``,
+    ``pair_id``, ``name`` (the annotator), ``action`` and ``undoes_event_id``. Adjudications
+    are not votes: they settle the annotators' disagreement, so they take no side in it."""
+    undone = {row.undoes_event_id for row in rows if row.undoes_event_id is not None}
+    votes: dict[int, dict[str, str]] = defaultdict(dict)
+    for row in rows:
+        if row.action in LABELS and row.id not in undone:
+            votes[row.pair_id][row.name] = row.action
+    return dict(votes)
 
 
 def _compare(a: str, b: str, pairs: list[tuple[str, str]]) -> PairwiseAgreement:

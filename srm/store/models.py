@@ -37,8 +37,9 @@ from srm.records import ResponseScores
 #: ``swap``: ``rejected`` is the better response; ``tie``: neither is better; ``discard``: the
 #: pair is unusable (broken prompt, both responses wrong, duplicate...).
 LABELS = ("keep", "swap", "tie", "discard")
-#: Actions in the label log: a label, or ``undo`` (reverts the latest event not yet undone).
-ACTIONS = (*LABELS, "undo")
+#: Actions in the label log: a label, ``undo`` (reverts the latest event not yet undone), or
+#: ``adjudicate`` (a reviewer settles a pair the annotators disagree on; its ``label`` stands).
+ACTIONS = (*LABELS, "undo", "adjudicate")
 SIDES = ("chosen", "rejected")
 TAGS = ("good", "bad", "unsure")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")

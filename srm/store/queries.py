@@ -510,6 +510,8 @@ def list_models(session: Session) -> list[Model]:
 ACTIVE_MODEL = "active_model_id"
 #: The setting holding the annotation guidelines (markdown).
 GUIDELINES = "guidelines"
+#: The setting that locks the guidelines against edits from the app (``srm guidelines --lock``).
+GUIDELINES_LOCKED = "guidelines_locked"
 
 
 def get_setting(session: Session, key: str, default: Any = None) -> Any:

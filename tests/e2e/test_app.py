@@ -93,6 +93,11 @@ def metric(page: Page, label: str) -> Locator:
     return page.get_by_test_id("stMetric").filter(has_text=label)
 
 
+def action_bar(page: Page) -> Locator:
+    """The Annotate page's action bar: the pair's heading, its facts line and the buttons."""
+    return page.locator(".st-key-annotate-bar")
+
+
 def matching(page: Page, n: int) -> Locator:
     """The Data page's count line; anchored, since "52 matching pairs" contains "2 matching"."""
     return page.get_by_text(re.compile(rf"^{n} matching pairs?\b"))
@@ -270,7 +275,7 @@ def test_annotate_swaps_a_label_with_the_keyboard(app: App, page: Page) -> None:
     expect(heading).to_have_text(f"Pair {SWAPPED_PAIR}")
     pair = sample_pair(SWAPPED_PAIR)
     expect_responses(page, pair.chosen[:40], pair.rejected[:40])
-    expect(metric(page, "Current label")).to_contain_text("unlabelled")
+    expect(action_bar(page)).to_contain_text(re.compile(r"label:\W*unlabelled"))
     expect(page.get_by_text("No label events yet")).to_be_visible()
 
     # Shortcuts are ignored while a text input has the focus: click the page body first.
@@ -282,7 +287,7 @@ def test_annotate_swaps_a_label_with_the_keyboard(app: App, page: Page) -> None:
 
     choose(page, "Show", "swap")
     expect(heading).to_have_text(f"Pair {SWAPPED_PAIR}")
-    expect(metric(page, "Current label")).to_contain_text("swap")
+    expect(action_bar(page)).to_contain_text(re.compile(r"label:\W*swap"))
     expect(grid_row(page, ANNOTATOR, "swap")).to_have_count(1)
     settled_screenshot(page, "annotate", docs_until=page.get_by_test_id("stDataFrame").first)
 
@@ -455,7 +460,6 @@ def test_markdown_bait_in_urls_and_data_stays_text(app: App, page: Page, workdir
     heading = page.get_by_role("heading", name=re.compile(r"^Pair "))
     expect(heading).to_contain_text("/pair.png)")  # the planted pair, once the rerun is done
     assert shown_text(heading) == f"Pair {pair_id}"
-    page.get_by_text("Guidelines", exact=True).click()
     expect(page.locator(".srm-guidelines h3")).to_have_text("Label well")
     expect(page.locator(".srm-guidelines")).to_contain_text("image not shown: g")
     page.get_by_text("Tag sentences").first.click()
@@ -578,7 +582,7 @@ def test_an_import_opens_ordered_and_a_tiny_audit_runs_to_the_end(
     page.get_by_role("textbox", name="Annotator").press("Enter")
     choose(page, "Dataset", "fresh")
     expect(page.get_by_role("heading", name=re.compile(r"^Pair "))).to_have_text(f"Pair {top_id}")
-    expect(metric(page, "Model disagrees by (in sample)")).to_contain_text(f"{d:+.2f}")
+    expect(metric(page, "Disagreement with the label (in sample)")).to_contain_text(f"{d:+.2f}")
     expect(page.get_by_text(re.compile(r"Ordered by the active model.*in sample"))).to_be_visible()
 
     # A tiny audit: 2 folds of 3 steps on the random `tiny` backbone, from the page.

@@ -204,3 +204,17 @@ def test_verdict_of_a_model_without_a_prompt_term_names_only_the_sentences() -> 
     v = verdict(record, "keep")
     assert not v.prompt_term and v.prompt_note is None
     assert v.split_text == "margin +0.75 = sentences +0.75 (no prompt term)"
+
+
+@pytest.mark.parametrize(
+    "chosen, rejected, expected", [(1.0, 0.0, "keep"), (0.0, 1.0, "swap"), (0.0, 0.0, "keep")]
+)
+def test_the_suggestion_is_the_preferred_side_with_its_probability(
+    chosen: float, rejected: float, expected: str
+) -> None:
+    """What the Annotate page shows as "model suggests: swap, P = 0.73"."""
+    v = verdict(scores_of("p", chosen, rejected), None)
+    action, probability = v.suggestion
+    assert action == expected
+    assert probability == pytest.approx(max(v.p_chosen, 1 - v.p_chosen))
+    assert probability >= 0.5

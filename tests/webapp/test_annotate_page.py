@@ -3,26 +3,32 @@ trail, stale writes are shown, sentence tags are one click, the queue follows th
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 
 from srm.data import load_pairs
 from srm.store import (
+    GUIDELINES,
+    GUIDELINES_LOCKED,
     LabelEvent,
     SentenceTag,
     get_active_model,
     get_pair,
     get_score,
+    get_setting,
     label_state,
     make_sessionmaker,
     open_store,
     pair_disagreement,
     record_label,
+    set_setting,
 )
-from tests.webapp.conftest import rerun
+from tests.webapp.conftest import WEBAPP, rerun
 
 
 def start(run_page, name: str = "ana"):
@@ -40,7 +46,7 @@ def events(db_url: str) -> list[tuple[str, str, str | None, str]]:
 def current_id(at) -> str:
     """The pair id in the "Pair <id>" heading, where it is escaped for markdown."""
     heading = next(s.value for s in at.subheader if s.value.startswith("Pair "))
-    return re.sub(r"\\(.)", r"\1", heading.removeprefix("Pair ")).replace("\u2060", "")
+    return unescaped(heading.removeprefix("Pair "))
 
 
 def test_a_name_is_required(filled_store: str, run_page) -> None:
@@ -80,7 +86,9 @@ def test_every_action_has_a_shortcut_shown_on_screen(filled_store: str, run_page
         "undo": "u",
     }
     assert (shortcuts["annotate.next"], shortcuts["annotate.prev"]) == ("n", "p")
-    assert any("k keep · s swap · t tie · d discard · u undo" in c.value for c in at.caption)
+    assert any(
+        "k keep · s swap · t tie · d discard · u undo" in c.value for c in at.sidebar.caption
+    )
 
 
 def test_a_stale_write_is_refused_and_shown(filled_store: str, run_page) -> None:
@@ -148,7 +156,7 @@ def test_a_pair_scored_just_now_shows_the_queues_disagreement(filled_store: str,
         expected = pair_disagreement(s, pair.id, model.id)
     assert expected == pytest.approx(stored.rejected_score - stored.chosen_score)  # unlabelled
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Model disagrees by (in sample)"] == f"{expected:+.2f}"
+    assert shown["Disagreement with the label (in sample)"] == f"{expected:+.2f}"
 
 
 def test_agreement_appears_when_two_annotators_overlap(
@@ -207,3 +215,141 @@ def test_the_queue_follows_an_audit_once_one_is_complete(
     assert list(queue["disagreement"]) == sorted(queue["disagreement"], reverse=True)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Out-of-fold disagreement"] == f"{len(pairs) - 1:+.2f}"
+
+
+# --- the issue-15 flow: one primary action, the way back, refused writes, tags, adjudication --
+def unescaped(markdown: str) -> str:
+    """Text as mdtext.escape gave it to markdown, without its backslashes and word joiners."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def bar_caption(at) -> str:
+    """The facts line under the pair's heading in the action bar."""
+    return next(unescaped(c.value) for c in at.caption if unescaped(c.value).startswith("label: "))
+
+
+def label_directly(db_url: str, pair_id: str, annotator: str, label: str) -> None:
+    with make_sessionmaker(open_store(db_url)).begin() as s:
+        pair = get_pair(s, "sample", pair_id)
+        record_label(
+            s, pair.id, annotator, label, expected_event_id=label_state(s, pair.id).event_id
+        )
+
+
+def test_one_primary_action_is_the_models_suggestion(filled_store: str, run_page) -> None:
+    at = start(run_page)
+    with make_sessionmaker(open_store(filled_store))() as s:
+        model = get_active_model(s)
+        stored = get_score(s, get_pair(s, "sample", current_id(at)).id, model.id)
+    p_chosen = 1 / (1 + math.exp(-(stored.chosen_score - stored.rejected_score)))
+    expected = ("keep", p_chosen) if p_chosen >= 0.5 else ("swap", 1 - p_chosen)
+    primary = [b.key for b in at.button if b.proto.type == "primary"]
+    assert primary == [f"annotate.{expected[0]}"]
+    assert f"model suggests: {expected[0]}, P = {expected[1]:.2f}" in bar_caption(at)
+    assert not any("Model disagrees by" in m.label for m in at.metric)
+
+
+def test_p_walks_back_to_the_pairs_just_labelled(filled_store: str, run_page) -> None:
+    at = start(run_page)  # Show = unlabelled
+    assert at.selectbox(key="annotate.status").value == "unlabelled"
+    assert at.button(key="annotate.prev").disabled  # nothing handled yet
+    first = current_id(at)
+    at.button(key="annotate.swap").click()
+    rerun(at)
+    second = current_id(at)
+    at.button(key="annotate.keep").click()
+    rerun(at)
+    assert current_id(at) not in (first, second)
+    at.button(key="annotate.prev").click()
+    rerun(at)
+    assert current_id(at) == second  # labelled, so out of the queue, and shown all the same
+    assert "label: keep · not in this queue" in bar_caption(at)
+    at.button(key="annotate.prev").click()
+    rerun(at)
+    assert current_id(at) == first
+    assert "label: swap" in bar_caption(at)
+    assert at.button(key="annotate.prev").disabled  # back at the start of the session
+    # Relabelling a pair reached by `p` corrects it and carries on with the queue.
+    at.button(key="annotate.tie").click()
+    rerun(at)
+    assert events(filled_store)[-1] == (first, "tie", "tie", "ana")
+    assert current_id(at) not in (first, second)
+
+
+def test_a_refused_write_stays_on_its_pair(filled_store: str, run_page) -> None:
+    at = start(run_page)  # Show = unlabelled: bo's label takes the pair out of this queue
+    shown = current_id(at)
+    label_directly(filled_store, shown, "bo", "tie")
+    at.button(key="annotate.keep").click()
+    rerun(at)
+    assert "was changed by bo" in at.error[0].value
+    assert "decide again" in at.error[0].value
+    assert current_id(at) == shown  # the queue did not move on
+    assert "label: tie · not in this queue" in bar_caption(at)  # reloaded with bo's change
+    at.button(key="annotate.swap").click()  # deciding again, on the fresh state, is written
+    rerun(at)
+    assert events(filled_store) == [(shown, "tie", "tie", "bo"), (shown, "swap", "swap", "ana")]
+
+
+def test_tags_are_in_the_trail_and_marked_on_the_text(filled_store: str, run_page) -> None:
+    at = start(run_page)
+    control = next(c for c in at.segmented_control if c.key.endswith(".rejected.1"))
+    control.set_value("bad")
+    rerun(at)
+    trail = at.dataframe[0].value
+    assert list(trail["action"]) == ["tag bad"]
+    assert list(trail["annotator"]) == ["ana"]
+    assert trail["sentence"].iloc[0].startswith("rejected: ")
+    assert trail["when (UTC)"].iloc[0]
+    marked = [h.value for h in at.get("html") if 'data-tag="bad"' in h.value]
+    assert len(marked) == 1 and "tagged: ana bad" in marked[0]
+    assert "srm-tag-label" in marked[0]
+
+
+def test_disagreements_are_listed_and_settled(filled_store: str, sample_path: Path, run_page):
+    pairs = load_pairs(sample_path)
+    split = pairs[3].id
+    label_directly(filled_store, split, "ana", "keep")
+    label_directly(filled_store, split, "bo", "swap")  # the latest, so the label, until settled
+    at = start(run_page, "rev")
+    table = next(d.value for d in at.dataframe if "votes" in d.value)
+    assert list(table["id"]) == [split]
+    assert list(table["votes"]) == ["ana keep · bo swap"]
+    at.button(key="annotate.open_split").click()
+    rerun(at)
+    assert current_id(at) == split
+    assert "annotators disagree: ana keep · bo swap" in bar_caption(at)
+    at.button(key="annotate.settle.keep").click()
+    rerun(at)
+    assert events(filled_store)[-1] == (split, "adjudicate", "keep", "rev")
+    assert current_id(at) == split
+    assert "label: keep" in bar_caption(at)
+    trail = next(d.value for d in at.dataframe if "action" in d.value)
+    assert list(trail["action"]) == ["keep", "swap", "adjudicate"]
+    assert list(trail["label after"]) == ["keep", "swap", "keep"]
+    assert not [b for b in at.button if b.key == "annotate.settle.keep"]  # settled
+    assert not [d for d in at.dataframe if "votes" in d.value]  # nothing left to settle
+    with make_sessionmaker(open_store(filled_store))() as s:
+        assert get_pair(s, "sample", split).label == "keep"
+
+
+def test_the_guidelines_can_be_locked_in_the_store(filled_store: str, run_page) -> None:
+    at = start(run_page)
+    assert [p.proto.popover.label for p in at.sidebar.get("popover")] == ["Edit guidelines"]
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        set_setting(s, GUIDELINES_LOCKED, True)
+    at = start(run_page)
+    assert not at.get("popover")
+    assert any("locked in the store" in c.value for c in at.sidebar.caption)
+    script = f"""
+import sys
+import streamlit as st
+sys.path.insert(0, {str(WEBAPP)!r})
+import annotation, services
+annotation.save_guidelines(services.store_url(), "changed")
+"""
+    at = AppTest.from_string(script, default_timeout=30)
+    at.run()
+    assert "the guidelines are locked in the store" in at.exception[0].value
+    with make_sessionmaker(open_store(filled_store))() as s:
+        assert get_setting(s, GUIDELINES) is None

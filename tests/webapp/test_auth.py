@@ -95,7 +95,8 @@ import streamlit as st
 sys.path.insert(0, {str(Path(APP).parent)!r})
 import services
 st.session_state["auth.role"] = "annotator"
-services.save_guidelines(services.store_url(), "hijacked")
+import annotation
+annotation.save_guidelines(services.store_url(), "hijacked")
 """
     at = AppTest.from_string(script, default_timeout=30)
     at.run()

@@ -1,8 +1,15 @@
-"""Annotate: fix preference labels fast, the pairs the model most disagrees with first."""
+"""Annotate: fix preference labels fast, the pairs the model most disagrees with first.
+
+The first screen is the pair: a compact action bar that stays on top while the page scrolls,
+the prompt (folded past a few lines) and the two responses side by side. The guidelines sit in
+the sidebar, beside every pair; the trail, the queue, agreement and adjudication come below.
+"""
 
 import streamlit as st
 
+import annotation
 import auth
+import browser_scripts
 import highlight
 import mdtext
 import scoring
@@ -11,34 +18,64 @@ import widgets
 from srm.store import preferred_side
 
 url = services.store_url()
-st.title("Annotate")
-
+# The action bar stays in view under Streamlit's header; the page starts higher than usual.
+st.html(  # the container's layout wrapper is what scrolls, so it is what sticks
+    "<style>"
+    "[data-testid='stLayoutWrapper']:has(> .st-key-annotate-bar) {position: sticky;"
+    " top: 3.75rem; z-index: 999; background: #fbfbf8; padding: 0.4rem 0 0.5rem;"
+    " border-bottom: 1px solid rgba(49, 51, 63, 0.2);}"
+    ".st-key-annotate-bar h3 {font-size: 1.3rem; padding: 0;}"
+    ".stMainBlockContainer {padding-top: 3rem;}"
+    "</style>"
+)
 summaries = widgets.require_datasets(url)
 
-# --- who is annotating (required; remembered for the session and in the page's URL) -----------
+# --- who is annotating: the URL, else what this browser remembers; kept in both ---------------
 if "annotate.annotator" not in st.session_state:
-    st.session_state["annotate.annotator"] = st.query_params.get("annotator", "")
+    st.session_state["annotate.annotator"] = (
+        st.query_params.get("annotator") or browser_scripts.remembered_annotator()
+    )
 annotator = st.sidebar.text_input(
-    "Annotator", key="annotate.annotator", placeholder="your name", help="Kept in the audit trail."
+    "Annotator",
+    key="annotate.annotator",
+    placeholder="your name",
+    help="Kept in the audit trail, in the page's URL and in this browser.",
 ).strip()
 
-with st.expander("Guidelines", icon=":material/menu_book:"):
-    text = services.guidelines(url)
-    if text:  # markdown, shown without images, raw HTML or live links
-        st.html(mdtext.guidelines_html(text))
-    else:
-        st.caption("No guidelines yet.")
-    if auth.is_admin():
-        with st.popover("Edit guidelines"):
+with st.sidebar:  # installed early, before the pair is scored, so Esc works from the start
+    browser_scripts.blur_on_escape("annotate.note")
+st.sidebar.caption(
+    "Keys: k keep · s swap · t tie · d discard · u undo · n next · p back · "
+    "Esc or Enter leaves the note"
+)
+
+# --- guidelines: in the sidebar, so they stay in reach beside every pair -----------------------
+with st.sidebar:
+    st.markdown("**Guidelines**")
+    text = annotation.guidelines(url)
+    with st.container(height=360, border=True, key="annotate.guidelines"):
+        if text:  # markdown, shown without images, raw HTML or live links
+            st.html(mdtext.guidelines_html(text))
+        else:
+            st.caption("No guidelines yet.")
+    lock = annotation.guidelines_lock(url)
+    if lock is None:
+        with st.popover("Edit guidelines", icon=":material/edit:"):
             st.text_area("Markdown", value=text, key="annotate.guidelines_text", height=300)
             if st.button("Save guidelines", key="annotate.guidelines_save"):
-                services.save_guidelines(url, st.session_state["annotate.guidelines_text"])
+                annotation.save_guidelines(url, st.session_state["annotate.guidelines_text"])
                 st.rerun()
+    else:
+        st.caption(f":material/lock: {lock}")  # safe: fixed sentences
 
+st.title("Annotate")
 if not annotator:
     st.warning("Type your name in the sidebar to start: every correction records who made it.")
     st.stop()
 st.query_params["annotator"] = annotator
+if browser_scripts.remembered_annotator() != annotator:
+    with st.sidebar:
+        browser_scripts.remember_annotator(annotator)
 
 # --- the queue -------------------------------------------------------------------------------
 names = [s["name"] for s in summaries]
@@ -61,65 +98,51 @@ filters = services.pair_filter(
 model_id = model.id if model is not None else None
 ranking = services.queue_ranking(url, dataset, model)
 queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50, ranking.audit_id)
-icon = ":material/verified:" if ranking.kind == "audit" else ":material/warning:"
-st.caption(f"{icon} {mdtext.escape(ranking.text)}")  # safe: escaped
-widgets.dataset_jobs_progress(url, dataset, "annotate")
-with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
-    widgets.audit_panel(url, dataset, "annotate")
+ids = [p.db_id for p, _ in queue]
 
-counts = services.label_summary(url, dataset)
-done = sum(counts.values()) - counts["unlabelled"]
-total = sum(counts.values())
-progress_col, stats_col = st.columns([3, 2])
-progress_col.progress(done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled")
-progress_col.caption(
-    " · ".join(f"{name} {counts[name]:,}" for name in ("keep", "swap", "tie", "discard"))
-)
-
-conflict = st.session_state.pop("annotate.conflict", None)
-if conflict:
-    st.error(mdtext.escape(conflict), icon=":material/sync_problem:")
-message = st.session_state.pop("annotate.message", None)
-if message:
-    st.toast(mdtext.escape(message))
-
-unscored = sum(d is None for _, d in queue)
-if ranking.kind == "model" and unscored and model is not None and model.id is not None:
-    left, right = st.columns([3, 1], vertical_alignment="center")
-    left.caption(f"{unscored} of the first {len(queue)} pairs here have no score yet.")
-    if auth.is_admin() and right.button(
-        "Score them all",
-        key="annotate.score",
-        help="Scores the whole dataset with the active model as a job; the queue reorders.",
-    ):
-        job_id = services.start_score_job(url, dataset, model.id)
-        st.session_state["annotate.message"] = f"Scoring job {job_id} started"
-        st.rerun()
-
-if not queue:
-    st.success("Nothing left in this queue.", icon=":material/task_alt:")
-    current = None
-else:
-    ids = [p.db_id for p, _ in queue]
-    if st.session_state.get("annotate.current") not in ids:
-        st.session_state["annotate.current"] = ids[0]
-    position = ids.index(st.session_state["annotate.current"])
-    current, disagreement = queue[position]
+# The pair shown: the one in session state if the queue holds it, or if the annotator came back
+# to it (`p`) or a write on it was refused, even when the queue no longer holds it.
+shown = st.session_state.get("annotate.current")
+pinned = st.session_state.get("annotate.pinned")
+current, disagreement, in_queue = None, None, False
+if shown in ids:
+    current, disagreement = queue[ids.index(shown)]
+    in_queue = True
+elif shown is not None and shown == pinned:
+    current = annotation.pair(url, shown)
+    if current is not None and current.dataset != dataset:
+        current = None
+if current is None and queue:
+    current, disagreement = queue[0]
+    in_queue = True
+    st.session_state["annotate.current"] = current.db_id
+back: list[int] = st.session_state.setdefault("annotate.back", [])
 
 
 # Callbacks run before the next script run, so the page redraws with the new state at once.
+def _show(to: int | None, *, remember: bool = True, pin: bool = False) -> None:
+    """Show pair ``to``; the one left behind goes on the session's way back (``p``)."""
+    left = st.session_state.get("annotate.current")
+    if remember and left is not None and left != to:
+        trail = st.session_state.setdefault("annotate.back", [])
+        if not trail or trail[-1] != left:
+            trail.append(left)
+    st.session_state["annotate.current"] = to
+    st.session_state["annotate.pinned"] = to if pin else None
+
+
 def _act(label: str, pair: services.PairRow, expected: int | None, next_id: int | None) -> None:
     note = st.session_state.get("annotate.note", "")
     try:
-        event_id = services.record_label(url, pair, annotator, label, expected, note)
+        event_id = annotation.record_label(url, pair, annotator, label, expected, note)
     except services.StaleWriteError as err:
         st.session_state["annotate.conflict"] = str(err)
+        _show(pair.db_id, remember=False, pin=True)  # stay: reload and decide again
         return
     st.session_state["annotate.last"] = (pair, event_id)
     st.session_state["annotate.note"] = ""
     st.session_state["annotate.message"] = f"{pair.id}: {label}"
-    if next_id is not None:
-        st.session_state["annotate.current"] = next_id
+    _show(next_id)  # None when the queue holds no other pair: "nothing left"
 
 
 def _undo() -> None:
@@ -128,103 +151,124 @@ def _undo() -> None:
         return
     pair, event_id = last
     try:
-        services.undo_label(url, pair, annotator, event_id)
+        annotation.undo_label(url, pair, annotator, event_id)
     except (services.StaleWriteError, services.StoreError) as err:
         st.session_state["annotate.conflict"] = str(err)
         return
     st.session_state["annotate.last"] = None
-    st.session_state["annotate.current"] = pair.db_id
     st.session_state["annotate.message"] = f"{pair.id}: undone"
+    _show(pair.db_id, pin=True)
 
 
-def _move(to: int) -> None:
-    st.session_state["annotate.current"] = to
+def _back() -> None:
+    trail = st.session_state.get("annotate.back", [])
+    if trail:
+        _show(trail.pop(), remember=False, pin=True)
+
+
+def _settle(label: str, pair: services.PairRow, expected: int | None) -> None:
+    note = st.session_state.get("annotate.note", "")
+    try:
+        annotation.adjudicate(url, pair, annotator, label, expected, note)
+    except services.StoreError as err:  # a stale write too
+        st.session_state["annotate.conflict"] = str(err)
+        return
+    st.session_state["annotate.note"] = ""
+    st.session_state["annotate.message"] = f"{pair.id}: settled as {label}"
+    _show(pair.db_id, remember=False, pin=True)
 
 
 def _tag(key: str, pair: services.PairRow, side: str, span: tuple[int, int]) -> None:
     tag = st.session_state.get(key)
     if tag:  # clicking the selected tag again clears the control; the stored tag stays
-        services.tag_sentence(url, pair, annotator, side, span, tag)
+        annotation.tag_sentence(url, pair, annotator, side, span, tag)
 
 
-if current is not None:
+conflict = st.session_state.pop("annotate.conflict", None)
+if conflict:
+    st.error(mdtext.escape(conflict), icon=":material/sync_problem:")
+message = st.session_state.pop("annotate.message", None)
+if message:
+    st.toast(mdtext.escape(message))
+
+if current is None:
+    st.success("Nothing left in this queue.", icon=":material/task_alt:")
+    if back:
+        st.button("Back", key="annotate.prev", shortcut="p", on_click=_back)
+else:
     # The label as loaded now: a write is refused if the pair changes after this point.
-    label, seen_event = services.label_state(url, current)
-    next_id = ids[position + 1] if position + 1 < len(ids) else None
-    st.subheader(f"Pair {mdtext.escape(current.id)}", anchor=False)  # no link made from an id
-    info = st.columns([1, 1, 1, 2])
-    info[0].metric("Current label", label or "unlabelled")
-    info[1].metric("Queue position", f"{position + 1} of {len(ids)}")
-    info[3].caption(
-        f"dataset {mdtext.escape(current.dataset)} · source {mdtext.escape(current.source or '—')}"
-    )
-
-    actions = st.columns(7)
-    for col, (name, key) in zip(actions, services.LABEL_SHORTCUTS.items(), strict=False):
-        col.button(  # Streamlit shows the shortcut key on the button itself
-            name.capitalize(),
-            key=f"annotate.{name}",
-            shortcut=key,
-            on_click=_act,
-            args=(name, current, seen_event, next_id),
-            type="primary" if name in ("keep", "swap") else "secondary",
-            width="stretch",
-        )
-    actions[4].button(
-        "Undo",
-        key="annotate.undo",
-        shortcut=services.UNDO_SHORTCUT,
-        on_click=_undo,
-        disabled=st.session_state.get("annotate.last") is None,
-        help="Takes back your last action in this session.",
-        width="stretch",
-    )
-    moves = (
-        ("Previous", "prev", "p", ids[position - 1] if position else None),
-        ("Next", "next", "n", next_id),
-    )
-    for col, (name, key, shortcut, target) in zip(actions[5:], moves, strict=True):
-        col.button(
-            name,
-            key=f"annotate.{key}",
-            shortcut=shortcut,
-            on_click=_move,
-            args=(ids[position] if target is None else target,),
-            disabled=target is None,
-            width="stretch",
-        )
-    st.text_input("Note (optional, saved with the next action)", key="annotate.note")
-    st.caption("Shortcuts: k keep · s swap · t tie · d discard · u undo · n next · p previous")
-
-    with st.container(border=True):
-        st.text(current.prompt.strip())
+    label, seen_event = annotation.label_state(url, current)
+    position = ids.index(current.db_id) if in_queue else None
+    after = position + 1 if position is not None else 0
+    next_id = ids[after] if after < len(ids) else None
     record = scoring.scores(url, current, model) if model is not None else None
-    if record is not None:
-        verdict = scoring.verdict(record, label)
-        st.caption(
-            f"Model: prefers **{verdict.model_prefers}** · P(chosen better) = "
-            f"{verdict.probability_text} · {verdict.split_text}"
-        )
-        for note in (verdict.coverage_note, verdict.prompt_note):
-            if note:
-                st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
-        scale = highlight.shared_scale(record, "reward")
-    if disagreement is None:  # scored just now, after the queue was read
-        disagreement = services.disagreement(url, current, model, ranking.audit_id)
-    if disagreement is not None:
-        out_of_fold = ranking.kind == "audit"
-        info[2].metric(
-            "Out-of-fold disagreement" if out_of_fold else "Model disagrees by (in sample)",
-            f"{disagreement:+.2f}",
-            help="How far the "
-            + (
-                "audit's model of this pair's fold, which never trained on it,"
-                if out_of_fold
-                else "model"
+    verdict = scoring.verdict(record, label) if record is not None else None
+    suggested = verdict.suggestion[0] if verdict is not None else "keep"
+    split = next(
+        (d for d in annotation.disagreements(url, dataset) if d.db_id == current.db_id), None
+    )
+
+    with st.container(key="annotate.bar"):
+        head, actions = st.columns([5, 8], vertical_alignment="center")
+        head.subheader(f"Pair {mdtext.escape(current.id)}", anchor=False)  # no link from an id
+        where = f"{position + 1} of {len(ids)}" if position is not None else "not in this queue"
+        facts = [f"label: {label or 'unlabelled'}", where]
+        if verdict is not None:
+            action, probability = verdict.suggestion
+            unclear = "" if verdict.clear else " (no clear preference)"
+            facts.append(f"model suggests: {action}, P = {probability:.2f}{unclear}")
+        if split is not None:
+            facts.append(f"annotators disagree: {split.votes_text}")
+        facts.append(f"source {current.source or '—'}")
+        head.caption(" · ".join(mdtext.escape(f) for f in facts))  # safe: escaped
+        with actions:
+            buttons = st.container(horizontal=True, gap="xsmall")
+            for name, key in annotation.LABEL_SHORTCUTS.items():
+                buttons.button(  # Streamlit shows the shortcut key on the button itself
+                    name.capitalize(),
+                    key=f"annotate.{name}",
+                    shortcut=key,
+                    on_click=_act,
+                    args=(name, current, seen_event, next_id),
+                    type="primary" if name == suggested else "secondary",
+                )
+            buttons.button(
+                "Undo",
+                key="annotate.undo",
+                shortcut=annotation.UNDO_SHORTCUT,
+                on_click=_undo,
+                disabled=st.session_state.get("annotate.last") is None,
+                help="Takes back your last action in this session.",
             )
-            + " prefers the response the label rejects (negative: it agrees).",
-        )
-    my_tags = services.tags(url, current, annotator)
+            buttons.button(
+                "Back",
+                key="annotate.prev",
+                shortcut="p",
+                on_click=_back,
+                disabled=not back,
+                help="Back through the pairs you handled in this session.",
+            )
+            buttons.button(
+                "Next",
+                key="annotate.next",
+                shortcut="n",
+                on_click=_show,
+                args=(next_id,),
+                disabled=next_id is None or next_id == current.db_id,
+            )
+            st.text_input(
+                "Note",
+                key="annotate.note",
+                label_visibility="collapsed",
+                placeholder="Note (optional, saved with the next action); Esc or Enter "
+                "returns to the shortcuts",
+            )
+            if st.session_state.get("annotate.note", "").strip():  # it reached the server
+                st.caption(":material/edit_note: The note goes with your next action.")
+
+    st.html(highlight.prompt_html(current.prompt))
+    tags = annotation.tags(url, current)
+    scale = highlight.shared_scale(record, "reward") if record is not None else 1.0
     cols = st.columns(2)
     for col, side in zip(cols, ("chosen", "rejected"), strict=True):
         with col:
@@ -236,19 +280,25 @@ if current is not None:
             )
             st.markdown(f"**{side.capitalize()}**{verdict_note}")  # safe: fixed words only
             text = getattr(current, side)
+            side_tags = {(s, e): votes for (d, s, e), votes in tags.items() if d == side}
             if record is not None:
                 scored = record.side(side)
+                st.html(
+                    highlight.sentences_html(text, scored, by="reward", scale=scale, tags=side_tags)
+                )
                 st.caption(scored.coverage.describe().capitalize())
-                st.html(highlight.sentences_html(text, scored, by="reward", scale=scale))
                 sentences = scored.sentences
             else:
-                st.text(text)
                 sentences = scoring.sentences(text)
+                st.html(
+                    highlight.tagged_html(text, [(s.start, s.end) for s in sentences], side_tags)
+                )
             with st.expander("Tag sentences", icon=":material/thumbs_up_down:"):
                 for i, sentence in enumerate(sentences, start=1):
                     span = (sentence.start, sentence.end)
                     tag_key = f"annotate.tag.{current.db_id}.{side}.{i}"
-                    st.session_state.setdefault(tag_key, my_tags.get((side, *span)))
+                    mine = tags.get((side, *span), {}).get(annotator)
+                    st.session_state.setdefault(tag_key, mine if mine in ("good", "bad") else None)
                     st.segmented_control(
                         f"{i}. {mdtext.escape(sentence.text.strip()[:120])}",
                         ["good", "bad"],
@@ -257,25 +307,136 @@ if current is not None:
                         args=(tag_key, current, side, span),
                     )
 
+    if split is not None:
+        with st.container(border=True):
+            st.markdown(
+                f":material/gavel: **Annotators disagree** on this pair: "
+                f"{mdtext.escape(split.votes_text)}. The pair's label is now "
+                f"{mdtext.escape(label or 'unlabelled')}, the latest one given."
+            )  # safe: escaped
+            if annotation.may_adjudicate():
+                settle = st.container(horizontal=True)
+                for name in annotation.LABEL_SHORTCUTS:
+                    settle.button(
+                        f"Settle as {name}",
+                        key=f"annotate.settle.{name}",
+                        on_click=_settle,
+                        args=(name, current, seen_event),
+                    )
+                st.caption("An adjudication is its own event in the trail; it becomes the label.")
+            else:
+                st.caption("An admin settles disagreements.")
+
+    if verdict is not None:
+        st.caption(
+            f"Model: prefers **{verdict.model_prefers}** · P(chosen better) = "
+            f"{verdict.probability_text} · {verdict.split_text}"
+        )  # safe: numbers and fixed words only
+        for note in (verdict.coverage_note, verdict.prompt_note):
+            if note:
+                st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
+    if disagreement is None:  # scored just now, after the queue was read
+        disagreement = services.disagreement(url, current, model, ranking.audit_id)
+    if disagreement is not None:
+        out_of_fold = ranking.kind == "audit"
+        st.metric(
+            "Out-of-fold disagreement"
+            if out_of_fold
+            else "Disagreement with the label (in sample)",
+            f"{disagreement:+.2f}",
+            help="How far the "
+            + (
+                "audit's model of this pair's fold, which never trained on it,"
+                if out_of_fold
+                else "model"
+            )
+            + " prefers the response the label rejects (negative: it agrees). The queue puts "
+            "the largest first.",
+        )
+
+    st.caption(
+        f"Pair {mdtext.escape(current.id)} of dataset {mdtext.escape(current.dataset)}"
+    )  # safe: escaped
     st.markdown("**Audit trail**")
-    trail = services.history(url, current)
+    trail = annotation.history(url, current)
     if trail:
         st.dataframe(trail, hide_index=True, width="stretch")
     else:
         st.caption("No label events yet: the imported verdict stands.")
 
-    with st.expander("Queue", icon=":material/list:"):
+# --- where the work stands -------------------------------------------------------------------
+icon = ":material/verified:" if ranking.kind == "audit" else ":material/warning:"
+st.caption(f"{icon} {mdtext.escape(ranking.text)}")  # safe: escaped
+widgets.dataset_jobs_progress(url, dataset, "annotate")
+counts = services.label_summary(url, dataset)
+done = sum(counts.values()) - counts["unlabelled"]
+total = sum(counts.values())
+progress_col, stats_col = st.columns([3, 2])
+progress_col.progress(done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled")
+progress_col.caption(
+    " · ".join(f"{name} {counts[name]:,}" for name in ("keep", "swap", "tie", "discard"))
+)
+unscored = sum(d is None for _, d in queue)
+if ranking.kind == "model" and unscored and model is not None and model.id is not None:
+    left, right = progress_col.columns([3, 1], vertical_alignment="center")
+    left.caption(f"{unscored} of the first {len(queue)} pairs here have no score yet.")
+    if auth.is_admin() and right.button(
+        "Score them all",
+        key="annotate.score",
+        help="Scores the whole dataset with the active model as a job; the queue reorders.",
+    ):
+        job_id = services.start_score_job(url, dataset, model.id)
+        st.session_state["annotate.message"] = f"Scoring job {job_id} started"
+        st.rerun()
+
+with st.expander("Queue", icon=":material/list:"):
+    st.dataframe(
+        [
+            {"id": p.id, "label": p.label or "", "disagreement": d, "source": p.source}
+            for p, d in queue
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={"disagreement": st.column_config.NumberColumn(format="%+.2f")},
+    )
+    if any(d is None for _, d in queue):
+        st.caption("Pairs without a score come last, in import order.")
+
+open_splits = annotation.disagreements(url, dataset)
+with st.expander(
+    f"Disagreements to settle ({len(open_splits)})",
+    icon=":material/gavel:",
+    expanded=bool(open_splits),
+):
+    if open_splits:
         st.dataframe(
             [
-                {"id": p.id, "label": p.label or "", "disagreement": d, "source": p.source}
-                for p, d in queue
+                {"id": d.id, "votes": d.votes_text, "label now": d.label or "unlabelled"}
+                for d in open_splits
             ],
             hide_index=True,
             width="stretch",
-            column_config={"disagreement": st.column_config.NumberColumn(format="%+.2f")},
         )
-        if any(d is None for _, d in queue):
-            st.caption("Pairs without a score come last, in import order.")
+        chosen_split = st.selectbox(
+            "Pair to settle",
+            open_splits,
+            format_func=lambda d: f"{d.id} ({d.votes_text})",
+            key="annotate.split",
+        )
+        st.button(
+            "Open this pair",
+            key="annotate.open_split",
+            on_click=_show,
+            args=(chosen_split.db_id,),
+            kwargs={"pin": True},
+        )
+    else:
+        st.caption(
+            "No open disagreements: where two annotators' labels differ, the pair shows here."
+        )
+
+with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
+    widgets.audit_panel(url, dataset, "annotate")
 
 with stats_col:
     stats = services.agreement(url, dataset)

@@ -8,7 +8,7 @@ worker job to workers started with that tag (``gpu``); ``claimed_by`` names the 
 claimed it (``host:pid``), so no two workers run it.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30
 """
 
@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-# 0007 may come from another branch; the chain is fixed when both are merged.
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

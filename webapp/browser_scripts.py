@@ -1,0 +1,69 @@
+"""Small same-origin scripts for what Streamlit has no API for: remembering the annotator's
+name in a cookie, and letting Esc or Enter leave a text field so the page's shortcuts work.
+
+Each script runs in a zero-height component iframe (same origin as the app) and acts on the
+parent document. Values from Python reach the script only as JSON with ``<`` escaped, so a
+name such as ``</script><script>...`` stays a string.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+import streamlit.components.v1 as components
+
+#: The cookie that remembers who is annotating in this browser (a year; path ``/``).
+ANNOTATOR_COOKIE = "srm_annotator"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def js_string(value: str) -> str:
+    """``value`` as a JavaScript string literal that is safe inside a ``<script>`` element."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def remembered_annotator() -> str:
+    """The name this browser last annotated under (its cookie), or ``""``. (Under AppTest
+    there is no browser: the cookies are a stand-in that holds no strings.)"""
+    value = st.context.cookies.get(ANNOTATOR_COOKIE)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def remember_annotator(name: str) -> None:
+    """Keep ``name`` in this browser's cookie, so a new tab or a bookmark starts as ``name``."""
+    components.html(
+        "<script>window.parent.document.cookie = "
+        f"{js_string(ANNOTATOR_COOKIE)} + '=' + encodeURIComponent({js_string(name)}) + "
+        f"'; path=/; max-age={COOKIE_MAX_AGE}; SameSite=Lax';</script>",
+        height=0,
+    )
+
+
+# Installed once in the parent window (so it outlives this iframe): in a text field inside an
+# element of class `st-key-<key>`, Esc or Enter blurs the field. Blurring commits the value
+# (Streamlit sends it on blur) and hands the keyboard back to the page's shortcuts.
+_BLUR_ON_KEYS = """
+(function (key) {
+  const w = window.parent;
+  w.__srmBlurKeys = w.__srmBlurKeys || {};
+  if (w.__srmBlurKeys[key]) return;
+  w.__srmBlurKeys[key] = true;
+  w.eval(`document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" && event.key !== "Enter") return;
+    const field = event.target;
+    if (!(field instanceof HTMLInputElement)) return;
+    if (!field.closest(".st-key-${key}")) return;
+    field.blur();
+  }, true);`);
+})(%s);
+"""
+
+
+def blur_on_escape(key: str) -> None:
+    """Make Esc and Enter leave the text input of widget ``key`` (letters, digits, ``-``,
+    ``_`` and ``.`` only: it is used in a CSS class)."""
+    css_key = key.replace(".", "-")
+    if not all(c.isalnum() or c in "-_" for c in css_key):
+        raise ValueError(f"key: got {key!r}; use letters, digits, '-', '_' and '.' only")
+    components.html(f"<script>{_BLUR_ON_KEYS % js_string(css_key)}</script>", height=0)
