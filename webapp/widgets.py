@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+import auditing
 import services
 from srm.compare import Verdict
 from srm.records import probability_text
@@ -66,7 +67,7 @@ def audit_panel(url: str, dataset: str, key: str) -> None:
         "Head", HEADS, index=HEADS.index(recipe.model.head), key=f"{key}.audit_head"
     )
     config = {"max_steps": int(steps), "model": {"backbone": backbone, "head": head}}
-    estimate = services.audit_estimate(url, dataset, int(folds), config)
+    estimate = auditing.audit_estimate(url, dataset, int(folds), config)
     basis = "from this store's finished runs" if estimate["measured"] else "a rough CPU figure"
     st.info(  # safe: numbers and fixed words; the dataset name escaped
         f"{int(folds)} models of {int(steps):,} steps on {estimate['pairs']:,} pairs of "
@@ -82,7 +83,7 @@ def audit_panel(url: str, dataset: str, key: str) -> None:
         help=None if admin else "Starting an audit needs the admin role.",
     ):
         try:
-            job_id = services.start_audit_job(url, dataset, int(folds), config)
+            job_id = auditing.start_audit_job(url, dataset, int(folds), config)
         except Exception as err:  # a bad setting, too few prompts: say so
             st.error(f"The audit was not started: {mdtext.escape(err)}")  # safe: escaped
         else:
@@ -92,7 +93,7 @@ def audit_panel(url: str, dataset: str, key: str) -> None:
     flash = st.session_state.pop(f"{key}.audit_flash", None)
     if flash:
         st.success(flash)  # fixed words and a number
-    for audit in services.audits(url, dataset):
+    for audit in auditing.audits(url, dataset):
         row = st.columns([4, 1], vertical_alignment="center")
         state = "complete" if audit.complete else f"{audit.folds_done}/{audit.folds} folds saved"
         row[0].caption(  # safe: the label is built from numbers and config names, escaped
@@ -102,7 +103,7 @@ def audit_panel(url: str, dataset: str, key: str) -> None:
         if not audit.complete and row[1].button(
             "Resume", key=f"{key}.audit_resume.{audit.id}", disabled=not admin
         ):
-            job_id = services.start_audit_job(url, dataset, audit.folds, {}, resume=audit.id)
+            job_id = auditing.start_audit_job(url, dataset, audit.folds, {}, resume=audit.id)
             st.session_state[f"{key}.audit_flash"] = f"Resumed audit {audit.id} as job {job_id}."
             st.rerun()
 
