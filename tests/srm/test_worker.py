@@ -328,6 +328,9 @@ def test_a_worker_runs_a_job_as_the_app_would(
     assert len(lines) == 2
 
 
+# Two processes claiming at once is what SKIP LOCKED is for: PostgreSQL (SQLite's claim race is
+# test_concurrent_claims_take_each_job_once, on both stores).
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_two_workers_race_for_five_jobs_and_run_each_once(sessions, workers) -> None:
     job_ids = queue(sessions, 5)
     racing = [workers("--device", "cpu"), workers("--kinds", "train,score")]
@@ -348,6 +351,8 @@ def test_two_workers_race_for_five_jobs_and_run_each_once(sessions, workers) -> 
         assert log_tail(job, lines=1000).count(f"Job {job.id} succeeded") == 1
 
 
+# A cancel is a row update read back by the job: the remote case, PostgreSQL.
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_cancel_reaches_a_job_on_a_worker(sessions, workers) -> None:
     [job_id] = queue(sessions, config=LONG)
     worker = workers()
@@ -363,6 +368,8 @@ def test_cancel_reaches_a_job_on_a_worker(sessions, workers) -> None:
     assert worker.stop() == 0
 
 
+# Signals, not the store: one store is enough (Ctrl-C below likewise).
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_sigterm_stops_the_worker_and_checkpoints_its_job(sessions, workers) -> None:
     [job_id, waiting] = queue(sessions, 2, config=LONG)
     worker = workers()
@@ -391,6 +398,9 @@ def test_ctrl_c_stops_the_worker_as_sigterm_does(sessions, workers) -> None:
     assert "SIGINT: stopping after the job under way" in worker.output
 
 
+# A worker on another machine dying is the PostgreSQL case; heartbeat reaping on both stores is
+# test_a_claimed_job_whose_worker_went_silent_is_failed.
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_a_worker_killed_mid_job_leaves_it_failed(sessions, workers, monkeypatch) -> None:
     """SIGKILL (the OOM killer, a lost node): the job's process dies with the worker, its
     heartbeats stop, and a reaper on another machine (the app's) fails it after the timeout."""
