@@ -62,11 +62,24 @@ def test_the_form_starts_at_the_configs_defaults(filled_store, launched, run_pag
     rerun(at)
     [job] = jobs(filled_store)
     defaults = TrainConfig().to_dict()
-    for field in ("lr", "lora_r", "batch_size", "finetune", "device"):
+    fields = ("lr", "lora_r", "batch_size", "finetune", "device", "mixed_precision")
+    for field in (*fields, "gradient_checkpointing"):
         assert job.config[field] == defaults[field], field
     for field in ("backbone", "head", "max_length"):
         assert job.config["model"][field] == defaults["model"][field], field
     assert any("Trains on 50 pairs of sample" in c.value for c in at.caption)
+
+
+def test_precision_and_gradient_checkpointing_reach_the_job(filled_store, launched, run_page):
+    """The settings a large backbone on a GPU needs (docs/multi-gpu.md) are on the form."""
+    at = run_page("train")
+    assert at.selectbox(key="train.mixed_precision").options == ["no", "fp16", "bf16"]
+    at.selectbox(key="train.mixed_precision").set_value("bf16")
+    at.checkbox(key="train.gradient_checkpointing").check()
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert (job.config["mixed_precision"], job.config["gradient_checkpointing"]) == ("bf16", True)
 
 
 def test_a_bad_setting_is_shown_and_nothing_is_queued(filled_store, launched, run_page) -> None:

@@ -9,7 +9,15 @@ import mdtext
 import services
 import widgets
 from srm.backbones import NAMED, NAMED_BACKBONES
-from srm.config import DEVICES, FINETUNE_MODES, HEADS, ModelConfig, TrainConfig, field_docs
+from srm.config import (
+    DEVICES,
+    FINETUNE_MODES,
+    HEADS,
+    PRECISIONS,
+    ModelConfig,
+    TrainConfig,
+    field_docs,
+)
 from srm.store import LabelCounts
 
 #: The form's defaults are the config's (one rule: a job from the form trains as `srm train`).
@@ -116,6 +124,20 @@ with st.form("train.form", border=True, enter_to_submit=False):
         placeholder="any",
         help="With any worker: only a worker started with --tag TAG takes the job.",
     )
+    precision = choose(
+        fourth[2],
+        "Mixed precision",
+        PRECISIONS,
+        DEFAULTS.mixed_precision,
+        "train.mixed_precision",
+        TRAIN_HELP["mixed_precision"],
+    )
+    checkpointing = fourth[3].checkbox(
+        "Gradient checkpointing",
+        DEFAULTS.gradient_checkpointing,
+        key="train.gradient_checkpointing",
+        help=TRAIN_HELP["gradient_checkpointing"],
+    )
     submitted = st.form_submit_button(
         "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
     )
@@ -136,6 +158,8 @@ if submitted:
         "lr": float(lr),
         "lora_r": int(lora_r),
         "score_after": score_after,
+        "mixed_precision": precision,
+        "gradient_checkpointing": checkpointing,
     }
     try:
         tag = worker_tag if run_on == "any worker" else None
