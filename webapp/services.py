@@ -487,21 +487,42 @@ def start_train_job(
             worker_tag=(worker_tag or "").strip() or None,
         )
         job_id, launcher = created.id, created.launcher
-    if launcher == "local":
-        srm_jobs.launch(url, job_id)
-    else:
-        srm_jobs.start(url, job_id)  # a worker claims it, or the submit command is run
-    return job_id
+    return _start(url, job_id, launcher)
 
 
-def start_score_job(url: str, dataset: str, model_id: int) -> int:
-    """Score every pair of the dataset with the model, as a job (progress in the store)."""
+def start_score_job(
+    url: str,
+    dataset: str,
+    model_id: int,
+    run_on: str = "this machine",
+    worker_tag: str | None = None,
+) -> int:
+    """Score every pair of the dataset with the model, as a job (progress in the store),
+    started where ``run_on`` says, as :func:`start_train_job` does."""
     from srm import jobs as srm_jobs
 
     auth.require_admin("Scoring a dataset")
     with write(url) as session:
-        job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model_id).id
-    srm_jobs.launch(url, job_id)
+        created = srm_jobs.create_score_job(
+            session,
+            dataset=dataset,
+            model_id=model_id,
+            launcher=RUN_ON[run_on],
+            worker_tag=(worker_tag or "").strip() or None,
+        )
+        job_id, launcher = created.id, created.launcher
+    return _start(url, job_id, launcher)
+
+
+def _start(url: str, job_id: int, launcher: str) -> int:
+    """Start a job just created: a process here, or hand it on (a worker claims it, or the
+    submit command is run)."""
+    from srm import jobs as srm_jobs
+
+    if launcher == "local":
+        srm_jobs.launch(url, job_id)
+    else:
+        srm_jobs.start(url, job_id)
     return job_id
 
 

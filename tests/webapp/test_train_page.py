@@ -115,6 +115,23 @@ def test_score_the_dataset_as_a_job(filled_store: str, launched, run_page) -> No
     assert launched == [(filled_store, job.id)]
 
 
+def test_a_scoring_job_can_go_to_any_worker(filled_store: str, launched, run_page) -> None:
+    at = run_page("train")
+    at.radio(key="train.score_run_on").set_value("any worker")
+    at.text_input(key="train.score_worker_tag").input("gpu")
+    at.button(key="train.score").click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert launched == []
+    assert (job.kind, job.status, job.launcher, job.worker_tag) == (
+        "score",
+        "queued",
+        "worker",
+        "gpu",
+    )
+    assert f"Queued scoring job {job.id} for any worker." in at.success[0].value
+
+
 def test_an_audit_says_how_long_it_takes_then_starts_as_a_job(
     filled_store: str, launched, run_page
 ) -> None:

@@ -189,11 +189,23 @@ with st.expander("Score a dataset with the active model", icon=":material/speed:
         st.caption(
             f"{mdtext.escape(model.label)} has scored {have:,} of {total:,} pairs."
         )  # safe: the label is escaped, the rest are numbers
+        where = st.columns(2)
+        score_run_on = where[0].radio(
+            "Run on", services.run_on_choices(), key="train.score_run_on", horizontal=True
+        )
+        score_tag = where[1].text_input(
+            "Worker tag", key="train.score_worker_tag", placeholder="any"
+        )
         if st.button(
             "Score all pairs", key="train.score", icon=":material/play_arrow:", disabled=not admin
         ):
-            job_id = services.start_score_job(url, score_dataset, model.id)
-            st.session_state["train.flash"] = f"Started scoring job {job_id}."
+            tag = score_tag if score_run_on == "any worker" else None
+            job_id = services.start_score_job(url, score_dataset, model.id, score_run_on, tag)
+            st.session_state["train.flash"] = (
+                f"Started scoring job {job_id}."
+                if score_run_on == "this machine"
+                else f"Queued scoring job {job_id} for {score_run_on}."  # fixed words
+            )
             st.session_state["train.job"] = job_id
             st.session_state["train.detail"] = job_id
             st.rerun()
