@@ -68,7 +68,8 @@ def test_a_job_for_any_worker_runs_on_the_worker(studio: App, worker: Path, page
     choose(page, "Dataset", "sample")
     choose(page, "Backbone", "tiny")
     page.get_by_role("spinbutton", name="Steps").fill("3")
-    page.get_by_test_id("stRadio").get_by_text("any worker", exact=True).click()
+    form = page.get_by_test_id("stForm")  # the scoring expander has a "Run on" of its own
+    form.get_by_test_id("stRadio").get_by_text("any worker", exact=True).click()
     page.get_by_role("button", name="Start training").click()
     queued = page.get_by_text(re.compile(r"^Queued training job \d+ for any worker\.$"))
     expect(queued).to_be_visible()
