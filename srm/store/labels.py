@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -258,19 +258,20 @@ def _settled_by(rows: list) -> dict[int, str | None]:
 
 
 def _pair_votes(session: Session, pair_id: int) -> dict[str, str]:
-    rows = session.execute(
-        select(
-            LabelEvent.id,
-            LabelEvent.pair_id,
-            Annotator.name,
-            LabelEvent.action,
-            LabelEvent.undoes_event_id,
-        )
-        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
-        .where(LabelEvent.pair_id == pair_id)
-        .order_by(LabelEvent.seq)
-    ).all()
-    return annotator_votes(rows).get(pair_id, {})
+    query = _vote_rows().where(LabelEvent.pair_id == pair_id).order_by(LabelEvent.seq)
+    return annotator_votes(session.execute(query).all()).get(pair_id, {})
+
+
+def _vote_rows() -> Select:
+    """Label events as :func:`annotator_votes` reads them: id, pair, annotator's name, action
+    and the event each undoes."""
+    return select(
+        LabelEvent.id,
+        LabelEvent.pair_id,
+        Annotator.name,
+        LabelEvent.action,
+        LabelEvent.undoes_event_id,
+    ).join(Annotator, LabelEvent.annotator_id == Annotator.id)
 
 
 def verify_label_log(session: Session) -> list[str]:
@@ -507,17 +508,7 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
     annotators are compared on the pairs both have such a label on, over the four labels.
     Adjudications count as events of whoever settled, never as their label on the pair.
     """
-    query = (
-        select(
-            LabelEvent.id,
-            LabelEvent.pair_id,
-            Annotator.name,
-            LabelEvent.action,
-            LabelEvent.undoes_event_id,
-        )
-        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
-        .order_by(LabelEvent.pair_id, LabelEvent.seq)
-    )
+    query = _vote_rows().order_by(LabelEvent.pair_id, LabelEvent.seq)
     if dataset is not None:
         query = (
             query.join(Pair, LabelEvent.pair_id == Pair.id)
