@@ -67,6 +67,13 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def runs_in_tmp_path(tmp_path, monkeypatch) -> None:
+    """Job run directories of non-SQLite stores go to XDG_DATA_HOME: keep them in tmp_path."""
+    monkeypatch.delenv("SRM_RUNS_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory):
     """A local directory holding a tiny random GPT-2 and a byte-level BPE tokenizer trained

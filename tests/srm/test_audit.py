@@ -195,9 +195,8 @@ def test_the_queue_switches_from_model_scores_to_audit_margins(session_factory, 
 
 # ------------------------------------------------------------------------------ the job
 @pytest.fixture(autouse=True)
-def _runs_in_tmp_path(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv("SRM_RUNS_DIR", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+def _runs_in_tmp_path(runs_in_tmp_path) -> None:
+    """Every job test keeps its run directories in tmp_path."""
 
 
 @pytest.fixture

@@ -70,10 +70,8 @@ N_PAIRS = 8
 
 
 @pytest.fixture(autouse=True)
-def _runs_in_tmp_path(tmp_path: Path, monkeypatch) -> None:
-    """Run directories of non-SQLite stores go to XDG_DATA_HOME: keep them in tmp_path."""
-    monkeypatch.delenv("SRM_RUNS_DIR", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+def _runs_in_tmp_path(runs_in_tmp_path) -> None:
+    """Every job test keeps its run directories in tmp_path."""
 
 
 @pytest.fixture
