@@ -232,13 +232,14 @@ def encode_pairs(
 
     ``spans[i]`` may map ``"chosen"``/``"rejected"`` to sentence spans that replace the
     automatic segmentation of that response (see :func:`srm.score.score_pairs`). ``max_length``
-    defaults to the training length, ``model.config.max_length``.
+    defaults to the training length, ``model.config.max_length``. Prompts are read as the
+    model reads them (:meth:`SentenceRewardModel.prompt_text`: its chat template, if on).
     """
     cfg = model.config
     given = list(spans) if spans is not None else [None] * len(pairs)
     groups = encode_groups(
         model.tokenizer,
-        [p.prompt for p in pairs],
+        [model.prompt_text(p.prompt) for p in pairs],
         [(p.chosen, p.rejected) for p in pairs],
         max_length=max_length or cfg.max_length,
         prompt_fraction=cfg.prompt_fraction,

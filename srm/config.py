@@ -35,6 +35,10 @@ from srm.segment import DEFAULT_MAX_CHARS
 
 Head = Literal["sentence", "response", "token"]
 HEADS: tuple[str, ...] = get_args(Head)
+#: Heads that read a model as it is, with nothing to train, registered by ``srm init``:
+#: ``likelihood`` (a language model's own token log-probabilities, :mod:`srm.credit`) and
+#: ``classifier`` (an imported response-level reward model, read at every sentence end).
+READ_ONLY_HEADS: tuple[str, ...] = ("likelihood", "classifier")
 
 
 class ConfigError(ValueError):
@@ -50,7 +54,9 @@ class ModelConfig:
     Hugging Face name in the local cache, or a local directory."""
     head: Head = "sentence"
     """``sentence`` (the SRM), ``response`` (value at the last marker) or ``token``
-    (mean per-token reward): the baselines share everything else, for fair comparisons."""
+    (mean per-token reward): the baselines share everything else, for fair comparisons.
+    (``srm init --likelihood`` and ``--reward-model`` register the untrained heads
+    ``likelihood`` and ``classifier``; they are read, never trained.)"""
     d: int = 128
     """Width of the attention query/key maps of the sentence head (the paper's default)."""
     max_length: int = 256
@@ -76,8 +82,18 @@ class ModelConfig:
     responses of a pair, so the prompt term can only move a margin through a_0, which the
     attention can make follow response length."""
 
+    likelihood_feature: bool = False
+    """Sentence head on a backbone with a language-model head (smollm2): add a learned weight
+    times the sentence's mean token log-probability (its likelihood credit, read on
+    marker-free context) to each sentence reward r_j. Off: the SRM as published."""
+    chat_template: bool = False
+    """Render the prompt with the backbone's chat template (as a user turn, the response
+    being the assistant's) before encoding. What an instruct LM's likelihood and most
+    imported reward models expect; ``srm init`` turns it on for them when the tokenizer has
+    a template."""
+
     def __post_init__(self) -> None:
-        if self.head not in HEADS:
+        if self.head not in HEADS + READ_ONLY_HEADS:
             raise ConfigError(f"head: got {self.head!r}; choose one of {', '.join(HEADS)}")
         if not isinstance(self.backbone, str) or not self.backbone.strip():
             raise ConfigError("backbone: give a name (minilm, tiny), a model name or a path")
@@ -105,6 +121,14 @@ class ModelConfig:
         _finite("rope_base", self.rope_base)
         if self.rope_base <= 1.0:
             raise ConfigError(f"rope_base: got {self.rope_base}; use a value above 1")
+        for name in ("likelihood_feature", "chat_template"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: got {getattr(self, name)!r}; give true or false")
+        if self.likelihood_feature and self.head != "sentence":
+            raise ConfigError(
+                f"likelihood_feature: the {self.head} head has no sentence rewards to add it to; "
+                "use head sentence, or likelihood_feature false"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +198,11 @@ class TrainConfig:
     off, and costs nothing."""
     policy_beta: float = 0.1
     """DPO's beta in the policy term: how far the policy may move from the frozen start."""
+    step_weight: float = 1.0
+    """Weight of the sentence-label term when step-labelled responses are given (``srm train
+    --steps``, or a dataset's sentence tags): each labelled sentence's reward r_j through a
+    sigmoid against its label (good = 1), as TRL's PRMTrainer does per step, beside the BT
+    loss."""
     finetune: Finetune = "lora"
     """lora (adapters on the backbone), full (every backbone weight) or heads (backbone frozen)."""
     lora_r: int = 8
@@ -232,6 +261,13 @@ class TrainConfig:
         _at_least("center_rewards_coefficient", self.center_rewards_coefficient, 0)
         _at_least("policy_weight", self.policy_weight, 0)
         _positive("policy_beta", self.policy_beta)
+        _at_least("step_weight", self.step_weight, 0)
+        if self.model.head in READ_ONLY_HEADS:
+            raise ConfigError(
+                f"head: {self.model.head!r} reads a model as it is and has nothing to train; "
+                f"train one of {', '.join(HEADS)} (the {self.model.head} model is registered "
+                "with srm init)"
+            )
         _choice("finetune", self.finetune, FINETUNE_MODES)
         if self.policy_weight and self.finetune == "heads":
             raise ConfigError(

@@ -14,6 +14,15 @@ hidden state at marker j, which (the backbone being causal) has seen the prompt 
   weights 1 (they telescope to v_K).
 * ``head="token"``: per-token rewards r_t = w·h_t; S = mean over response tokens. Shown per
   sentence as the mean token reward with weight n_j / n (so the weighted sum is still S).
+* ``head="likelihood"``: nothing trained. The backbone's language-model head reads the
+  sequence *without* markers; token reward r_t = log p(token t | everything before it), and
+  the rest is the token head's: r_j is the sentence's mean token log-probability, a_j = n_j / n,
+  S = the response's mean token log-probability (the "endogenous reward" of an LM).
+* ``head="classifier"``: an imported response-level reward model (see :mod:`srm.imported`).
+
+``likelihood_feature`` (sentence head, LM backbone) adds ``w_lik * l_j`` to each sentence
+reward r_j (j >= 1), ``l_j`` the sentence's mean token log-probability on marker-free context
+and ``w_lik`` learned: a channel through which the model can use what the LM already knows.
 
 For every head, ``sum_j weights[j] * sentence_rewards[j] == score`` exactly: what the app
 shows *is* the model. Padding never receives attention weight.
@@ -30,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from srm.backbones import Backbone, load_backbone
-from srm.collate import Batch
+from srm.collate import PADDING, Batch
 from srm.config import ConfigError, ModelConfig
 
 SCORE_LENGTH_CAP = 1024
@@ -49,6 +58,58 @@ class RewardOutput:
     marker_mask: torch.Tensor  # (N, M) bool
     token_rewards: torch.Tensor | None = None  # (N, T) token head only; 0 off-response
     response_logprob: torch.Tensor | None = None  # (N,) log pi(response), with_logprob only
+    likelihood: torch.Tensor | None = None  # (N, M) mean token log-prob per sentence, LM only
+
+
+@dataclass
+class PlainBatch:
+    """A :class:`Batch` with its markers taken out: the text as a language model (or an
+    imported reward model) reads it. Markers never enter a likelihood: they are not text."""
+
+    input_ids: torch.Tensor  # (N, T') left-aligned, padded
+    attention_mask: torch.Tensor  # (N, T')
+    token_sentence: torch.Tensor  # (N, T') as in Batch, with no MARKER
+    position: torch.Tensor  # (N, T) each original token's index in the plain row (-1: marker)
+    marker_last: torch.Tensor  # (N, M) plain index of the last token before marker j
+
+
+def strip_markers(batch: Batch) -> PlainBatch:
+    """The batch without marker positions (see :class:`PlainBatch`).
+
+    >>> plain = strip_markers(batch)  # batch: [CLS] q <END> a b <END>
+    >>> plain.input_ids[0].tolist(), plain.marker_last[0].tolist()
+    ([101, q, a, b], [1, 3])
+    """
+    keep = (~batch.is_marker) & batch.attention_mask.bool()  # (N, T)
+    counts = keep.long().cumsum(-1)  # (N, T) kept tokens up to and including t
+    position = torch.where(keep, counts - 1, torch.full_like(counts, -1))  # (N, T)
+    n, width = keep.shape[0], max(int(keep.sum(-1).max().item()), 1)
+    pad = batch.input_ids.new_full((n, width), 0)
+    rows, cols = keep.nonzero(as_tuple=True)  # (P,), (P,)
+    input_ids = pad.clone()
+    input_ids[rows, position[rows, cols]] = batch.input_ids[rows, cols]
+    attention_mask = torch.zeros_like(pad)
+    attention_mask[rows, position[rows, cols]] = 1
+    token_sentence = torch.full_like(pad, PADDING)
+    token_sentence[rows, position[rows, cols]] = batch.token_sentence[rows, cols]
+    marker_last = (counts.gather(1, batch.marker_positions) - 1).clamp(min=0)  # (N, M)
+    return PlainBatch(input_ids, attention_mask, token_sentence, position, marker_last)
+
+
+def token_logprobs(
+    h: torch.Tensor, input_ids: torch.Tensor, scored: torch.Tensor, head: nn.Module, chunk: int
+) -> torch.Tensor:
+    """log p(token t | tokens before t) at every ``scored`` position t >= 1, else 0 (N, T).
+    The vocabulary-sized logits are made ``chunk`` positions at a time, so memory stays
+    bounded on long batches."""
+    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=h.device)  # (N, T)
+    rows, cols = scored[:, 1:].nonzero(as_tuple=True)  # token cols + 1 is predicted at cols
+    for start in range(0, rows.shape[0], chunk):
+        r, c = rows[start : start + chunk], cols[start : start + chunk]
+        logits = head(h[r, c]).float()  # (P, V)
+        picked = logits.log_softmax(-1).gather(-1, input_ids[r, c + 1].unsqueeze(-1))  # (P, 1)
+        out[r, c + 1] = picked.squeeze(-1)
+    return out
 
 
 def rope(x: torch.Tensor, position: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
@@ -97,6 +158,16 @@ class SentenceRewardModel(nn.Module):
         if config.head == "sentence":
             self.query = nn.Linear(hidden, config.d)
             self.key = nn.Linear(hidden, config.d)
+        if (config.head == "likelihood" or config.likelihood_feature) and not self._lm_head:
+            raise ConfigError(
+                f"head {config.head!r}: backbone {config.backbone!r} has no language-model head, "
+                "so it has no likelihood to read; use a decoder saved with one (smollm2, or any "
+                "causal LM such as a *ForCausalLM directory)"
+            )
+        if config.likelihood_feature:
+            # Starts at 0: the untrained model is the SRM as published; training decides how
+            # much of the LM's likelihood a sentence's reward takes.
+            self.likelihood_weight = nn.Parameter(torch.zeros(()))
 
     @classmethod
     def create(cls, config: ModelConfig, *, seed: int = 0) -> SentenceRewardModel:
@@ -124,6 +195,46 @@ class SentenceRewardModel(nn.Module):
     def has_lm_head(self) -> bool:
         """Whether the backbone came with a language-model head (the policy term needs one)."""
         return bool(self._lm_head)
+
+    @property
+    def reads_plain_text(self) -> bool:
+        """Heads that read the text without markers (nothing of theirs is trained)."""
+        return self.head in ("likelihood", "classifier")
+
+    def prompt_text(self, prompt: str) -> str:
+        """The prompt as the model reads it: rendered with the backbone's chat template as a
+        user turn, ready for the assistant's response, when ``config.chat_template`` is on;
+        else unchanged. A leading BOS the template writes is dropped (encoding adds one)."""
+        if not self.config.chat_template or not getattr(self.tokenizer, "chat_template", None):
+            return prompt
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        bos = self.tokenizer.bos_token
+        if bos and text.startswith(bos) and self.tokenizer.bos_token_id is not None:
+            text = text[len(bos) :]
+        return text
+
+    def sentence_likelihood(
+        self, batch: Batch, plain: PlainBatch | None = None, *, chunk: int = 2048
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per response token, log p(token | prompt and the response before it) in the batch's
+        own layout (N, T), 0 off the response; and per sentence its mean (N, M), index 0
+        (the prompt) 0. Read on marker-free context: markers are not text, and an LM never
+        saw them (measured in ``bench/credit_labels.py``)."""
+        plain = strip_markers(batch) if plain is None else plain
+        out = self.backbone(input_ids=plain.input_ids, attention_mask=plain.attention_mask)
+        scored = plain.token_sentence >= 1  # (N, T') response tokens
+        lp = token_logprobs(
+            out.last_hidden_state, plain.input_ids, scored, self._lm_head[0], chunk
+        )  # (N, T')
+        kept = plain.position >= 0  # (N, T)
+        token_lp = torch.zeros(batch.input_ids.shape, dtype=lp.dtype, device=lp.device)
+        rows, cols = kept.nonzero(as_tuple=True)
+        token_lp[rows, cols] = lp[rows, plain.position[rows, cols]]
+        token_lp = token_lp * (batch.token_sentence >= 1)  # (N, T)
+        means, _ = _per_sentence_means(token_lp, batch)  # (N, M)
+        return token_lp, means
 
     def hidden_states(
         self,
@@ -164,13 +275,25 @@ class SentenceRewardModel(nn.Module):
         return total.index_add(0, rows, picked.squeeze(-1))
 
     def forward(self, batch: Batch, *, with_logprob: bool = False) -> RewardOutput:
+        if self.head == "likelihood":
+            token_lp, means = self.sentence_likelihood(batch)
+            out = self._token_aggregate(token_lp, batch, batch.marker_mask)
+            out.likelihood = means
+            return out
         h = self.hidden_states(batch)  # (N, T, H)
-        out = self._heads(h, batch)
+        likelihood = None
+        if self.config.likelihood_feature:
+            with torch.no_grad():  # a feature of the text, read by the backbone as it is
+                likelihood = self.sentence_likelihood(batch)[1]  # (N, M)
+        out = self._heads(h, batch, likelihood)
+        out.likelihood = likelihood
         if with_logprob:
             out.response_logprob = self.response_logprob(h, batch)
         return out
 
-    def _heads(self, h: torch.Tensor, batch: Batch) -> RewardOutput:
+    def _heads(
+        self, h: torch.Tensor, batch: Batch, likelihood: torch.Tensor | None = None
+    ) -> RewardOutput:
         mask = batch.marker_mask  # (N, M)
         rows = torch.arange(h.shape[0], device=h.device).unsqueeze(-1)  # (N, 1)
         h_markers = h[rows, batch.marker_positions]  # (N, M, H)
@@ -182,6 +305,8 @@ class SentenceRewardModel(nn.Module):
         values = self.value_head(h_markers).squeeze(-1).float() * mask  # (N, M)
         previous = F.pad(values[:, :-1], (1, 0))  # (N, M) v_(j-1), 0 before the prompt term
         rewards = (values - previous) * mask  # (N, M) r_0 = v_0, r_j = v_j - v_(j-1)
+        if likelihood is not None:  # r_j += w_lik * l_j for the sentences (not the prompt)
+            rewards = rewards + self.likelihood_weight * F.pad(likelihood[:, 1:], (1, 0)) * mask
 
         if self.head == "response":
             score = values.gather(1, last.unsqueeze(-1)).squeeze(-1)  # (N,) v_K
@@ -203,23 +328,36 @@ class SentenceRewardModel(nn.Module):
     def _token_head(self, h: torch.Tensor, batch: Batch, mask: torch.Tensor) -> RewardOutput:
         in_response = (batch.token_sentence >= 1).to(torch.float32)  # (N, T), markers excluded
         token_rewards = self.value_head(h).squeeze(-1).float() * in_response  # (N, T)
-        n_tokens = in_response.sum(-1).clamp(min=1)  # (N,)
+        return self._token_aggregate(token_rewards, batch, mask)
+
+    @staticmethod
+    def _token_aggregate(
+        token_rewards: torch.Tensor, batch: Batch, mask: torch.Tensor
+    ) -> RewardOutput:
+        """Score = mean token reward over the response; per sentence the mean token reward,
+        weighted by the sentence's share of the response's tokens (so sum a_j r_j = S)."""
+        rewards, counts = _per_sentence_means(token_rewards, batch)  # (N, M), (N, M)
+        n_tokens = counts.sum(-1).clamp(min=1)  # (N,)
         score = token_rewards.sum(-1) / n_tokens  # (N,)
-        # Per sentence: mean token reward, weighted by the sentence's share of tokens.
-        m = mask.shape[1]
-        sentence = batch.token_sentence.clamp(min=0)  # (N, T) prompt/markers/padding -> 0
-        sums = torch.zeros(h.shape[0], m, device=h.device).scatter_add(
-            1, sentence, token_rewards
-        )  # (N, M)
-        counts = torch.zeros(h.shape[0], m, device=h.device).scatter_add(
-            1, sentence, in_response
-        )  # (N, M)
-        sums[:, 0] = 0.0  # index 0 collected the excluded tokens (each adding 0)
-        counts[:, 0] = 0.0
-        rewards = sums / counts.clamp(min=1)  # (N, M)
         weights = counts / n_tokens.unsqueeze(-1)  # (N, M)
         values = torch.zeros_like(rewards)
         return RewardOutput(score, rewards, weights, values, mask, token_rewards)
+
+
+def _per_sentence_means(
+    token_values: torch.Tensor, batch: Batch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``token_values`` (N, T) over each sentence's tokens, and the token counts, both
+    (N, M); index 0 (the prompt term) is 0 in both. Off-response values must be 0."""
+    in_response = (batch.token_sentence >= 1).to(token_values.dtype)  # (N, T)
+    n, m = batch.marker_mask.shape
+    sentence = batch.token_sentence.clamp(min=0)  # (N, T) prompt/markers/padding -> 0
+    zeros = torch.zeros(n, m, dtype=token_values.dtype, device=token_values.device)
+    sums = zeros.scatter_add(1, sentence, token_values * in_response)  # (N, M)
+    counts = zeros.scatter_add(1, sentence, in_response)  # (N, M)
+    sums[:, 0] = 0.0  # index 0 collected the excluded tokens (each adding 0)
+    counts[:, 0] = 0.0
+    return sums / counts.clamp(min=1), counts
 
 
 def _boundary_embedding(backbone: Backbone) -> torch.Tensor:

@@ -65,10 +65,21 @@ class SentenceScore(_FieldRecord):
     """r_j; ``None`` when truncation left the sentence out (it took no part in the score)."""
     weight: float | None
     """a_j, its weight in the score; ``None`` with ``reward``."""
+    likelihood: float | None = None
+    """The sentence's likelihood credit: its tokens' mean log-probability given the prompt
+    and the sentences before it, under the model's backbone LM (marker-free context). Only
+    for a backbone with a language-model head (``None`` otherwise, and for a sentence that
+    truncation left out); left out of the JSON when ``None``."""
 
     @property
     def scored(self) -> bool:
         return self.reward is not None and self.weight is not None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.likelihood is None:
+            del data["likelihood"]
+        return data
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -112,7 +112,7 @@ def score_responses(
     cfg = model.config
     encoded = encode_many(
         model.tokenizer,
-        prompts,
+        [model.prompt_text(prompt) for prompt in prompts],
         responses,
         max_length=_scoring_length(model, max_length),
         prompt_fraction=cfg.prompt_fraction,
@@ -151,6 +151,7 @@ def response_record(encoded: Encoded, out: RewardOutput, row: int) -> ResponseSc
     k = encoded.n_sentences
     rewards = out.sentence_rewards[row, : k + 1].tolist()
     weights = out.weights[row, : k + 1].tolist()
+    likelihood = None if out.likelihood is None else out.likelihood[row, : k + 1].tolist()
     sentences = tuple(
         SentenceScore(
             text=span.text,
@@ -159,6 +160,7 @@ def response_record(encoded: Encoded, out: RewardOutput, row: int) -> ResponseSc
             # Sentences that truncation left out took no part in the score: None, not 0.
             reward=rewards[j] if j <= k else None,
             weight=weights[j] if j <= k else None,
+            likelihood=likelihood[j] if likelihood is not None and j <= k else None,
         )
         for j, span in enumerate(encoded.spans, start=1)
     )
