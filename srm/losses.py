@@ -34,6 +34,31 @@ def bradley_terry(
     return loss
 
 
+def step_label_loss(
+    sentence_rewards: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sentence-label term and its accuracy: mean binary cross-entropy of
+    ``sigmoid(r_j)`` against each labelled sentence's label, as TRL's PRMTrainer trains each
+    step, and the share of labelled sentences whose reward has the label's sign.
+
+    ``sentence_rewards`` (S, M) are r_j by marker index; ``labels`` (S, M) hold 1 (good),
+    0 (bad) or -1 (no label: the prompt term, untagged or unscored sentences). With no
+    label at all the loss is 0 (still connected to the graph) and the accuracy NaN.
+
+    >>> loss, acc = step_label_loss(torch.tensor([[0.0, 2.0, -2.0]]), torch.tensor([[-1, 1, 0.]]))
+    >>> round(loss.item(), 4), acc.item()   # -log sigmoid(2) on both sentences
+    (0.1269, 1.0)
+    """
+    labelled = labels >= 0  # (S, M)
+    if not labelled.any():
+        return sentence_rewards.sum() * 0.0, torch.tensor(float("nan"))
+    logits = sentence_rewards[labelled].float()  # (L,)
+    target = labels[labelled].to(logits.dtype)  # (L,)
+    loss = F.binary_cross_entropy_with_logits(logits, target)
+    accuracy = ((logits > 0) == (target > 0.5)).float().mean().detach()
+    return loss, accuracy
+
+
 def policy_preference(
     logp_chosen: torch.Tensor,
     logp_rejected: torch.Tensor,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -131,8 +132,8 @@ def mean_over_processes(
     keys = list(rows[0])
     table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in rows])  # (N, K)
     table = accelerator.reduce(table, "mean")  # (N, K), the same on every process
-    means = table.to("cpu", torch.float64).mean(dim=0)  # (K,)
-    return dict(zip(keys, means.tolist(), strict=True))
+    means = table.to("cpu", torch.float64).nanmean(dim=0)  # (K,): NaN = not in that batch
+    return {k: v for k, v in zip(keys, means.tolist(), strict=True) if math.isfinite(v)}
 
 
 def append_metrics(accelerator: Accelerator, out_dir: Path, record: dict[str, Any]) -> None:

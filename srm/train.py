@@ -5,6 +5,11 @@ srm.cli train ...``). One optimizer step reads ``grad_accum`` micro-batches of `
 pairs per process; chosen and rejected responses of a micro-batch go through the backbone
 together.
 
+Step-labelled responses (``train_steps``: a TRL stepwise file, or annotators' sentence tags)
+add a sentence-label term, ``step_weight`` times the mean binary cross-entropy of
+sigmoid(r_j) against each labelled sentence's label (good = 1), the form TRL's PRMTrainer
+trains per step. Pairs and labelled responses mix in the same batches; either may be empty.
+
     >>> result = train(TrainConfig(model=ModelConfig(backbone="tiny"), max_steps=30,
     ...                            output_dir="runs/smoke"), load_pairs("data/sample_50.jsonl"))
     >>> result.output_dir   # a checkpoint directory: srm score --model runs/smoke
@@ -43,10 +48,10 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from srm import checkpoint
-from srm.collate import Batch, Encoded, collate, encode_pairs
+from srm.collate import Batch, Encoded, collate, encode_many, encode_pairs
 from srm.config import CHECKPOINTS_DIR, ConfigError, ModelConfig, TrainConfig
-from srm.data import PreferencePair
-from srm.losses import bradley_terry, pair_metrics, policy_preference
+from srm.data import PreferencePair, SentenceLabels
+from srm.losses import bradley_terry, pair_metrics, policy_preference, step_label_loss
 from srm.model import SentenceRewardModel, boundary_embedding
 from srm.parallel import (
     GlobalBatches,
@@ -75,6 +80,8 @@ class TrainResult:
     seconds: float
     pairs_seen: int
     interrupted: bool = False
+    responses_seen: int = 0
+    """Step-labelled responses read (each counted once per time it was read)."""
     train_metrics: dict[str, float] = field(default_factory=dict)
     eval_metrics: dict[str, Any] | None = None
     checkpoint: Path | None = None
@@ -161,8 +168,10 @@ def train(
     resume_from: str | Path | None = None,
     show_progress: bool = True,
     stop: Callable[[], bool] | None = None,
+    train_steps: Sequence[SentenceLabels] = (),
 ) -> TrainResult:
-    """Train a reward model on ``train_pairs``; see the module docstring.
+    """Train a reward model on ``train_pairs`` and/or the step-labelled responses
+    ``train_steps`` (see the module docstring).
 
     ``stop()`` is asked before every micro-batch; once it says True, training stops as Ctrl-C
     stops it: a resumable checkpoint at the last whole step, and ``result.interrupted``.
@@ -171,8 +180,16 @@ def train(
     ``torchrun``/``accelerate launch`` every process calls this function with the same
     arguments; see :mod:`srm.parallel` for what each does.
     """
-    if not train_pairs:
-        raise TrainingError("no training pairs: give at least one preference pair")
+    train_steps = [s for s in train_steps if s.labelled]
+    if not train_pairs and not train_steps:
+        raise TrainingError(
+            "nothing to train on: give at least one preference pair or a step-labelled response"
+        )
+    if train_steps and not cfg.step_weight:
+        raise ConfigError(
+            "step_weight: step-labelled responses were given but step_weight is 0; raise it "
+            "(1 is the default) or leave the steps out"
+        )
     accelerator = make_accelerator(cfg)
     out_dir = Path(cfg.output_dir)
     set_seed(cfg.seed)
@@ -208,25 +225,40 @@ def train(
     )
 
     # Tokenise once; each epoch reorders indices into length-grouped global batches, and the
-    # prepared loader gives this process its slice of each (see srm.parallel).
-    encoded = encode_pairs(model, train_pairs)
+    # prepared loader gives this process its slice of each (see srm.parallel). Indices below
+    # n are pairs (two sequences each), the rest step-labelled responses (one each).
+    encoded = encode_pairs(model, train_pairs) if train_pairs else []
     n = len(train_pairs)
+    steps_encoded = _encode_steps(model, train_steps)
+    step_labels = [_label_row(s, e) for s, e in zip(train_steps, steps_encoded, strict=True)]
     lengths = [max(len(encoded[i]), len(encoded[i + n])) for i in range(n)]
+    lengths += [len(e) for e in steps_encoded]
     margins = torch.tensor([p.margin or 0.0 for p in train_pairs])
     has_margin = cfg.use_margin and any(p.margin is not None for p in train_pairs)
     world = accelerator.num_processes
     pad_id = model.tokenizer.pad_token_id or 0
 
-    def collate_pairs(ids: list[int]) -> tuple[Batch, torch.Tensor]:
-        items: list[Encoded] = [encoded[i] for i in ids] + [encoded[i + n] for i in ids]
-        return collate(items, pad_id), margins[ids]  # 2B sequences, (B,) margins
+    def collate_items(ids: list[int]) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        pair_ids = [i for i in ids if i < n]
+        step_ids = [i - n for i in ids if i >= n]
+        items: list[Encoded] = [encoded[i] for i in pair_ids] + [encoded[i + n] for i in pair_ids]
+        items += [steps_encoded[i] for i in step_ids]
+        batch = collate(items, pad_id)
+        labels = torch.full((len(step_ids), batch.marker_mask.shape[1]), -1.0)  # (S, M)
+        for row, i in enumerate(step_ids):
+            labels[row, : len(step_labels[i])] = step_labels[i]
+        # 2B + S sequences, (B,) margins, (S, M) labels (-1: none)
+        return batch, margins[pair_ids], labels
 
     sampler = GlobalBatches(lengths, cfg.batch_size * world, seed=cfg.seed)
     # A generator of its own: making an iterator would otherwise draw from torch's global RNG,
     # which resumable checkpoints save.
     loader = accelerator.prepare(
         DataLoader(
-            range(n), batch_sampler=sampler, collate_fn=collate_pairs, generator=torch.Generator()
+            range(len(lengths)),
+            batch_sampler=sampler,
+            collate_fn=collate_items,
+            generator=torch.Generator(),
         )
     )
     micro_per_epoch = len(loader)  # global batches: the same on every process
@@ -243,7 +275,7 @@ def train(
     if state:
         step = _restore_training_state(state, accelerator.unwrap_model(model), optimizer, scheduler)
 
-    def micro_batches(start: int) -> Iterator[tuple[Batch, torch.Tensor]]:
+    def micro_batches(start: int) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
         """This process's micro-batches from micro-batch ``start`` of the run on, epoch after
         epoch (a resumed run skips the ones its epoch had done)."""
         epoch, position = divmod(start, micro_per_epoch)
@@ -278,6 +310,11 @@ def train(
 
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
+    metric_keys = (
+        (["bt_loss", "policy_loss"] if policy and n else [])
+        + (["step_loss", "step_accuracy"] if train_steps else [])
+        + (["accuracy", "margin", "reward_mean", "reward_std"] if n else [])
+    )
     micro = step * cfg.grad_accum
     batches = micro_batches(micro)
     cancelled = False  # a progress callback raised KeyboardInterrupt
@@ -288,7 +325,7 @@ def train(
     last_checkpoint = None
     # The newest checkpoint known to hold finite weights: where a diverged run can go back to.
     last_good = Path(resume_from) if resume_from is not None else None
-    pairs_seen = 0
+    pairs_seen = responses_seen = 0
     start = time.perf_counter()
     interrupted = False
 
@@ -307,19 +344,30 @@ def train(
         while step < total_steps:
             if should_stop():
                 raise KeyboardInterrupt  # Ctrl-C's way out: a resumable checkpoint
-            batch, margin = next(batches)  # on the device already
+            batch, margin, labels = next(batches)  # on the device already
             with accelerator.accumulate(model), accelerator.autocast():
-                out = model(batch, with_logprob=policy)
+                out = model(batch, with_logprob=policy and len(margin) > 0)
                 b = len(margin)
-                s_chosen, s_rejected = out.score[:b], out.score[b:]  # (B,), (B,)
+                s_chosen, s_rejected = out.score[:b], out.score[b : 2 * b]  # (B,), (B,)
                 margin = margin if has_margin else None
-                loss = bradley_terry(s_chosen, s_rejected, margin, cfg.center_rewards_coefficient)
-                parts = {}
-                if reference is not None:
+                loss = out.score.new_zeros(())
+                parts: dict[str, torch.Tensor] = {}
+                if b:
+                    loss = bradley_terry(
+                        s_chosen, s_rejected, margin, cfg.center_rewards_coefficient
+                    )
+                if b and reference is not None:
                     logp, ref = out.response_logprob, reference(batch)  # (2B,), (2B,)
-                    term = policy_preference(logp[:b], logp[b:], ref[:b], ref[b:], cfg.policy_beta)
+                    term = policy_preference(
+                        logp[:b], logp[b : 2 * b], ref[:b], ref[b : 2 * b], cfg.policy_beta
+                    )
                     parts = {"bt_loss": loss.detach(), "policy_loss": term.detach()}
                     loss = loss + cfg.policy_weight * term
+                if len(labels):
+                    rewards = out.sentence_rewards[2 * b :]  # (S, M)
+                    term, accuracy = step_label_loss(rewards, labels)
+                    parts |= {"step_loss": term.detach(), "step_accuracy": accuracy}
+                    loss = loss + cfg.step_weight * term
                 accelerator.backward(loss)
                 step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                 # accumulate() sets sync_gradients on the last micro-batch of an optimizer step:
@@ -338,9 +386,16 @@ def train(
                     optimizer.zero_grad()
             micro += 1
             pairs_seen += b * world
+            responses_seen += len(labels) * world
             # Tensors until the next metrics line: converting them here would sync every
-            # micro-batch.
-            window.append({"loss": loss.detach(), **parts, **pair_metrics(s_chosen, s_rejected)})
+            # micro-batch. Every row has every key (NaN where a batch had no pair or no
+            # labelled response), so the lines average what each batch had.
+            window.append(
+                {"loss": loss.detach()}
+                | dict.fromkeys(metric_keys, torch.tensor(float("nan"), device=loss.device))
+                | parts
+                | (pair_metrics(s_chosen, s_rejected) if b else {})
+            )
             if not accelerator.sync_gradients:
                 continue
 
@@ -353,9 +408,12 @@ def train(
                     "epoch": micro / micro_per_epoch,
                 }
                 window = []
-                bar.set_postfix(
-                    loss=f"{last_metrics['loss']:.4f}", acc=f"{last_metrics['accuracy']:.2f}"
-                )
+                shown = {"loss": f"{last_metrics['loss']:.4f}"}
+                if "accuracy" in last_metrics:
+                    shown["acc"] = f"{last_metrics['accuracy']:.2f}"
+                if "step_accuracy" in last_metrics:
+                    shown["step_acc"] = f"{last_metrics['step_accuracy']:.2f}"
+                bar.set_postfix(**shown)
                 append_metrics(accelerator, out_dir, {"step": step, **last_metrics})
             if eval_pairs and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
                 eval_metrics = evaluate(accelerator, model, eval_pairs, out_dir, step)
@@ -392,11 +450,50 @@ def train(
         total_steps=total_steps,
         seconds=seconds,
         pairs_seen=pairs_seen,
+        responses_seen=responses_seen,
         interrupted=interrupted,
         train_metrics=last_metrics,
         eval_metrics=eval_metrics,
         checkpoint=last_checkpoint,
     )
+
+
+def metrics_text(metrics: dict[str, float]) -> str:
+    """A metrics line for people: ``loss 0.6931 · acc 0.50 · step acc 0.71`` (what a run had:
+    pair accuracy with pairs, sentence-label accuracy with labelled responses)."""
+    parts = [f"loss {metrics['loss']:.4f}"] if "loss" in metrics else []
+    if "accuracy" in metrics:
+        parts.append(f"acc {metrics['accuracy']:.2f}")
+    if "step_accuracy" in metrics:
+        parts.append(f"step acc {metrics['step_accuracy']:.2f}")
+    return " · ".join(parts)
+
+
+def _encode_steps(model: SentenceRewardModel, steps: Sequence[SentenceLabels]) -> list[Encoded]:
+    """Each labelled response encoded as one sequence with its own sentence boundaries, at
+    the training length (a sentence the length leaves out takes no part in the loss)."""
+    if not steps:
+        return []
+    cfg = model.config
+    return encode_many(
+        model.tokenizer,
+        [model.prompt_text(s.prompt) for s in steps],
+        [s.response for s in steps],
+        max_length=cfg.max_length,
+        prompt_fraction=cfg.prompt_fraction,
+        max_sentence_chars=cfg.max_sentence_chars,
+        spans=[list(s.spans) for s in steps],
+    )
+
+
+def _label_row(steps: SentenceLabels, encoded: Encoded) -> torch.Tensor:
+    """The labels of one encoded response by marker index (M,): index 0 (the prompt) and
+    unlabelled or unscored sentences -1, a good sentence 1, a bad one 0."""
+    row = torch.full((encoded.n_sentences + 1,), -1.0)
+    for j, label in enumerate(steps.labels[: encoded.n_sentences], start=1):
+        if label is not None:
+            row[j] = float(label)
+    return row
 
 
 def _policy_reference(

@@ -25,10 +25,19 @@ from srm.config import ModelConfig, TrainConfig
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from srm.data import PreferencePair
+    from srm.data import PreferencePair, SentenceLabels
 
 #: The ModelConfig fields ``srm train`` takes as flags; a --config recipe sets any of them.
-MODEL_FLAGS = ("backbone", "head", "d", "max_length", "score_max_length", "prompt_term")
+MODEL_FLAGS = (
+    "backbone",
+    "head",
+    "d",
+    "max_length",
+    "score_max_length",
+    "prompt_term",
+    "likelihood_feature",
+    "chat_template",
+)
 #: TrainConfig fields without a flag of their own name: the model (the flags above), the run
 #: directory (--out), and the two that a flag turns off (--no-margin, --keep-dropout).
 NOT_FLAGS = ("model", "output_dir", "use_margin", "disable_dropout")
@@ -44,6 +53,19 @@ TRAIN_FLAGS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_FLA
 )
 @db_option(when="With --dataset or --job")
 @job_option("training")
+@path_option(
+    "--steps",
+    "steps_path",
+    "Step-labelled responses (TRL stepwise: prompt, completions, labels) to learn sentence "
+    "labels from, with weight --step-weight, beside the pairs or alone.",
+)
+@click.option(
+    "--sentence-tags",
+    "sentence_tags",
+    is_flag=True,
+    help="With --dataset: also learn from the dataset's sentence tags (good/bad) as step "
+    "labels, with weight --step-weight.",
+)
 @path_option(
     "--eval", "eval_path", "Held-out pairs, evaluated every --eval-every steps and at the end."
 )
@@ -80,6 +102,8 @@ def train_cmd(
     db_url: str | None,
     job_id: int | None,
     eval_path: Path | None,
+    steps_path: Path | None,
+    sentence_tags: bool,
     no_margin: bool,
     keep_dropout: bool,
     output_dir: Path | None,
@@ -87,8 +111,8 @@ def train_cmd(
     resume_from: Path | None,
     **flags: object,
 ) -> None:
-    """Train a reward model on preference pairs (CPU, one GPU, or several processes under
-    `torchrun` or `accelerate launch`: see docs/multi-gpu.md).
+    """Train a reward model on preference pairs and/or sentence labels (CPU, one GPU, or
+    several processes under `torchrun` or `accelerate launch`: see docs/multi-gpu.md).
 
     Ctrl-C or SIGTERM writes a resumable checkpoint (exit code 130, or 143 for SIGTERM);
     continue with --resume-from. --job N runs a job queued in the store instead (exit code 0
@@ -99,7 +123,7 @@ def train_cmd(
     from srm.backbones import BackboneError
     from srm.checkpoint import CheckpointError
     from srm.config import ConfigError, merge_train_config
-    from srm.data import DataError, load_pairs
+    from srm.data import DataError, SentenceLabels, load_pairs, load_steps
     from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
     from srm.sigterm import stop_on_sigterm
     from srm.train import TrainingError, train
@@ -107,7 +131,10 @@ def train_cmd(
     if job_id is not None:
         run_job_command(ctx, "train", job_id, db_url)
         return
-    one_pairs_source(data_path, dataset, "the training data")
+    if steps_path is None or data_path is not None or dataset is not None:
+        one_pairs_source(data_path, dataset, "the training data", " (or only --steps FILE)")
+    if sentence_tags and dataset is None:
+        raise click.UsageError("--sentence-tags applies to --dataset NAME (the store's tags).")
     if db_url is not None and dataset is None:
         raise click.UsageError("--db applies to --dataset NAME; a --data file needs no store.")
     if output_dir is None and config_file is None:
@@ -125,22 +152,38 @@ def train_cmd(
     # train in silence.
     processes = PartialState(cpu=cfg.device == "cpu")
     echo = click.echo if processes.is_main_process else _silent
+    train_steps: list[SentenceLabels] = []
     with clean_errors(DataError):
         if dataset is not None:
-            train_pairs = _store_training_pairs(db_url, dataset, echo)
-        else:
+            train_pairs, train_steps = _store_training_data(db_url, dataset, sentence_tags, echo)
+        elif data_path is not None:
             train_pairs = load_pairs(data_path)
+        else:
+            train_pairs = []
+        if steps_path is not None:
+            train_steps += [SentenceLabels.from_step(r) for r in load_steps(steps_path)]
         eval_pairs = load_pairs(eval_path) if eval_path else None
 
+    labelled = sum(s.labelled for s in train_steps)
+    what = [f"{len(train_pairs)} pairs"] if train_pairs or not train_steps else []
+    if train_steps:
+        what.append(f"{labelled} labelled sentences in {len(train_steps)} responses")
     echo(
         f"Training a {cfg.model.head}-head model on {cfg.model.backbone!r} ({cfg.finetune}) "
-        f"with {len(train_pairs)} pairs -> {cfg.output_dir}"
+        f"with {' and '.join(what)} -> {cfg.output_dir}"
     )
     with clean_errors(ConfigError, TrainingError, BackboneError, CheckpointError):
         # Several processes must stop together, so Ctrl-C (which reaches them all, each in
         # the middle of something) is a stop request too, as SIGTERM is.
         with stop_on_sigterm(sigint=processes.num_processes > 1) as sigterm:
-            result = train(cfg, train_pairs, eval_pairs, resume_from=resume_from, stop=sigterm)
+            result = train(
+                cfg,
+                train_pairs,
+                eval_pairs,
+                resume_from=resume_from,
+                stop=sigterm,
+                train_steps=train_steps,
+            )
     if result.interrupted:
         how = "Stopped by SIGTERM" if sigterm.by_sigterm else "Interrupted"
         echo(
@@ -149,11 +192,13 @@ def train_cmd(
         )
         ctx.exit(SIGTERM_EXIT_CODE if sigterm.by_sigterm else 130)
     metrics = result.train_metrics
-    echo(
-        f"Done: {result.steps} steps in {result.seconds:.0f} s "
-        f"({result.pairs_per_second:.1f} pairs/s); last loss {metrics['loss']:.4f}, "
-        f"accuracy {metrics['accuracy']:.1%}."
-    )
+    rate = f" ({result.pairs_per_second:.1f} pairs/s)" if result.pairs_seen else ""
+    last = [f"last loss {metrics['loss']:.4f}"] if "loss" in metrics else []
+    if "accuracy" in metrics:
+        last.append(f"accuracy {metrics['accuracy']:.1%}")
+    if "step_accuracy" in metrics:
+        last.append(f"sentence-label accuracy {metrics['step_accuracy']:.1%}")
+    echo(f"Done: {result.steps} steps in {result.seconds:.0f} s{rate}; {', '.join(last)}.")
     if result.eval_metrics:
         e = result.eval_metrics
         echo(
@@ -167,24 +212,28 @@ def _silent(*args: object, **kwargs: object) -> None:
     """What a process other than the main one prints."""
 
 
-def _store_training_pairs(
-    db_url: str | None, dataset: str, echo: Callable[[str], None]
-) -> list[PreferencePair]:
-    """The store dataset's pairs as training sees them (:func:`srm.store.effective_pairs`);
+def _store_training_data(
+    db_url: str | None, dataset: str, sentence_tags: bool, echo: Callable[[str], None]
+) -> tuple[list[PreferencePair], list[SentenceLabels]]:
+    """The store dataset's pairs as training sees them (:func:`srm.store.effective_pairs`),
+    and with ``sentence_tags`` its tagged responses (:func:`srm.store.tagged_sentences`);
     prints what was left out. Of several processes, the main one reads the store and sends
-    the others its pairs, so that all train on the same ones even while labels change."""
+    the others what it read, so that all train on the same data even while labels change."""
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    from srm.store import StoreError, effective_pairs
+    from srm.store import StoreError, effective_pairs, tagged_sentences
 
     shared: list[Any] = [None]
     if PartialState().is_main_process:
         url, sessions = open_store(db_url, read_only=True)
         with clean_errors(StoreError), sessions() as session:
             result = effective_pairs(session, dataset)
+            steps = tagged_sentences(session, dataset) if sentence_tags else []
         echo(f"Dataset {dataset!r} at {url}: {result.counts.summary()}.")
-        shared = [result.pairs]
+        if sentence_tags:
+            echo(f"Sentence tags: {len(steps)} tagged responses.")
+        shared = [(result.pairs, steps)]
     if PartialState().num_processes > 1:
         broadcast_object_list(shared)
     return shared[0]

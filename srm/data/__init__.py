@@ -93,6 +93,7 @@ from srm.data.schema import (
     DataError,
     PreferencePair,
     Problem,
+    SentenceLabels,
     StepRecord,
     content_id,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "DataError",
     "PreferencePair",
     "Problem",
+    "SentenceLabels",
     "StepRecord",
     "check_input_file",
     "content_id",

@@ -113,6 +113,36 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class SentenceLabels:
+    """One response to train on sentence by sentence: its sentences (``spans``, tiling
+    ``response``) and a label for each: True good, False bad, None unlabelled (a sentence
+    nobody tagged takes no part in the loss). From a step file
+    (:meth:`from_step`) or from annotators' sentence tags
+    (:func:`srm.store.export.tagged_sentences`)."""
+
+    id: str
+    prompt: str
+    response: str
+    spans: tuple[Span, ...]
+    labels: tuple[bool | None, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.spans) != len(self.labels):
+            raise ValueError(f"{self.id}: {len(self.labels)} labels for {len(self.spans)} spans")
+
+    @classmethod
+    def from_step(
+        cls, record: StepRecord, separator: str = DEFAULT_STEP_SEPARATOR
+    ) -> SentenceLabels:
+        text, spans = record.response(separator)
+        return cls(record.id, record.prompt, text, tuple(spans), tuple(record.labels))
+
+    @property
+    def labelled(self) -> int:
+        return sum(label is not None for label in self.labels)
+
+
+@dataclass(frozen=True)
 class Problem:
     """One thing wrong with the input, located precisely enough to go and fix it.
 

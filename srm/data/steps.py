@@ -41,14 +41,15 @@ def load_steps(
 ) -> list[StepRecord]:
     """Read and validate step-labelled responses (TRL's stepwise-supervision format).
 
-    Each record needs ``prompt`` (a non-empty string), ``completions`` (at least two
-    non-empty strings: the response's sentences, in order) and ``labels`` (one JSON bool per
+    Each record needs ``prompt`` (a non-empty string), ``completions`` (at least one
+    non-empty string: the response's sentences, in order) and ``labels`` (one JSON bool per
     sentence, True = good); ``id`` (string or integer) and ``source`` are optional, as for
     :func:`load_pairs`. Inputs are those of :func:`load_pairs` except CSV, and ``format`` and
     ``default_source`` mean the same. A record without an id gets
     ``"sha256:" + sha256(prompt, completions and labels)[:16]``.
 
-    A response of one sentence is refused: there is nothing to point at. Labels must be real
+    A response of one sentence is read (it trains a sentence-label loss and counts in the
+    AUROC), though there is nothing in it to point at. Labels must be real
     bools, not 1/0 or "true", because a column of 1/0 often means a score or a rating scale
     rather than good/bad, and guessing would silently change what is measured.
 
@@ -155,16 +156,6 @@ def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> li
                 (f"completions[{j}]", "is empty or whitespace-only; every sentence needs text")
             )
             ok = False
-    if len(value) == 1:
-        found.append(
-            (
-                "completions",
-                "has only one sentence; pointing at the bad sentence needs at least two, so "
-                "a one-sentence response says nothing about credit assignment: split it into "
-                "its sentences or drop the record",
-            )
-        )
-        ok = False
     return value if ok else None
 
 

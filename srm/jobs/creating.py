@@ -24,7 +24,7 @@ from srm.store import (
 )
 
 #: Keys of a train job's config that are not TrainConfig fields.
-JOB_KEYS = ("parent_model_id", "score_after")
+JOB_KEYS = ("parent_model_id", "score_after", "sentence_tags")
 #: A worker tag: letters, digits, ``-``, ``_`` and ``.``; a worker takes a comma-separated list.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -82,8 +82,11 @@ def create_train_job(
     score_after: bool = True,
     launcher: str = "local",
     worker_tag: str | None = None,
+    sentence_tags: bool = False,
 ) -> TrainingJob:
-    """Queue a training run on ``dataset`` (its corrected pairs, read when the job starts).
+    """Queue a training run on ``dataset`` (its corrected pairs, read when the job starts;
+    with ``sentence_tags``, also its annotators' good/bad sentence tags as step labels,
+    weighted by the config's ``step_weight``: :func:`srm.store.tagged_sentences`).
 
     ``config`` holds :class:`~srm.config.TrainConfig` fields, model fields nested under
     ``"model"`` (as ``TrainConfig.to_dict()`` gives them), without ``output_dir``: the job's
@@ -108,7 +111,11 @@ def create_train_job(
     owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")
-    stored = cfg.to_dict() | {"parent_model_id": parent_model_id, "score_after": bool(score_after)}
+    stored = cfg.to_dict() | {
+        "parent_model_id": parent_model_id,
+        "score_after": bool(score_after),
+        "sentence_tags": bool(sentence_tags),
+    }
     return queue_job(
         session, "train", owner, stored, launcher, worker_tag, run_dir_key="output_dir"
     )

@@ -35,6 +35,7 @@ from srm.store import (
     open_store,
     record_training_pairs,
     register_model,
+    tagged_sentences,
 )
 from srm.store.models import utcnow
 
@@ -126,7 +127,7 @@ def _run_job(
 
 
 def _run_train(run: JobRun) -> tuple[str, str]:
-    from srm.train import train
+    from srm.train import metrics_text, train
 
     sessions, dataset, config, report = run.sessions, run.dataset, run.config, run.report
 
@@ -138,17 +139,28 @@ def _run_train(run: JobRun) -> tuple[str, str]:
         return "cancelled", "cancelled before training started"
     with sessions() as session:
         pairs = effective_pairs(session, dataset)
+        # "Also learn from the sentence tags": annotators' good/bad tags as step labels.
+        steps = tagged_sentences(session, dataset) if config.get("sentence_tags") else []
     log.info("dataset %r: %s", dataset, pairs.counts.summary())
-    _share_with_followers((cfg.to_dict(), pairs.pairs))
+    if steps:
+        log.info("and %d tagged responses (sentence labels)", len(steps))
+    _share_with_followers((cfg.to_dict(), pairs.pairs, steps))
 
     def progress(step: int, total: int, metrics: dict[str, float]) -> None:
         message = f"step {step}/{total}"
         if "loss" in metrics:
-            message += f" · loss {metrics['loss']:.4f} · acc {metrics['accuracy']:.2f}"
+            message += f" · {metrics_text(metrics)}"
         if report(step, total, share * step / total, message):
             raise KeyboardInterrupt  # train() writes a resumable checkpoint and returns
 
-    result = train(cfg, pairs.pairs, progress=progress, show_progress=True, stop=run.sigterm)
+    result = train(
+        cfg,
+        pairs.pairs,
+        progress=progress,
+        show_progress=True,
+        stop=run.sigterm,
+        train_steps=steps,
+    )
     if result.interrupted:
         return "cancelled", (
             f"{run.stopped_by()} at step {result.steps}/{result.total_steps}; "
@@ -158,6 +170,7 @@ def _run_train(run: JobRun) -> tuple[str, str]:
         **result.train_metrics,
         "steps": result.steps,
         "pairs": len(pairs.pairs),
+        "tagged_responses": len(steps),
         "seconds": round(result.seconds, 2),
     }
     if result.eval_metrics:
@@ -176,8 +189,10 @@ def _run_train(run: JobRun) -> tuple[str, str]:
         record_training_pairs(session, model_id, dataset, [p.id for p in pairs.pairs])
         _get_job(session, run.job_id).model_id = model_id
     summary = f"model {model_id}: {result.steps} steps on {len(pairs.pairs)} pairs"
+    if steps:
+        summary += f" and {len(steps)} tagged responses"
     if "loss" in result.train_metrics:
-        summary += f" · loss {metrics['loss']:.4f} · acc {metrics['accuracy']:.2f}"
+        summary += f" · {metrics_text(result.train_metrics)}"
     report(result.steps, result.total_steps, share, summary, force=True)
     if not score_after:
         return "succeeded", summary
@@ -201,15 +216,17 @@ def follow_train_job(sigterm: StopRequest | None = None) -> str:
     broadcast_object_list(shared)
     if shared[0] is None:
         return "cancelled"
-    config, pairs = shared[0]
-    result = train(TrainConfig.from_dict(config), pairs, show_progress=False, stop=sigterm)
+    config, pairs, steps = shared[0]
+    result = train(
+        TrainConfig.from_dict(config), pairs, show_progress=False, stop=sigterm, train_steps=steps
+    )
     return "cancelled" if result.interrupted else "succeeded"
 
 
-def _share_with_followers(work: tuple[dict[str, Any], list[Any]] | None) -> None:
+def _share_with_followers(work: tuple[dict[str, Any], list[Any], list[Any]] | None) -> None:
     """Send the other processes of a multi-process train job (:func:`follow_train_job`) the
-    config and pairs to train on, or None when the job stopped before training: all train on
-    the pairs the main process read, even while labels change."""
+    config, pairs and tagged responses to train on, or None when the job stopped before
+    training: all train on what the main process read, even while labels change."""
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 

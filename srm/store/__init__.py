@@ -46,6 +46,7 @@ from srm.store.export import (
     labelled_pairs,
     prm_records,
     tagged_credit,
+    tagged_sentences,
 )
 from srm.store.labels import (
     AgreementReport,
@@ -220,6 +221,7 @@ __all__ = [
     "pair_disagreement",
     "preferred_side",
     "prm_records",
+    "tagged_sentences",
     "tagged_credit",
     "record_label",
     "register_model",

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from srm.data import PreferencePair
+from srm.data import PreferencePair, SentenceLabels
 from srm.store.errors import StoreError
 from srm.store.labels import current_tags
 from srm.store.models import (
@@ -145,6 +145,32 @@ def prm_records(session: Session, dataset: str) -> PrmExport:
     sentence its span overlaps; where tags overlap on one sentence, the latest counts. Discarded
     pairs are left out; a tie says nothing about the sentences, so a tied pair's tags count.
     """
+    tagged = _tagged_responses(session, dataset)
+    records = [
+        {
+            "id": item.id,
+            "prompt": item.prompt,
+            "completions": [span.text.strip() for span in item.spans],
+            "labels": list(item.labels),
+        }
+        for item in tagged
+        if None not in item.labels
+    ]
+    return PrmExport(records, len(tagged), len(tagged) - len(records))
+
+
+def tagged_sentences(session: Session, dataset: str) -> list[SentenceLabels]:
+    """Every tagged response of ``dataset`` (pairs not discarded) with a label per sentence
+    (:func:`srm.segment.segment`'s sentences; True good, False bad, None untagged or unsure),
+    for training (``srm train --dataset NAME --sentence-tags``, a train job's "also learn
+    from the sentence tags"). Unlike :func:`prm_records`, a response tagged in part counts:
+    its untagged sentences take no part in the loss. Ids are ``external_id:side``."""
+    return [item for item in _tagged_responses(session, dataset) if item.labelled]
+
+
+def _tagged_responses(session: Session, dataset: str) -> list[SentenceLabels]:
+    """Each response with at least one current tag, labelled sentence by sentence (a tag
+    covers every sentence its span overlaps; the latest wins)."""
     from srm.segment import segment
 
     wanted = dataset_id(session, dataset)
@@ -160,23 +186,21 @@ def prm_records(session: Session, dataset: str) -> PrmExport:
     by_response: dict[tuple[int, str], list[SentenceTag]] = {}
     for tag in current_tags(session, list(pairs)):
         by_response.setdefault((tag.pair_id, tag.side), []).append(tag)
-    records, incomplete = [], 0
+    tagged = []
     for (pair_id, side), tags in sorted(by_response.items()):
         pair = pairs[pair_id]
-        spans = segment(getattr(pair, side))
-        labels = [_step_label(span.start, span.end, tags) for span in spans]
-        if None in labels:
-            incomplete += 1
-            continue
-        records.append(
-            {
-                "id": f"{pair.external_id}:{side}",
-                "prompt": pair.prompt,
-                "completions": [span.text.strip() for span in spans],
-                "labels": labels,
-            }
+        response = getattr(pair, side)
+        spans = segment(response)
+        tagged.append(
+            SentenceLabels(
+                id=f"{pair.external_id}:{side}",
+                prompt=pair.prompt,
+                response=response,
+                spans=tuple(spans),
+                labels=tuple(_step_label(span.start, span.end, tags) for span in spans),
+            )
         )
-    return PrmExport(records, len(by_response), incomplete)
+    return tagged
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from srm.collate import collate, encode_many
 from srm.config import ConfigError, ModelConfig, TrainConfig
@@ -65,7 +65,9 @@ def test_likelihood_head_is_the_lms_own_log_probability_given_everything_before(
         torch.testing.assert_close(out.sentence_rewards[0, j].item(), expected, atol=1e-4, rtol=0)
         torch.testing.assert_close(out.likelihood[0, j].item(), expected, atol=1e-4, rtol=0)
     response = [lp for lp, s in zip(per_token, sentence_of[1:], strict=True) if s >= 1]
-    torch.testing.assert_close(out.score[0].item(), sum(response) / len(response), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        out.score[0].item(), sum(response) / len(response), atol=1e-4, rtol=0
+    )
     # What the app shows is the model: weights times rewards give the score.
     total = (out.weights[0] * out.sentence_rewards[0]).sum().item()
     torch.testing.assert_close(total, out.score[0].item(), atol=1e-5, rtol=0)

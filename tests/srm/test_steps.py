@@ -330,10 +330,6 @@ BAD_FILES = {
             "field 'labels[1]': expected a bool (true = good, false = bad), got str 'true'",
         ],
     ),
-    "one sentence": (
-        {"prompt": "Q?", "completions": ["Only this."], "labels": [False]},
-        ["field 'completions': has only one sentence; pointing at the bad sentence needs at"],
-    ),
     "empty completions": (
         {"prompt": "Q?", "completions": [], "labels": []},
         ["field 'completions': is empty"],
