@@ -229,6 +229,11 @@ class TrainConfig:
     """Write a resumable checkpoint every N optimizer steps (0: only at the end)."""
     log_every: int = 10
     """Append training metrics to metrics.jsonl every N optimizer steps."""
+    init_from: str | None = None
+    """Start from this checkpoint's weights (a model directory, such as the active model's)
+    instead of a fresh model: a new run, with a fresh optimizer and schedule, that continues
+    what that model knew. Its backbone, head and d must be the config's; lengths and
+    segmentation may differ. None: new heads on the plain backbone."""
     output_dir: str = "runs/srm"
     """The run directory: the final model, metrics.jsonl and checkpoints/."""
     device: Device = "auto"
@@ -297,6 +302,12 @@ class TrainConfig:
             )
         if not self.output_dir:
             raise ConfigError("output_dir: give a directory for the run")
+        if self.init_from is not None and (
+            not isinstance(self.init_from, str) or not self.init_from.strip()
+        ):
+            raise ConfigError(
+                f"init_from: got {self.init_from!r}; give a model directory, or leave it unset"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -230,7 +230,9 @@ def format_report(report: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ sentence-level credit
 
-#: The report's method rows, in table order: two that read the model, four baselines.
+#: The report's method rows, in table order: two that read the model, four baselines. A
+#: model whose records carry the likelihood credit (:attr:`SentenceScore.likelihood`) gets
+#: the row ``likelihood`` after ``weighted``.
 CREDIT_METHODS = ("reward", "weighted", "random", "first", "last", "length")
 _BASELINE_NAMES = {
     "random": "random sentence",
@@ -240,7 +242,9 @@ _BASELINE_NAMES = {
 }
 
 
-def credit_method_names(head: str, prefix_rewards: bool = True) -> dict[str, str]:
+def credit_method_names(
+    head: str, prefix_rewards: bool = True, *, likelihood: bool = False
+) -> dict[str, str]:
     """What each method row ranks sentences by, named for the model's head.
 
     * ``sentence`` head: the sentence reward r_j = v_j - v_(j-1).
@@ -251,6 +255,14 @@ def credit_method_names(head: str, prefix_rewards: bool = True) -> dict[str, str
       weight x reward row repeats its reward row.
     * ``token`` head: the mean token reward of the sentence; its weight is the sentence's
       share of the response's tokens.
+    * ``likelihood`` head: the sentence's mean token log-probability under the LM; weight x
+      reward is its summed log-probability over the response's token count (so within a
+      response it ranks as the sum does).
+    * ``classifier`` head (an imported reward model): its prefix rewards, v_j - v_(j-1), with
+      v_j its score of the response cut after sentence j; weights all 1.
+
+    ``likelihood=True`` adds the row ``likelihood`` (a model whose backbone LM gave each
+    sentence its mean token log-probability beside its reward).
 
     With a backbone that is not causal (``prefix_rewards=False``) v_j has seen the whole
     response, so the differences are not prefix rewards, and the names say so.
@@ -259,14 +271,35 @@ def credit_method_names(head: str, prefix_rewards: bool = True) -> dict[str, str
         "sentence": "sentence reward r_j",
         "response": "prefix re-scoring (response head)",
         "token": "mean token reward (token head)",
+        "likelihood": "likelihood: mean token log-prob",
+        "classifier": "prefix rewards (imported reward model)",
     }.get(head)
     if reward is None:
-        raise ValueError(f"unknown head {head!r}; expected sentence, response or token")
+        raise ValueError(
+            f"unknown head {head!r}; expected sentence, response, token, likelihood or classifier"
+        )
+    weighted = {
+        "likelihood": "likelihood: summed log-prob / n tokens",
+    }.get(head, "weight x reward a_j*r_j")
     if not prefix_rewards and head == "response":
         reward = "marker value differences (response head, not causal)"
     elif not prefix_rewards and head == "sentence":
         reward += " (not causal)"
-    return {"reward": reward, "weighted": "weight x reward a_j*r_j", **_BASELINE_NAMES}
+    rows = {"reward": reward, "weighted": weighted}
+    if likelihood and head != "likelihood":
+        rows["likelihood"] = "likelihood: mean token log-prob (backbone LM)"
+    return rows | _BASELINE_NAMES
+
+
+def default_credit_method(head: str) -> str:
+    """The credit the app colours sentences by unless told otherwise, one of the report's
+    rows: the reward r_j for every head. For the sentence head a_j r_j (what the sentence
+    adds to the score) was measured below r_j on human sentence labels
+    (``bench/credit_labels.py``, docs/benchmarks.md); for the others r_j is the method's
+    own reading (the likelihood head's mean log-probability, prefix rewards)."""
+    if head not in {"sentence", "response", "token", "likelihood", "classifier"}:
+        raise ValueError(f"unknown head {head!r}")
+    return "reward"
 
 
 def auroc(scores: Sequence[float], good: Sequence[bool]) -> float | None:
@@ -348,24 +381,34 @@ def credit_report(
     from the end, so the last is blamed) and ``length`` (characters of the stripped text,
     so the shortest is blamed).
 
-    Returns ``{"head", "prefix_rewards", "methods": {row: name}, "overall": group,
-    "by_source": {source: group}}`` where a group is ``{"responses", "eligible",
+    Returns ``{"head", "prefix_rewards", "methods": {row: name}, "default_method": row,
+    "overall": group, "by_source": {source: group}}`` (``default_method``: the row the app
+    colours sentences by, :func:`default_credit_method`) where a group is ``{"responses", "eligible",
     "sentences": {"good", "bad", "unlabelled", "truncated"}, "metrics": {row: {"auroc",
     "pointing"}}}``.
     """
-    names = credit_method_names(head, prefix_rewards)
+    items = list(items)
     judged = [_judge(index, item) for index, item in enumerate(items)]
     if not judged:
         raise ValueError("no scored responses to evaluate")
+    with_likelihood = all("likelihood" in r.scores for r in judged)
+    names = credit_method_names(head, prefix_rewards, likelihood=with_likelihood)
+    if not with_likelihood:
+        for r in judged:
+            r.scores.pop("likelihood", None)
     by_source: dict[str, list[_JudgedResponse]] = defaultdict(list)
     for response in judged:
         by_source[response.source].append(response)
+    rows = list(names)
     return {
         "head": head,
         "prefix_rewards": prefix_rewards,
         "methods": names,
-        "overall": _credit_stats(judged),
-        "by_source": {source: _credit_stats(group) for source, group in sorted(by_source.items())},
+        "default_method": default_credit_method(head),
+        "overall": _credit_stats(judged, rows),
+        "by_source": {
+            source: _credit_stats(group, rows) for source, group in sorted(by_source.items())
+        },
     }
 
 
@@ -381,6 +424,9 @@ def _judge(index: int, item: dict[str, Any]) -> _JudgedResponse:
     k = len(sentences)
     good: list[bool] = []
     scores: dict[str, list[float]] = {m: [] for m in CREDIT_METHODS if m != "random"}
+    has_likelihood = all(s.likelihood is not None for s in sentences if s.reward is not None)
+    if has_likelihood:
+        scores["likelihood"] = []
     unlabelled = truncated = 0
     for j, (label, sentence) in enumerate(zip(labels, sentences, strict=True)):
         if label is None:
@@ -395,10 +441,14 @@ def _judge(index: int, item: dict[str, Any]) -> _JudgedResponse:
         scores["first"].append(j)
         scores["last"].append(k - 1 - j)
         scores["length"].append(len(sentence.text.strip()))
+        if has_likelihood:
+            scores["likelihood"].append(sentence.likelihood)
     return _JudgedResponse(item.get("source") or "", good, scores, unlabelled, truncated)
 
 
-def _credit_stats(responses: Sequence[_JudgedResponse]) -> dict[str, Any]:
+def _credit_stats(
+    responses: Sequence[_JudgedResponse], rows: Sequence[str] = CREDIT_METHODS
+) -> dict[str, Any]:
     good = [g for r in responses for g in r.good]
     n_good = sum(good)
     eligible = [r for r in responses if any(r.good) and not all(r.good)]
@@ -407,7 +457,7 @@ def _credit_stats(responses: Sequence[_JudgedResponse]) -> dict[str, Any]:
         return sum(values) / len(values) if values else None
 
     metrics: dict[str, dict[str, float | None]] = {}
-    for method in CREDIT_METHODS:
+    for method in rows:
         if method == "random":
             metrics[method] = {
                 "auroc": 0.5 if 0 < n_good < len(good) else None,

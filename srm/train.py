@@ -92,9 +92,18 @@ class TrainResult:
         return self.pairs_seen / self.seconds if self.seconds > 0 else 0.0
 
 
+#: ModelConfig fields a run started from a checkpoint (``init_from``) may change: how inputs
+#: are built, not what the weights are.
+INPUT_FIELDS = ("max_length", "score_max_length", "prompt_fraction", "max_sentence_chars")
+
+
 def build_model(cfg: TrainConfig) -> SentenceRewardModel:
-    """A fresh model set up for ``cfg.finetune``: LoRA adapters, all weights, or heads only."""
-    model = SentenceRewardModel.create(cfg.model, seed=cfg.seed)
+    """A model set up for ``cfg.finetune`` (LoRA adapters, all weights, or heads only): fresh
+    heads on the backbone, or the weights of ``cfg.init_from``."""
+    if cfg.init_from is not None:
+        model = _initial_model(cfg)
+    else:
+        model = SentenceRewardModel.create(cfg.model, seed=cfg.seed)
     layers = _trained_layers(model, cfg)
     if cfg.finetune == "heads":
         model.backbone.requires_grad_(False)
@@ -115,6 +124,54 @@ def build_model(cfg: TrainConfig) -> SentenceRewardModel:
                 model.backbone = get_peft_model(model.backbone, lora)
             except ValueError as err:
                 raise ConfigError(f"lora_targets: {err}") from err
+    return model
+
+
+def _initial_model(cfg: TrainConfig) -> SentenceRewardModel:
+    """The model at ``cfg.init_from``, as a trainable starting point: its LoRA adapters (if
+    any) merged into the backbone, every weight trainable again, its input settings replaced
+    by the config's; a ``likelihood_feature`` it lacks starts at weight 0."""
+    path = Path(cfg.init_from)
+    try:
+        info = checkpoint.read_info(path)
+        if info.model.head != cfg.model.head or info.model.head not in (
+            "sentence",
+            "response",
+            "token",
+        ):
+            raise TrainingError(
+                f"init_from: {path} is a {info.model.head}-head model; this run trains a "
+                f"{cfg.model.head} head (start from a model with the same head)"
+            )
+        start = info.model.to_dict()
+        wanted = cfg.model.to_dict()
+        differs = [
+            k
+            for k in wanted
+            if k not in INPUT_FIELDS and k != "likelihood_feature" and start.get(k) != wanted[k]
+        ]
+        if differs:
+            raise TrainingError(
+                f"init_from: {path} has a different {', '.join(differs)} "
+                f"({', '.join(f'{k}={start.get(k)!r}' for k in differs)}); give the same, or "
+                "train from the plain backbone"
+            )
+        model = checkpoint.load(path)
+    except checkpoint.CheckpointError as err:
+        raise TrainingError(f"init_from: {err}") from err
+    from srm.checkpoint import _is_peft
+
+    if _is_peft(model.backbone):
+        model.backbone = model.backbone.merge_and_unload()
+    model.requires_grad_(True)
+    model.config = cfg.model
+    if cfg.model.likelihood_feature and not hasattr(model, "likelihood_weight"):
+        if not model.has_lm_head:
+            raise ConfigError(
+                f"likelihood_feature: backbone {cfg.model.backbone!r} has no language-model head"
+            )
+        model.likelihood_weight = torch.nn.Parameter(torch.zeros(()))
+    model.train()
     return model
 
 

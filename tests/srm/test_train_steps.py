@@ -18,7 +18,7 @@ from srm.losses import step_label_loss
 from srm.score import score_responses
 from srm.segment import segment
 from srm.store import get_pair, make_sessionmaker, open_store, tag_sentence, tagged_sentences
-from srm.train import train
+from srm.train import TrainingError, build_model, train
 
 GOOD = "The sky is blue on a clear day."
 BAD = "Bananas are a kind of spaceship."
@@ -54,11 +54,14 @@ def test_step_label_loss_is_bce_on_labelled_sentences_only() -> None:
     rewards = torch.tensor([[5.0, 1.0, -2.0, 9.0], [0.3, 0.5, 0.0, 0.0]])
     labels = torch.tensor([[-1.0, 1.0, 0.0, -1.0], [-1.0, 0.0, -1.0, -1.0]])
     loss, accuracy = step_label_loss(rewards, labels)
-    expected = -(
-        math.log(torch.sigmoid(torch.tensor(1.0)).item())
-        + math.log(1 - torch.sigmoid(torch.tensor(-2.0)).item())
-        + math.log(1 - torch.sigmoid(torch.tensor(0.5)).item())
-    ) / 3
+    expected = (
+        -(
+            math.log(torch.sigmoid(torch.tensor(1.0)).item())
+            + math.log(1 - torch.sigmoid(torch.tensor(-2.0)).item())
+            + math.log(1 - torch.sigmoid(torch.tensor(0.5)).item())
+        )
+        / 3
+    )
     torch.testing.assert_close(loss.item(), expected)
     assert accuracy.item() == pytest.approx(2 / 3)
     loss, accuracy = step_label_loss(rewards, torch.full_like(labels, -1.0))
@@ -173,3 +176,32 @@ def test_tagged_sentences_keep_partly_tagged_responses(db_url, tmp_path) -> None
     )
     assert result.exit_code == 0, result.output
     assert "Sentence tags: 2 tagged responses." in result.output
+
+
+def test_init_from_starts_from_a_checkpoints_weights(tmp_path, make_pairs) -> None:
+    first = train(
+        cfg(tmp_path / "a", max_steps=2, finetune="full"), make_pairs(8), show_progress=False
+    )
+    start = load(first.output_dir)
+    config = cfg(tmp_path / "b", finetune="full", init_from=str(first.output_dir))
+    config.model = ModelConfig(backbone="tiny", d=8, max_length=96)  # lengths may change
+    model = build_model(config)
+    torch.testing.assert_close(model.value_head.weight, start.value_head.weight)
+    torch.testing.assert_close(model.marker_embedding, start.marker_embedding)
+    assert model.config.max_length == 96
+    assert all(p.requires_grad for p in model.parameters())
+    # Sentence labels on top of what it knew: a new run, a new optimizer.
+    steps = [SentenceLabels.from_step(r) for r in step_records(4)]
+    result = train(config, [], train_steps=steps, show_progress=False)
+    assert result.steps == 4
+
+
+def test_init_from_refuses_another_architecture(tmp_path, make_pairs) -> None:
+    first = train(cfg(tmp_path / "a", max_steps=1), make_pairs(4), show_progress=False)
+    config = cfg(tmp_path / "b", init_from=str(first.output_dir))
+    config.model = ModelConfig(backbone="tiny", head="token", max_length=64)
+    with pytest.raises(TrainingError, match="init_from: .* is a sentence-head model"):
+        build_model(config)
+    config.model = ModelConfig(backbone="tiny", d=16, max_length=64)
+    with pytest.raises(TrainingError, match="different d"):
+        build_model(config)
