@@ -7,7 +7,13 @@
                           not the named package's: "full" (all of them), "partial" (the
                           ones training changed) or "lora" (adapters)
       backbone/           the backbone's config.json (when weights are "full") and tokenizer
-                          files (unless the backbone is a named one)
+                          files (unless the backbone is a named one, or a reference)
+
+A model nothing was trained on (the read-only heads, registered by ``srm init --likelihood``
+and ``--reward-model``, :mod:`srm.imported`) copies none of its weights: its backbone weights
+are a "reference", and it is loaded from the Hugging Face name or absolute directory its config
+records, wherever the checkpoint is read. Such a checkpoint is a few kB; a model it refers to
+that has gone is an error naming it.
 
 ``minilm`` and ``smollm2`` checkpoints that train only heads or LoRA adapters stay a few MB,
 because the backbone itself comes from an installed package; fully fine-tuning only the top
@@ -56,7 +62,8 @@ from srm.backbones import (
     load_tokenizer,
     pickle_files,
 )
-from srm.config import ConfigError, ModelConfig
+from srm.config import READ_ONLY_HEADS, ConfigError, ModelConfig
+from srm.imported import ImportedRewardModel
 from srm.model import SentenceRewardModel
 
 log = logging.getLogger(__name__)
@@ -70,9 +77,10 @@ MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
 MODEL_LINK = "model"
 #: ... and the prefix of the hidden directories holding model versions.
 VERSION_PREFIX = ".model-"
-#: What ``model.safetensors`` holds of the backbone: nothing, all of it, the parameters that
-#: were trained (over a named package's backbone), or LoRA adapters.
-WEIGHT_KINDS = ("none", "full", "partial", "lora")
+#: What ``model.safetensors`` holds of the backbone: nothing (a named package's), all of it,
+#: the parameters that were trained (over a named package's backbone), LoRA adapters, or
+#: nothing because the model is loaded as it is from where ``model.backbone`` says.
+WEIGHT_KINDS = ("none", "full", "partial", "lora", "reference")
 
 
 class CheckpointError(ValueError):
@@ -102,10 +110,16 @@ def default_model_dir() -> Path | None:
     return bundled if (bundled / CONFIG_FILE).is_file() else None
 
 
-def backbone_weights_kind(model: SentenceRewardModel) -> str:
+def backbone_weights_kind(model: SentenceRewardModel | ImportedRewardModel) -> str:
     """``lora`` for a PEFT-wrapped backbone; for a package backbone (minilm, smollm2) ``none``
     when all of it is frozen and ``partial`` when some of it is (the rest is the package's);
-    ``full`` otherwise (all trainable, random ``tiny``, or any other backbone)."""
+    ``full`` otherwise (all trainable, random ``tiny``, or any other backbone). A read-only
+    head (nothing trained) on any backbone but a named one: ``reference``."""
+    if model.config.head in READ_ONLY_HEADS:
+        if model.config.backbone in PACKAGE_BACKBONES:
+            return "none"
+        if model.config.backbone not in NAMED_BACKBONES:
+            return "reference"
     if _is_peft(model.backbone):
         return "lora"
     if model.config.backbone in PACKAGE_BACKBONES:
@@ -118,7 +132,7 @@ def backbone_weights_kind(model: SentenceRewardModel) -> str:
 
 
 def save(
-    model: SentenceRewardModel,
+    model: SentenceRewardModel | ImportedRewardModel,
     path: str | os.PathLike,
     *,
     training: dict[str, Any] | None = None,
@@ -172,7 +186,7 @@ def save(
     staging.mkdir()
     try:
         save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt", "srm": FORMAT})
-        if model.config.backbone not in NAMED_BACKBONES:
+        if model.config.backbone not in NAMED_BACKBONES and kind != "reference":
             model.tokenizer.save_pretrained(staging / BACKBONE_DIR)
             if kind == "full":
                 _base_model(model.backbone).config.save_pretrained(staging / BACKBONE_DIR)
@@ -309,14 +323,22 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
     )
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> SentenceRewardModel:
-    """Load a checkpoint written by :func:`save`, in eval mode on ``device``.
+def load(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> SentenceRewardModel | ImportedRewardModel:
+    """Load a checkpoint written by :func:`save`, in eval mode on ``device``: an
+    :class:`~srm.imported.ImportedRewardModel` for the ``classifier`` head, else a
+    :class:`~srm.model.SentenceRewardModel`.
 
     A damaged checkpoint (unreadable weights, settings they do not fit) raises
     :class:`CheckpointError` saying which file is wrong, never a library's traceback."""
     info = read_info(path)
     weights = info.path / WEIGHTS_FILE
     tensors = _read_weights(weights)
+    if info.backbone_weights == "reference":
+        _check_reference(info)
+    if info.model.head == "classifier":
+        return _load_imported(info, tensors).to(device).eval()
     backbone = _load_backbone(info)
     try:
         model = SentenceRewardModel(backbone, info.model)
@@ -381,6 +403,36 @@ def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
             f"{weights}: not a readable safetensors file ({err}); the checkpoint is damaged "
             "or cut short: save it again, or resume from an earlier checkpoint"
         ) from err
+
+
+def _check_reference(info: CheckpointInfo) -> None:
+    """Refuse a reference checkpoint whose model directory has gone, naming it (a Hugging Face
+    name is looked for in the cache when loaded, with its own message)."""
+    name = info.model.backbone
+    if Path(name).is_absolute() and not Path(name).is_dir():
+        raise CheckpointError(
+            f"{info.path}: the model it refers to, {name}, is gone (no such directory); "
+            "its weights were never copied into the checkpoint. Put the model back there, or "
+            "register it again from where it is now (srm init --reward-model or --likelihood)."
+        )
+
+
+def _load_imported(info: CheckpointInfo, tensors: dict[str, torch.Tensor]) -> ImportedRewardModel:
+    """The reward model a ``classifier`` checkpoint refers to (it holds no weights)."""
+    if info.backbone_weights != "reference" or tensors:
+        raise CheckpointError(
+            f"{info.path}: a classifier checkpoint holds no weights and refers to its reward "
+            f"model (backbone weights 'reference'), but this one has {info.backbone_weights!r} "
+            f"and {len(tensors)} tensors; register the model again with srm init --reward-model"
+        )
+    try:
+        return ImportedRewardModel.load(info.model)
+    except BackboneError as err:
+        raise CheckpointError(
+            f"{info.path}: the checkpoint needs its reward model {info.model.backbone!r}: {err}"
+        ) from err
+    except ConfigError as err:
+        raise CheckpointError(f"{info.path / CONFIG_FILE}: field 'model': {err}") from err
 
 
 def _load_backbone(info: CheckpointInfo) -> Backbone:

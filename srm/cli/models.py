@@ -1,9 +1,11 @@
-"""Models without training: ``srm init`` (new heads on a backbone), ``srm backbones``, and
-the store's models: ``srm models`` and ``srm compare`` (the Models page's comparison)."""
+"""Models without training: ``srm init`` (new heads on a backbone, or a model read as it is:
+an imported reward model or a language model's likelihood), ``srm backbones``, and the store's
+models: ``srm models`` and ``srm compare`` (the Models page's comparison)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,7 +17,10 @@ from srm.cli.options import (
     open_store,
     path_option,
 )
-from srm.config import SEED_MAX, ModelConfig
+from srm.config import SEED_MAX, ModelConfig, field_docs
+
+if TYPE_CHECKING:
+    from srm.model import SentenceRewardModel
 
 #: The ModelConfig fields ``srm init`` takes as flags.
 INIT_FLAGS = (
@@ -27,11 +32,36 @@ INIT_FLAGS = (
     "bidirectional",
     "prompt_term",
 )
+#: The flags that describe new heads, which a model read as it is has none of.
+HEAD_FLAGS = ("backbone", "head", "d", "bidirectional", "prompt_term")
 
 
 @click.command("init")
 @path_option("--out", "out", "Checkpoint directory to write.", required=True)
+@click.option(
+    "--reward-model",
+    "reward_model",
+    metavar="NAME_OR_DIR",
+    help="Register a reward model someone trained instead (head classifier): any "
+    "AutoModelForSequenceClassification with num_labels=1, a local directory or a name in the "
+    "Hugging Face cache, read at every sentence end (its prefix rewards). Nothing is copied: "
+    "the checkpoint refers to it.",
+)
+@click.option(
+    "--likelihood",
+    metavar="BACKBONE",
+    help="Register a language model's likelihood instead (head likelihood): smollm2, or a "
+    "causal LM directory or cached name saved with its LM head; a sentence's reward is its "
+    "mean token log-probability. Nothing is copied: the checkpoint refers to it.",
+)
 @config_options(ModelConfig, INIT_FLAGS)
+@click.option(
+    "--chat-template/--no-chat-template",
+    "chat_template",
+    default=None,
+    help=field_docs(ModelConfig)["chat_template"]
+    + " [default: with --reward-model and --likelihood, on when the tokenizer has a template]",
+)
 @click.option(
     "--seed",
     type=click.IntRange(0, SEED_MAX),
@@ -39,23 +69,70 @@ INIT_FLAGS = (
     show_default=True,
     help="Seed for the new heads.",
 )
-def init_cmd(out: Path, seed: int, **fields: object) -> None:
-    """Write an untrained model (new heads on a backbone) as a checkpoint.
+def init_cmd(
+    out: Path,
+    reward_model: str | None,
+    likelihood: str | None,
+    chat_template: bool | None,
+    seed: int,
+    **fields: object,
+) -> None:
+    """Write an untrained model (new heads on a backbone) as a checkpoint, or register a
+    model read as it is (--reward-model, --likelihood).
 
-    Useful to see what an untrained model does, and as the start of custom training.
+    Useful to see what an untrained model does, as the start of custom training, and to
+    compare an existing reward model or an LM's likelihood with trained ones.
     """
     from srm.backbones import BackboneError
     from srm.checkpoint import save
     from srm.config import ConfigError
-    from srm.model import SentenceRewardModel
 
     check_output(out, "--out", directory=True)
+    read_as_is = {"--reward-model": reward_model, "--likelihood": likelihood}
+    given = [flag for flag, value in read_as_is.items() if value is not None]
+    if len(given) > 1:
+        raise click.UsageError("Give --reward-model or --likelihood, not both.")
+    clashing = ["--" + name.replace("_", "-") for name in HEAD_FLAGS if fields[name] is not None]
+    if given and clashing:
+        raise click.UsageError(
+            f"{given[0]} names the whole model, with no new heads: drop {', '.join(clashing)}."
+        )
+    lengths = {name: fields[name] for name in ("max_length", "score_max_length")}
     with clean_errors(ConfigError, BackboneError):
-        config = ModelConfig(**{name: value for name, value in fields.items() if value is not None})
-        model = SentenceRewardModel.create(config, seed=seed)
-    model.backbone.requires_grad_(False)  # untouched backbone: minilm stores only the heads
+        if reward_model is not None:
+            from srm.imported import import_reward_model
+
+            model = import_reward_model(reward_model, chat_template=chat_template, **lengths)
+        elif likelihood is not None:
+            from srm.imported import likelihood_model
+
+            model = likelihood_model(likelihood, chat_template=chat_template, **lengths)
+        else:
+            model = _new_heads(fields, chat_template, seed)
     save(model, out)
-    click.echo(f"Wrote an untrained {config.head}-head model on {config.backbone!r} to {out}.")
+    config = model.config
+    if given:
+        template = "on" if config.chat_template else "off"
+        click.echo(
+            f"Registered {config.backbone!r} as a {config.head} model in {out} (chat template "
+            f"{template}); it refers to the model and copies none of its weights."
+        )
+    else:
+        click.echo(f"Wrote an untrained {config.head}-head model on {config.backbone!r} to {out}.")
+
+
+def _new_heads(
+    fields: dict[str, object], chat_template: bool | None, seed: int
+) -> SentenceRewardModel:
+    """New heads on a backbone, as the flags describe them."""
+    from srm.model import SentenceRewardModel
+
+    given = {name: value for name, value in fields.items() if value is not None}
+    if chat_template is not None:
+        given["chat_template"] = chat_template
+    model = SentenceRewardModel.create(ModelConfig(**given), seed=seed)
+    model.backbone.requires_grad_(False)  # untouched backbone: minilm stores only the heads
+    return model
 
 
 @click.command("backbones")
