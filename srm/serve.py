@@ -203,7 +203,8 @@ class ScoreResponse(BaseModel):
     max_length: int
     responses: list[dict[str, Any]] = Field(
         description="One srm score record per response: score, prompt_reward, prompt_weight, "
-        "truncated, n_sentences, n_scored, sentences [{text, start, end, reward, weight}] "
+        "truncated, n_sentences, n_scored, sentences [{text, start, end, reward, weight}, "
+        "plus likelihood, the sentence's mean token log-prob, for a backbone with an LM head] "
         "(and dense [{start, end, dense_reward}] when asked)."
     )
 

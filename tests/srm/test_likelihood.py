@@ -132,3 +132,19 @@ def test_likelihood_feature_adds_a_learned_multiple_of_the_likelihood(tiny_llama
     assert base.likelihood[0, 1:].lt(0).all()
     with pytest.raises(ConfigError, match="likelihood_feature"):
         ModelConfig(head="response", likelihood_feature=True)
+
+
+def test_the_server_returns_each_sentences_likelihood(tiny_llama_dir) -> None:
+    from fastapi.testclient import TestClient
+
+    from srm.serve import ServeConfig, create_app
+
+    model = likelihood_model(tiny_llama_dir)
+    with TestClient(create_app(model, ServeConfig(), name="lik")) as client:
+        response = client.post("/score", json={"prompt": PROMPT, "responses": [RESPONSE]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["head"] == "likelihood"
+    sentences = body["responses"][0]["sentences"]
+    assert [s["likelihood"] for s in sentences] == [s["reward"] for s in sentences]
+    assert all(s["likelihood"] < 0 for s in sentences)
