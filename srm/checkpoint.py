@@ -113,7 +113,8 @@ def default_model_dir() -> Path | None:
 def backbone_weights_kind(model: SentenceRewardModel | ImportedRewardModel) -> str:
     """``lora`` for a PEFT-wrapped backbone; for a package backbone (minilm, smollm2) ``none``
     when all of it is frozen and ``partial`` when some of it is (the rest is the package's);
-    ``full`` otherwise (all trainable, random ``tiny``, or any other backbone). A read-only
+    ``full`` otherwise (all trainable, random ``tiny``, any other backbone, or one whose
+    weights were trained before and are no longer the package's). A read-only
     head (nothing trained) on any backbone but a named one: ``reference``."""
     if model.config.head in READ_ONLY_HEADS:
         if model.config.backbone in PACKAGE_BACKBONES:
@@ -122,7 +123,9 @@ def backbone_weights_kind(model: SentenceRewardModel | ImportedRewardModel) -> s
             return "reference"
     if _is_peft(model.backbone):
         return "lora"
-    if model.config.backbone in PACKAGE_BACKBONES:
+    # A model started from a checkpoint whose backbone was trained (train's init_from) no
+    # longer has the package's weights in its frozen part: all of them are saved.
+    if model.config.backbone in PACKAGE_BACKBONES and not getattr(model, "backbone_trained", False):
         trainable = [p.requires_grad for p in model.backbone.parameters()]
         if not any(trainable):
             return "none"
@@ -380,6 +383,11 @@ def load(
                     f"{', none stored' if not stored else ''})"
                 )
         model.load_state_dict(own, strict=False)
+        # A package backbone saved whole was trained: saving it again must keep all of it,
+        # even if a later run freezes some (see backbone_weights_kind).
+        model.backbone_trained = (
+            info.backbone_weights == "full" and info.model.backbone in PACKAGE_BACKBONES
+        )
     except RuntimeError as err:  # missing keys or other shapes
         detail = str(err).strip().splitlines()
         raise CheckpointError(

@@ -159,10 +159,20 @@ def _initial_model(cfg: TrainConfig) -> SentenceRewardModel:
         model = checkpoint.load(path)
     except checkpoint.CheckpointError as err:
         raise TrainingError(f"init_from: {err}") from err
+    from srm.backbones import PACKAGE_BACKBONES
     from srm.checkpoint import _is_peft
 
     if _is_peft(model.backbone):
         model.backbone = model.backbone.merge_and_unload()
+    if info.backbone_weights in ("full", "partial", "lora"):
+        # Its backbone is no longer the package's: every weight of it is saved from now on,
+        # and LoRA, which would save adapters over the package's weights, cannot start here.
+        model.backbone_trained = True
+        if cfg.finetune == "lora" and info.model.backbone in PACKAGE_BACKBONES:
+            raise ConfigError(
+                f"init_from: {path} holds trained backbone weights, and LoRA saves only "
+                "adapters over the package's; use finetune full or heads"
+            )
     model.requires_grad_(True)
     model.config = cfg.model
     if cfg.model.likelihood_feature and not hasattr(model, "likelihood_weight"):

@@ -15,6 +15,7 @@ from srm.cli import main
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair, SentenceLabels, StepRecord, load_steps, write_jsonl
 from srm.losses import step_label_loss
+from srm.model import SentenceRewardModel
 from srm.score import score_responses
 from srm.segment import segment
 from srm.store import get_pair, make_sessionmaker, open_store, tag_sentence, tagged_sentences
@@ -204,4 +205,33 @@ def test_init_from_refuses_another_architecture(tmp_path, make_pairs) -> None:
         build_model(config)
     config.model = ModelConfig(backbone="tiny", d=16, max_length=64)
     with pytest.raises(TrainingError, match="different d"):
+        build_model(config)
+
+
+def test_a_trained_package_backbone_is_saved_whole_after_init_from(tmp_path) -> None:
+    """Starting from a fully fine-tuned minilm model and training its heads only must not save
+    "heads over the package's weights": the backbone is no longer the package's."""
+    from srm.checkpoint import backbone_weights_kind, read_info, save
+
+    model = SentenceRewardModel.create(ModelConfig(backbone="minilm", d=8, max_length=64))
+    with torch.no_grad():
+        model.backbone.embeddings.word_embeddings.weight[5].add_(1.0)
+    assert backbone_weights_kind(model) == "full"
+    save(model, tmp_path / "start")
+    config = cfg(tmp_path, finetune="heads", init_from=str(tmp_path / "start"))
+    config.model = ModelConfig(backbone="minilm", d=8, max_length=64)
+    result = train(
+        config,
+        [],
+        train_steps=[SentenceLabels.from_step(r) for r in step_records(4)],
+        show_progress=False,
+    )
+    assert read_info(result.output_dir).backbone_weights == "full"
+    again = load(result.output_dir)
+    torch.testing.assert_close(
+        again.backbone.embeddings.word_embeddings.weight[5],
+        model.backbone.embeddings.word_embeddings.weight[5],
+    )
+    config.finetune = "lora"
+    with pytest.raises(ConfigError, match="trained backbone weights"):
         build_model(config)
