@@ -7,6 +7,11 @@ not depend on the weights), after one warm-up call:
 
     .venv/bin/python bench/pair_latency.py                      # minilm and smollm2, 20 pairs
     .venv/bin/python bench/pair_latency.py --backbones minilm --pairs 50
+    .venv/bin/python bench/pair_latency.py --backbones none --models data/models/default,DIR
+
+``--models`` times saved models (a checkpoint directory each) the same way: the default model
+the app opens with, a likelihood model (``srm init --likelihood smollm2``), an imported reward
+model.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from srm.checkpoint import load
 from srm.config import ModelConfig
 from srm.data import load_pairs
 from srm.model import SentenceRewardModel
@@ -30,13 +36,20 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "heldout_hh_rlhf.jsonl"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbones", default="minilm,smollm2")
+    parser.add_argument("--models", default="", help="checkpoint directories, comma-separated")
     parser.add_argument("--pairs", type=int, default=20)
     args = parser.parse_args(argv)
 
     pairs = load_pairs(DATA)[: args.pairs]
     rows = {}
-    for name in args.backbones.split(","):
-        model = SentenceRewardModel.create(ModelConfig(backbone=name)).eval()
+    makers = {
+        name: (lambda name=name: SentenceRewardModel.create(ModelConfig(backbone=name)))
+        for name in args.backbones.split(",")
+        if name and name != "none"
+    }
+    makers |= {path: (lambda path=path: load(path)) for path in args.models.split(",") if path}
+    for name, make in makers.items():
+        model = make().eval()
         score_pairs(model, pairs[:1])  # warm-up: first-call allocations
         seconds = []
         for pair in pairs:
@@ -46,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = (statistics.median(seconds), max(seconds), model.score_length)
     base = next(iter(rows.values()))[0]
     print(f"{len(pairs)} held-out HH pairs, one at a time; torch {torch.get_num_threads()} threads")
-    print("| backbone | scoring length | median s/pair | max s/pair | median vs first |")
+    print("| backbone or model | scoring length | median s/pair | max s/pair | median vs first |")
     print("|---|---|---|---|---|")
     for name, (median, worst, length) in rows.items():
         print(f"| {name} | {length} | {median:.2f} | {worst:.2f} | {median / base:.1f}x |")

@@ -11,6 +11,7 @@ from srm.collate import collate, encode_many
 from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.model import SentenceRewardModel, strip_markers
 from srm.score import score_responses
+from srm.segment import Span
 
 PROMPT = "Where is the cat?"
 RESPONSE = "The cat is on the mat. It sleeps there. Dogs bark."
@@ -148,3 +149,46 @@ def test_the_server_returns_each_sentences_likelihood(tiny_llama_dir) -> None:
     sentences = body["responses"][0]["sentences"]
     assert [s["likelihood"] for s in sentences] == [s["reward"] for s in sentences]
     assert all(s["likelihood"] < 0 for s in sentences)
+
+
+def test_eval_steps_reports_the_likelihood_credit_of_an_lm(tiny_llama_dir, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from srm.checkpoint import save
+    from srm.cli import main
+    from srm.evaluate import auroc
+
+    steps = tmp_path / "steps.jsonl"
+    rows = [
+        {"prompt": "Q1?", "completions": ["Good one.", "Bad one.", "Fine."], "labels": [1, 0, 1]},
+        {"prompt": "Q2?", "completions": ["Wrong.", "Right here."], "labels": [0, 1]},
+    ]
+    steps.write_text(
+        "".join(json.dumps(r | {"labels": [bool(x) for x in r["labels"]]}) + "\n" for r in rows)
+    )
+    model_dir = tmp_path / "lik"
+    save(likelihood_model(tiny_llama_dir), model_dir)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        main, ["eval", "--model", str(model_dir), "--steps", str(steps), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "likelihood: mean token log-prob" in result.output
+    report = json.loads(out.read_text())
+    assert report["head"] == "likelihood" and report["default_method"] == "reward"
+    # The reward row is the likelihood itself: recompute it from a direct scoring.
+    model = likelihood_model(tiny_llama_dir)
+    scored = []
+    for r in rows:
+        text = "\n".join(r["completions"])
+        spans, start = [], 0
+        for j, c in enumerate(r["completions"]):
+            piece = c + ("\n" if j < len(r["completions"]) - 1 else "")
+            spans.append(Span(start, start + len(piece), piece))
+            start += len(piece)
+        (rec,) = score_responses(model, [r["prompt"]], [text], spans=[spans])
+        scored += [(s.reward, bool(g)) for s, g in zip(rec.sentences, r["labels"], strict=True)]
+    expected = auroc([v for v, _ in scored], [g for _, g in scored])
+    assert report["overall"]["metrics"]["reward"]["auroc"] == pytest.approx(expected)

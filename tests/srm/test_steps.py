@@ -258,7 +258,15 @@ def test_eval_steps_prints_the_table_and_writes_the_report(
     assert "source steps: 3 responses, 2 with good and bad" in result.output
 
     report = json.loads(out.read_text())
-    assert set(report) == {"head", "prefix_rewards", "methods", "overall", "by_source"}
+    assert set(report) == {
+        "head",
+        "prefix_rewards",
+        "methods",
+        "default_method",
+        "overall",
+        "by_source",
+    }
+    assert report["default_method"] == "reward" and "reward" in report["overall"]["metrics"]
     assert (report["head"], report["prefix_rewards"]) == ("sentence", True)
     assert list(report["by_source"]) == ["geo", "steps"]
     overall = report["overall"]
