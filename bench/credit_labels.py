@@ -17,9 +17,10 @@ stopped run resumes and the table can be printed again with ``--methods none``):
 * ``baselines``: random, first, last and shortest sentence blamed (rows of every report);
 * ``default``: the bundled default model's r_j and a_j r_j (untrained on these labels);
 * ``likelihood``: SmolLM2-135M-Instruct's own likelihood, no training: each sentence's mean
-  and summed token log-probability given the prompt (chat template) and the sentences before
-  it, on marker-free context; and the same read with the markers in the context, and without
-  the chat template, to measure what those do;
+  and summed token log-probability given the prompt (chat template; its last ``--lm-length``
+  tokens, which hold the question) and the sentences before it, on marker-free context;
+* ``likelihood-variants``: on the first ``--variant-records`` responses, the same read with
+  the markers in the context, and without the chat template, to measure what those do;
 * ``response``: a response-level head (MiniLM, trained on HH-RLHF pairs), its prefix rewards;
 * ``steps-minilm``: the default model continued (``init_from``) on the training folds'
   sentence labels mixed with HH-RLHF pairs;
@@ -137,7 +138,7 @@ def likelihood_rows(prefix: str) -> Callable[[ResponseScores], dict[str, list[fl
     return read
 
 
-def score_records(model: Any, records: Sequence[dict[str, Any]], batch_size: int = 4):
+def score_records(model: Any, records: Sequence[dict[str, Any]], batch_size: int = 8):
     texts, spans = [], []
     for raw in records:
         text, own = step_record(raw).response(SEPARATOR)
@@ -197,17 +198,34 @@ def with_markers(model: SentenceRewardModel, records: Sequence[dict[str, Any]]) 
     return out
 
 
+def likelihood_model(args: argparse.Namespace, chat_template: bool = True) -> SentenceRewardModel:
+    return SentenceRewardModel.create(
+        ModelConfig(
+            backbone="smollm2",
+            head="likelihood",
+            chat_template=chat_template,
+            max_length=args.lm_length,
+        )
+    )
+
+
 def likelihood(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict:
-    lm = SentenceRewardModel.create(
-        ModelConfig(backbone="smollm2", head="likelihood", chat_template=True, max_length=1024)
-    )
-    rows = by_record(records, score_records(lm, records), likelihood_rows("likelihood"))
-    rows["likelihood mean (markers in context)"] = with_markers(lm, records)
-    plain = SentenceRewardModel.create(
-        ModelConfig(backbone="smollm2", head="likelihood", chat_template=False, max_length=1024)
-    )
-    no_chat = by_record(records, score_records(plain, records), likelihood_rows("x"))
-    rows["likelihood mean (no chat template)"] = no_chat["x mean"]
+    lm = likelihood_model(args)
+    return by_record(records, score_records(lm, records, 8), likelihood_rows("likelihood"))
+
+
+def likelihood_variants(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict:
+    """What the markers and the chat template do to the likelihood, on the first
+    ``--variant-records`` responses (its rows cover those only: compare them with each other
+    and with ``likelihood mean`` on the same responses, printed beside them)."""
+    subset = list(records[: args.variant_records])
+    lm = likelihood_model(args)
+    rows = by_record(subset, score_records(lm, subset, 8), likelihood_rows("subset: likelihood"))
+    rows.pop("subset: likelihood sum")
+    rows["subset: likelihood mean, markers in context"] = with_markers(lm, subset)
+    plain = likelihood_model(args, chat_template=False)
+    no_chat = by_record(subset, score_records(plain, subset, 8), likelihood_rows("x"))
+    rows["subset: likelihood mean, no chat template"] = no_chat["x mean"]
     return rows
 
 
@@ -320,6 +338,7 @@ METHODS: dict[str, Callable[[Sequence[dict[str, Any]], argparse.Namespace], dict
     "baselines": lambda records, args: baselines(records),
     "default": default_model,
     "likelihood": likelihood,
+    "likelihood-variants": likelihood_variants,
     "response": response_head,
     "steps-minilm": steps_minilm,
     "steps-smollm2": steps_smollm2,
@@ -432,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-weight", type=float, default=1.0)
     parser.add_argument("--mix-pairs", type=int, default=600, help="HH pairs mixed into a fold")
     parser.add_argument("--response-steps", type=int, default=300)
+    parser.add_argument(
+        "--lm-length", type=int, default=512, help="tokens the likelihood reads (prompt's tail)"
+    )
+    parser.add_argument("--variant-records", type=int, default=60)
     parser.add_argument("--draws", type=int, default=500, help="bootstrap draws")
     parser.add_argument("--json", type=Path, default=None, help="write the table here")
     args = parser.parse_args(argv)
