@@ -257,14 +257,18 @@ def per_fold(
     rows: Callable,
 ) -> dict:
     """Train on every fold but one, score the held-out fold; each fold's scores are saved as
-    soon as they exist, so a stopped run resumes at the next fold."""
+    soon as they exist, so a stopped run resumes at the next fold. Only the folds in
+    ``args.only_folds`` are trained (all by default), and only when ``args.train_folds``;
+    otherwise the folds already done are read."""
     folds = folds_of(records, args.folds, args.seed)
-    hh = load_pairs(HH_TRAIN)
+    hh: list = []
     merged: dict[str, Scores] = {}
     for fold in range(args.folds):
         cache = args.work / f"{name}.fold{fold}.json"
         if cache.exists():
             part = json.loads(cache.read_text())
+        elif not args.train_folds or (args.only_folds and fold not in args.only_folds):
+            continue
         else:
             started = time.perf_counter()
             train_steps = [
@@ -273,6 +277,8 @@ def per_fold(
                 if f != fold
             ]
             held_out = [r for r, f in zip(records, folds, strict=True) if f == fold]
+            if pairs_per_fold and not hh:
+                hh = load_pairs(HH_TRAIN)
             rng = random.Random(fold)
             pairs = rng.sample(hh, pairs_per_fold) if pairs_per_fold else []
             cfg = make_cfg(args.work / f"{name}-fold{fold}")
@@ -334,6 +340,7 @@ def steps_smollm2(records: Sequence[dict[str, Any]], args: argparse.Namespace) -
     return per_fold("steps-smollm2", records, args, make_cfg, 0, srm_rows("hybrid smollm2"))
 
 
+PER_FOLD = ("steps-minilm", "steps-smollm2")
 METHODS: dict[str, Callable[[Sequence[dict[str, Any]], argparse.Namespace], dict]] = {
     "baselines": lambda records, args: baselines(records),
     "default": default_model,
@@ -446,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "credit_labels")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only-folds",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=None,
+        help="train these folds only (comma-separated), e.g. for a costly backbone",
+    )
     parser.add_argument("--train-steps", type=int, default=150, help="optimizer steps a fold")
     parser.add_argument("--max-length", type=int, default=384, help="training tokens")
     parser.add_argument("--step-weight", type=float, default=1.0)
@@ -466,19 +479,37 @@ def main(argv: list[str] | None = None) -> int:
     for method in wanted:
         if method not in METHODS:
             parser.error(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-        cache = args.work / f"{method}.json"
-        if not cache.exists():
-            started = time.perf_counter()
-            rows = METHODS[method](records, args)
-            cache.write_text(json.dumps(rows))
-            log.info("%s done in %.0f s", method, time.perf_counter() - started)
     rows: dict[str, Scores] = {}
-    for method in METHODS:
+    for method, compute in METHODS.items():
         cache = args.work / f"{method}.json"
-        if cache.exists():
+        if method in PER_FOLD:  # reads the folds done; trains the rest only when asked
+            args.train_folds = method in wanted
+            rows.update(compute(records, args))
+        elif cache.exists():
             rows.update(json.loads(cache.read_text()))
-    entries = table(records, rows, args.draws)
+        elif method in wanted:
+            started = time.perf_counter()
+            computed = compute(records, args)
+            cache.write_text(json.dumps(computed))
+            log.info("%s done in %.0f s", method, time.perf_counter() - started)
+            rows.update(computed)
+    covering = {name: len(scores) for name, scores in rows.items()}
+    whole = {name: scores for name, scores in rows.items() if covering[name] == len(records)}
+    entries = table(records, whole, args.draws)
     print_table(entries, records)
+    partial = {n: s for n, s in rows.items() if covering[n] < len(records)}
+    # Rows computed on part of the responses (some folds, or a subset) are compared with the
+    # whole rows on the same responses only.
+    for group in sorted({frozenset(s) for s in partial.values()}, key=len):
+        subset = [r for r in records if r["id"] in group]
+        block = {n: s for n, s in partial.items() if frozenset(s) == group}
+        block |= {n: {i: s[i] for i in group} for n, s in whole.items()}
+        print(f"\non the {len(subset)} responses the rows below cover:")
+        part_entries = table(subset, block, args.draws)
+        print_table(part_entries, subset)
+        entries += [
+            dict(e, on=f"{len(subset)} responses") for e in part_entries[: len(block) - len(whole)]
+        ]
     if args.json:
         args.json.write_text(json.dumps({"folds": args.folds, "methods": entries}, indent=2))
     return 0
