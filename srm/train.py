@@ -236,9 +236,14 @@ def train(
     show_progress: bool = True,
     stop: Callable[[], bool] | None = None,
     train_steps: Sequence[SentenceLabels] = (),
+    eval_steps: Sequence[SentenceLabels] = (),
 ) -> TrainResult:
     """Train a reward model on ``train_pairs`` and/or the step-labelled responses
-    ``train_steps`` (see the module docstring).
+    ``train_steps`` (see the module docstring). ``eval_steps``, held-out labelled responses,
+    are scored at the end: how well the sentence rewards find the bad sentences
+    (:func:`srm.evaluate.credit_report`, in ``eval_metrics["credit"]``). Held out by prompt,
+    never by sentence: a held-out response whose prompt is also a training response's is
+    refused, since its sentences' neighbours were learned.
 
     ``stop()`` is asked before every micro-batch; once it says True, training stops as Ctrl-C
     stops it: a resumable checkpoint at the last whole step, and ``result.interrupted``.
@@ -251,6 +256,13 @@ def train(
     if not train_pairs and not train_steps:
         raise TrainingError(
             "nothing to train on: give at least one preference pair or a step-labelled response"
+        )
+    shared = {s.prompt for s in train_steps} & {s.prompt for s in eval_steps}
+    if shared:
+        raise TrainingError(
+            f"eval steps: {len(shared)} held-out prompts are also in the training steps; "
+            "hold labelled responses out by prompt, never by sentence (srm.audit.assign_folds "
+            "splits by prompt)"
         )
     if train_steps and not cfg.step_weight:
         raise ConfigError(
@@ -507,6 +519,11 @@ def train(
         _check_weights(model, step, last_good)
         if eval_pairs:
             eval_metrics = evaluate(accelerator, model, eval_pairs, out_dir, step)
+        if eval_steps and accelerator.is_main_process:
+            credit = _credit_on_steps(accelerator.unwrap_model(model), eval_steps)
+            eval_metrics = (eval_metrics or {}) | {"credit": credit}
+            append_metrics(accelerator, out_dir, {"step": step, "eval": {"credit": credit}})
+            model.train()
         # The final model is lean (no optimizer state): resumable ones live in checkpoints/.
         last_checkpoint = _save_checkpoint(
             accelerator, model, cfg, step, total_steps, out_dir, seconds=elapsed()
@@ -534,6 +551,31 @@ def metrics_text(metrics: dict[str, float]) -> str:
     if "step_accuracy" in metrics:
         parts.append(f"step acc {metrics['step_accuracy']:.2f}")
     return " · ".join(parts)
+
+
+def _credit_on_steps(model: SentenceRewardModel, steps: Sequence[SentenceLabels]) -> dict[str, Any]:
+    """AUROC and pointing of the model's sentence rewards on held-out labelled responses
+    (the report's ``overall`` metrics and counts, :func:`srm.evaluate.credit_report`)."""
+    from srm.evaluate import credit_report
+    from srm.score import score_responses
+
+    scored = score_responses(
+        model,
+        [s.prompt for s in steps],
+        [s.response for s in steps],
+        spans=[list(s.spans) for s in steps],
+    )
+    report = credit_report(
+        [{"labels": list(s.labels), "record": r} for s, r in zip(steps, scored, strict=True)],
+        head=model.config.head,
+        prefix_rewards=bool(model.causal),
+    )
+    overall = report["overall"]
+    return {
+        "responses": overall["responses"],
+        "eligible": overall["eligible"],
+        "metrics": overall["metrics"],
+    }
 
 
 def _encode_steps(model: SentenceRewardModel, steps: Sequence[SentenceLabels]) -> list[Encoded]:

@@ -59,6 +59,12 @@ TRAIN_FLAGS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_FLA
     "Step-labelled responses (TRL stepwise: prompt, completions, labels) to learn sentence "
     "labels from, with weight --step-weight, beside the pairs or alone.",
 )
+@path_option(
+    "--eval-steps",
+    "eval_steps_path",
+    "Held-out step-labelled responses (prompts not in --steps): sentence credit (AUROC, "
+    "pointing) at the end.",
+)
 @click.option(
     "--sentence-tags",
     "sentence_tags",
@@ -103,6 +109,7 @@ def train_cmd(
     job_id: int | None,
     eval_path: Path | None,
     steps_path: Path | None,
+    eval_steps_path: Path | None,
     sentence_tags: bool,
     no_margin: bool,
     keep_dropout: bool,
@@ -163,6 +170,11 @@ def train_cmd(
         if steps_path is not None:
             train_steps += [SentenceLabels.from_step(r) for r in load_steps(steps_path)]
         eval_pairs = load_pairs(eval_path) if eval_path else None
+        eval_steps = (
+            [SentenceLabels.from_step(r) for r in load_steps(eval_steps_path)]
+            if eval_steps_path
+            else []
+        )
 
     labelled = sum(s.labelled for s in train_steps)
     what = [f"{len(train_pairs)} pairs"] if train_pairs or not train_steps else []
@@ -183,6 +195,7 @@ def train_cmd(
                 resume_from=resume_from,
                 stop=sigterm,
                 train_steps=train_steps,
+                eval_steps=eval_steps,
             )
     if result.interrupted:
         how = "Stopped by SIGTERM" if sigterm.by_sigterm else "Interrupted"
@@ -199,13 +212,31 @@ def train_cmd(
     if "step_accuracy" in metrics:
         last.append(f"sentence-label accuracy {metrics['step_accuracy']:.1%}")
     echo(f"Done: {result.steps} steps in {result.seconds:.0f} s{rate}; {', '.join(last)}.")
-    if result.eval_metrics:
-        e = result.eval_metrics
+    e = result.eval_metrics or {}
+    if "accuracy" in e:
         echo(
             f"Eval: accuracy {e['accuracy']:.1%} (length baseline {e['length_baseline']:.1%}) "
             f"on {e['n']} pairs."
         )
+    if "credit" in e:
+        echo(_credit_line(e["credit"]))
     echo(f"Model: {result.output_dir}")
+
+
+def _credit_line(credit: dict[str, Any]) -> str:
+    """``Held-out sentence credit: AUROC 0.71 (last sentence 0.59), pointing 80.0% (random
+    60.0%) on 40 responses.``"""
+
+    def cell(row: str, key: str, fmt: str) -> str:
+        value = credit["metrics"].get(row, {}).get(key)
+        return "-" if value is None else format(value, fmt)
+
+    return (
+        f"Held-out sentence credit: AUROC {cell('reward', 'auroc', '.3f')} (last sentence "
+        f"{cell('last', 'auroc', '.3f')}), pointing {cell('reward', 'pointing', '.1%')} "
+        f"(random {cell('random', 'pointing', '.1%')}) on {credit['eligible']} of "
+        f"{credit['responses']} responses."
+    )
 
 
 def _silent(*args: object, **kwargs: object) -> None:

@@ -235,3 +235,24 @@ def test_a_trained_package_backbone_is_saved_whole_after_init_from(tmp_path) -> 
     config.finetune = "lora"
     with pytest.raises(ConfigError, match="trained backbone weights"):
         build_model(config)
+
+
+def test_held_out_steps_are_evaluated_and_must_not_share_a_prompt(tmp_path) -> None:
+    train_file, eval_file = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    records = step_records(10)
+    write_steps(train_file, records[:7])
+    write_steps(eval_file, records[7:])
+    args = ["train", "--steps", str(train_file), "--eval-steps", str(eval_file)]
+    args += ["--backbone", "tiny", "--max-steps", "2", "--max-length", "64"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "Held-out sentence credit: AUROC " in result.output
+    assert "on 3 of 3 responses" in result.output
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    credit = last["eval"]["credit"]
+    assert set(credit["metrics"]["reward"]) == {"auroc", "pointing"}
+    # A held-out response whose prompt was trained on: its neighbours were learned.
+    write_steps(eval_file, records[6:])
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run2")])
+    assert result.exit_code == 1
+    assert "1 held-out prompts are also in the training steps" in result.output
