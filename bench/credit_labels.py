@@ -24,9 +24,9 @@ stopped run resumes and the table can be printed again with ``--methods none``):
 * ``response``: a response-level head (MiniLM, trained on HH-RLHF pairs), its prefix rewards;
 * ``steps-minilm``: the default model continued (``init_from``) on the training folds'
   sentence labels mixed with HH-RLHF pairs;
-* ``steps-smollm2``: a sentence head on SmolLM2 with the likelihood feature, its backbone
-  frozen, trained on the training folds' labels (the hybrid: learned prefix values plus a
-  learned weight on the likelihood).
+* ``steps-smollm2``: a sentence head on SmolLM2 with the likelihood feature, only its top 2
+  layers trained, on the training folds' labels (the hybrid: learned prefix values plus a
+  learned weight on the likelihood; ``--only-folds`` keeps its cost in hand).
 
     .venv/bin/python bench/credit_labels.py --methods baselines,default,likelihood
     .venv/bin/python bench/credit_labels.py --methods steps-minilm      # ~5 min a fold
@@ -323,13 +323,16 @@ def steps_smollm2(records: Sequence[dict[str, Any]], args: argparse.Namespace) -
                 backbone="smollm2",
                 head="sentence",
                 max_length=args.max_length,
+                score_max_length=args.lm_length,
                 likelihood_feature=True,
                 chat_template=True,
             ),
-            max_steps=args.train_steps,
+            max_steps=args.smollm2_steps,
             batch_size=8,
+            lr=1e-4,
             head_lr=5e-3,
-            finetune="heads",
+            finetune="full",
+            train_layers=2,  # no backward pass below the top 2 of 30 layers
             step_weight=args.step_weight,
             device="cpu",
             log_every=10,
@@ -459,10 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="train these folds only (comma-separated), e.g. for a costly backbone",
     )
-    parser.add_argument("--train-steps", type=int, default=150, help="optimizer steps a fold")
-    parser.add_argument("--max-length", type=int, default=384, help="training tokens")
+    parser.add_argument("--train-steps", type=int, default=120, help="optimizer steps a fold")
+    parser.add_argument("--max-length", type=int, default=320, help="training tokens")
+    parser.add_argument("--smollm2-steps", type=int, default=60, help="steps a smollm2 fold")
     parser.add_argument("--step-weight", type=float, default=1.0)
-    parser.add_argument("--mix-pairs", type=int, default=600, help="HH pairs mixed into a fold")
+    parser.add_argument("--mix-pairs", type=int, default=200, help="HH pairs mixed into a fold")
     parser.add_argument("--response-steps", type=int, default=300)
     parser.add_argument(
         "--lm-length", type=int, default=512, help="tokens the likelihood reads (prompt's tail)"
