@@ -229,6 +229,10 @@ class TrainConfig:
     """Write a resumable checkpoint every N optimizer steps (0: only at the end)."""
     log_every: int = 10
     """Append training metrics to metrics.jsonl every N optimizer steps."""
+    max_pairs: int | None = None
+    """Train on a seeded random sample of this many of the given pairs (all when unset): a
+    way to balance a large pair file against a few hundred step-labelled responses, which
+    share the batches with the pairs."""
     init_from: str | None = None
     """Start from this checkpoint's weights (a model directory, such as the active model's)
     instead of a fresh model: a new run, with a fresh optimizer and schedule, that continues
@@ -302,6 +306,8 @@ class TrainConfig:
             )
         if not self.output_dir:
             raise ConfigError("output_dir: give a directory for the run")
+        if self.max_pairs is not None:
+            _integer("max_pairs", self.max_pairs, 1)
         if self.init_from is not None and (
             not isinstance(self.init_from, str) or not self.init_from.strip()
         ):
@@ -324,11 +330,19 @@ class TrainConfig:
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A TOML file's tables as a dict (not checked yet: see :func:`merge_train_config`)."""
+    """A TOML file's tables as a dict (not checked yet: see :func:`merge_train_config`). Read
+    as every input file is (:func:`srm.files.read_input_text`): a FIFO or a device is refused
+    before it is opened, and the read stops at ``$SRM_MAX_INPUT_MB``."""
+    from srm.files import FileError, read_input_text
+
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        text = read_input_text(path, expected="a TOML file")
+    except FileError as err:
+        raise ConfigError(str(err)) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: cannot read the config ({err})") from err
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import re
 import shutil
 import time
@@ -60,6 +61,7 @@ from srm.parallel import (
     evaluate,
     make_accelerator,
     mean_over_processes,
+    start_metrics,
 )
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class TrainResult:
     interrupted: bool = False
     responses_seen: int = 0
     """Step-labelled responses read (each counted once per time it was read)."""
+    pair_ids: list[str] = field(default_factory=list)
+    """The ids of the pairs the run trained on (a sample of them with ``max_pairs``)."""
     train_metrics: dict[str, float] = field(default_factory=dict)
     eval_metrics: dict[str, Any] | None = None
     checkpoint: Path | None = None
@@ -253,6 +257,8 @@ def train(
     arguments; see :mod:`srm.parallel` for what each does.
     """
     train_steps = [s for s in train_steps if s.labelled]
+    if cfg.max_pairs is not None and len(train_pairs) > cfg.max_pairs:
+        train_pairs = random.Random(cfg.seed).sample(list(train_pairs), cfg.max_pairs)
     if not train_pairs and not train_steps:
         raise TrainingError(
             "nothing to train on: give at least one preference pair or a step-labelled response"
@@ -389,6 +395,7 @@ def train(
 
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
+    start_metrics(accelerator, out_dir, resume_from, step)  # never another run's lines
     metric_keys = (
         (["bt_loss", "policy_loss"] if policy and n else [])
         + (["step_loss", "step_accuracy"] if train_steps else [])
@@ -535,6 +542,7 @@ def train(
         seconds=seconds,
         pairs_seen=pairs_seen,
         responses_seen=responses_seen,
+        pair_ids=[p.id for p in train_pairs],
         interrupted=interrupted,
         train_metrics=last_metrics,
         eval_metrics=eval_metrics,

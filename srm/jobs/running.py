@@ -169,7 +169,7 @@ def _run_train(run: JobRun) -> tuple[str, str]:
     metrics: dict[str, Any] = {
         **result.train_metrics,
         "steps": result.steps,
-        "pairs": len(pairs.pairs),
+        "pairs": len(result.pair_ids),
         "tagged_responses": len(steps),
         "seconds": round(result.seconds, 2),
     }
@@ -186,9 +186,9 @@ def _run_train(run: JobRun) -> tuple[str, str]:
         )
         model_id = model.id
         # The pairs it saw, so comparisons can keep to pairs it did not (srm.compare).
-        record_training_pairs(session, model_id, dataset, [p.id for p in pairs.pairs])
+        record_training_pairs(session, model_id, dataset, result.pair_ids)
         _get_job(session, run.job_id).model_id = model_id
-    summary = f"model {model_id}: {result.steps} steps on {len(pairs.pairs)} pairs"
+    summary = f"model {model_id}: {result.steps} steps on {len(result.pair_ids)} pairs"
     if steps:
         summary += f" and {len(steps)} tagged responses"
     if "loss" in result.train_metrics:

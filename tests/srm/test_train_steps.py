@@ -256,3 +256,12 @@ def test_held_out_steps_are_evaluated_and_must_not_share_a_prompt(tmp_path) -> N
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run2")])
     assert result.exit_code == 1
     assert "1 held-out prompts are also in the training steps" in result.output
+
+
+def test_max_pairs_trains_on_a_seeded_sample_and_says_which(tmp_path, make_pairs) -> None:
+    pairs = make_pairs(12)
+    result = train(cfg(tmp_path, max_steps=1, max_pairs=5), pairs, show_progress=False)
+    assert len(result.pair_ids) == 5 and set(result.pair_ids) <= {p.id for p in pairs}
+    again = train(cfg(tmp_path / "b", max_steps=1, max_pairs=5), pairs, show_progress=False)
+    assert again.pair_ids == result.pair_ids  # the seed decides
+    assert len(train(cfg(tmp_path / "c", max_steps=1), pairs, show_progress=False).pair_ids) == 12
