@@ -1,4 +1,5 @@
-"""Responses as HTML, each sentence (or token) tinted by the model's reward or attention weight.
+"""Responses as HTML, each sentence (or token) tinted by the model's reward, its attention weight
+or the sentence's likelihood (:data:`credit_methods.VALUES`).
 
 Pure string builders for ``st.html``.
 Everything taken from a response is escaped with ``html.escape(..., quote=True)``: responses are
@@ -19,14 +20,15 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 
-from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, max_abs
+import credit_methods
+from credit_methods import VALUES
+from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, Scale, as_scale, centred_scale, max_abs
 from srm.records import PairScores, ResponseScores, sig3
 from srm.segment import Block, blocks
 
 # Tints stay translucent so black text on them keeps its contrast.
 MAX_ALPHA = 0.6
 TRUNCATED_GREY = "#8a8a8a"
-VALUES = ("reward", "weight")
 #: How a tagged sentence is marked: an underline in the tag's colour and a small label after it.
 TAG_COLORS = {"good": "#2e7d32", "bad": "#c62828", "unsure": "#8a8a8a", "mixed": "#6a1b9a"}
 #: ``(start, end) -> {annotator: tag}``: one side's current sentence tags.
@@ -50,13 +52,22 @@ def weight_color(value: float, scale: float) -> str:
     return _rgba(WEIGHT_RGB, frac * MAX_ALPHA)
 
 
-def shared_scale(pair_record: PairScores, by: str) -> float:
-    """The value that gets full colour for both responses of a pair: max |reward| (or max weight)
-    over both sides' scored sentences. Never 0 (1.0 when there is nothing to scale), so it is
-    always safe to divide by."""
+def tint(value: float | None, by: str, scale: float | Scale) -> str:
+    """A sentence's tint on ``scale``: a weight's sequential, anything else diverging about
+    the scale's centre (0, or the pair's mean for log-probabilities). No value: no tint."""
+    scale = as_scale(scale)
+    if by == "weight":
+        return weight_color(math.nan if value is None else value, scale.span)
+    return reward_color(math.nan if value is None else value - scale.centre, scale.span)
+
+
+def shared_scale(pair_record: PairScores, by: str) -> Scale:
+    """The scale both responses of a pair share (:func:`credit_methods.colour_scale`): its
+    ``span`` is max |reward| (or max weight) over both sides' scored sentences, about 0; a
+    likelihood's (or a likelihood-head model's reward) is centred at the pair's mean. Never a
+    span of 0 (1.0 when there is nothing to scale), so it is always safe to divide by."""
     _check_by(by)
-    sides = (pair_record.chosen, pair_record.rejected)
-    return max_abs(getattr(s, by) for side in sides for s in side.sentences)
+    return credit_methods.colour_scale(pair_record, by)
 
 
 def sentences_html(
@@ -64,16 +75,18 @@ def sentences_html(
     record: ResponseScores,
     *,
     by: str = "reward",
-    scale: float | None = None,
+    scale: float | Scale | None = None,
     selected: int | None = None,
     large: bool = False,
     tags: Tags | None = None,
 ) -> str:
-    """One response, each sentence in a ``<span>`` tinted by its ``reward`` or ``weight``.
+    """One response, each sentence in a ``<span>`` tinted by its ``reward``, ``weight`` or
+    ``likelihood``.
 
     ``record`` is one side of a scored pair and ``text`` that response: sentence offsets index
-    into it. Pass ``scale=shared_scale(pair, by)`` so chosen and rejected share a colour scale;
-    without it this response's own maximum is used. ``selected`` (1-based) gets an outline.
+    into it. Pass ``scale=shared_scale(pair, by)`` so chosen and rejected share a colour scale
+    (a bare number is a span about 0); without it this response's own maximum is used (its
+    mean is the centre for ``likelihood``). ``selected`` (1-based) gets an outline.
     Sentences that truncation dropped (``reward`` None) are grey with a dashed underline. Spans
     carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers. Sentences in
     ``tags`` (``(start, end) -> {annotator: tag}``) are marked as :func:`tagged_html` marks them.
@@ -81,8 +94,8 @@ def sentences_html(
     _check_by(by)
     sentences = record.sentences
     if scale is None:
-        scale = max_abs(getattr(s, by) for s in sentences)
-    color = reward_color if by == "reward" else weight_color
+        values = [getattr(s, by) for s in sentences]
+        scale = centred_scale(values) if by == "likelihood" else max_abs(values)
     spans = []
     for i, s in enumerate(sentences, start=1):
         reward, weight = s.reward, s.weight
@@ -91,11 +104,13 @@ def sentences_html(
             title = f"sentence {i} · cut by truncation: not scored, not part of the score"
             classes = ["srm-sentence", "srm-truncated"]
         else:
-            style = f"background-color: {color(getattr(s, by), scale)}; border-radius: 3px;"
+            style = f"background-color: {tint(getattr(s, by), by, scale)}; border-radius: 3px;"
             title = (
                 f"sentence {i} · reward {sig3(reward)} · weight {sig3(weight, signed=False)}"
                 f" · contributes {sig3(reward * weight)}"
             )
+            if s.likelihood is not None and s.likelihood != reward:  # not the reward again
+                title += f" · likelihood {sig3(s.likelihood)}"
             classes = ["srm-sentence"]
         if selected == i:
             style += " outline: 2px solid #222; outline-offset: 1px;"
@@ -118,17 +133,21 @@ def tagged_html(text: str, sentences: Sequence[tuple[int, int]], tags: Tags) -> 
 
 
 def prompt_term_html(
-    record: ResponseScores, *, by: str = "reward", scale: float, large: bool = False
+    record: ResponseScores, *, by: str = "reward", scale: float | Scale, large: bool = False
 ) -> str:
     """A chip for the prompt's own term (marker 0) of one response, tinted like a sentence:
     it is part of the score, so the coloured text would tell half the story without it.
     ``scale`` is the sentences' shared scale; a prompt term beyond it gets the full tint and
-    the chip says so."""
+    the chip says so. The prompt has no likelihood (it is given, not scored): coloured by
+    likelihood, the chip is untinted."""
     _check_by(by)
+    scale = as_scale(scale)
     reward, weight = record.prompt_reward, record.prompt_weight
-    value = reward if by == "reward" else weight
-    color = reward_color(value, scale) if by == "reward" else weight_color(value, scale)
-    beyond = " · beyond the sentences' colour scale" if abs(value) > scale else ""
+    value = {"reward": reward, "weight": weight}.get(by)
+    color = tint(value, by, scale)
+    beyond = ""
+    if value is not None and abs(value - scale.centre) > scale.span:
+        beyond = " · beyond the sentences' colour scale"
     text = (
         f"prompt term: reward {sig3(reward)} × weight {sig3(weight, signed=False)} = "
         f"{sig3(reward * weight)}{beyond}"
@@ -142,21 +161,30 @@ def prompt_term_html(
 
 
 def tokens_html(
-    text: str, record: ResponseScores, *, scale: float | None = None, large: bool = False
+    text: str,
+    record: ResponseScores,
+    *,
+    scale: float | Scale | None = None,
+    large: bool = False,
+    log_probabilities: bool = False,
 ) -> str:
-    """One response, each token in a ``<span>`` tinted by the token head's reward.
+    """One response, each token in a ``<span>`` tinted by its reward: the token head's, or
+    with ``log_probabilities`` (a likelihood-head model) the token's log-probability, whose
+    scale is centred at the response's mean token log-probability unless ``scale`` is given.
 
-    ``record`` must come from a token-head model (it has ``tokens``). Spans carry
-    ``data-token="<1-based index>"`` and a tooltip with the token text and its reward.
+    ``record`` must come from a token-head or likelihood-head model (it has ``tokens``). Spans
+    carry ``data-token="<1-based index>"`` and a tooltip with the token text and its value.
     """
     tokens = record.tokens
     if tokens is None:
         raise ValueError(
-            "this record has no token rewards: only token-head models produce them; "
-            "use sentences_html for sentence and response heads"
+            "this record has no token rewards: only token-head and likelihood-head models "
+            "produce them; use sentences_html for sentence and response heads"
         )
     if scale is None:
-        scale = max_abs(t.reward for t in tokens)
+        values = [t.reward for t in tokens]
+        scale = centred_scale(values) if log_probabilities else max_abs(values)
+    what = "log-probability" if log_probabilities else "reward"
     spans = []
     for i, t in enumerate(tokens, start=1):
         piece = text[t.start : t.end]
@@ -165,8 +193,8 @@ def tokens_html(
                 t.start,
                 t.end,
                 ["srm-token"],
-                f"background-color: {reward_color(t.reward, scale)};",
-                f"token {i} · {piece!r} · reward {sig3(t.reward)}",
+                f"background-color: {tint(t.reward, 'reward', scale)};",
+                f"token {i} · {piece!r} · {what} {sig3(t.reward)}",
                 {"data-token": str(i)},
             )
         )
@@ -194,25 +222,44 @@ def prompt_html(text: str, *, lines: int = 3) -> str:
     )
 
 
-def legend_html(by: str, scale: float) -> str:
-    """A small gradient bar with its numeric ends, to sit above a tinted response."""
+#: The legend's name for each value.
+LEGEND_LABELS = {
+    "reward": "sentence reward",
+    "weight": "sentence weight",
+    "likelihood": "likelihood (mean token log-probability)",
+}
+
+
+def legend_html(by: str, scale: float | Scale, *, caption: str | None = None) -> str:
+    """A small gradient bar with its numeric ends, to sit beside tinted responses; a scale
+    about a mean (log-probabilities) says so. ``caption`` (the method's words,
+    :func:`credit_methods.colour_caption`) goes on the line above, escaped."""
     _check_by(by)
-    if by == "reward":
-        stops = f"{reward_color(-scale, scale)}, transparent, {reward_color(scale, scale)}"
-        label, note = "sentence reward", " (0: no tint)"
-        low, high = sig3(-scale), sig3(scale)
+    scale = as_scale(scale)
+    span, centre = scale.span, scale.centre
+    label = LEGEND_LABELS[by]
+    if by == "reward" and scale.mean is not None:  # a likelihood-head model's rewards
+        label += " (mean token log-probability)"
+    if by == "weight":
+        stops = f"transparent, {weight_color(span, span)}"
+        low, high, note = "0", sig3(span, signed=False), ""
     else:
-        stops = f"transparent, {weight_color(scale, scale)}"
-        label, note = "attention weight", ""
-        low, high = "0", sig3(scale, signed=False)
+        stops = f"{reward_color(-span, span)}, transparent, {reward_color(span, span)}"
+        low, high = sig3(centre - span), sig3(centre + span)
+        note = f" ({credit_methods.scale_note(scale)})"
     bar = (
         '<span style="display: inline-block; width: 10em; height: 0.9em; vertical-align: middle;'
         f" border: 1px solid #ccc; border-radius: 2px; background: linear-gradient(to right,"
         f' {stops});"></span>'
     )
+    named = (
+        f'<div class="srm-colour-method" style="color: #333;">{_escape(caption)}</div>'
+        if caption
+        else ""
+    )
     return (
         '<div class="srm-legend" style="font-size: 0.8rem; color: #555;">'
-        f"{label}: {low} {bar} {high}{note}</div>"
+        f"{named}{label}: {low} {bar} {high}{_escape(note)}</div>"
     )
 
 

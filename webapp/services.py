@@ -460,16 +460,28 @@ def jobs(url: str, limit: int = 50) -> list[JobRow]:
     return read() if reaped else rows
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def tagged_response_count(url: str, dataset: str) -> int:
+    """How many responses of ``dataset`` annotators tagged sentences of (good or bad): what a
+    train job "also learning from the sentence tags" learns from
+    (:func:`srm.store.tagged_sentences`)."""
+    with read_session(url) as session:
+        return len(store.tagged_sentences(session, dataset))
+
+
 def start_train_job(
     url: str,
     dataset: str,
     config: dict[str, Any],
     run_on: str = "this machine",
     worker_tag: str | None = None,
+    *,
+    sentence_tags: bool = False,
 ) -> int:
-    """Create a training job on the dataset's effective labels and start it where ``run_on``
-    (a :data:`RUN_ON` choice) says: a process here, a queued job for a worker (tagged
-    ``worker_tag``, if given), or the submit command."""
+    """Create a training job on the dataset's effective labels (with ``sentence_tags``, also
+    on its annotators' sentence tags, weighted by the config's ``step_weight``) and start it
+    where ``run_on`` (a :data:`RUN_ON` choice) says: a process here, a queued job for a worker
+    (tagged ``worker_tag``, if given), or the submit command."""
     from srm import jobs as srm_jobs
 
     auth.require_admin("Training")
@@ -485,6 +497,7 @@ def start_train_job(
             score_after=score_after,
             launcher=RUN_ON[run_on],
             worker_tag=(worker_tag or "").strip() or None,
+            sentence_tags=sentence_tags,
         )
         job_id, launcher = created.id, created.launcher
     return _start(url, job_id, launcher)

@@ -209,6 +209,79 @@ def test_heatmap_title_says_rewards_are_prefix_rewards(pair: PairScores) -> None
     assert "before it" not in charts.sentence_heatmap(pair).layout.title.text
 
 
+def with_likelihood(record: PairScores, head: str = "sentence") -> PairScores:
+    """The record with a likelihood on each scored sentence: -1, -2, ... down each side
+    (rejected from -4), and for ``head="likelihood"`` the rewards equal to it."""
+
+    def side(rec: ResponseScores, start: float) -> ResponseScores:
+        sentences = []
+        for j, s in enumerate(rec.sentences):
+            lik = None if not s.scored else start - j
+            reward = lik if head == "likelihood" else s.reward
+            sentences.append(replace(s, likelihood=lik, reward=reward))
+        return replace(rec, sentences=tuple(sentences))
+
+    return replace(
+        record, head=head, chosen=side(record.chosen, -1.0), rejected=side(record.rejected, -4.0)
+    )
+
+
+def test_a_likelihood_gets_rows_of_its_own_on_a_scale_about_its_mean(pair: PairScores) -> None:
+    fig = charts.sentence_heatmap(with_likelihood(pair))
+    reward, likelihood, cut, cut_likelihood = fig.data
+    assert list(reward.y) == ["chosen", "rejected"]
+    assert list(likelihood.y) == ["chosen · likelihood", "rejected · likelihood"]
+    assert [list(row) for row in likelihood.z] == [
+        [None, -1.0, -2.0, None],
+        [None, -4.0, -5.0, None],
+    ]
+    # Log-probabilities are all negative: centred at their mean (-3), reaching -1 and -5.
+    assert (likelihood.zmid, likelihood.zmin, likelihood.zmax) == (-3.0, -5.0, -1.0)
+    assert (reward.zmid, reward.zmin, reward.zmax) == (0.0, -1.2, 1.2)  # rewards as before
+    assert (
+        likelihood.colorbar.title.text == "likelihood" and likelihood.colorbar.y < reward.colorbar.y
+    )
+    assert [list(row) for row in likelihood.text] == [["", "-1", "-2", ""], ["", "-4", "-5", ""]]
+    assert (
+        likelihood.customdata[0][0][1] == "prompt · no likelihood (the prompt is given, not scored)"
+    )
+    assert likelihood.customdata[1][2][1] == "sentence 2 · likelihood -5"
+    # Each pair of rows on its own y axis (so plotly labels the right cells), columns shared.
+    assert (reward.yaxis, likelihood.yaxis) == ("y", "y2")
+    assert fig.layout.xaxis2.title.text == "prompt term, then sentence"
+    # The sentence truncation cut is grey in both of its rows.
+    assert (cut.name, cut_likelihood.name) == ("not scored", "not scored")
+    assert (list(cut.y), list(cut_likelihood.y)) == (list(reward.y), list(likelihood.y))
+    assert (cut.yaxis, cut_likelihood.yaxis) == ("y", "y2")
+    assert [row[3] for row in (*cut.z, *cut_likelihood.z)] == [1.0, None, 1.0, None]
+    title = fig.layout.title.text
+    assert "below, likelihood" in title and "centred at the pair's mean, -3" in title
+    assert fig.layout.height > charts.sentence_heatmap(pair).layout.height
+
+
+def test_coloured_by_likelihood_the_heatmap_shows_it_once(pair: PairScores) -> None:
+    fig = charts.sentence_heatmap(with_likelihood(pair), "likelihood")
+    assert [list(t.y) for t in fig.data] == [["chosen", "rejected"], ["chosen", "rejected"]]
+    assert fig.data[0].zmid == -3.0 and fig.data[1].name == "not scored"
+    assert list(fig.data[0].x) == ["1", "2", "3"]  # no prompt column: it has no likelihood
+    assert fig.layout.title.text.startswith("Colour: likelihood, each sentence's mean token")
+
+
+def test_a_likelihood_heads_rewards_are_the_likelihood_centred_and_shown_once(
+    pair: PairScores,
+) -> None:
+    lm = with_likelihood(sentences_only(pair), "likelihood")
+    fig = charts.sentence_heatmap(lm)
+    heatmap = fig.data[0]
+    assert [list(t.y) for t in fig.data if t.name != "not scored"] == [["chosen", "rejected"]]
+    assert [list(row) for row in heatmap.z] == [[-1.0, -2.0, None], [-4.0, -5.0, None]]
+    assert (heatmap.zmid, heatmap.zmin, heatmap.zmax) == (-3.0, -5.0, -1.0)
+    assert fig.layout.title.text == (
+        "Colour: reward = likelihood, each sentence's mean token log-probability"
+        " · centred at the pair's mean, -3"
+    )
+
+
 # --- contributions_chart ----------------------------------------------------------------------
 
 
@@ -266,8 +339,24 @@ def test_token_chart_has_one_bar_per_token() -> None:
     text = "Hi <b>there</b>"
     side = make_side([(text, 0.5, 1.0)], tokens=[(0, 2, 0.2), (2, 6, -0.1), (6, 15, 0.3)])
     bar = charts.token_chart(side, text).data[0]
-    assert list(bar.x) == [1, 2, 3] and list(bar.y) == [0.2, -0.1, 0.3]
-    assert "<b>" not in bar.customdata[1] and "&lt;b&gt;" in bar.customdata[1]
+    assert list(bar.x) == [1, 2, 3] and list(bar.y) == [0.2, -0.1, 0.3] and bar.base is None
+    assert "<b>" not in bar.customdata[1][0] and "&lt;b&gt;" in bar.customdata[1][0]
+    assert bar.customdata[1][1] == "-0.1"  # 3 significant figures
+
+
+def test_token_log_probabilities_are_coloured_about_their_mean() -> None:
+    text = "Hi there you"
+    side = make_side([(text, -2.0, 1.0)], tokens=[(0, 2, -1.0), (2, 8, -2.0), (8, 12, -6.0)])
+    fig = charts.token_chart(side, text, log_probabilities=True)
+    bar = fig.data[0]
+    assert list(bar.marker.color) == [charts.POSITIVE, charts.POSITIVE, charts.NEGATIVE]
+    # Each bar runs from the mean (-3, dashed) to the token's log-probability.
+    assert bar.base == -3.0 and list(bar.y) == [2.0, 1.0, -3.0]
+    assert [row[1] for row in bar.customdata] == ["-1", "-2", "-6"]
+    assert [shape.y0 for shape in fig.layout.shapes] == [-3.0]
+    assert "log-probability" in bar.hovertemplate and "likelihood head" in fig.layout.title.text
+    # The token head's rewards are coloured by sign, as before.
+    assert list(charts.token_chart(side, text).data[0].marker.color) == [charts.NEGATIVE] * 3
 
 
 def test_token_chart_needs_token_rewards() -> None:

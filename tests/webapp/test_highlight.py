@@ -138,15 +138,14 @@ def test_colors_reject_a_scale_that_is_not_positive(scale: float) -> None:
 
 def test_shared_scale_spans_both_sides_and_ignores_truncated() -> None:
     pair = make_record([("A. ", 0.5, 0.3), ("B. ", None, None)], [("C. ", -1.5, 0.7)])
-    assert highlight.shared_scale(pair, "reward") == 1.5
-    assert highlight.shared_scale(pair, "weight") == 0.7
+    assert highlight.shared_scale(pair, "reward") == highlight.Scale(1.5)  # about 0
+    assert highlight.shared_scale(pair, "weight") == highlight.Scale(0.7)
 
 
 def test_shared_scale_is_never_zero() -> None:
-    assert (
-        highlight.shared_scale(make_record([("A. ", 0.0, 0.0)], [("B. ", None, None)]), "reward")
-        == 1.0
-    )
+    assert highlight.shared_scale(
+        make_record([("A. ", 0.0, 0.0)], [("B. ", None, None)]), "reward"
+    ) == highlight.Scale(1.0)
     with pytest.raises(ValueError, match="reward"):
         highlight.shared_scale(make_record([("A. ", 1.0, 1.0)], []), "score")
 
@@ -281,6 +280,64 @@ def test_legend_shows_its_ends() -> None:
     weight = highlight.legend_html("weight", 0.4)
     assert "0.4" in weight and highlight.weight_color(0.4, 0.4) in weight
     assert "-0.00123 " in highlight.legend_html("reward", 0.00123)  # never -0.001
+
+
+def test_legend_names_the_method_and_a_scale_about_a_mean() -> None:
+    caption = "Colour: the model's <b>credit</b>"
+    legend = highlight.legend_html("likelihood", highlight.Scale(1.5, mean=-3.0), caption=caption)
+    assert "<b>" not in legend and "the model&#x27;s &lt;b&gt;credit&lt;/b&gt;" in legend
+    parsed = Parsed(legend)
+    assert "likelihood (mean token log-probability): -4.5 " in parsed.text
+    assert parsed.text.endswith(
+        " -1.5 (log-probabilities are all negative: centred at the mean over the pair's "
+        "sentences, -3, no tint)"
+    )
+    reward = Parsed(highlight.legend_html("reward", highlight.Scale(1.5, mean=-3.0))).text
+    assert reward.startswith("sentence reward (mean token log-probability): -4.5 ")
+    assert "srm-colour-method" in legend
+    assert "srm-colour-method" not in highlight.legend_html("reward", 0.75)  # no caption
+    assert "(0: no tint)" in highlight.legend_html("reward", 0.75)
+
+
+def with_likelihood(side: ResponseScores, values: list[float | None]) -> ResponseScores:
+    sentences = tuple(replace(s, likelihood=v) for s, v in zip(side.sentences, values, strict=True))
+    return replace(side, sentences=sentences)
+
+
+def test_likelihood_tints_are_about_the_scales_centre() -> None:
+    text, side = make_side([("A. ", 0.5, 0.5), ("B. ", -0.2, 0.3), ("C. ", 0.1, 0.2)])
+    side = with_likelihood(side, [-1.0, -3.0, -2.0])
+    scale = highlight.Scale(1.0, mean=-2.0)
+    spans = Parsed(highlight.sentences_html(text, side, by="likelihood", scale=scale)).spans()
+    assert highlight.reward_color(1.0, 1.0) in spans[0]["style"]  # above the mean: purple
+    assert highlight.reward_color(-1.0, 1.0) in spans[1]["style"]  # below: orange
+    assert alpha(spans[2]["style"].split("background-color: ")[1].split(";")[0]) == 0.0
+    # Without a scale, this response's own mean is the centre.
+    assert Parsed(highlight.sentences_html(text, side, by="likelihood")).spans() == spans
+    # The tooltip gives the likelihood beside the reward it is not.
+    assert spans[1]["title"].endswith("· contributes -0.06 · likelihood -3")
+    lm = with_likelihood(replace(side, sentences=tuple(
+        replace(s, reward=s.likelihood) for s in side.sentences)), [-1.0, -3.0, -2.0])  # fmt: skip
+    titles = [s["title"] for s in Parsed(highlight.sentences_html(text, lm)).spans()]
+    assert not [t for t in titles if "likelihood" in t]  # the reward is the likelihood
+
+
+def test_the_prompt_term_chip_has_no_likelihood() -> None:
+    _, side = make_side([("A. ", 0.5, 0.5)], prompt=(0.4, 0.5))
+    chip = highlight.prompt_term_html(side, by="likelihood", scale=highlight.Scale(1.0, -2.0))
+    assert "rgba(94, 60, 153, 0.000)" in chip or "rgba(230, 97, 1, 0.000)" in chip
+    assert "beyond" not in chip
+
+
+def test_token_log_probabilities_are_tinted_about_their_mean() -> None:
+    text, side = make_side([("One two. ", -2.0, 1.0)], tokens=True)  # rewards 0, -0.1
+    tokens = tuple(replace(t, reward=v) for t, v in zip(side.tokens, [-1.0, -3.0], strict=True))
+    spans = Parsed(
+        highlight.tokens_html(text, replace(side, tokens=tokens), log_probabilities=True)
+    ).spans()
+    assert highlight.reward_color(1.0, 1.0) in spans[0]["style"]
+    assert highlight.reward_color(-1.0, 1.0) in spans[1]["style"]
+    assert spans[1]["title"] == "token 2 · 'two.' · log-probability -3"
 
 
 def test_plain_html_escapes_and_keeps_whitespace() -> None:

@@ -8,13 +8,14 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from srm.checkpoint import save
 from srm.config import ModelConfig
 from srm.data import PreferencePair, load_pairs
 from srm.model import SentenceRewardModel
-from srm.records import PairScores
+from srm.records import PairScores, sig3
 from srm.segment import segment, split_points
 from srm.store import Score, get_active_model, make_sessionmaker, open_store, save_scores
 from tests.webapp.conftest import fill, rerun
@@ -285,3 +286,121 @@ def test_a_sentence_picked_past_the_end_after_a_reset_falls_back_to_the_first(
     rerun(at)
     assert picker(at, "Sentence of the chosen response").value == 0
     assert len(picker(at, "Sentence of the chosen response").options) == n
+
+
+# --- credit methods: the likelihood head, and sentences that carry a likelihood ----------------
+def likelihood_record(pair: PreferencePair, head: str | None, reward_is_likelihood: bool) -> dict:
+    """A stored record of ``pair`` whose sentences carry a likelihood (negative, about -2):
+    a likelihood-head model's (reward = likelihood, weight = share of the sentences, no prompt
+    term, per-token log-probabilities) or a sentence-head model's with the likelihood feature."""
+
+    def side(text: str, offset: float) -> dict:
+        spans = segment(text)
+        sentences = []
+        for j, s in enumerate(spans):
+            likelihood = -2.0 - offset - 0.5 * j
+            reward = likelihood if reward_is_likelihood else 0.1 * (-1) ** j
+            sentences.append(
+                {"text": s.text, "start": s.start, "end": s.end, "reward": reward,
+                 "weight": 1 / len(spans), "likelihood": likelihood}
+            )  # fmt: skip
+        prompt = (0.0, 0.0) if reward_is_likelihood else (0.3, 0.2)  # (r_0, a_0)
+        record = {
+            "score": prompt[0] * prompt[1] + sum(s["reward"] * s["weight"] for s in sentences),
+            "prompt_reward": prompt[0],
+            "prompt_weight": prompt[1],
+            "truncated": False,
+            "sentences": sentences,
+        }
+        if reward_is_likelihood:  # one "token" per sentence
+            record["tokens"] = [
+                {"start": s.start, "end": s.end, "reward": -2.0 - 0.1 * j}
+                for j, s in enumerate(spans)
+            ]
+        return record
+
+    return {"id": pair.id, "head": head, "chosen": side(pair.chosen, 0.0),
+            "rejected": side(pair.rejected, 1.0)}  # fmt: skip
+
+
+def use_model(db_url: str, path: Path, head: str, records: list[dict]) -> None:
+    """Register ``path`` as the active model with ``head`` and store its scores of the
+    records' pairs (the page reads them back and never loads the model)."""
+    from srm.store import register_model, set_active_model
+
+    with make_sessionmaker(open_store(db_url)).begin() as s:
+        model = register_model(
+            s, path.name, str(path), config={"model": {"head": head, "backbone": "tiny-llama"}}
+        )
+        set_active_model(s, model.id)
+        save_scores(s, model.id, "sample", [PairScores.from_json(r) for r in records])
+
+
+def legend(at) -> str:
+    [found] = [h.value for h in at.html if h.value.startswith('<div class="srm-legend"')]
+    return found
+
+
+def test_a_likelihood_model_names_its_method_and_centres_its_colours(
+    filled_store, sample_path, run_page, tmp_path
+):
+    pair = next(p for p in load_pairs(sample_path) if len(segment(p.chosen)) >= 2)
+    use_model(filled_store, tmp_path / "lm", "likelihood", [likelihood_record(pair, None, True)])
+    at = open_pair(run_page, "sample", pair.id)
+    # The method, in words, with the legend; its reward is the likelihood: not offered twice.
+    assert (
+        "Colour: the language model&#x27;s likelihood: mean log-probability of the sentence&#x27;s "
+        "tokens given everything before it (higher = more expected)" in legend(at)
+    )
+    assert at.segmented_control(key="inspect.by").options == ["reward", "weight"]
+    # Log-probabilities are all negative: the scale is centred at the pair's mean, and says so.
+    record = PairScores.from_json(likelihood_record(pair, "likelihood", True))
+    values = [s.reward for side in (record.chosen, record.rejected) for s in side.sentences]
+    mean = sum(values) / len(values)
+    assert f"centred at the mean over the pair&#x27;s sentences, {sig3(mean)}" in legend(at)
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["y"] for t in heatmap["data"]] == [["chosen", "rejected"]]  # no second block
+    assert heatmap["data"][0]["zmid"] == pytest.approx(mean)
+    assert "centred at the pair's mean" in heatmap["layout"]["title"]["text"]
+    # Both colours occur: a sentence above the mean is purple, one below orange.
+    styles = " ".join(responses_html(at))
+    assert "rgba(94, 60, 153" in styles and "rgba(230, 97, 1" in styles
+    assert [s.value for s in at.subheader if s.value.startswith("Token")] == [
+        "Token log-probabilities"
+    ]
+
+
+def test_sentences_with_a_likelihood_offer_it_as_a_colour_and_a_heatmap_row(
+    filled_store, sample_path, run_page, tiny_model
+):
+    pair, other = [p for p in load_pairs(sample_path) if len(segment(p.chosen)) >= 2][:2]
+    record = likelihood_record(pair, None, False)
+    use_model(filled_store, tiny_model, "sentence", [record])
+    at = open_pair(run_page, "sample", pair.id)
+    control = at.segmented_control(key="inspect.by")
+    assert control.options == ["reward", "weight", "likelihood"]
+    assert "Colour: each sentence&#x27;s reward r_j from the sentence head" in legend(at)
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)
+    rows = [t["y"] for t in heatmap["data"]]
+    assert rows == [["chosen", "rejected"], ["chosen · likelihood", "rejected · likelihood"]]
+    likelihood = heatmap["data"][1]
+    assert likelihood["z"][0][0] is None  # the prompt has no likelihood
+    assert likelihood["text"][0][1] == sig3(record["chosen"]["sentences"][0]["likelihood"])
+    assert heatmap["data"][0]["zmid"] == 0  # rewards stay about 0
+    assert likelihood["zmid"] < 0  # log-probabilities about their mean
+    # Coloured by likelihood: the method says so, and the picked sentence shows its number.
+    control.set_value("likelihood")
+    rerun(at)
+    assert "Colour: the language model&#x27;s likelihood" in legend(at)
+    assert "likelihood (mean token log-probability)" in legend(at)
+    assert [t["y"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]] == [
+        ["chosen", "rejected"]
+    ]  # the likelihood is the colour now: not a second time
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Likelihood"] == sig3(record["chosen"]["sentences"][0]["likelihood"])
+    # A pair whose sentences carry none (not scored yet: the model scores it without the
+    # feature) falls back to the reward colours.
+    at.selectbox(key="inspect.pair_id").set_value(other.id)
+    rerun(at)
+    assert at.segmented_control(key="inspect.by").options == ["reward", "weight"]
+    assert at.segmented_control(key="inspect.by").value == "reward"

@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from srm.backbones import NAMED_BACKBONES
-from srm.config import HEADS, TrainConfig
+from srm.config import HEADS, TrainConfig, field_docs
+from srm.data import load_pairs
 from srm.jobs import create_score_job
 from srm.store import Model, TrainingJob, make_sessionmaker, open_store
-from tests.webapp.conftest import rerun
+from tests.conftest import SAMPLE
+from tests.webapp.conftest import fill, rerun
 from webapp import job_views
 
 START = "FormSubmitter:train.form-Start training"
@@ -290,3 +292,61 @@ def test_a_scoring_jobs_details_say_what_scoring_did(filled_store, launched, run
     )
     assert not [t for t in shown if "parent" in t or "Registered" in t]
     assert not [b for b in at.button if b.key == "train.to_models"]
+
+
+# --- also learning from the sentence tags ------------------------------------------------------
+def tag_sentences(db_url: str, dataset: str, n_pairs: int) -> None:
+    """Tag the first sentence of both responses of the dataset's first ``n_pairs`` pairs
+    (good on chosen, bad on rejected): 2 × n_pairs tagged responses."""
+    from srm.segment import segment
+    from srm.store import Pair, dataset_id, tag_sentence
+
+    with make_sessionmaker(open_store(db_url)).begin() as s:
+        query = select(Pair).where(Pair.dataset_id == dataset_id(s, dataset)).order_by(Pair.id)
+        for pair in s.scalars(query.limit(n_pairs)):
+            for side, tag in (("chosen", "good"), ("rejected", "bad")):
+                first = segment(getattr(pair, side))[0]
+                tag_sentence(s, pair.id, "ana", side, (first.start, first.end), tag)
+
+
+def test_a_job_can_also_learn_from_the_sentence_tags(filled_store, launched, run_page) -> None:
+    tag_sentences(filled_store, "sample", 6)
+    at = run_page("train")
+    box = at.checkbox(key="train.sentence_tags")
+    assert box.label == "Also learn from the sentence tags (12 tagged responses)"
+    assert not box.disabled and box.value is False
+    assert not [n for n in at.number_input if n.key == "train.step_weight"]
+    box.check()
+    rerun(at)
+    # Ticked: the weight of the sentence-label term, with the config's own words as help.
+    weight = at.number_input(key="train.step_weight")
+    assert weight.value == TrainConfig().step_weight
+    assert weight.help == field_docs(TrainConfig)["step_weight"]
+    assert any(c.value.endswith("Also the sentence tags of 12 responses.") for c in at.caption)
+    weight.set_value(2.5)
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert job.config["sentence_tags"] is True
+    assert job.config["step_weight"] == 2.5
+
+
+def test_without_tags_the_box_is_off_and_says_why(filled_store, launched, run_page) -> None:
+    fill(filled_store, load_pairs(SAMPLE)[:3], "untagged")
+    tag_sentences(filled_store, "sample", 1)
+    at = run_page("train")
+    at.checkbox(key="train.sentence_tags").check()
+    rerun(at)
+    at.selectbox(key="train.dataset").set_value("untagged")
+    rerun(at)
+    box = at.checkbox(key="train.sentence_tags")
+    assert box.label == "Also learn from the sentence tags (no tagged responses)"
+    assert box.disabled and box.value is False
+    assert "tag sentences on the Annotate page" in box.help
+    assert any("No sentence of this dataset is tagged" in c.value for c in at.caption)
+    assert not [n for n in at.number_input if n.key == "train.step_weight"]
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert job.config["sentence_tags"] is False
+    assert job.config["step_weight"] == TrainConfig().step_weight

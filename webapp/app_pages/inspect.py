@@ -4,6 +4,7 @@ import streamlit as st
 
 import auth
 import charts
+import credit_methods
 import highlight
 import mdtext
 import scoring
@@ -106,17 +107,21 @@ st.subheader("Prompt")
 with st.container(border=True, height=160):
     st.text(pair.prompt.strip())
 
+# Likelihood is offered when the sentences carry one (another pair or model may not).
+modes = credit_methods.colour_modes(record)
+if st.session_state.get("inspect.by") not in (None, *modes):
+    st.session_state["inspect.by"] = "reward"
 by = (
     st.segmented_control(
         "Colour sentences by",
-        ["reward", "weight"],
+        modes,
         default="reward",
         key="inspect.by",
-        help="Reward: each sentence's own contribution (diverging, 0 is neutral). Weight: the "
-        "attention the score gives it.",
+        help=" ".join(credit_methods.MODE_HELP[mode] for mode in modes),
     )
     or "reward"
 )
+method = credit_methods.credit_method(record.head)
 scale = highlight.shared_scale(record, by)
 sides = st.columns(2)
 for col, side in zip(sides, ("chosen", "rejected"), strict=True):
@@ -131,16 +136,26 @@ for col, side in zip(sides, ("chosen", "rejected"), strict=True):
         cut = scoring.cut_note(scored)
         if cut:
             st.caption(cut)  # fixed words and counts
-st.html(highlight.legend_html(by, scale))
+st.html(  # the method named in fixed words, escaped all the same
+    highlight.legend_html(by, scale, caption=credit_methods.colour_caption(record.head, by))
+)
 
 st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
 st.plotly_chart(charts.contributions_chart(record), key="inspect.waterfall", width="stretch")
-if record.head == "token":
-    st.subheader("Token rewards")
+if record.chosen.tokens is not None and record.rejected.tokens is not None:
+    # The token head's rewards, or a likelihood-head model's token log-probabilities.
+    log_probs = method.rewards_are_likelihood
+    st.subheader("Token log-probabilities" if log_probs else "Token rewards")
     token_side = st.radio("Response", ["chosen", "rejected"], horizontal=True, key="inspect.tokens")
-    st.html(highlight.tokens_html(getattr(pair, token_side), record.side(token_side)))
+    st.html(
+        highlight.tokens_html(
+            getattr(pair, token_side), record.side(token_side), log_probabilities=log_probs
+        )
+    )
     st.plotly_chart(
-        charts.token_chart(record.side(token_side), getattr(pair, token_side)),
+        charts.token_chart(
+            record.side(token_side), getattr(pair, token_side), log_probabilities=log_probs
+        ),
         key="inspect.token_chart",
         width="stretch",
     )
@@ -162,10 +177,17 @@ if sentences:
     if sentence.reward is None or sentence.weight is None:
         st.caption("Cut by truncation: this sentence took no part in the score.")
     else:
-        detail = st.columns(3)
+        likelihood = "likelihood" in modes and sentence.likelihood is not None
+        detail = st.columns(4 if likelihood else 3)
         detail[0].metric("Reward", sig3(sentence.reward))
         detail[1].metric("Weight", sig3(sentence.weight, signed=False))
         detail[2].metric("Weight × reward", sig3(sentence.weight * sentence.reward))
+        if likelihood:
+            detail[3].metric(
+                "Likelihood",
+                sig3(sentence.likelihood),
+                help=f"{credit_methods.LIKELIHOOD.capitalize()}.",
+            )
     st.html(
         highlight.sentences_html(
             getattr(pair, side), record.side(side), by=by, scale=scale, selected=index + 1

@@ -26,6 +26,14 @@ TRAIN_HELP, MODEL_HELP = field_docs(TrainConfig), field_docs(ModelConfig)
 OTHER_BACKBONE = "other…"
 #: Steps of a run started here: the config's default, one epoch, can take hours on a CPU.
 DEFAULT_STEPS = 200
+WITH_TAGS = (
+    "Annotators' good/bad sentence tags as sentence labels, beside the pairs: each labelled "
+    "sentence's reward is trained towards its label, weighted by the sentence-label weight."
+)
+NO_TAGS = (
+    "No sentence of this dataset is tagged good or bad yet: tag sentences on the Annotate "
+    "page, and a job can learn from them too."
+)
 
 
 def choose(column, label: str, choices: tuple[str, ...], default: str, key: str, help: str) -> str:
@@ -46,107 +54,141 @@ if flash:
     st.success(flash)  # fixed words and job numbers
 
 # --- a new training job -----------------------------------------------------------------------
+# The dataset and "also learn from the sentence tags" sit above the form: the counts and the
+# weight field follow them at once, which a form's widgets (read only on submit) would not.
 # Enter in a field does not submit: a job starts only from the button (a run can take hours).
-with st.form("train.form", border=True, enter_to_submit=False):
+with st.container(border=True):
     st.subheader("Retrain on the corrected labels")
-    first = st.columns(4)
-    dataset = first[0].selectbox("Dataset", names, key="train.dataset")
-    head = choose(first[1], "Head", HEADS, DEFAULTS.model.head, "train.head", MODEL_HELP["head"])
-    backbone = choose(
-        first[2],
-        "Backbone",
-        (*NAMED_BACKBONES, OTHER_BACKBONE),
-        DEFAULTS.model.backbone,
-        "train.backbone",
-        " ".join(f"{b.name}: {b.description}." for b in NAMED.values())
-        + f" {OTHER_BACKBONE}: a local path or cached Hugging Face name.",
+    top = st.columns([1, 2, 1], vertical_alignment="bottom")
+    dataset = top[0].selectbox("Dataset", names, key="train.dataset")
+    tagged = services.tagged_response_count(url, dataset)
+    if not tagged:  # nothing to learn from: the box is off, and the caption says why
+        st.session_state["train.sentence_tags"] = False
+    sentence_tags = top[1].checkbox(
+        f"Also learn from the sentence tags ({services.plural(tagged, 'tagged response')})"
+        if tagged
+        else "Also learn from the sentence tags (no tagged responses)",
+        key="train.sentence_tags",
+        disabled=not tagged,
+        help=WITH_TAGS if tagged else NO_TAGS,
     )
-    other = first[3].text_input(
-        "Other backbone", key="train.backbone_other", placeholder="path or name"
+    step_weight = DEFAULTS.step_weight
+    if sentence_tags:
+        step_weight = top[2].number_input(
+            "Sentence-label weight",
+            0.0,
+            None,
+            DEFAULTS.step_weight,
+            step=0.1,
+            key="train.step_weight",
+            help=TRAIN_HELP["step_weight"],
+        )
+    counts = LabelCounts.from_summary(services.label_summary(url, dataset))
+    also = f" Also the sentence tags of {services.plural(tagged, 'response')}." * sentence_tags
+    also += f" {NO_TAGS}" * (not tagged)
+    st.caption(  # safe: the dataset name escaped, the rest numbers and fixed words
+        f"Trains on {counts.exported:,} pairs of {mdtext.escape(dataset)}: "
+        f"{counts.swap:,} swapped by annotators; {counts.left_out:,} ties and discards left out."
+        + also
     )
-    second = st.columns(4)
-    steps = second[0].number_input(
-        "Steps", 1, 100_000, DEFAULT_STEPS, key="train.steps", help=TRAIN_HELP["max_steps"]
-    )
-    finetune = choose(
-        second[1],
-        "Fine-tuning",
-        FINETUNE_MODES,
-        DEFAULTS.finetune,
-        "train.finetune",
-        TRAIN_HELP["finetune"],
-    )
-    device = choose(
-        second[2], "Device", DEVICES, DEFAULTS.device, "train.device", TRAIN_HELP["device"]
-    )
-    batch_size = second[3].number_input(
-        "Pairs per batch",
-        1,
-        256,
-        DEFAULTS.batch_size,
-        key="train.batch_size",
-        help=TRAIN_HELP["batch_size"],
-    )
-    third = st.columns(4)
-    max_length = third[0].number_input(
-        "Tokens per sequence",
-        16,
-        4096,
-        DEFAULTS.model.max_length,
-        key="train.max_length",
-        help=MODEL_HELP["max_length"],
-    )
-    lr = third[1].number_input(
-        "Learning rate",
-        1e-6,
-        1.0,
-        DEFAULTS.lr,
-        format="%.0e",
-        key="train.lr",
-        help=TRAIN_HELP["lr"],
-    )
-    lora_r = third[2].number_input(
-        "LoRA rank", 1, 256, DEFAULTS.lora_r, key="train.lora_r", help=TRAIN_HELP["lora_r"]
-    )
-    score_after = third[3].checkbox("Score the dataset afterwards", True, key="train.score_after")
-    fourth = st.columns(4)
-    run_on = fourth[0].radio(
-        "Run on",
-        services.run_on_choices(),
-        key="train.run_on",
-        horizontal=True,
-        help="This machine: a process of the app's machine. Any worker: queued for an "
-        "`srm worker` on any machine that reaches the store (a GPU box). See docs/scaling.md.",
-    )
-    worker_tag = fourth[1].text_input(
-        "Worker tag",
-        key="train.worker_tag",
-        placeholder="any",
-        help="With any worker: only a worker started with --tag TAG takes the job.",
-    )
-    precision = choose(
-        fourth[2],
-        "Mixed precision",
-        PRECISIONS,
-        DEFAULTS.mixed_precision,
-        "train.mixed_precision",
-        TRAIN_HELP["mixed_precision"],
-    )
-    checkpointing = fourth[3].checkbox(
-        "Gradient checkpointing",
-        DEFAULTS.gradient_checkpointing,
-        key="train.gradient_checkpointing",
-        help=TRAIN_HELP["gradient_checkpointing"],
-    )
-    submitted = st.form_submit_button(
-        "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
-    )
+    with st.form("train.form", border=False, enter_to_submit=False):
+        first = st.columns(4)
+        head = choose(
+            first[0], "Head", HEADS, DEFAULTS.model.head, "train.head", MODEL_HELP["head"]
+        )
+        backbone = choose(
+            first[1],
+            "Backbone",
+            (*NAMED_BACKBONES, OTHER_BACKBONE),
+            DEFAULTS.model.backbone,
+            "train.backbone",
+            " ".join(f"{b.name}: {b.description}." for b in NAMED.values())
+            + f" {OTHER_BACKBONE}: a local path or cached Hugging Face name.",
+        )
+        other = first[2].text_input(
+            "Other backbone", key="train.backbone_other", placeholder="path or name"
+        )
+        steps = first[3].number_input(
+            "Steps", 1, 100_000, DEFAULT_STEPS, key="train.steps", help=TRAIN_HELP["max_steps"]
+        )
+        second = st.columns(4)
+        finetune = choose(
+            second[0],
+            "Fine-tuning",
+            FINETUNE_MODES,
+            DEFAULTS.finetune,
+            "train.finetune",
+            TRAIN_HELP["finetune"],
+        )
+        device = choose(
+            second[1], "Device", DEVICES, DEFAULTS.device, "train.device", TRAIN_HELP["device"]
+        )
+        batch_size = second[2].number_input(
+            "Pairs per batch",
+            1,
+            256,
+            DEFAULTS.batch_size,
+            key="train.batch_size",
+            help=TRAIN_HELP["batch_size"],
+        )
+        max_length = second[3].number_input(
+            "Tokens per sequence",
+            16,
+            4096,
+            DEFAULTS.model.max_length,
+            key="train.max_length",
+            help=MODEL_HELP["max_length"],
+        )
+        third = st.columns(4)
+        lr = third[0].number_input(
+            "Learning rate",
+            1e-6,
+            1.0,
+            DEFAULTS.lr,
+            format="%.0e",
+            key="train.lr",
+            help=TRAIN_HELP["lr"],
+        )
+        lora_r = third[1].number_input(
+            "LoRA rank", 1, 256, DEFAULTS.lora_r, key="train.lora_r", help=TRAIN_HELP["lora_r"]
+        )
+        precision = choose(
+            third[2],
+            "Mixed precision",
+            PRECISIONS,
+            DEFAULTS.mixed_precision,
+            "train.mixed_precision",
+            TRAIN_HELP["mixed_precision"],
+        )
+        checkpointing = third[3].checkbox(
+            "Gradient checkpointing",
+            DEFAULTS.gradient_checkpointing,
+            key="train.gradient_checkpointing",
+            help=TRAIN_HELP["gradient_checkpointing"],
+        )
+        fourth = st.columns([2, 1, 1])
+        run_on = fourth[0].radio(
+            "Run on",
+            services.run_on_choices(),
+            key="train.run_on",
+            horizontal=True,
+            help="This machine: a process of the app's machine. Any worker: queued for an "
+            "`srm worker` on any machine that reaches the store (a GPU box). See "
+            "docs/scaling.md.",
+        )
+        worker_tag = fourth[1].text_input(
+            "Worker tag",
+            key="train.worker_tag",
+            placeholder="any",
+            help="With any worker: only a worker started with --tag TAG takes the job.",
+        )
+        score_after = fourth[2].checkbox(
+            "Score the dataset afterwards", True, key="train.score_after"
+        )
+        submitted = st.form_submit_button(
+            "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
+        )
 
-counts = LabelCounts.from_summary(services.label_summary(url, dataset))
-st.caption(
-    f"Trains on {counts.exported:,} pairs of {mdtext.escape(dataset)}: "
-    f"{counts.swap:,} swapped by annotators; {counts.left_out:,} ties and discards left out."
-)
 if submitted:
     chosen_backbone = other.strip() if backbone == OTHER_BACKBONE else backbone
     config = {
@@ -161,9 +203,13 @@ if submitted:
         "mixed_precision": precision,
         "gradient_checkpointing": checkpointing,
     }
+    if sentence_tags:
+        config["step_weight"] = float(step_weight)
     try:
         tag = worker_tag if run_on == "any worker" else None
-        job_id = services.start_train_job(url, dataset, config, run_on, tag)
+        job_id = services.start_train_job(
+            url, dataset, config, run_on, tag, sentence_tags=sentence_tags
+        )
     except Exception as err:  # a config error, unknown dataset, or a failed launch: show it
         st.error(f"The job was not started: {mdtext.escape(err)}")  # safe: escaped
     else:
