@@ -36,6 +36,7 @@ saved flat by older versions (at the top of a run directory too).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -63,6 +64,7 @@ from srm.backbones import (
     pickle_files,
 )
 from srm.config import READ_ONLY_HEADS, ConfigError, ModelConfig
+from srm.files import FileError, output_target, read_input_text, size_text
 from srm.imported import ImportedRewardModel
 from srm.model import SentenceRewardModel
 
@@ -144,7 +146,11 @@ def save(
     """Write ``model`` as a checkpoint directory at ``path``, or as the current model of the
     directory already there (a run's), replacing its model; see the module docstring."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output_target(path, directory=True)  # never a FIFO, a device or a file: refused
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileError, OSError) as err:
+        raise CheckpointError(f"cannot save the model: {err}") from None
     kind = backbone_weights_kind(model)
     tensors = {
         name: t for name, t in model.state_dict().items() if not name.startswith("backbone.")
@@ -186,7 +192,10 @@ def save(
         staging = path / f"{VERSION_PREFIX}{token}"
     else:
         staging = path.parent / f".{path.name}.tmp-{token}"
-    staging.mkdir()
+    try:
+        staging.mkdir()
+    except OSError as err:
+        raise _save_failed(path, err, tensors, into_existing) from err
     try:
         save_file(tensors, staging / WEIGHTS_FILE, metadata={"format": "pt", "srm": FORMAT})
         if model.config.backbone not in NAMED_BACKBONES and kind != "reference":
@@ -202,13 +211,42 @@ def save(
             _link_model(path, staging)
         else:
             os.replace(staging, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError):  # a full disk, most often: say what was kept
+            raise _save_failed(path, err, tensors, into_existing) from err
         raise
     if into_existing:
         _remove_replaced_models(path, keep=staging)
     log.info("saved checkpoint %s (%s backbone weights, %d tensors)", path, kind, len(tensors))
     return path
+
+
+def _save_failed(
+    path: Path, err: OSError, tensors: dict[str, torch.Tensor], into_existing: bool
+) -> CheckpointError:
+    """The error of a save that failed with ``err``, its partial files removed: what was kept
+    (the model already at ``path``; a run's earlier checkpoints), and for a full disk how much
+    the weights need."""
+    size = size_text(sum(t.numel() * t.element_size() for t in tensors.values()))
+    kept = (
+        f"the model {path} held before is unchanged"
+        if into_existing
+        else f"nothing was saved at {path}"
+    )
+    first = (
+        f"cannot save the model at {path}: no space left on the device (its weights are "
+        f"{size}); the partial files were removed and {kept}. Free more than {size} on the "
+        f"disk holding {path.absolute().parent} (df -h {path.absolute().parent}), then save "
+        "again"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT)
+        else f"cannot save the model at {path} ({err.strerror or err}); the partial files were "
+        f"removed and {kept}"
+    )
+    return CheckpointError(
+        f"{first}. A training run keeps the checkpoints it saved before: resume from the newest "
+        "(srm train ... --resume-from RUN/checkpoints/step-N)"
+    )
 
 
 def portable_path(path: str) -> str:
@@ -272,8 +310,10 @@ def read_info(path: str | os.PathLike) -> CheckpointInfo:
             f"{weights}: not a regular file{link}; the checkpoint is damaged: save it again"
         )
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        config = json.loads(read_input_text(config_path, expected="a checkpoint's config.json"))
+    except FileError as err:  # not UTF-8, or over the input size limit
+        raise CheckpointError(f"{err}; the checkpoint is damaged: save it again") from None
+    except (json.JSONDecodeError, RecursionError) as err:
         raise CheckpointError(f"{config_path}: invalid JSON ({err})") from err
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path}: expected a JSON object, got {config!r:.40}")
@@ -404,13 +444,31 @@ def load_extra_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``weights``, every floating-point one finite: a model saved with NaN or
+    inf weights (a diverged run, a damaged file) is refused here, by name, rather than loaded
+    to fail later with every score NaN, or resumed from as if it were good."""
     try:
-        return load_file(weights)
+        tensors = load_file(weights)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(
             f"{weights}: not a readable safetensors file ({err}); the checkpoint is damaged "
             "or cut short: save it again, or resume from an earlier checkpoint"
         ) from err
+    spoilt = [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if spoilt:
+        shown = ", ".join(sorted(spoilt)[:3]) + (
+            f" and {len(spoilt) - 3} more" if len(spoilt) > 3 else ""
+        )
+        raise CheckpointError(
+            f"{weights}: tensor {shown} holds NaN or infinite values, so the model cannot "
+            "score; it is not a good checkpoint. Load or resume from an earlier one (a run "
+            "keeps its checkpoints in RUN/checkpoints/step-N), or train again"
+        )
+    return tensors
 
 
 def _check_reference(info: CheckpointInfo) -> None:

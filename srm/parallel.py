@@ -32,7 +32,7 @@ from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin
 from torch.utils.data import DataLoader
 
 from srm.collate import length_grouped_batches
-from srm.config import METRICS_FILE, ConfigError, TrainConfig
+from srm.config import CHECKPOINTS_DIR, METRICS_FILE, ConfigError, TrainConfig
 from srm.data import PreferencePair
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,57 @@ def mean_over_processes(
     return {k: v for k, v in zip(keys, means.tolist(), strict=True) if math.isfinite(v)}
 
 
+def start_metrics(
+    accelerator: Accelerator, out_dir: Path, resume_from: str | os.PathLike[str] | None, step: int
+) -> None:
+    """Make ``out_dir/metrics.jsonl`` this run's own before its first line, so that a run never
+    appends to another run's lines (a run that fails half-way included).
+
+    A run started afresh, or resumed from another directory's checkpoint, into a directory
+    that holds an earlier run's ``metrics.jsonl`` starts the file again (the earlier run's
+    model, if any, is the one this run replaces). A run resumed from one of this directory's
+    own checkpoints keeps the lines up to ``step``, the checkpoint's: a run that went on past
+    its checkpoint and then died logged steps it will log again. The file must be a regular
+    file or absent (:func:`srm.files.output_target`): a FIFO there would block the first
+    write. Every process checks; the main one writes.
+    """
+    from srm.files import FileError, output_target, write_atomically
+
+    path = out_dir / METRICS_FILE
+    try:
+        target = output_target(path)
+    except FileError as err:
+        raise ConfigError(f"output_dir: {err}") from None
+    if not accelerator.is_main_process or not target.exists():
+        return
+    own = resume_from is not None and _is_inside(Path(resume_from), out_dir / CHECKPOINTS_DIR)
+    kept = [line for line in _metrics_lines(target) if _step(line) <= step] if own else []
+    if not own:
+        log.warning("%s: a new run; the earlier run's metrics there are replaced", path)
+    write_atomically(path, kept)
+
+
+def _is_inside(path: Path, directory: Path) -> bool:
+    return path.resolve().is_relative_to(directory.resolve())
+
+
+def _metrics_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        yield from (line if line.endswith("\n") else line + "\n" for line in fh)
+
+
+def _step(line: str) -> float:
+    """A metrics line's step; a line cut short (a killed run) counts as past every step."""
+    try:
+        step = json.loads(line)["step"]
+    except (ValueError, TypeError, KeyError):
+        return math.inf
+    return step if isinstance(step, int) else math.inf
+
+
 def append_metrics(accelerator: Accelerator, out_dir: Path, record: dict[str, Any]) -> None:
-    """One line of ``metrics.jsonl``, written by the main process only."""
+    """One line of ``metrics.jsonl``, written by the main process only (after
+    :func:`start_metrics`)."""
     if accelerator.is_main_process:
         with (out_dir / METRICS_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")

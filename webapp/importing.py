@@ -13,6 +13,7 @@ import auth
 import services
 from services import PROJECT_DIR
 from srm import store
+from srm.files import NUL_IN_PATH
 from srm.store import StoreError
 from store_access import read_session, write
 
@@ -43,6 +44,8 @@ def import_path(typed: str) -> Path:
         raise StoreError(
             f"importing by path is switched off ({IMPORT_ROOTS_ENV} is empty): upload the file"
         )
+    if "\0" in typed:  # resolve() would raise ValueError("embedded null byte")
+        raise StoreError(f"{typed!r}: {NUL_IN_PATH}")
     path = (PROJECT_DIR / Path(typed).expanduser()).resolve()
     if not any(path.is_relative_to(root) for root in roots):
         raise StoreError(

@@ -27,10 +27,11 @@ def guidelines_cmd(db_url: str | None, source: Path | None, locked: bool | None)
     """
     from srm.store import GUIDELINES, GUIDELINES_LOCKED, get_setting, set_setting
 
+    new_text = None if source is None else _read_guidelines(source)
     url, sessions = open_store(db_url)
     with sessions.begin() as session:
-        if source is not None:
-            set_setting(session, GUIDELINES, source.read_text(encoding="utf-8"))
+        if new_text is not None:
+            set_setting(session, GUIDELINES, new_text)
         if locked is not None:
             set_setting(session, GUIDELINES_LOCKED, locked)
     with sessions() as session:
@@ -41,3 +42,22 @@ def guidelines_cmd(db_url: str | None, source: Path | None, locked: bool | None)
     where = f"{len(text):,} characters in the store" if text else "docs/guidelines.md (none set)"
     state = "locked: the app cannot edit them" if is_locked else "open: an admin may edit them"
     click.echo(f"Guidelines at {url}: {where}; {state}.")
+
+
+def _read_guidelines(source: Path) -> str:
+    """The markdown of ``--set``, read as every input file is (:mod:`srm.files`: a regular file
+    up to the size limit, never a FIFO or a device), as text the store can hold: UTF-8, with no
+    NUL character (a binary file has them, and PostgreSQL cannot store one)."""
+    from srm.data import text_problem
+    from srm.files import FileError, read_input_text
+
+    try:
+        text = read_input_text(source, expected="a markdown file")
+    except FileError as err:
+        raise click.BadParameter(str(err), param_hint="--set") from None
+    problem = text_problem(text)
+    if problem is not None:
+        raise click.BadParameter(
+            f"{source}: {problem}; guidelines are markdown text", param_hint="--set"
+        )
+    return text

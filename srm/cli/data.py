@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
 
 import click
 
@@ -102,6 +101,7 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
     tags instead: one record per response whose every sentence is tagged good or bad.
     """
     from srm.data import write_dataset_dir, write_json_lines, write_jsonl
+    from srm.files import FileError
     from srm.store import StoreError, effective_pairs, prm_records
 
     if fmt == "hf" and out.exists():
@@ -116,17 +116,19 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "prm":
-        write_json_lines(prm.records, out)
+        with clean_errors(FileError):  # a full disk: nothing half-written, and what to free
+            write_json_lines(prm.records, out)
         click.echo(
             f"Exported {len(prm.records)} of {prm.tagged_responses} tagged responses from "
             f"dataset {dataset!r} as PRM records to {out}; left out {prm.incomplete} with "
             "sentences not tagged good or bad."
         )
         return
-    if fmt == "jsonl":
-        write_jsonl(result.pairs, out)
-    else:
-        write_dataset_dir(result.pairs, out)
+    with clean_errors(FileError):
+        if fmt == "jsonl":
+            write_jsonl(result.pairs, out)
+        else:
+            write_dataset_dir(result.pairs, out)
     click.echo(f"Exported {result.counts.summary()} from dataset {dataset!r} to {out}.")
 
 
@@ -135,7 +137,7 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
 @click.option(
     "--file",
     "file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.Path(path_type=Path, allow_dash=True),
     default=None,
     help="Read the text from a file ('-' for stdin) instead of the argument.",
 )
@@ -146,21 +148,24 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
     default=None,
     help="Split segments longer than this at whitespace (default: the library default).",
 )
-def segment_cmd(
-    text: str | None, file: TextIO | None, as_json: bool, max_chars: int | None
-) -> None:
+def segment_cmd(text: str | None, file: Path | None, as_json: bool, max_chars: int | None) -> None:
     """Split TEXT (a response) into the sentences the reward model scores."""
+    from srm.files import FileError, decode_utf8, read_input_bytes, read_limited
     from srm.segment import DEFAULT_MAX_CHARS, segment
 
     if (text is None) == (file is None):
         raise click.UsageError("Give the text as an argument or with --file, not both.")
     if file is not None:
+        # Read as every input is (srm.files): a regular file (or stdin) up to the size limit,
+        # so a FIFO or /dev/zero is refused instead of blocking or filling the memory.
         try:
-            text = file.read()
-        except UnicodeDecodeError as err:
-            raise click.BadParameter(
-                f"{file.name} is not UTF-8 text; save it as UTF-8", param_hint="--file"
-            ) from err
+            if str(file) == "-":
+                data = read_limited(click.get_binary_stream("stdin"), "stdin")
+            else:
+                data = read_input_bytes(file, expected="a text file")
+            text = decode_utf8(data, "stdin" if str(file) == "-" else str(file))
+        except FileError as err:
+            raise click.BadParameter(str(err), param_hint="--file") from None
     spans = segment(text, max_chars=max_chars or DEFAULT_MAX_CHARS)
     if as_json:
         click.echo(

@@ -250,9 +250,13 @@ def clean_errors(*errors: type[Exception]) -> Iterator[None]:
 
 def check_output(path: Path, option: str, *, directory: bool = False) -> None:
     """Refuse an output path that cannot be written, before any work is done: learning it
-    after an hour of scoring loses the hour. Writes (and removes) a temporary file in the
-    nearest directory that exists; creates nothing else."""
-    if directory and path.exists() and not path.is_dir():
+    after an hour of scoring loses the hour. The path must be new, or a regular file (with
+    ``directory``, a directory), links followed (:func:`srm.files.output_target`, the rule the
+    writes themselves apply again). Writes (and removes) a temporary file in the nearest
+    directory that exists; creates nothing else."""
+    from srm.files import FileError, output_target
+
+    if directory and path.is_file():
         raise click.BadParameter(
             f"{path} is a file; give a directory (created if missing)", param_hint=option
         )
@@ -261,7 +265,10 @@ def check_output(path: Path, option: str, *, directory: bool = False) -> None:
             f"{path} is a directory; give the path of a file to write",
             param_hint=option,
         )
-    target = path.absolute()
+    try:
+        target = output_target(path, directory=directory).absolute()
+    except FileError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
     existing = next(p for p in (target, *target.parents) if p.exists())
     if existing != target and not existing.is_dir():
         raise click.BadParameter(

@@ -56,6 +56,7 @@ def rank_cmd(
     from srm.bestofn import rank
     from srm.checkpoint import CheckpointError, load
     from srm.data import DataError, load_candidates, write_json_lines
+    from srm.files import FileError
     from srm.records import sig3
 
     with clean_errors(DataError):
@@ -75,5 +76,6 @@ def rank_cmd(
             click.echo("\n".join(f"    {line}" for line in text.splitlines()))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_lines((r.to_json() for r in rankings), out)
+        with clean_errors(FileError):
+            write_json_lines((r.to_json() for r in rankings), out)
         click.echo(f"Wrote {out}.")

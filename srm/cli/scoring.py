@@ -111,6 +111,7 @@ def score_cmd(
 
     from srm.checkpoint import CheckpointError, load
     from srm.data import DataError, load_pairs, write_json_lines
+    from srm.files import FileError
     from srm.records import coverage_counts, coverage_summary
     from srm.score import score_pairs
 
@@ -131,7 +132,8 @@ def score_cmd(
         )
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_lines((_record_json(record, dense, tokenizer) for record in records), out)
+    with clean_errors(FileError):  # a full disk: nothing half-written, and what to free
+        write_json_lines((_record_json(record, dense, tokenizer) for record in records), out)
     length = records[0].max_length if records else model.score_length
     click.echo(
         f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) at {length} tokens in "
@@ -306,17 +308,14 @@ def _eval_steps(
 def _read_score_records(path: Path) -> list[PairScores]:
     """The records of a file ``srm score --out`` wrote; a clear error, naming the line, for
     anything else (not JSON, not score records, empty)."""
-    from srm.data import DataError, check_input_file
+    from srm.files import FileError, read_input_text
     from srm.records import PairScores, ScoreRecordError
 
     hint = "give a file written by srm score --data PATH --out FILE"
     try:
-        check_input_file(path)
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except DataError as err:
-        raise click.ClickException(str(err)) from err
-    except UnicodeDecodeError as err:
-        raise click.ClickException(f"{path}: not UTF-8 text; {hint}") from err
+        lines = read_input_text(path, expected="a score file").split("\n")
+    except FileError as err:
+        raise click.ClickException(f"{err}; {hint}") from err
     records = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
@@ -337,9 +336,13 @@ def _read_score_records(path: Path) -> list[PairScores]:
 
 
 def _write_json_report(report: dict, json_out: Path | None) -> None:
+    """Write ``report`` to ``--json`` as every output is written (:mod:`srm.files`)."""
+    from srm.files import FileError, write_atomically
+
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        with clean_errors(FileError):
+            write_atomically(json_out, [json.dumps(report, indent=2) + "\n"])
         click.echo(f"Wrote {json_out}.")
 
 

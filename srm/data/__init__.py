@@ -78,13 +78,7 @@ The package, one concern a module: :mod:`srm.data.schema` (the types and the err
 from srm.data.candidates import Candidates, load_candidates
 from srm.data.checks import text_problem
 from srm.data.pairs import ASSISTANT_TAG, CHAT_ROLE_NAMES, load_pairs
-from srm.data.readers import (
-    DEFAULT_MAX_INPUT_MB,
-    FORMATS,
-    MAX_INPUT_MB_VARIABLE,
-    check_input_file,
-    max_input_bytes,
-)
+from srm.data.readers import FORMATS, check_input_file, max_input_bytes
 from srm.data.schema import (
     DEFAULT_STEP_SEPARATOR,
     IN_MEMORY_FILE,
@@ -99,6 +93,7 @@ from srm.data.schema import (
 )
 from srm.data.steps import load_steps
 from srm.data.writers import write_dataset_dir, write_json_lines, write_jsonl
+from srm.files import DEFAULT_MAX_INPUT_MB, MAX_INPUT_MB_VARIABLE
 
 __all__ = [
     "Candidates",

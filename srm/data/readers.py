@@ -14,15 +14,14 @@ import contextlib
 import csv
 import json
 import logging
-import math
 import os
-import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from srm import files
 from srm.data.checks import _type_name
 from srm.data.schema import IN_MEMORY_FILE, IN_MEMORY_SOURCE, DataError, Problem
 
@@ -43,9 +42,8 @@ _SUPPORTED = (
     ".jsonl/.ndjson (JSON Lines), .json (a list of records), .csv, .parquet, or a directory "
     "written by datasets' save_to_disk"
 )
-#: The environment variable that sets the input size limit, in megabytes (see max_input_bytes).
-MAX_INPUT_MB_VARIABLE = "SRM_MAX_INPUT_MB"
-DEFAULT_MAX_INPUT_MB = 2048
+#: What to give instead of a path that is not an input file.
+_EXPECTED = "a data file or a saved dataset directory"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -80,87 +78,28 @@ def _open_rows(
 
 
 def max_input_bytes() -> int:
-    """The largest input file read: ``$SRM_MAX_INPUT_MB`` megabytes, else 2048 (2 GiB).
-
-    Files are read whole into memory; the limit turns a wrong path (a disk image, a log that
-    keeps growing, ``/dev/zero``) into a clear error instead of a process that eats the
-    machine's memory.
-    """
-    value = os.environ.get(MAX_INPUT_MB_VARIABLE, "").strip()
-    if not value:
-        return DEFAULT_MAX_INPUT_MB * 1024 * 1024
-    try:
-        megabytes = float(value)
-    except ValueError:
-        megabytes = math.nan
-    if not (math.isfinite(megabytes) and megabytes > 0):
-        raise DataError(
-            [
-                Problem(
-                    MAX_INPUT_MB_VARIABLE,
-                    "",
-                    None,
-                    f"got {value!r}; give a positive number of megabytes, or unset it for "
-                    f"the default ({DEFAULT_MAX_INPUT_MB})",
-                )
-            ]
-        )
-    return int(megabytes * 1024 * 1024)
+    """The largest input file read (:func:`srm.files.max_input_bytes`: ``$SRM_MAX_INPUT_MB``
+    megabytes, else 2048); a bad setting is a :class:`DataError`."""
+    with _as_data_error():
+        return files.max_input_bytes()
 
 
 def check_input_file(path: Path, label: str | None = None) -> None:
     """Refuse, with a :class:`DataError`, what cannot be an input file: a missing path, a
     FIFO, a device or a socket (reading one blocks forever or never ends), or a file over
-    :func:`max_input_bytes`. Directories pass: a saved dataset is a directory."""
-    label = os.fspath(path) if label is None else label
+    :func:`max_input_bytes` (the one rule, :func:`srm.files.check_input_file`). Directories
+    pass: a saved dataset is a directory."""
+    with _as_data_error():
+        files.check_input_file(path, label, expected=_EXPECTED, directories=True)
 
-    def fail(message: str) -> DataError:
-        return DataError([Problem(label, "", None, message)])
 
+@contextlib.contextmanager
+def _as_data_error() -> Iterator[None]:
+    """:class:`srm.files.FileError` as a :class:`DataError` about the file as a whole."""
     try:
-        info = path.stat()  # follows symlinks: /dev/zero behind a link is a device
-    except FileNotFoundError:
-        raise fail(
-            f"no such file or directory; check the path (relative paths are resolved from "
-            f"{Path.cwd()})"
-        ) from None
-    except OSError as exc:
-        raise fail(f"cannot read it: {exc.strerror}") from exc
-    if stat.S_ISDIR(info.st_mode):
-        return
-    if not stat.S_ISREG(info.st_mode):
-        raise fail(
-            f"not a regular file (it is {_file_kind(info.st_mode)}); give a data file or a "
-            "saved dataset directory"
-        )
-    limit = max_input_bytes()
-    if info.st_size > limit:
-        raise fail(_too_big(info.st_size, limit))
-
-
-def _file_kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for test, name in kinds if test(mode)), "not a file")
-
-
-def _too_big(size: int | None, limit: int) -> str:
-    shown = f"is {_bytes(size)}, over" if size is not None else "is over"
-    return (
-        f"{shown} the {_bytes(limit)} limit for input files; split it, or raise the limit "
-        f"with {MAX_INPUT_MB_VARIABLE}=MEGABYTES"
-    )
-
-
-def _bytes(n: int) -> str:
-    """``"2,048 MB"``, ``"6 KB"``, ``"300 bytes"``."""
-    if n >= 1024**2:
-        return f"{n / 1024**2:,.0f} MB"
-    return f"{n / 1024:,.0f} KB" if n >= 1024 else f"{n} bytes"
+        yield
+    except files.FileError as err:
+        raise DataError([Problem(err.label, "", None, err.reason)]) from None
 
 
 def _path_format(path: Path, label: str, format: str | None) -> str:
@@ -202,16 +141,8 @@ def _read_path(path: Path, label: str, format: str | None) -> Iterator[_Row]:
 def _read_bytes(path: Path, label: str) -> bytes:
     """The file's bytes, reading no more than the limit (a file may grow while it is read,
     or, like those in /proc, report a size of 0)."""
-    limit = max_input_bytes()
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        message = f"cannot read the file: {exc.strerror}"
-        raise DataError([Problem(label, "", None, message)]) from exc
-    if len(data) > limit:
-        raise DataError([Problem(label, "", None, _too_big(None, limit))])
-    return data
+    with _as_data_error():
+        return files.read_input_bytes(path, label, expected=_EXPECTED)
 
 
 def _read_jsonl(path: Path, label: str, data: bytes | None = None) -> Iterator[_Row]:

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shlex
 import signal
 import socket
@@ -47,6 +49,12 @@ SUBMIT_FIELDS = ("job_id", "db_url", "kind")
 SUBMIT_TIMEOUT = 60.0
 #: Characters of a submit command's output kept in a failed job's message and error.
 SUBMIT_OUTPUT_CHARS = 2000
+#: Programs that run their ``-c`` argument as shell code (see _refuse_url_in_shell_code).
+SHELLS = frozenset(
+    {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"}
+)
+#: A URL's password, as SQLAlchemy's URL pattern finds it: after "scheme://user:", up to "@".
+_PASSWORD = re.compile(r"^(?P<head>[^:/]+://[^:/@]*:)[^@]*@")
 
 
 def start(url: str, job_id: int) -> int | None:
@@ -194,6 +202,7 @@ def submit_args(template: str, **values: object) -> list[str]:
         raise ConfigError(f"${SUBMIT_COMMAND_ENV}: {err} in {template!r}") from None
     if not words:
         raise ConfigError(f"${SUBMIT_COMMAND_ENV}: the submit command is empty")
+    _refuse_url_in_shell_code(words)
     for word in words:
         try:
             fields = [part[1] for part in string.Formatter().parse(word) if part[1] is not None]
@@ -207,6 +216,47 @@ def submit_args(template: str, **values: object) -> list[str]:
                 "literal ones)"
             )
     return [word.format(**{f: values[f] for f in SUBMIT_FIELDS}) for word in words]
+
+
+def _refuse_url_in_shell_code(words: list[str]) -> None:
+    """Refuse ``{db_url}`` inside the code a shell runs (``sh -c '... {db_url} ...'``): the
+    store URL is data, and there its ``;``, ``$(...)`` or quotes would run as commands. After
+    the code, as an argument (``sh -c 'echo "$1"' sh {db_url}``), it is safe, and so is
+    ``$SRM_DB_URL``, which the command's environment always holds."""
+    for i, word in enumerate(words):
+        if Path(word).name not in SHELLS:
+            continue
+        later = words[i + 1 :]
+        flag = next((n for n, w in enumerate(later) if _is_c_flag(w)), None)
+        if flag is None:
+            continue
+        code = next((w for w in later[flag + 1 :] if not w.startswith("-")), "")
+        if "db_url" in _placeholders(code):
+            raise ConfigError(
+                f"${SUBMIT_COMMAND_ENV}: {{db_url}} is inside the code {word} runs ({code!r}), "
+                "where a shell would run any ;, $(...) or quote in the store URL as commands. "
+                'Use "$SRM_DB_URL" (the command\'s environment holds it), or pass {db_url} as '
+                f"an argument after the code: {word} -c '... \"$1\" ...' {word} {{db_url}}"
+            )
+
+
+def _placeholders(word: str) -> list[str]:
+    """The placeholders of a template word (``{{`` and ``}}`` are literal braces)."""
+    try:
+        return [part[1] for part in string.Formatter().parse(word) if part[1] is not None]
+    except ValueError:  # unbalanced braces: submit_args says so
+        return []
+
+
+def _is_c_flag(word: str) -> bool:
+    """``-c``, or a cluster holding it (``-lc``, ``-ec``): the next word is shell code."""
+    return word.startswith("-") and not word.startswith("--") and "c" in word[1:]
+
+
+def shown_url(url: str) -> str:
+    """``url`` exactly as given but for its password, ``***``: what a log may show of the
+    command that ran (SQLAlchemy's own rendering would re-quote other characters too)."""
+    return _PASSWORD.sub(r"\g<head>***@", url, count=1) if make_url(url).password else url
 
 
 def submit(url: str, job_id: int, template: str | None = None) -> bool:
@@ -239,7 +289,8 @@ def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: st
                 "e.g. 'sbatch --job-name srm-{job_id} /path/to/srm-job.sbatch'"
             )
         args = submit_args(template, job_id=job_id, db_url=url, kind=kind)
-        shown = submit_args(template, job_id=job_id, db_url=_hide_password(url), kind=kind)
+        # The argv that runs, word for word, with the URL's password masked and nothing else.
+        shown = submit_args(template, job_id=job_id, db_url=shown_url(url), kind=kind)
     except ConfigError as err:  # the job is not left queued for nobody
         with sessions.begin() as session:
             job = _get_job(session, job_id, lock=True)
@@ -267,7 +318,11 @@ def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: st
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / LOG_FILE
     with log_path.open("a", encoding="utf-8") as log_file:
-        log_file.write(f"$ {shlex.join(shown)}\n{output}\n[submit command: {status}]\n")
+        # argv as a JSON list: exactly the words the command got (shlex.join would re-quote).
+        log_file.write(
+            f"$ {shlex.join(shown)}\nargv: {json.dumps(shown, ensure_ascii=False)}\n"
+            f"{output}\n[submit command: {status}]\n"
+        )
     accepted = code == 0
     last_line = output.splitlines()[-1] if output else ""
     with sessions.begin() as session:
@@ -283,7 +338,3 @@ def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: st
             job.error = f"{job.message}:\n{output[-SUBMIT_OUTPUT_CHARS:]}"
     log.info("job %d submitted with %s: %s", job_id, shlex.join(shown), status)
     return accepted
-
-
-def _hide_password(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

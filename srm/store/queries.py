@@ -145,12 +145,18 @@ def _check_importable(dataset_name: str, pairs: Sequence[PreferencePair]) -> Non
             f"dataset name {dataset_name!r} {why}; give a name with visible characters "
             "(--dataset NAME)"
         )
+    name_limit = _column_length(Dataset.name)
+    if len(dataset_name) > name_limit:
+        raise StoreError(
+            f"dataset name {_shorten(dataset_name)} {_too_long(dataset_name, name_limit)}; give "
+            "a shorter name (--dataset NAME)"
+        )
     problems = [
-        f"pair {pair.id!r}: field '{name}' {problem}"
+        f"pair {_shorten(pair.id)}: field '{name}' {problem}"
         for pair in pairs
         for name in ("id", "prompt", "chosen", "rejected", "source", "subset")
         if isinstance(value := getattr(pair, name), str)
-        and (problem := text_problem(value)) is not None
+        and (problem := _field_problem(name, value)) is not None
     ]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
@@ -159,6 +165,35 @@ def _check_importable(dataset_name: str, pairs: Sequence[PreferencePair]) -> Non
             + "; ".join(problems[:3])
             + more
         )
+
+
+#: The pair fields held in columns of a bounded length (PostgreSQL refuses longer values,
+#: SQLite keeps them): checked on import, so both stores give the same answer.
+_SIZED_FIELDS = {"id": Pair.external_id, "source": Pair.source, "subset": Pair.subset}
+
+
+def _field_problem(name: str, value: str) -> str | None:
+    """Why a pair's text field cannot be stored (:func:`srm.data.text_problem`, or longer than
+    its column), or None."""
+    from srm.data import text_problem
+
+    column = _SIZED_FIELDS.get(name)
+    if column is not None and len(value) > _column_length(column):
+        return f"{_too_long(value, _column_length(column))}; shorten it"
+    return text_problem(value)
+
+
+def _column_length(column: Any) -> int:
+    return column.property.columns[0].type.length
+
+
+def _too_long(value: str, limit: int) -> str:
+    return f"is {len(value):,} characters long, over the {limit} the store holds"
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """``text`` as repr, cut to ``limit`` characters for a message."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,16 @@ markdown table of docs/reliability.md with the messages they get now.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import re
 import shlex
+import stat
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +39,12 @@ class Files:
 
     A command names them as placeholders: ``{pairs}`` (a file of one good pair), ``{model}``
     (a tiny checkpoint), ``{root}`` (a directory), ``{a_file}`` (a plain file), ``{bad}``,
-    ``{empty}``, ``{not_db}``, ``{latin1}`` (files that are not what an option needs),
-    ``{unwritable}`` (a directory even root cannot write to) and ``{db}`` (a SQLite store).
+    ``{empty}``, ``{not_db}``, ``{latin1}``, ``{binary}`` (a PNG's first bytes),
+    ``{nul_text}`` (UTF-8 holding NUL characters), ``{big}`` (5 KB of text, a TOML comment)
+    (files that are not what an option needs), ``{fifo}``, ``{fifo_link}`` (a link to it),
+    ``{null_link}`` (a link to /dev/null), ``{broken_link}`` (a link to nothing),
+    ``{nan_model}`` (a checkpoint with a NaN weight), ``{unwritable}`` (a directory even root
+    cannot write to) and ``{db}`` (a SQLite store).
     """
 
     root: Path
@@ -50,6 +58,13 @@ class Files:
         self.bad.write_text("{not json\n", encoding="utf-8")
         self.empty.write_text("", encoding="utf-8")
         self.latin1.write_bytes("Caf\xe9 au lait.".encode("latin-1"))
+        self.binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        self.nul_text.write_text("# Rules\n\x00\x00", encoding="utf-8")
+        self.big.write_text("# " + "x" * 5000 + "\n", encoding="utf-8")
+        os.mkfifo(self.fifo)
+        self.fifo_link.symlink_to(self.fifo)
+        self.null_link.symlink_to("/dev/null")  # a character device, never written: refused
+        self.broken_link.symlink_to(self.root / "nowhere")
 
     pairs = property(lambda self: self.root / "pair.jsonl")
     a_file = property(lambda self: self.root / "a-file")
@@ -57,13 +72,74 @@ class Files:
     bad = property(lambda self: self.root / "bad.jsonl")
     empty = property(lambda self: self.root / "empty.jsonl")
     latin1 = property(lambda self: self.root / "latin1.txt")
+    binary = property(lambda self: self.root / "binary.md")
+    nul_text = property(lambda self: self.root / "nul.md")
+    big = property(lambda self: self.root / "big.txt")
+    fifo = property(lambda self: self.root / "fifo")
+    fifo_link = property(lambda self: self.root / "fifo-link")
+    null_link = property(lambda self: self.root / "null-link")
+    broken_link = property(lambda self: self.root / "broken-link")
     db = property(lambda self: f"sqlite:///{self.root / 'store.db'}")
+
+    @property
+    def nan_model(self) -> Path:
+        """A copy of the tiny checkpoint with one weight NaN, as a diverged run would save."""
+        path = self.root / "nan-model"
+        if not path.exists():
+            spoil_checkpoint(self.model, path)
+        return path
 
     def argv(self, command: str) -> list[str]:
         """``command`` with its placeholders filled in, split as a shell would."""
         names = re.findall(r"{(\w+)}", command)
         values = {n: unwritable_dir() if n == "unwritable" else getattr(self, n) for n in names}
         return shlex.split(command.format(**values))
+
+
+def spoil_checkpoint(source: Path, path: Path | None = None) -> Path:
+    """Give the checkpoint ``source`` (copied to ``path`` if given) a NaN in one weight."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from srm.checkpoint import model_dir
+
+    if path is not None:
+        shutil.copytree(model_dir(source), path)
+        source = path
+    weights = model_dir(source) / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k in sorted(tensors) if not k.startswith(("extra.", "backbone.")))
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = math.nan
+    save_file(tensors, weights, metadata={"format": "pt"})
+    return source
+
+
+@contextlib.contextmanager
+def feeding(fifo: Path) -> Iterator[None]:
+    """Whatever opens ``fifo`` to read it gets a line and the end of the file: a command that
+    reads a FIFO (as srm did) then fails its test instead of blocking it forever. Nothing is
+    written while nobody reads."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.wait(0.05):
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while no reader
+            except OSError:
+                continue
+            with contextlib.suppress(OSError):
+                os.write(fd, b"not what the command wants\n")
+            os.close(fd)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def unwritable_dir() -> Path:
@@ -85,6 +161,8 @@ class Case:
     """A regular expression the output must match."""
     id: str = ""
     """The case's name in the tests and the docs (default: the command)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables set for the command."""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -113,6 +191,42 @@ CLI_CASES = [
     Case(f"{TRAIN} --out {{unwritable}}/run", r"--out: cannot write to /sys"),
     Case("init --backbone tiny --out {a_file}", r"--out: .*a-file is a file; give a directory"),
     Case("init --backbone tiny --out {unwritable}/m", r"--out: cannot write to /sys"),
+    # --out / --json that is not a regular file or a new path: refused, never replaced
+    Case(
+        f"{SCORE} --out {{fifo}}",
+        r"--out: .*/fifo: not a regular file or a new path \(it is a FIFO\); give a new path, "
+        "or a regular file to replace",
+    ),
+    Case(
+        f"{SCORE} --out {{fifo_link}}",
+        r"--out: .*/fifo-link: not a regular file or a new path \(it is a link to .*/fifo, a "
+        r"FIFO\)",
+    ),
+    Case(
+        f"{SCORE} --out {{null_link}}",
+        r"--out: .*/null-link: not a regular file or a new path \(it is a link to /dev/null, a "
+        r"character device\)",
+    ),
+    Case(
+        f"{SCORE} --out {{broken_link}}",
+        r"--out: .*/broken-link: not a regular file or a new path \(it is a link to "
+        r".*/nowhere, which does not exist\)",
+    ),
+    Case("export --db {db} --dataset d --out {fifo}", r"--out: .*/fifo: .*\(it is a FIFO\)"),
+    Case(
+        "export --db {db} --dataset d --format prm --out {null_link}",
+        r"--out: .*\(it is a link to /dev/null, a character device\)",
+    ),
+    Case("eval --scores {empty} --json {fifo_link}", r"--json: .*\(it is a link to .*, a FIFO\)"),
+    Case("rank {pairs} --model {model} --out {fifo}", r"--out: .*/fifo: .*\(it is a FIFO\)"),
+    Case(
+        f"{TRAIN} --out {{fifo}}",
+        r"--out: .*/fifo: not a directory or a new path \(it is a FIFO\); give a directory",
+    ),
+    Case(
+        "init --backbone tiny --out {null_link}",
+        r"--out: .*\(it is a link to /dev/null, a character device\); give a directory",
+    ),
     # stores that cannot be opened
     Case(
         "import {pairs} --db nonsense://x",
@@ -144,7 +258,65 @@ CLI_CASES = [
     ),
     Case("eval --scores {empty}", r"empty.jsonl: holds no score records; give a file written by"),
     Case("eval --scores {pairs}", r"pair.jsonl:line 1: not a score record \('chosen' is not an"),
-    Case("segment --file {latin1}", r"--file: .*latin1.txt is not UTF-8 text; save it as UTF-8"),
+    Case(
+        "segment --file {latin1}",
+        r"--file: .*latin1.txt: not UTF-8 text \(byte 4 is 0xe9\); save it as UTF-8",
+    ),
+    Case(
+        "guidelines --db {db} --set {binary}",
+        r"--set: .*binary.md: not UTF-8 text \(byte 1 is 0x89\); save it as UTF-8",
+    ),
+    Case(
+        "guidelines --db {db} --set {nul_text}",
+        r"--set: .*nul.md: contains a NUL character \(\\u0000\) at character 9; .*guidelines "
+        "are markdown text",
+    ),
+    Case(
+        "score --model {nan_model} --data {pairs} --out {root}/s.jsonl",
+        r"nan-model/model.safetensors: tensor .* holds NaN or infinite values, so the model "
+        "cannot score",
+    ),
+    # files read whole: FIFOs and devices refused before they are opened, the size bounded
+    Case(
+        f"{TRAIN} --config {{fifo}} --out {{root}}/r",
+        r"/fifo: not a regular file \(it is a FIFO\); give a TOML file",
+    ),
+    Case(
+        f"{TRAIN} --config {{null_link}} --out {{root}}/r",
+        r"/null-link: not a regular file \(it is a character device\); give a TOML file",
+    ),
+    Case(
+        f"{TRAIN} --config {{big}} --out {{root}}/r",
+        r"big.txt: is 5 KB, over the 1 KB limit for input files; split it, or raise the limit "
+        "with SRM_MAX_INPUT_MB=MEGABYTES",
+        id=f"{TRAIN} --config {{big}} --out {{root}}/r with SRM_MAX_INPUT_MB=0.001",
+        env=(("SRM_MAX_INPUT_MB", "0.001"),),
+    ),
+    Case(
+        "guidelines --db {db} --set {fifo}",
+        r"--set: .*/fifo: not a regular file \(it is a FIFO\); give a markdown file",
+    ),
+    Case(
+        "guidelines --db {db} --set {null_link}",
+        r"--set: .*/null-link: not a regular file \(it is a character device\)",
+    ),
+    Case(
+        "guidelines --db {db} --set {big}",
+        r"--set: .*big.txt: is 5 KB, over the 1 KB limit for input files",
+        id="guidelines --db {db} --set {big} with SRM_MAX_INPUT_MB=0.001",
+        env=(("SRM_MAX_INPUT_MB", "0.001"),),
+    ),
+    Case("segment --file {fifo}", r"--file: .*/fifo: not a regular file \(it is a FIFO\)"),
+    Case(
+        "segment --file {null_link}",
+        r"--file: .*/null-link: not a regular file \(it is a character device\)",
+    ),
+    Case(
+        "segment --file {big}",
+        r"--file: .*big.txt: is 5 KB, over the 1 KB limit for input files",
+        id="segment --file {big} with SRM_MAX_INPUT_MB=0.001",
+        env=(("SRM_MAX_INPUT_MB", "0.001"),),
+    ),
     # devices
     Case(
         f"{SCORE} --out {{root}}/s.jsonl --device cuda",
@@ -309,6 +481,29 @@ IMPORT_CASES = [
         env=(("SRM_MAX_INPUT_MB", "lots"),),
     ),
     ImportCase(
+        "id of 301 characters",
+        write("l.jsonl", record(id='"' + "x" * 301 + '"')),
+        r"pair 'x{60}'...: field 'id' is 301 characters long, over the 300 the store holds; "
+        "shorten it",
+    ),
+    ImportCase(
+        "source of 201 characters",
+        write("l.jsonl", record(id='"p1"', source='"' + "s" * 201 + '"')),
+        r"pair 'p1': field 'source' is 201 characters long, over the 200 the store holds",
+    ),
+    ImportCase(
+        "subset of 201 characters",
+        write("l.jsonl", record(subset='"' + "t" * 201 + '"')),
+        r"field 'subset' is 201 characters long, over the 200 the store holds",
+    ),
+    ImportCase(
+        "--dataset of 201 characters",
+        lambda files: files.pairs,
+        r"dataset name 'd{60}'... is 201 characters long, over the 200 the store holds; give a "
+        r"shorter name \(--dataset NAME\)",
+        args=("--dataset", "d" * 201),
+    ),
+    ImportCase(
         "--dataset '   '",
         lambda files: files.pairs,
         r"dataset name '   ' is blank; give a name with visible characters \(--dataset NAME\)",
@@ -355,13 +550,36 @@ def files(tmp_path: Path, tiny_model: Path) -> Files:
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
-def test_a_bad_command_gets_a_clear_error(case: Case, files: Files) -> None:
+def test_a_bad_command_gets_a_clear_error(case: Case, files: Files, monkeypatch) -> None:
     if "no CUDA here" in case.id:
         import torch
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA")
-    check_clean_failure(CliRunner().invoke(main, files.argv(case.command)), case.message)
+    for name, value in case.env:
+        monkeypatch.setenv(name, value)
+    with feeding(files.fifo):
+        result = CliRunner().invoke(main, files.argv(case.command))
+    check_clean_failure(result, case.message)
+    # Whatever the command was given is still what it was: nothing replaced, nothing created.
+    assert stat.S_ISFIFO(os.lstat(files.fifo).st_mode)
+    for link in (files.fifo_link, files.null_link, files.broken_link):
+        assert link.is_symlink(), link
+    assert not (files.root / "nowhere").exists()
+
+
+def test_a_link_to_a_regular_file_is_written_through(files: Files) -> None:
+    """The one kind of existing output that is not a regular file and is written: a link to
+    one. The file it points to gets the output; the link stays a link."""
+    real = files.root / "real.jsonl"
+    real.write_text("old\n", encoding="utf-8")
+    link = files.root / "link.jsonl"
+    link.symlink_to(real)
+    result = CliRunner().invoke(main, files.argv(f"{SCORE} --out {{root}}/link.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == real
+    assert len(real.read_text(encoding="utf-8").splitlines()) == 1
+    assert '"id"' in real.read_text(encoding="utf-8")
 
 
 def test_score_checks_out_before_scoring(files: Files, monkeypatch) -> None:
@@ -394,6 +612,15 @@ def test_a_bad_import_gets_a_clear_error_and_imports_nothing(
     check_clean_failure(result, case.message)
     with make_sessionmaker(open_store(store_url))() as session:
         assert count_pairs(session) == 0
+
+
+def test_a_nul_byte_in_an_import_path_is_a_clear_error(tmp_path: Path) -> None:
+    """No command line can hold a NUL, but a path typed in the app or built in Python can:
+    os calls raise ValueError('embedded null byte') for it, not an OSError."""
+    from srm.data import DataError
+
+    with pytest.raises(DataError, match=r"a\x00b.jsonl: the path contains a NUL character"):
+        load_pairs(tmp_path / "a\x00b.jsonl")
 
 
 @pytest.mark.parametrize(
@@ -541,6 +768,118 @@ def test_weights_spoilt_on_the_last_step_are_not_saved(
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+# ------------------------------------------------------------------------- a full disk
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+# What each writing command runs, and which write runs out of space: fsync, the last step
+# of every atomic file write, or datasets' save_to_disk for an hf directory.
+FULL_DISK_CASES = {
+    "score --out": (f"{SCORE} --out {{root}}/out.jsonl", "os.fsync"),
+    "export --out": ("export --db {db} --dataset d --out {root}/out.jsonl", "os.fsync"),
+    "export --format prm --out": (
+        "export --db {db} --dataset d --format prm --out {root}/out.jsonl",
+        "os.fsync",
+    ),
+    "export --format hf --out": (
+        "export --db {db} --dataset d --format hf --out {root}/out",
+        "datasets.Dataset.save_to_disk",
+    ),
+    "eval --json": ("eval --model {model} --data {pairs} --json {root}/out.jsonl", "os.fsync"),
+}
+
+
+@pytest.mark.parametrize("case", FULL_DISK_CASES, ids=list(FULL_DISK_CASES))
+def test_a_full_disk_while_writing_output_leaves_nothing_half_written(
+    case: str, files: Files, monkeypatch
+) -> None:
+    command, write = FULL_DISK_CASES[case]
+    invoke = CliRunner().invoke
+    assert invoke(main, files.argv("import {pairs} --db {db} --dataset d")).exit_code == 0
+    out = files.root / ("out" if "hf" in case else "out.jsonl")
+    if "hf" not in case:
+        out.write_text("the earlier output\n", encoding="utf-8")
+
+    def listing() -> list[str]:
+        return sorted(p.name for p in files.root.iterdir() if not p.name.startswith("store.db"))
+
+    before = listing()
+    monkeypatch.setattr(write, no_space)
+    result = invoke(main, files.argv(command))
+    check_clean_failure(
+        result,
+        rf"{out.name}: no space left on the device.*; the partial file was removed and "
+        rf"{'nothing was saved there' if 'hf' in case else 'the file that was there is unchanged'}"
+        r"\. Free space on the disk holding .* and run again",
+    )
+    assert listing() == before  # no partial file left
+    if "hf" not in case:
+        assert out.read_text(encoding="utf-8") == "the earlier output\n"
+
+
+@pytest.mark.parametrize("which", ["a checkpoint", "the final model"])
+def test_a_full_disk_while_saving_a_model_says_what_was_kept(
+    which: str, files: Files, monkeypatch
+) -> None:
+    """``srm train`` stops with one line that says nothing of the model was kept and the run's
+    earlier checkpoints were, and how much to free; no partial checkpoint is left behind."""
+    import srm.checkpoint
+    from srm.checkpoint import read_info
+
+    real = srm.checkpoint.save_file
+
+    def save_file(tensors, path, *args, **kwargs):
+        in_checkpoint = "step-000002" in str(path)
+        if in_checkpoint if which == "a checkpoint" else "checkpoints" not in str(path):
+            no_space()
+        return real(tensors, path, *args, **kwargs)
+
+    monkeypatch.setattr(srm.checkpoint, "save_file", save_file)
+    result = CliRunner().invoke(
+        main, files.argv(f"{TRAIN} --max-steps 3 --save-every 1 --out {{root}}/run")
+    )
+    check_clean_failure(
+        result,
+        r"cannot save the model at .*: no space left on the device \(its weights are .*\); the "
+        r"partial files were removed and .* Free more than .* on the disk holding .*A training "
+        "run keeps the checkpoints it saved before: resume from the newest",
+    )
+    run = files.root / "run"
+    assert read_info(run / "checkpoints" / "step-000001").training["step"] == 1
+    assert not [p for p in run.rglob(".*")], "a partial checkpoint was left behind"
+    if which == "a checkpoint":
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001"]
+    else:
+        assert not (run / "model").exists()
+
+
+# ------------------------------------------------------------------------- NaN weights
+def test_a_resume_from_a_nan_checkpoint_is_refused_not_called_good(
+    tmp_path: Path, sample_path: Path
+) -> None:
+    """A checkpoint holding NaN weights is refused when it is loaded, so a resume from one
+    stops at once, naming the weight, and never calls it "the last good checkpoint"."""
+    from srm.train import train
+
+    cfg = diverging_config(tmp_path, max_steps=2, save_every=1)
+    train(cfg, load_pairs(sample_path), show_progress=False)
+    spoilt = spoil_checkpoint(tmp_path / "run" / "checkpoints" / "step-000001")
+    argv = [
+        *shlex.split(TRAIN.format(pairs=sample_path)),
+        *["--d", "16", "--max-length", "64", "--finetune", "heads", "--batch-size", "2"],
+        *["--max-steps", "2", "--save-every", "1", "--resume-from", str(spoilt)],
+        *["--out", str(tmp_path / "run")],
+    ]
+    result = CliRunner().invoke(main, argv)
+    check_clean_failure(
+        result,
+        r"Error: resume_from: .*step-000001.*/model.safetensors: tensor .* holds NaN or infinite "
+        "values, so the model cannot score; it is not a good checkpoint",
+    )
+    assert "last good checkpoint" not in result.output
+
+
 # ------------------------------------------------------------------------- the docs
 def test_every_case_is_in_docs_reliability() -> None:
     doc = RELIABILITY_DOC.read_text(encoding="utf-8")
@@ -575,7 +914,8 @@ def markdown_table() -> str:
         save(SentenceRewardModel.create(ModelConfig(backbone="tiny", d=16), seed=0), model)
         for i, case in enumerate(CLI_CASES):
             files = Files(root / f"cli{i}", model)
-            text = message(files, files.argv(case.command), {})
+            with feeding(files.fifo):
+                text = message(files, files.argv(case.command), dict(case.env))
             commands.append(f"| `{case.id}` | {text} |")
         for i, case in enumerate(IMPORT_CASES):
             files = Files(root / f"import{i}", model)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -168,19 +170,60 @@ def test_foreign_format_is_refused(make_model, tmp_path) -> None:
 
 
 def test_a_failed_save_leaves_the_old_checkpoint_intact(make_model, tmp_path, monkeypatch) -> None:
+    """A full disk mid-save: a CheckpointError (one line from the CLI) that says the model
+    already there is unchanged and how much to free; no temporary left behind."""
     model = make_model()
     save(model, tmp_path / "ck")
     before = (tmp_path / "ck" / "model.safetensors").read_bytes()
 
     def explode(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(checkpoint, "save_file", explode)
     perturb(model)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot save the model at .*ck: no space left on the device \(its weights are "
+        r"\d+ [KM]B\); the partial files were removed and the model .*ck held before is "
+        r"unchanged\. Free more than \d+ [KM]B on the disk holding",
+    ):
         save(model, tmp_path / "ck")
     assert (tmp_path / "ck" / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_checkpoint_with_weights_that_are_not_finite_is_refused_at_load(
+    make_model, tmp_path, value: float
+) -> None:
+    """As a diverged run, or a damaged file, would leave it: refused by name when loaded (for
+    scoring or a resume alike), not loaded to give NaN scores later."""
+    model = make_model()
+    with torch.no_grad():
+        model.value_head.weight[0, 0] = value
+    save(model, tmp_path / "ck")
+    with pytest.raises(
+        CheckpointError,
+        match=r"ck/model.safetensors: tensor value_head.weight holds NaN or infinite values, so "
+        r"the model cannot score; it is not a good checkpoint\. Load or resume from an earlier "
+        "one",
+    ):
+        load(tmp_path / "ck")
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a regular file"])
+def test_saving_over_what_is_not_a_directory_is_refused(make_model, tmp_path, kind) -> None:
+    target = tmp_path / "ck"
+    if kind == "a FIFO":
+        os.mkfifo(target)
+    else:
+        target.write_text("mine\n")
+    with pytest.raises(
+        CheckpointError, match=rf"ck: not a directory or a new path \(it is {kind}\)"
+    ):
+        save(make_model(), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+    assert target.is_fifo() if kind == "a FIFO" else target.read_text() == "mine\n"
 
 
 def test_config_errors_name_the_field() -> None:

@@ -8,7 +8,9 @@ is required in CI). Workers are real ``srm worker`` processes running real jobs 
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -43,6 +45,7 @@ from srm.jobs import (
     start,
     submit_args,
 )
+from srm.jobs.launching import shown_url
 from srm.jobs.watching import seconds_from_env
 from srm.store import (
     Model,
@@ -538,6 +541,75 @@ def test_submit_args_refuse_unknown_placeholders() -> None:
         submit_args("sbatch --job-name srm-{jobid}", job_id=3, db_url="u", kind="train")
     with pytest.raises(ConfigError, match="No closing quotation"):
         submit_args("sbatch 'run", job_id=3, db_url="u", kind="train")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "sh -c 'echo {db_url}'",
+        "/bin/bash -lc 'sbatch --wrap \"srm train --db {db_url}\"'",
+        "env bash -o pipefail -c 'srm train --job {job_id} --db {db_url}'",
+        "busybox sh -c 'x={db_url}'",
+    ],
+)
+def test_submit_args_refuse_the_store_url_inside_shell_code(template: str) -> None:
+    """There a shell would run the URL's ;, $(...) or quotes as commands."""
+    with pytest.raises(
+        ConfigError,
+        match=r"\{db_url\} is inside the code .* runs \(.*\), where a shell would run any ;, "
+        r"\$\(\.\.\.\) or quote in the store URL as commands\. Use \"\$SRM_DB_URL\"",
+    ):
+        submit_args(template, job_id=3, db_url="sqlite:////x; rm -rf ~", kind="train")
+
+
+def test_submit_args_let_a_shell_take_the_store_url_as_an_argument() -> None:
+    """After the code, the URL is one argument ($1), never code; {job_id} in the code is a
+    number, and {{db_url}} literal text."""
+    url = "sqlite:////x; rm -rf ~"
+    assert submit_args(
+        "sh -c 'srm train --job {job_id} --db \"$1\" # {{db_url}}' sh {db_url}",
+        job_id=3,
+        db_url=url,
+        kind="train",
+    ) == ["sh", "-c", 'srm train --job 3 --db "$1" # {db_url}', "sh", url]
+
+
+def test_srm_app_refuses_a_shell_submit_command_holding_the_store_url(monkeypatch) -> None:
+    def never(*args):  # an srm that let the command through would start the app here
+        raise AssertionError("srm app started")
+
+    monkeypatch.setattr(os, "execvpe", never)
+    result = CliRunner().invoke(main, ["app", "--submit-command", "sh -c 'echo {db_url}'"])
+    assert result.exit_code == 2
+    assert "{db_url} is inside the code sh runs ('echo {db_url}')" in result.output
+
+
+def test_the_job_log_shows_the_exact_argv_that_ran(
+    tmp_path: Path, sample_path: Path, fake_sbatch, monkeypatch
+) -> None:
+    """Word for word what the command got, shell syntax in the store's path included (not
+    re-quoted: SQLAlchemy's rendering would write %3B for ;), and only a password masked."""
+    script, record = fake_sbatch
+    url = f"sqlite:///{tmp_path / 'team store; $(x)' / 'srm.db'}"
+    sessions = make_sessionmaker(open_store(url))
+    with sessions.begin() as s:
+        import_pairs(s, "sample", load_pairs(sample_path)[:4])
+    monkeypatch.setenv("SRM_SUBMIT_COMMAND", f"{script} --job-name 'srm {{job_id}}' {{db_url}}")
+    [job_id] = queue(sessions, launcher="command")
+    start(url, job_id)
+    ran = [str(script), "--job-name", f"srm {job_id}", url]
+    assert record.read_text(encoding="utf-8").splitlines()[:3] == ran[1:]
+    log = log_tail(get_job(sessions, job_id))
+    assert f"$ {shlex.join(ran)}\nargv: {json.dumps(ran)}\n" in log
+    assert "%3B" not in log
+
+
+def test_a_logged_url_masks_its_password_and_nothing_else() -> None:
+    assert (
+        shown_url("postgresql+psycopg://srm:p%40ss;w@db.example/srm test?x=1 2")
+        == "postgresql+psycopg://srm:***@db.example/srm test?x=1 2"
+    )
+    assert shown_url("sqlite:////tmp/a b;$(x).db") == "sqlite:////tmp/a b;$(x).db"
 
 
 def test_srm_app_refuses_a_bad_submit_command() -> None:

@@ -117,6 +117,14 @@ def test_an_import_scores_the_new_pairs_as_a_job(app_store: str, launched, run_p
     assert "Scoring" not in again.success[0].value and launched == [1]
 
 
+def test_a_nul_byte_in_an_import_path_is_a_clear_error(app_store: str, run_page) -> None:
+    """Typed into the app, where no shell stops it: one line, not a traceback."""
+    at = import_path(run_page, "data/sample\x00.jsonl")
+    assert not at.exception
+    assert "the path contains a NUL character" in at.error[0].value
+    assert "The store is empty" in at.info[0].value
+
+
 def import_path(run_page, path: str):
     at = run_page()
     at.text_input(key="data.import_path").input(path)
