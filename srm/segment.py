@@ -53,6 +53,11 @@ Rules, applied in this order:
 
 Which Punkt parameters are used (an installed ``punkt_tab``, else the bundled ones, or as
 ``SRM_PUNKT`` says) is :mod:`srm.punkt`'s business.
+
+**Cost.** Every step reads the text a bounded number of times, so segmenting is linear in its
+length on any input (a run of ``!!! `` or of newlines, a long flag sequence): no step rescans
+to the end of a line for each cut, and no regular expression can backtrack over a run twice.
+``tests/srm/test_segment.py`` bounds the operation count on adversarial text.
 """
 
 import bisect
@@ -83,9 +88,12 @@ keeps a run-on "sentence" from eating a model's context.
 _NON_SPACE = re.compile(r"\S")
 _WORD_START = re.compile(r"(?<=\s)\S")
 _FENCE_OPEN = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
-_TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?\s*")
-_LINE_START = re.compile(r"(?<=\n)\s*?(?=\S)")
-_CJK_PUNCTUATION_THEN_TEXT = re.compile(r"[。！？、，；：]+(?=\S)")
+_TABLE_CELL = re.compile(r":?-+:?")
+_NEWLINE_THEN_SPACE = re.compile(r"\n\s*")
+_ALNUM_OR_SPACE = re.compile(r"[^\W_]|\s")  # [^\W_] is exactly str.isalnum, \s str.isspace
+_REGIONAL_INDICATORS = re.compile("[\U0001f1e6-\U0001f1ff]+")
+# From the start of a run only: tried at every character, a run before a space costs its square.
+_CJK_PUNCTUATION_THEN_TEXT = re.compile(r"(?<![。！？、，；：])[。！？、，；：]+(?=\S)")
 _HEADING = re.compile(r"[ \t]*#{1,6}(?:\s|$)")
 _LIST_MARKER = re.compile(r"[ \t]*(?:[-*+\u2022]|\d{1,9}[.)])[ \t]+(?=\S)")
 _CJK_END = re.compile(r"[。！？｡]+[」』”’\"'）)\]】〕〉》»]*")
@@ -291,9 +299,25 @@ def _table_starts(text: str, start: int, end: int, following: list[tuple[int, in
     if "|" not in text[start:end] or not following:
         return False
     next_start, next_end = following[0]
-    return "|" in text[next_start:next_end] and bool(
-        _TABLE_DELIMITER.fullmatch(text, next_start, next_end)
-    )
+    return "|" in text[next_start:next_end] and _is_table_delimiter(text[next_start:next_end])
+
+
+def _is_table_delimiter(line: str) -> bool:
+    """Whether *line* is a table's delimiter row: cells such as ``---`` or ``:--:`` between
+    pipes, the outer pipes optional, spaces and tabs around the cells.
+
+    >>> _is_table_delimiter("| --- |:-:"), _is_table_delimiter("| a |")
+    (True, False)
+
+    Checked cell by cell: one regular expression with spaces allowed in two places in a row
+    backtracks quadratically over a long run of spaces.
+    """
+    body = line.lstrip(" \t").rstrip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|"):
+        body = body[:-1]
+    return all(_TABLE_CELL.fullmatch(cell.strip(" \t")) for cell in body.split("|"))
 
 
 def _line_units(text: str) -> Iterator[tuple[int, int, int]]:
@@ -336,6 +360,7 @@ def _sentence_cuts(
             pieces.append((piece_start, after.start()))
             piece_start = after.start()
     pieces.append((piece_start, end))
+    symbols = _SymbolSkipper(text, end)
     for piece_index, (a, b) in enumerate(pieces):
         starts = [a] if piece_index else []
         chunk = text[a:b].translate(PUNKT_CHAR_MAP)
@@ -344,7 +369,7 @@ def _sentence_cuts(
             if found is not None and not _follows_ellipsis(text, a, found.start()):
                 starts.append(found.start())
         for cut in starts:
-            cut = _attach_symbols(text, cut, end)
+            cut = symbols.move(cut)
             if cut < end:
                 yield cut
 
@@ -360,24 +385,53 @@ def _follows_ellipsis(text: str, start: int, cut: int) -> bool:
     return tail.endswith("..") or tail.endswith(". .")
 
 
-def _attach_symbols(text: str, cut: int, end: int) -> int:
-    """Move a sentence cut past tokens with no letter or digit (emoji, emoticons).
+class _SymbolSkipper:
+    """Moves the sentence cuts of one line past tokens with no letter or digit (emoji,
+    emoticons): such a token after a sentence end belongs to that sentence. When nothing but
+    such tokens follow, a cut moves to *end*, which callers treat as no cut. A token runs from
+    the cut (a CJK sentence can start inside a whitespace-delimited token) to whitespace.
 
-    Such a token after a sentence end belongs to that sentence; when nothing but
-    such tokens follow, the cut moves to *end*, which callers treat as no cut.
+    Cuts come in increasing order, and what one cut's move has read is remembered, so the
+    line is read once however many cuts it has (``"!!! " * 4000`` once read its tail again for
+    every cut).
     """
-    while cut < end:
-        match = _NON_SPACE.search(text, cut, end)
-        if match is None:
-            return end
-        cut = match.start()
-        token_end = cut
-        while token_end < end and not text[token_end].isspace():
-            token_end += 1
-        if any(ch.isalnum() for ch in text[cut:token_end]):
-            return cut
-        cut = token_end
-    return end
+
+    def __init__(self, text: str, end: int) -> None:
+        self.text = text
+        self.end = end
+        self._crossed = (-1, -1)
+        """(cut, moved): every cut in [cut, moved) moves to *moved* (symbols and spaces)."""
+        self._plain = (-1, -1)
+        """(start, stop): text[start:stop] holds no letter, digit or whitespace, and
+        text[stop] is one (or is *end*); nothing is known yet while both are -1."""
+
+    def move(self, cut: int) -> int:
+        """Where *cut* (no smaller than the cuts before it) ends up."""
+        start, moved = self._crossed
+        if start <= cut < moved:
+            return moved
+        position = cut
+        while True:
+            token = _NON_SPACE.search(self.text, position, self.end)
+            if token is None:
+                moved = self.end
+                break
+            stop = self._next_letter_digit_or_space(token.start())
+            if stop < self.end and not self.text[stop].isspace():
+                moved = token.start()
+                break
+            position = stop
+        self._crossed = (cut, moved)
+        return moved
+
+    def _next_letter_digit_or_space(self, at: int) -> int:
+        """The first letter, digit or whitespace at or after *at* (*end* if none)."""
+        start, stop = self._plain
+        if not start <= at <= stop:
+            found = _ALNUM_OR_SPACE.search(self.text, at, self.end)
+            stop = self.end if found is None else found.start()
+            self._plain = (at, stop)
+        return stop
 
 
 def _limit_lengths(text: str, bounds: list[int], max_chars: int) -> list[int]:
@@ -397,7 +451,11 @@ def _split_long(text: str, first: int, end: int, max_chars: int) -> Iterator[int
     between lines where a line starts within the limit (a code chunk or a table), else
     between words."""
     word_starts = [m.start() for m in _WORD_START.finditer(text, first + 1, end)]
-    line_starts = [m.end() for m in _LINE_START.finditer(text, first + 1, end)]
+    # One match per run of whitespace that holds a newline: its end is where a line starts.
+    line_starts = [
+        m.end() for m in _NEWLINE_THEN_SPACE.finditer(text, first + 1, end) if m.end() < end
+    ]
+    flags: _FlagRuns | None = None
     while end - first > max_chars:
         limit = first + max_chars
         line = bisect.bisect_right(line_starts, limit) - 1
@@ -407,7 +465,8 @@ def _split_long(text: str, first: int, end: int, max_chars: int) -> Iterator[int
         elif index >= 0 and word_starts[index] > first:
             cut = word_starts[index]
         elif not text[limit].isspace():  # one token runs past the limit: cut it hard
-            cut = _grapheme_cut(text, first, limit)
+            flags = flags or _FlagRuns(text, first, end)
+            cut = _grapheme_cut(text, first, limit, flags)
         else:  # a word, then only whitespace up to the limit: cut at the next word
             index = bisect.bisect_right(word_starts, limit)
             if index == len(word_starts):
@@ -417,15 +476,30 @@ def _split_long(text: str, first: int, end: int, max_chars: int) -> Iterator[int
         first = cut
 
 
-def _grapheme_cut(text: str, first: int, limit: int) -> int:
+class _FlagRuns:
+    """Where each run of regional indicators (the letters that pair into flags) in
+    text[start:end] starts, found once, so that the pairing at a position is a lookup and not
+    a scan back to the start of a run that may be the whole text."""
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        while start > 0 and _is_regional_indicator(text[start - 1]):
+            start -= 1
+        self.starts = [m.start() for m in _REGIONAL_INDICATORS.finditer(text, start, end)]
+
+    def run_start(self, i: int) -> int:
+        """The start of the run holding the regional indicator text[i]."""
+        return self.starts[bisect.bisect_right(self.starts, i) - 1]
+
+
+def _grapheme_cut(text: str, first: int, limit: int, flags: _FlagRuns) -> int:
     """*limit*, moved back so as not to break a grapheme unless one is longer than the limit."""
     cut = limit
-    while cut > first + 1 and _joined(text, cut):
+    while cut > first + 1 and _joined(text, cut, flags):
         cut -= 1
-    return limit if _joined(text, cut) else cut
+    return limit if _joined(text, cut, flags) else cut
 
 
-def _joined(text: str, i: int) -> bool:
+def _joined(text: str, i: int, flags: _FlagRuns) -> bool:
     """True when text[i] continues the grapheme of text[i - 1] (simplified UAX #29)."""
     ch, prev = text[i], text[i - 1]
     if ch == _ZWJ or prev == _ZWJ:
@@ -439,12 +513,7 @@ def _joined(text: str, i: int) -> bool:
     ):
         return True
     if _is_regional_indicator(ch) and _is_regional_indicator(prev):
-        run = 0
-        j = i - 1
-        while j >= 0 and _is_regional_indicator(text[j]):
-            run += 1
-            j -= 1
-        return run % 2 == 1
+        return (i - flags.run_start(i - 1)) % 2 == 1  # an odd number of them before: a pair
     return False
 
 

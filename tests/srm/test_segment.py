@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -797,3 +798,181 @@ def test_every_split_point_is_a_valid_split(text: str) -> None:
     for at in split_points(text):
         left, right = split_span([span], 0, at)
         assert left.text + right.text == text
+
+
+# --------------------------------------------------------------------------------- cost
+# Segmenting must cost time linear in the text on any input: "!!! " * 4000 once took 12 s,
+# four times as long at twice the length, because every cut reread the rest of its line. The
+# tests count operations, never seconds: Python lines run (Punkt's included) plus the
+# characters each of srm.segment's regular expressions is given to scan, whose loops run in C.
+
+
+class _CountedPattern:
+    """A compiled pattern that adds the characters each call may scan to ``counter[0]``."""
+
+    def __init__(self, pattern: re.Pattern[str], counter: list[int]) -> None:
+        self.pattern = pattern
+        self.counter = counter
+
+    def _window(self, text: str, pos: int, endpos: int) -> int:
+        return min(endpos, len(text)) - pos + 1
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize):
+        found = self.pattern.search(text, pos, endpos)
+        scanned = found.start() - pos + 1 if found else self._window(text, pos, endpos)
+        self.counter[0] += scanned
+        return found
+
+    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize):
+        self.counter[0] += self._window(text, pos, endpos)
+        return self.pattern.match(text, pos, endpos)
+
+    def fullmatch(self, text: str, pos: int = 0, endpos: int = sys.maxsize):
+        self.counter[0] += self._window(text, pos, endpos)
+        return self.pattern.fullmatch(text, pos, endpos)
+
+    def finditer(self, text: str, pos: int = 0, endpos: int = sys.maxsize):
+        self.counter[0] += self._window(text, pos, endpos)
+        return self.pattern.finditer(text, pos, endpos)
+
+
+def operations(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> int:
+    """What ``segment(text)`` costs, counted: lines of Python run plus regex characters."""
+    counter = [0]
+    patterns = {name: p for name, p in vars(seg).items() if isinstance(p, re.Pattern)}
+
+    def trace(frame, event, arg):
+        if event == "line":
+            counter[0] += 1
+        return trace
+
+    for name, pattern in patterns.items():
+        setattr(seg, name, _CountedPattern(pattern, counter))
+    sys.settrace(trace)
+    try:
+        segment(text, max_chars=max_chars)
+    finally:
+        sys.settrace(None)
+        for name, pattern in patterns.items():
+            setattr(seg, name, pattern)
+    return counter[0]
+
+
+# Linear code costs at most this per character here: Punkt, which reads every token in
+# Python, costs about 150 on a run of "!? "; the quadratic code cost 2,300 at 2,000 characters.
+OPERATIONS_PER_CHARACTER = 500
+
+ADVERSARIAL = [
+    "!", "!!! ", "?", "?!", ".", ". ", "...", "…", "。", "！", "？", "，", "-", ":", ";", "#",
+    "*", "|", "|---|", ":--:", "```", "~~~", "1.", "2)", '"', "'", ")", "」", "”", "»", "(",
+    " ", "   ", "\t", "\n", "\n\n", "\r\n", "\u00a0", "\u3000", "\u2028", "🎉", "😀", "\u200d",
+    "\ufe0f", "🏽", "\U0001f1e6", "\U0001f1fa", "e\u0301", "\u0301", "a", "Hi", "e.g.", "Dr.",
+    "你好", "_", "3.14", "x" * 30,
+]  # fmt: skip
+
+
+def assert_linear(unit: str, max_chars: int = DEFAULT_MAX_CHARS, size: int = 1000) -> None:
+    """``unit`` repeated to about ``size`` characters and to twice that: the cost at most
+    doubles (plus a little), and stays under the per-character bound."""
+    times = max(1, size // len(unit))
+    small, large = unit * times, unit * (2 * times)
+    cost_small, cost_large = operations(small, max_chars), operations(large, max_chars)
+    assert cost_large <= 2.2 * cost_small + 1000, (unit, max_chars, cost_small, cost_large)
+    assert cost_large <= OPERATIONS_PER_CHARACTER * len(large) + 1000, (unit, cost_large)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        pytest.param("!!! ", id="the-issue-input"),
+        pytest.param("! ", id="exclamations"),
+        pytest.param("!? ", id="mixed-punctuation"),
+        pytest.param("。-", id="cjk-cuts-inside-one-symbol-token"),
+        pytest.param("Done! 🎉 ", id="emoji-after-sentences"),
+        pytest.param("\U0001f1e6", id="one-long-flag-sequence"),
+    ],
+)
+@pytest.mark.parametrize("max_chars", [7, DEFAULT_MAX_CHARS])
+def test_segmenting_costs_linear_operations(unit: str, max_chars: int) -> None:
+    assert_linear(unit, max_chars)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    unit=st.lists(st.sampled_from(ADVERSARIAL), min_size=1, max_size=8).map("".join),
+    max_chars=st.sampled_from([1, 7, 50, DEFAULT_MAX_CHARS]),
+)
+def test_segmenting_adversarial_text_costs_linear_operations(unit: str, max_chars: int) -> None:
+    assert_linear(unit, max_chars)
+
+
+# The definitions the linear code replaced, kept as the specification it must still meet.
+OLD_TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?\s*")
+OLD_LINE_START = re.compile(r"(?<=\n)\s*?(?=\S)")
+OLD_CJK_PUNCTUATION_THEN_TEXT = re.compile(r"[。！？、，；：]+(?=\S)")
+
+
+def attach_symbols_one_cut(text: str, cut: int, end: int) -> int:
+    """One cut moved past the tokens with no letter or digit after it, reading to their end."""
+    while cut < end:
+        match = re.compile(r"\S").search(text, cut, end)
+        if match is None:
+            return end
+        cut = match.start()
+        token_end = cut
+        while token_end < end and not text[token_end].isspace():
+            token_end += 1
+        if any(ch.isalnum() for ch in text[cut:token_end]):
+            return cut
+        cut = token_end
+    return end
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(st.sampled_from(ADVERSARIAL), max_size=30).map("".join),
+    picks=st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),
+)
+def test_cuts_move_past_symbols_as_they_did_one_at_a_time(text: str, picks: list[int]) -> None:
+    cuts = sorted({p % (len(text) + 1) for p in picks})
+    skipper = seg._SymbolSkipper(text, len(text))
+    assert [skipper.move(c) for c in cuts] == [
+        attach_symbols_one_cut(text, c, len(text)) for c in cuts
+    ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(line=st.text(alphabet=" \t|:-x\r\u3000\u00a0", max_size=14))
+def test_table_delimiter_rows_are_those_of_the_old_expression(line: str) -> None:
+    assert seg._is_table_delimiter(line) == bool(OLD_TABLE_DELIMITER.fullmatch(line))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["\n", " ", "\t", "\r", "a", "，", "。", "：", "好"]), max_size=30
+    ).map("".join)
+)
+def test_line_starts_and_split_points_are_those_of_the_old_expressions(text: str) -> None:
+    line = "a" + text  # as in _split_long: the search starts after a non-space character
+    old = {m.end() for m in OLD_LINE_START.finditer(line, 1)}
+    new = {m.end() for m in seg._NEWLINE_THEN_SPACE.finditer(line, 1) if m.end() < len(line)}
+    assert new == old
+    old_cjk = {m.end() for m in OLD_CJK_PUNCTUATION_THEN_TEXT.finditer(text)}
+    assert {m.end() for m in seg._CJK_PUNCTUATION_THEN_TEXT.finditer(text)} == old_cjk
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a|b\n|---" + " " * 20_000 + "x", id="table-row-then-spaces"),
+        pytest.param("a" + "\n" * 20_000 + "b", id="newline-run"),
+        pytest.param("，" * 20_000 + " a", id="cjk-punctuation-run"),
+    ],
+)
+def test_runs_that_once_made_regular_expressions_backtrack_are_segmented(text: str) -> None:
+    """Regular expressions backtrack in C, where the operation count cannot see them: these
+    inputs once cost the square of their run, and ``bench/reliability.py`` times them."""
+    spans = segment(text)
+    assert_well_formed(text, spans, DEFAULT_MAX_CHARS)
+    assert all(0 < at < len(text) for at in split_points(text))
