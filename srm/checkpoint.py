@@ -49,10 +49,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from srm import __version__
 from srm.backbones import (
+    LM_ARCHITECTURES,
     NAMED_BACKBONES,
     PACKAGE_BACKBONES,
     Backbone,
@@ -158,6 +159,10 @@ def save(
     lora = None
     if kind == "full":
         tensors.update({f"backbone.{k}": v for k, v in model.backbone.state_dict().items()})
+        head = getattr(model, "_lm_head", None)
+        if head and head[0].weight is not model.backbone.get_input_embeddings().weight:
+            # An LM head of its own (not tied to the embeddings): the likelihood reads it.
+            tensors["lm_head.weight"] = head[0].weight
     elif kind == "partial":
         tensors.update(
             {f"backbone.{k}": p for k, p in model.backbone.named_parameters() if p.requires_grad}
@@ -395,7 +400,11 @@ def load(
             model.backbone = get_peft_model(model.backbone, lora_config)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{info.path / CONFIG_FILE}: field 'lora': {err}") from err
-    own = {k: v for k, v in tensors.items() if not k.startswith(("lora.", "extra.", "backbone."))}
+    own = {
+        k: v
+        for k, v in tensors.items()
+        if not k.startswith(("lora.", "extra.", "backbone.", "lm_head."))
+    }
     missing = set(_own_state(model)) - set(own)
     unexpected = set(own) - set(_own_state(model))
     if missing or unexpected:
@@ -413,6 +422,9 @@ def load(
         stored = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if info.backbone_weights == "full":
             model.backbone.load_state_dict(stored)
+            if "lm_head.weight" in tensors and model.has_lm_head:  # a head of its own
+                weight = tensors["lm_head.weight"]
+                model._lm_head[0].weight = torch.nn.Parameter(weight, requires_grad=False)
         elif info.backbone_weights == "partial":
             # Over the package's weights; every stored tensor must name one of them.
             unknown = model.backbone.load_state_dict(stored, strict=False).unexpected_keys
@@ -513,8 +525,15 @@ def _load_backbone(info: CheckpointInfo) -> Backbone:
             config = AutoConfig.from_pretrained(
                 backbone_dir, local_files_only=True, trust_remote_code=False
             )
-            model = AutoModel.from_config(config, trust_remote_code=False).eval()
-            return Backbone(name, model, load_tokenizer(backbone_dir), is_causal(model))
+            lm_head = None
+            if any(a.endswith(LM_ARCHITECTURES) for a in config.architectures or []):
+                # A decoder saved with its language-model head: rebuilt with it (tied to the
+                # embeddings below, or loaded from lm_head.weight), as the likelihood needs.
+                causal_lm = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+                model, lm_head = causal_lm.base_model.eval(), causal_lm.get_output_embeddings()
+            else:
+                model = AutoModel.from_config(config, trust_remote_code=False).eval()
+            return Backbone(name, model, load_tokenizer(backbone_dir), is_causal(model), lm_head)
     except (BackboneError, OSError, ValueError) as err:
         raise CheckpointError(
             f"{info.path}: cannot load its backbone from {BACKBONE_DIR}/: {err}"

@@ -383,9 +383,9 @@ def credit_report(
 
     Returns ``{"head", "prefix_rewards", "methods": {row: name}, "default_method": row,
     "overall": group, "by_source": {source: group}}`` (``default_method``: the row the app
-    colours sentences by, :func:`default_credit_method`) where a group is ``{"responses", "eligible",
-    "sentences": {"good", "bad", "unlabelled", "truncated"}, "metrics": {row: {"auroc",
-    "pointing"}}}``.
+    colours sentences by, :func:`default_credit_method`) where a group is ``{"responses",
+    "eligible", "sentences": {"good", "bad", "unlabelled", "truncated"}, "metrics": {row:
+    {"auroc", "pointing"}}}``.
     """
     items = list(items)
     judged = [_judge(index, item) for index, item in enumerate(items)]

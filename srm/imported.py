@@ -51,6 +51,7 @@ from transformers import (
 
 from srm import downloads_allowed
 from srm.backbones import (
+    LM_ARCHITECTURES,
     NAMED_BACKBONES,
     BackboneError,
     _load_config,
@@ -275,7 +276,7 @@ def load_classifier(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedToken
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         kind = ", ".join(architectures) or "no architecture recorded"
         hint = ""
-        if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        if any(a.endswith(LM_ARCHITECTURES) for a in architectures):
             hint = " It is a language model: read its likelihood with srm init --likelihood."
         raise BackboneError(
             f"{name_or_path!r} is not a reward model ({kind}): give a sequence classifier with "

@@ -192,3 +192,26 @@ def test_eval_steps_reports_the_likelihood_credit_of_an_lm(tiny_llama_dir, tmp_p
         scored += [(s.reward, bool(g)) for s, g in zip(rec.sentences, r["labels"], strict=True)]
     expected = auroc([v for v, _ in scored], [g for _, g in scored])
     assert report["overall"]["metrics"]["reward"]["auroc"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_saved_lm_backbone_keeps_its_head_and_likelihood(tiny_llama_dir, tmp_path, tied) -> None:
+    """Fully saved weights of a decoder with an LM head load back with that head, tied or not,
+    so the likelihood (and the likelihood feature) reads the same numbers after loading."""
+    from srm.checkpoint import load, save
+
+    config = ModelConfig(backbone=str(tiny_llama_dir), max_length=128, likelihood_feature=True)
+    model = SentenceRewardModel.create(config)
+    if not tied:  # a head of its own
+        head = model._lm_head[0]
+        head.weight = torch.nn.Parameter(head.weight.detach().clone() + 0.5)
+    _, batch = encoded_batch(model, [PROMPT], [RESPONSE])
+    with torch.no_grad():
+        model.likelihood_weight.fill_(1.5)
+        before = model(batch)
+    save(model, tmp_path / "m")
+    again = load(tmp_path / "m")
+    with torch.no_grad():
+        after = again(batch)
+    torch.testing.assert_close(after.likelihood, before.likelihood)
+    torch.testing.assert_close(after.sentence_rewards, before.sentence_rewards)
