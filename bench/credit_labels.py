@@ -24,6 +24,8 @@ stopped run resumes and the table can be printed again with ``--methods none``):
 * ``response``: a response-level head (MiniLM, trained on HH-RLHF pairs), its prefix rewards;
 * ``steps-minilm``: the default model continued (``init_from``) on the training folds'
   sentence labels mixed with HH-RLHF pairs;
+* ``steps-minilm-probe``: the same, with the backbone and marker frozen: only the heads learn
+  (no backward pass through the backbone);
 * ``steps-smollm2``: a sentence head on SmolLM2 with the likelihood feature, only its top 2
   layers trained, on the training folds' labels (the hybrid: learned prefix values plus a
   learned weight on the likelihood; ``--only-folds`` keeps its cost in hand).
@@ -316,6 +318,32 @@ def steps_minilm(records: Sequence[dict[str, Any]], args: argparse.Namespace) ->
     )
 
 
+def steps_minilm_probe(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict:
+    """The default model's backbone and marker frozen, only its heads trained on the labels
+    (a probe of a few thousand weights: what 200 labelled responses can fit without
+    memorising), with the same HH pairs mixed in."""
+
+    def make_cfg(out: Path) -> TrainConfig:
+        return TrainConfig(
+            model=ModelConfig(backbone="minilm", head="sentence", max_length=args.max_length),
+            init_from=str(DEFAULT_MODEL),
+            max_steps=args.train_steps,
+            batch_size=8,
+            head_lr=2e-3,
+            finetune="heads",
+            train_layers=1,  # with heads: the marker frozen too, so no backward pass at all
+            step_weight=args.step_weight,
+            device="cpu",
+            log_every=10,
+            seed=0,
+            output_dir=str(out),
+        )
+
+    return per_fold(
+        "steps-minilm-probe", records, args, make_cfg, args.mix_pairs, srm_rows("SRM+steps probe")
+    )
+
+
 def steps_smollm2(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict:
     def make_cfg(out: Path) -> TrainConfig:
         return TrainConfig(
@@ -343,7 +371,7 @@ def steps_smollm2(records: Sequence[dict[str, Any]], args: argparse.Namespace) -
     return per_fold("steps-smollm2", records, args, make_cfg, 0, srm_rows("hybrid smollm2"))
 
 
-PER_FOLD = ("steps-minilm", "steps-smollm2")
+PER_FOLD = ("steps-minilm", "steps-minilm-probe", "steps-smollm2")
 METHODS: dict[str, Callable[[Sequence[dict[str, Any]], argparse.Namespace], dict]] = {
     "baselines": lambda records, args: baselines(records),
     "default": default_model,
@@ -351,6 +379,7 @@ METHODS: dict[str, Callable[[Sequence[dict[str, Any]], argparse.Namespace], dict
     "likelihood-variants": likelihood_variants,
     "response": response_head,
     "steps-minilm": steps_minilm,
+    "steps-minilm-probe": steps_minilm_probe,
     "steps-smollm2": steps_smollm2,
 }
 

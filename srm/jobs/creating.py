@@ -108,6 +108,11 @@ def create_train_job(
             "output_dir: a job writes to its own run directory (runs/job-<id>); leave it out"
         )
     cfg = merge_train_config({k: v for k, v in config.items() if k not in JOB_KEYS})
+    if sentence_tags and not cfg.step_weight:
+        raise ConfigError(
+            "step_weight: learning from the sentence tags needs a step_weight above 0 "
+            "(1 is the default)"
+        )
     owner = dataset_id(session, dataset)
     if parent_model_id is not None and session.get(Model, parent_model_id) is None:
         raise StoreError(f"no model with id {parent_model_id} in the store (parent_model_id)")

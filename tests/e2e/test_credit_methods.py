@@ -5,11 +5,10 @@ The models are made here, as a person would make them, on tiny random backbones 
 download): a likelihood-head model on a tiny Llama saved with its LM head (the approach of
 tests/srm/conftest.py's ``tiny_llama_dir``), and models trained for 2 steps on sentence labels
 (`srm train --steps FILE`): one on the ``tiny`` backbone, one on the Llama with the likelihood
-feature, whose sentences then carry a likelihood. `srm score --dataset` registers each one and
-scores the pairs in the store; each case makes its model active and opens Inspect.
-
-The imported reward model (head ``classifier``, `srm init --reward-model`) has its case
-waiting, skipped: see ``CLASSIFIER`` below for what it needs.
+feature, whose sentences then carry a likelihood; and an imported reward model (a tiny
+random Llama sequence classifier registered by `srm init --reward-model`, head
+``classifier``). `srm score --dataset` registers each one and scores the pairs in the store;
+each case makes its model active and opens Inspect.
 """
 
 from __future__ import annotations
@@ -89,8 +88,34 @@ def train_on_sentence_labels(inputs: Inputs, name: str, *flags: str) -> Path:
     return out
 
 
-#: How each case's model is made. The imported reward model's builder is added here with its
-#: case (see CLASSIFIER).
+def imported_reward_model(inputs: Inputs) -> Path:
+    """A tiny random Llama sequence classifier (one label) on the Llama's tokenizer, saved
+    locally, registered by `srm init --reward-model` as a user's own reward model would be."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    source = inputs.workdir / "tiny-reward-model"
+    tokenizer = AutoTokenizer.from_pretrained(inputs.llama)
+    tokenizer.save_pretrained(source)
+    torch.manual_seed(1)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        num_labels=1,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(source)
+    out = inputs.workdir / "imported"
+    cli("init", "--reward-model", str(source), "--out", str(out))
+    return out
+
+
+#: How each case's model is made.
 BUILDERS: dict[str, Callable[[Inputs], Path]] = {
     "likelihood": likelihood_model,
     "sentence-labels": lambda i: train_on_sentence_labels(
@@ -99,6 +124,7 @@ BUILDERS: dict[str, Callable[[Inputs], Path]] = {
     "likelihood-feature": lambda i: train_on_sentence_labels(
         i, "likelihood-feature", "--backbone", str(i.llama), "--likelihood-feature", "--d", "16"
     ),
+    "classifier": imported_reward_model,
 }
 
 
@@ -211,9 +237,7 @@ class Case:
     """The reward colours are log-probabilities, centred at the pair's mean."""
 
 
-#: The imported reward model, waiting for `srm init --reward-model`. To turn it on: add a
-#: BUILDERS["classifier"] that registers one (a tiny random *ForSequenceClassification saved
-#: locally, then `srm init --reward-model DIR --out PATH`, returning PATH) and drop the skip.
+#: The imported reward model (`srm init --reward-model`).
 CLASSIFIER = pytest.param(
     Case(
         "classifier",
@@ -223,7 +247,6 @@ CLASSIFIER = pytest.param(
         centred=False,
     ),
     id="imported-reward-model",
-    marks=pytest.mark.skip(reason="needs `srm init --reward-model` (being built)"),
 )
 CASES = [
     pytest.param(Case("likelihood", LIKELIHOOD_WORDS, False, True), id="likelihood-head"),
