@@ -296,25 +296,34 @@ def per_fold(
     return merged
 
 
-def steps_minilm(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict:
-    def make_cfg(out: Path) -> TrainConfig:
-        return TrainConfig(
-            model=ModelConfig(backbone="minilm", head="sentence", max_length=args.max_length),
-            init_from=str(DEFAULT_MODEL),
-            max_steps=args.train_steps,
-            batch_size=8,
-            lr=5e-5,
-            head_lr=2e-3,
-            finetune="full",
-            step_weight=args.step_weight,
-            device="cpu",
-            log_every=10,
-            seed=0,
-            output_dir=str(out),
-        )
+def minilm_steps_config(out: Path, args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    """The default model continued on sentence labels (with HH pairs mixed in): the recipe
+    of the MiniLM rows, ``overrides`` changing what is trained."""
+    fields = {
+        "model": ModelConfig(backbone="minilm", head="sentence", max_length=args.max_length),
+        "init_from": str(DEFAULT_MODEL),
+        "max_steps": args.train_steps,
+        "batch_size": 8,
+        "lr": 5e-5,
+        "head_lr": 2e-3,
+        "finetune": "full",
+        "step_weight": args.step_weight,
+        "device": "cpu",
+        "log_every": 10,
+        "seed": 0,
+        "output_dir": str(out),
+    }
+    return TrainConfig(**(fields | overrides))
 
+
+def steps_minilm(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> dict:
     return per_fold(
-        "steps-minilm", records, args, make_cfg, args.mix_pairs, srm_rows("SRM+steps minilm")
+        "steps-minilm",
+        records,
+        args,
+        lambda out: minilm_steps_config(out, args),
+        args.mix_pairs,
+        srm_rows("SRM+steps minilm"),
     )
 
 
@@ -322,25 +331,14 @@ def steps_minilm_probe(records: Sequence[dict[str, Any]], args: argparse.Namespa
     """The default model's backbone and marker frozen, only its heads trained on the labels
     (a probe of a few thousand weights: what 200 labelled responses can fit without
     memorising), with the same HH pairs mixed in."""
-
-    def make_cfg(out: Path) -> TrainConfig:
-        return TrainConfig(
-            model=ModelConfig(backbone="minilm", head="sentence", max_length=args.max_length),
-            init_from=str(DEFAULT_MODEL),
-            max_steps=args.train_steps,
-            batch_size=8,
-            head_lr=2e-3,
-            finetune="heads",
-            train_layers=1,  # with heads: the marker frozen too, so no backward pass at all
-            step_weight=args.step_weight,
-            device="cpu",
-            log_every=10,
-            seed=0,
-            output_dir=str(out),
-        )
-
+    # With finetune heads, train_layers freezes the marker too: no backward pass at all.
     return per_fold(
-        "steps-minilm-probe", records, args, make_cfg, args.mix_pairs, srm_rows("SRM+steps probe")
+        "steps-minilm-probe",
+        records,
+        args,
+        lambda out: minilm_steps_config(out, args, finetune="heads", train_layers=1),
+        args.mix_pairs,
+        srm_rows("SRM+steps probe"),
     )
 
 

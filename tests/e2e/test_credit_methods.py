@@ -92,20 +92,18 @@ def imported_reward_model(inputs: Inputs) -> Path:
     """A tiny random Llama sequence classifier (one label) on the Llama's tokenizer, saved
     locally, registered by `srm init --reward-model` as a user's own reward model would be."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
+
+    from tests.tiny_models import tiny_llama_config
 
     source = inputs.workdir / "tiny-reward-model"
     tokenizer = AutoTokenizer.from_pretrained(inputs.llama)
     tokenizer.save_pretrained(source)
     torch.manual_seed(1)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
+    config = tiny_llama_config(
+        len(tokenizer),
+        layers=2,
+        positions=1024,
         num_labels=1,
         pad_token_id=tokenizer.eos_token_id,
     )
@@ -130,38 +128,11 @@ BUILDERS: dict[str, Callable[[Inputs], Path]] = {
 
 def tiny_llama(path: Path) -> Path:
     """A tiny random Llama decoder saved with its (tied) LM head, and a byte-level BPE
-    tokenizer trained here on the pairs shown (tests/srm/conftest.py's tiny_llama_dir)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    tokenizer trained here on the pairs shown (as tests/srm/conftest.py's tiny_llama_dir)."""
+    from tests.tiny_models import bpe_tokenizer, save_tiny_llama
 
     texts = [f"{p.prompt} {p.chosen} {p.rejected}" for p in load_pairs(SAMPLE)]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
-    )
-    tokenizer.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path
+    return save_tiny_llama(path, bpe_tokenizer(texts), layers=2, positions=1024)
 
 
 def step_file(path: Path) -> Path:

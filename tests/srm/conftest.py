@@ -78,22 +78,12 @@ def runs_in_tmp_path(tmp_path, monkeypatch) -> None:
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory):
     """A local directory holding a tiny random GPT-2 and a byte-level BPE tokenizer trained
     here: stands in for "any Hugging Face model saved on disk" (decoder-only, no [CLS])."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2Model
+
+    from tests.tiny_models import bpe_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-gpt2")
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator([p + " " + r for p, r in TEXTS] * 20, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
-    )
+    tokenizer = bpe_tokenizer([p + " " + r for p, r in TEXTS] * 20)
     tokenizer.save_pretrained(path)
     torch.manual_seed(0)
     GPT2Model(
@@ -105,25 +95,13 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir):
     """A tiny random Llama decoder saved *with* its (tied) LM head, as SmolLM2 is: the
-    stand-in for decoders the HaF-RM policy term applies to."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    stand-in for decoders the HaF-RM policy term and the likelihood apply to."""
+    from transformers import AutoTokenizer
+
+    from tests.tiny_models import save_tiny_llama
 
     path = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
-    tokenizer.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path
+    return save_tiny_llama(path, AutoTokenizer.from_pretrained(tiny_gpt2_dir))
 
 
 # ----------------------------------------------------------------------------------- the store
