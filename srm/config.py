@@ -513,11 +513,30 @@ class ServeConfig:
     dense_tokenizer: str | None = None
     """A tokenizer, the policy's (a local directory or a cached Hugging Face name): /get_reward
     adds token_rewards, one dense reward per token of it over each query."""
+    timeout_s: float = 120.0
+    """Seconds a request may take, its body read and its scoring included; a slower one gets a
+    503 and its scoring stops, so one huge request cannot hold the others for long."""
+    header_timeout_s: float = 10.0
+    """Seconds a client has to send a request's headers, after it connects or after the
+    previous answer on its connection; a slower connection is closed (slow clients)."""
+    keep_alive_s: float = 5.0
+    """Seconds an idle kept-alive connection stays open (uvicorn's timeout_keep_alive)."""
+    max_connections: int | None = None
+    """Open connections at most (each holds a file descriptor). Unset: the process's descriptor
+    limit (ulimit -n) less 256, kept for the model's files and connections being accepted.
+    Beyond it a new connection replaces the one that has waited longest without sending a
+    request, else gets a 503."""
 
     def __post_init__(self) -> None:
         _integer("max_batch", self.max_batch, 1)
         _integer("max_items", self.max_items, 1)
         _integer("max_chars", self.max_chars, 1)
+        if self.max_connections is not None:
+            _integer("max_connections", self.max_connections, 1)
+        for name in ("timeout_s", "header_timeout_s", "keep_alive_s"):
+            _finite(name, getattr(self, name))
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: got {getattr(self, name)}; use a positive number")
         _finite("max_wait_ms", self.max_wait_ms)
         if not 0 <= self.max_wait_ms <= 10_000:
             raise ConfigError(f"max_wait_ms: got {self.max_wait_ms}; use 0 to 10000 ms")

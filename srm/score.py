@@ -105,12 +105,26 @@ def score_responses(
     """Score single responses (not pairs): one record per response, one side of a
     :func:`score_pairs` record. ``spans[i]``, when given, are the sentences of
     ``responses[i]`` (stepwise data comes with its own); ``batch_size`` is in responses."""
+    encoded = encode_responses(model, prompts, responses, spans=spans, max_length=max_length)
+    return score_encoded(
+        model, encoded, batch_size=batch_size, progress=progress, show_progress=show_progress
+    )
+
+
+def encode_responses(
+    model: SentenceRewardModel,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    spans: Sequence[Sequence[Span] | None] | None = None,
+    max_length: int | None = None,
+) -> list[Encoded]:
+    """The first half of :func:`score_responses`: segment and tokenize, no model call (the
+    reward server does this per request, beside the thread that runs the model)."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    model.eval()
-    device = next(model.parameters()).device
     cfg = model.config
-    encoded = encode_many(
+    return encode_many(
         model.tokenizer,
         [model.prompt_text(prompt) for prompt in prompts],
         responses,
@@ -119,6 +133,21 @@ def score_responses(
         max_sentence_chars=cfg.max_sentence_chars,
         spans=spans,
     )
+
+
+def score_encoded(
+    model: SentenceRewardModel,
+    encoded: Sequence[Encoded],
+    *,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    show_progress: bool = False,
+) -> list[ResponseScores]:
+    """The second half of :func:`score_responses`: the forward passes, ``batch_size``
+    responses each (of similar lengths), and a record per response. ``progress`` is called
+    after each pass; an exception it raises stops the scoring there."""
+    model.eval()
+    device = next(model.parameters()).device
     results: list[ResponseScores | None] = [None] * len(encoded)
     done = 0
     with tqdm(total=len(encoded), unit="response", disable=not show_progress) as bar:

@@ -13,30 +13,48 @@ Endpoints (:func:`create_app`):
 - ``GET /health``; ``GET /openapi.json`` and ``/docs``, FastAPI's schema and its page.
 
 Requests that arrive together are scored together (:class:`Batcher`): the first waits up to
-``max_wait_ms`` for others, up to ``max_batch`` responses per forward pass, and the model runs
-in one worker thread so the event loop keeps accepting requests. A bad request gets a 422 that
-names the field (FastAPI's ``{"detail": [{"loc": [...], "msg": ...}]}``), an oversized one a 413
-that names the limit and the option that sets it; a failure while scoring is a 500 for the
-requests of that batch, and the server carries on.
+``max_wait_ms`` for others, up to ``max_batch`` responses per forward pass. Nothing heavy runs
+on the event loop, so ``/health`` answers while a request is scored: each request's responses
+are segmented and tokenized in a thread of their own, and the model runs in one worker thread.
+A request that takes longer than ``timeout_s`` gets a 503, and the work it left stops. A bad
+request gets a 422 that names the field (FastAPI's ``{"detail": [{"loc": [...], "msg": ...}]}``;
+NaN and Infinity, which JSON does not have, are bad requests too), an oversized one a 413 that
+names the limit and the option that sets it; a failure while scoring is a 500 for the requests
+of that batch, and the server carries on.
+
+:func:`serve` runs the app on uvicorn with limits for slow and numerous clients: a deadline for
+each request's headers, a cap on open connections below the process's descriptor limit, and no
+tracebacks when descriptors run out anyway; on SIGTERM it stops within a few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import errno
 import functools
+import json
 import logging
+import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException
+import h11
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from srm import __version__
 from srm.config import ServeConfig
@@ -46,6 +64,7 @@ from srm.records import ResponseScores
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from srm.collate import Encoded
     from srm.model import SentenceRewardModel
 
 log = logging.getLogger(__name__)
@@ -55,19 +74,29 @@ BEARER = HTTPBearer(auto_error=False)
 
 
 # -------------------------------------------------------------------------------- the batcher
+class _Abandoned(Exception):
+    """Every request of the work under way has gone (its deadline, its client, a shutdown)."""
+
+
 @dataclass
 class _Job:
-    prompts: list[str]
-    responses: list[str]
+    encoded: list[Encoded]
     future: asyncio.Future[list[ResponseScores]]
+    abandoned: threading.Event
+    """Set when the request gives up: what is left of its work is skipped."""
 
 
 class Batcher:
     """Scores the responses of concurrent requests, several requests per forward pass.
 
-    ``await batcher.score(prompts, responses)`` from any request; one task collects what is
-    queued (the first job waits up to ``max_wait_ms`` for company, until ``max_batch``
-    responses), and one worker thread runs the model (:func:`srm.score.score_responses`).
+    ``await batcher.score(prompts, responses)`` from any request: the responses are segmented
+    and tokenized in a thread of the loop's executor (the cost that grows with the text, kept
+    off the event loop and off the model's thread, so one huge request does not hold up the
+    rest), then queued; one task collects what is queued (the first job waits up to
+    ``max_wait_ms`` for company, until ``max_batch`` responses), and one worker thread runs
+    the forward passes (:func:`srm.score.score_encoded`). A cancelled ``score`` stops its
+    segmenting at the next response, and a batch whose every request was cancelled stops at
+    its next forward pass.
     """
 
     def __init__(self, model: SentenceRewardModel, config: ServeConfig) -> None:
@@ -75,70 +104,117 @@ class Batcher:
         self.config = config
         self.batches = 0
         """Forward-pass groups run so far (``/health`` reports it)."""
+        self.in_flight = 0
+        """Requests being prepared, queued or scored now (``/health`` reports it)."""
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srm-score")
+        # A fast tokenizer must not be called from two threads at once ("Already borrowed").
+        self._tokenizer_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop now: queued requests are dropped, and the forward pass under way is the last
+        (its thread is not waited for: a shutdown must not wait for a huge batch)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._thread.shutdown(wait=True)
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            job.abandoned.set()
+            job.future.cancel()
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[ResponseScores]:
-        job = _Job(prompts, responses, asyncio.get_running_loop().create_future())
-        await self._queue.put(job)
-        return await job.future
+        loop = asyncio.get_running_loop()
+        abandoned = threading.Event()
+        self.in_flight += 1
+        try:
+            encoded = await loop.run_in_executor(
+                None, self._prepare, list(prompts), list(responses), abandoned
+            )
+            job = _Job(encoded, loop.create_future(), abandoned)
+            self._queue.put_nowait(job)
+            return await job.future
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+        finally:
+            self.in_flight -= 1
+
+    def _prepare(
+        self, prompts: list[str], responses: list[str], abandoned: threading.Event
+    ) -> list[Encoded]:
+        """Segment (one response at a time, so a request that gives up stops soon), then
+        tokenize: what :func:`srm.score.encode_responses` does, in a worker thread."""
+        from srm.score import encode_responses
+        from srm.segment import segment
+
+        spans = []
+        for response in responses:
+            if abandoned.is_set():
+                raise _Abandoned
+            spans.append(segment(response, max_chars=self.model.config.max_sentence_chars))
+        with self._tokenizer_lock:
+            return encode_responses(self.model, prompts, responses, spans=spans)
+
+    async def _next(self, wait: float | None = None) -> _Job | None:
+        """The next queued job nobody abandoned; ``None`` when ``wait`` seconds pass first."""
+        while True:
+            if wait is None:
+                job = await self._queue.get()
+            else:
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), max(wait, 0))
+                except asyncio.TimeoutError:
+                    return None
+            if not job.abandoned.is_set():
+                return job
 
     async def _collect(self) -> list[_Job]:
         """The next group of jobs: the first in the queue and, with batching, those that join
         it within ``max_wait_ms`` while there is room for their responses."""
-        jobs = [await self._queue.get()]
+        first = await self._next()
+        assert first is not None
+        jobs = [first]
         if not self.config.batching:
             return jobs
-        size = len(jobs[0].responses)
+        size = len(first.encoded)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.max_wait_ms / 1000
         while size < self.config.max_batch:
-            try:
-                job = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self._queue.get(), left)
-                except TimeoutError:
-                    break
+            job = await self._next(deadline - loop.time())
+            if job is None:
+                break
             jobs.append(job)
-            size += len(job.responses)
+            size += len(job.encoded)
         return jobs
 
     async def _run(self) -> None:
-        from srm.score import score_responses
+        from srm import score as scoring  # looked up per batch: tests stand in for it
 
         loop = asyncio.get_running_loop()
         while True:
             jobs = await self._collect()
-            prompts = [p for job in jobs for p in job.prompts]
-            responses = [r for job in jobs for r in job.responses]
+            encoded = [e for job in jobs for e in job.encoded]
             try:
                 records = await loop.run_in_executor(
                     self._thread,
                     functools.partial(
-                        score_responses,
+                        scoring.score_encoded,
                         self.model,
-                        prompts,
-                        responses,
+                        encoded,
                         batch_size=self.config.max_batch,
+                        progress=functools.partial(_stop_when_abandoned, jobs),
                     ),
                 )
+            except _Abandoned:
+                continue
             except Exception as err:  # one bad batch fails its requests, not the server
-                log.exception("scoring a batch of %d responses failed", len(responses))
+                log.exception("scoring a batch of %d responses failed", len(encoded))
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(err)
@@ -146,10 +222,16 @@ class Batcher:
             self.batches += 1
             start = 0
             for job in jobs:
-                n = len(job.responses)
-                if not job.future.done():  # done: the client went away
+                n = len(job.encoded)
+                if not job.future.done():  # done: the request went away
                     job.future.set_result(records[start : start + n])
                 start += n
+
+
+def _stop_when_abandoned(jobs: list[_Job], done: int, total: int) -> None:
+    """Between forward passes: stop a batch whose every request has gone."""
+    if all(job.abandoned.is_set() for job in jobs):
+        raise _Abandoned
 
 
 # ------------------------------------------------------------------------------ the messages
@@ -222,6 +304,7 @@ def create_app(
     config = config or ServeConfig()
     batcher = Batcher(model, config)
     policy = None
+    policy_lock = threading.Lock()  # one call at a time into a fast tokenizer
     if config.dense_tokenizer is not None:
         from srm.backbones import load_tokenizer
 
@@ -239,6 +322,8 @@ def create_app(
         description="Sentence-level rewards for RL: OpenRLHF's /get_reward, and /score.",
         lifespan=lifespan,
     )
+    app.router.route_class = FiniteJSONRoute
+    app.add_middleware(Deadline, seconds=config.timeout_s)
     app.add_middleware(BodyLimit, max_mb=config.max_body_mb)
 
     def authorised(
@@ -270,6 +355,7 @@ def create_app(
             "batching": config.batching,
             "max_batch": config.max_batch,
             "batches": batcher.batches,
+            "in_flight": batcher.in_flight,
         }
 
     @app.post("/get_reward", dependencies=[Depends(authorised)], response_model_exclude_none=True)
@@ -293,10 +379,16 @@ def create_app(
         dense = [dense_rewards(r) for r in records]
         tokens = None
         if policy is not None:
-            tokens = [
-                token_rewards(record, token_offsets(policy, query), shift=start)
-                for record, query, start in zip(records, request.query, starts, strict=True)
-            ]
+
+            def place_on_tokens() -> list[list[float]]:
+                with policy_lock:
+                    offsets = [token_offsets(policy, query) for query in request.query]
+                return [
+                    token_rewards(record, spans, shift=start)
+                    for record, spans, start in zip(records, offsets, starts, strict=True)
+                ]
+
+            tokens = await asyncio.get_running_loop().run_in_executor(None, place_on_tokens)
         return RewardResponse(
             rewards=rewards,
             scores=rewards,
@@ -380,15 +472,17 @@ def _response_start(query: str, prompt: str, i: int) -> int:
 
 
 def _strip(response: str, suffixes: Sequence[str]) -> str:
-    """``response`` without any of ``suffixes`` at its end, repeatedly (``</s></s>``)."""
+    """``response`` without any of ``suffixes`` at its end, repeatedly (``</s></s>``); one
+    copy at the end, however many there are."""
+    end = len(response)
     changed = True
     while changed:
         changed = False
         for suffix in suffixes:
-            if response.endswith(suffix):
-                response = response[: -len(suffix)]
+            if response.endswith(suffix, 0, end):
+                end -= len(suffix)
                 changed = True
-    return response
+    return response[:end]
 
 
 # ------------------------------------------------------------------------- the body limit
@@ -437,3 +531,294 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+# ------------------------------------------------------------------ numbers JSON does not have
+def _refuse_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise _NotFinite(text)
+    return value
+
+
+class _NotFinite(ValueError):
+    """A number JSON does not have: NaN, Infinity, -Infinity, or one too large for a float."""
+
+
+class FiniteJSONRoute(APIRoute):
+    """A route whose JSON body may not hold NaN, Infinity or a number beyond a float (Python's
+    ``json`` reads them; FastAPI's 422 then echoes them, cannot be rendered, and the client gets
+    a 500). Refused with a 422 before the body is validated."""
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            body = await request.body()
+            if body:
+                try:
+                    parsed = json.loads(
+                        body, parse_constant=_refuse_constant, parse_float=_finite_float
+                    )
+                except _NotFinite as err:
+                    _invalid(
+                        ["body"],
+                        f"{err} is not a finite number: JSON has no NaN or Infinity, send a "
+                        "finite number or null",
+                    )
+                except ValueError:
+                    pass  # not JSON: FastAPI says so, with the position
+                else:
+                    request._json = parsed  # Starlette's cache: the body is parsed once
+            return await handler(request)
+
+        return checked
+
+
+# ---------------------------------------------------------------------------- the deadline
+class Deadline:
+    """ASGI middleware: a request not answered within ``seconds`` (its body read and its
+    scoring included) gets a 503, and its work is cancelled (:class:`Batcher` then drops what
+    is left of it), so a huge request or a slow body cannot hold a worker for long."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, tracked_send), self.seconds)
+        except asyncio.TimeoutError:
+            if started:
+                raise
+            message = (
+                f"the request took over {self.seconds:g} s, the limit (srm serve --timeout-s): "
+                "send fewer or shorter texts, or raise the limit"
+            )
+            response = JSONResponse(
+                {"detail": [{"type": "timeout", "loc": ["body"], "msg": message}]},
+                status_code=503,
+            )
+            await response(scope, receive, send)
+
+
+# ------------------------------------------------------------------------------ the server
+BACKLOG = 64
+"""Connections the kernel queues for accept, and the most the event loop accepts in one turn;
+a connection is counted a turn after it is accepted and its descriptor freed a turn after it
+is closed, so three turns' worth are kept free of the cap (a flood of 1,100 connections at
+ulimit -n 1024 ran out with one turn's worth kept)."""
+RESERVED_DESCRIPTORS = 64
+"""Descriptors kept for what is not a connection: the model's files, logs, pipes."""
+HEADER_BYTES = 16 * 1024
+"""The longest request line and headers h11 reads before refusing the request (a 400)."""
+SHUTDOWN_S = 3.0
+"""Seconds requests under way get to finish after SIGTERM; then they are cancelled."""
+
+
+def check_token(token: str) -> str:
+    """``token`` if clients can send it as ``Authorization: Bearer TOKEN``; else ``ValueError``
+    saying why. A blank token would be accepted and then match no client (HTTP strips the
+    spaces around a header's value)."""
+    if not token.strip():
+        raise ValueError(
+            "the token is blank: give a token (for example "
+            "python -c 'import secrets; print(secrets.token_urlsafe(24))'), or leave "
+            "--token and $SRM_SERVE_TOKEN unset"
+        )
+    if token != token.strip() or not all(" " <= ch <= "~" for ch in token):
+        raise ValueError(
+            "the token has spaces at its ends or characters other than printable ASCII, so "
+            "no client could send it in an Authorization header: choose another"
+        )
+    return token
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host`` (an IPv6 address with or without brackets, ``[::1]``) and
+    ``port``, made before the model loads so that an address that cannot be served is refused
+    at once; ``OSError`` when it cannot be bound."""
+    address = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def descriptor_limit() -> int | None:
+    """The process's soft limit on open files (``ulimit -n``); ``None`` when unlimited or
+    unknown (no ``resource`` module off Unix)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_cap(requested: int | None, limit: int | None) -> int:
+    """How many connections may be open at once: ``requested`` (unset: as many as fit), and
+    never so many that accepting one more could run out of descriptors (``limit``). Raises
+    ``ValueError`` when the limit leaves too few."""
+    if limit is None:
+        return requested or 4096
+    kept = 3 * BACKLOG + RESERVED_DESCRIPTORS
+    room = limit - kept
+    if room < 8:
+        raise ValueError(
+            f"the process may open {limit} files (ulimit -n), too few to serve: raise it to "
+            f"{kept + 64} or more"
+        )
+    return room if requested is None else min(requested, room)
+
+
+def _guarded_protocol(header_timeout_s: float, max_connections: int) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with two limits of its own, for one server.
+
+    - A deadline for each request's headers: ``header_timeout_s`` after a connection opens, or
+      after the previous answer on it, a connection still without a whole request line and
+      headers is answered 408 and closed (uvicorn has a keep-alive timeout, but none for a
+      client that sends part of its headers and stops).
+    - At most ``max_connections`` open connections: one more replaces the connection that has
+      waited longest without sending a request (so slow clients cannot lock out a new
+      ``/health``), else is answered 503 and closed. uvicorn's ``limit_concurrency`` answers
+      503 only once a request's headers are in, so it does not bound half-open connections.
+    """
+    waiting: collections.OrderedDict[GuardedH11Protocol, None] = collections.OrderedDict()
+    """Connections without a request under way, the longest waiting first."""
+
+    class GuardedH11Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+            super().connection_made(transport)  # type: ignore[arg-type]
+            if len(self.connections) > max_connections and not self._make_room():
+                self._close(
+                    b"503 Service Unavailable",
+                    f"{max_connections} connections are open, the limit "
+                    "(srm serve --max-connections); try again",
+                )
+                return
+            self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # its headers are in (or it was refused)
+                self._stop_waiting()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._await_headers()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            self._stop_waiting()
+            waiting[self] = None
+            self._header_timer = self.loop.call_later(header_timeout_s, self._headers_too_slow)
+
+        def _stop_waiting(self) -> None:
+            waiting.pop(self, None)
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE:
+                self._close(
+                    b"408 Request Timeout",
+                    f"no request within {header_timeout_s:g} s (srm serve --header-timeout-s)",
+                )
+
+        def _make_room(self) -> bool:
+            for other in waiting:  # the longest waiting first
+                other._close(
+                    b"503 Service Unavailable",
+                    "closed to make room for a new connection: send the request sooner",
+                )
+                return True
+            return False
+
+        def _close(self, status: bytes, message: str) -> None:
+            """Answer with ``status`` outside h11 (no request may have been read) and close."""
+            self._stop_waiting()
+            if self.transport.is_closing():
+                return
+            body = message.encode()
+            head = b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n" % status
+            head += b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body)
+            self.transport.write(head + body)
+            self.transport.close()
+
+    return GuardedH11Protocol
+
+
+class _DescriptorsRunOut:
+    """The event loop's exception handler: when accept() finds no descriptor left (EMFILE and
+    kin) asyncio logs a traceback for each connection it tries, many per second; log one line
+    a minute instead, and everything else as asyncio would."""
+
+    def __init__(self) -> None:
+        self.last = -math.inf
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        out_of = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+        if isinstance(error, OSError) and error.errno in out_of:
+            now = time.monotonic()
+            if now - self.last >= 60:
+                self.last = now
+                log.warning(
+                    "out of file descriptors (%s): new connections wait until some close; "
+                    "lower --max-connections or raise ulimit -n",
+                    error.strerror,
+                )
+            return
+        loop.default_exception_handler(context)
+
+
+class _RewardServer(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(_DescriptorsRunOut())
+        await super().startup(sockets=sockets)
+
+
+def serve(app: FastAPI, sock: socket.socket, config: ServeConfig, max_connections: int) -> None:
+    """Run ``app`` on uvicorn on the bound ``sock`` until SIGTERM or Ctrl-C: h11 with the
+    header deadline and connection cap of :func:`_guarded_protocol`, ``keep_alive_s`` for idle
+    connections, and at most :data:`SHUTDOWN_S` for requests under way once told to stop."""
+    server_config = uvicorn.Config(
+        app,
+        http=_guarded_protocol(config.header_timeout_s, max_connections),
+        ws="none",
+        log_level="warning",
+        backlog=BACKLOG,
+        timeout_keep_alive=config.keep_alive_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=SHUTDOWN_S,  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=HEADER_BYTES,
+    )
+    _RewardServer(server_config).run(sockets=[sock])

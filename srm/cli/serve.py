@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,15 @@ def serve_cmd(
     sentence rewards and their spans), POST /score (the records srm score writes), GET /health
     and the OpenAPI schema at /docs."""
     from srm import access
+    from srm.serve import check_token, connection_cap, descriptor_limit, listen_socket
 
+    if token is None and TOKEN_ENV in os.environ:  # click reads an empty variable as unset
+        token = os.environ[TOKEN_ENV]
+    if token is not None:
+        try:
+            check_token(token)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint=f"--token (or ${TOKEN_ENV})") from None
     if not access.is_loopback(host) and not token and not insecure:
         raise click.UsageError(
             f"--host {host} is beyond loopback: give a token with --token or ${TOKEN_ENV} "
@@ -59,20 +68,34 @@ def serve_cmd(
         )
     with clean_errors(ValueError):
         config = ServeConfig(**{k: v for k, v in given.items() if v is not None})
+        max_connections = connection_cap(config.max_connections, descriptor_limit())
     device = checked_device(device)
-
-    import uvicorn
+    try:  # before the model loads: an address that cannot be served is refused at once
+        sock = listen_socket(host, port)
+    except OSError as err:
+        raise click.BadParameter(
+            f"cannot listen on {host} port {port} ({err.strerror or err}); give another --host "
+            "(an address of this machine: 127.0.0.1, ::1, 0.0.0.0) or --port",
+            param_hint="--host",
+        ) from None
+    if config.max_connections is not None and max_connections < config.max_connections:
+        click.echo(
+            f"--max-connections lowered to {max_connections}: the process may open "
+            f"{descriptor_limit()} files (ulimit -n), some kept for other uses.",
+            err=True,
+        )
 
     from srm.checkpoint import CheckpointError, load
-    from srm.serve import create_app
+    from srm.serve import create_app, serve
 
     path = model_path(model_dir)
     with clean_errors(CheckpointError):
         model = load(path, device=device)
     with clean_errors(ValueError):  # a --dense-tokenizer that cannot be loaded
-        app = create_app(model, config, token=token or None, name=path.name)
+        app = create_app(model, config, token=token, name=path.name)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
     click.echo(
         f"Serving {path} ({model.config.head} head, {model.score_length} tokens) at "
-        f"http://{host}:{port}: POST /get_reward, POST /score, GET /health, schema at /docs."
+        f"http://{shown}:{port}: POST /get_reward, POST /score, GET /health, schema at /docs."
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve(app, sock, config, max_connections)

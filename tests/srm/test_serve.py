@@ -3,9 +3,12 @@ requests, the token, batching, and ``srm serve`` as a process on a loopback port
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -268,14 +271,14 @@ def test_concurrent_requests_share_a_forward_pass_when_batching(make_client, bat
 def test_a_failure_while_scoring_is_a_500_and_the_server_carries_on(make_client, monkeypatch):
     import srm.score
 
-    real = srm.score.score_responses
+    real = srm.score.score_encoded
 
-    def failing(model, prompts, responses, **kwargs):
-        if any("BOOM" in r for r in responses):
+    def failing(model, encoded, **kwargs):
+        if any("BOOM" in span.text for e in encoded for span in e.spans):
             raise RuntimeError("the model fell over")
-        return real(model, prompts, responses, **kwargs)
+        return real(model, encoded, **kwargs)
 
-    monkeypatch.setattr(srm.score, "score_responses", failing)
+    monkeypatch.setattr(srm.score, "score_encoded", failing)
     client = make_client()
     bad = client.post("/score", json={"prompt": "Hi", "responses": ["BOOM."]})
     assert bad.status_code == 500
@@ -312,27 +315,62 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_srm_serve_process_answers_over_http(tiny_model: Path, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def srm_serve(
+    model: Path,
+    log_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    open_files: int | None = None,
+    python_code: str | None = None,
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``srm serve`` as a process of its own on a free loopback port, once it answers /health:
+    (the process, its URL). ``open_files`` sets its descriptor limit (ulimit -n);
+    ``python_code`` runs instead of ``python -m srm.cli``, with the CLI arguments after it."""
     port = free_port()
-    log = (tmp_path / "serve.log").open("w")
+    log = log_path.open("w")
     root = str(Path(__file__).resolve().parents[2])  # this tree's srm, not an installed one
-    env = {**os.environ, "SRM_SERVE_TOKEN": "tok", "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
-    command = [sys.executable, "-m", "srm.cli", "serve", "--model", str(tiny_model)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root, **(env or {})}
+    entry = ["-c", python_code] if python_code else ["-m", "srm.cli"]
+    command = [sys.executable, *entry, "serve", "--model", str(model), "--port", str(port), *args]
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     process = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=environment,
+        preexec_fn=limit_open_files,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):  # up to a minute or so on a loaded machine; no timing asserted
             if process.poll() is not None:
-                pytest.fail(f"srm serve exited: {(tmp_path / 'serve.log').read_text()}")
+                pytest.fail(f"srm serve exited: {log_path.read_text()}")
             try:
                 if httpx.get(f"{url}/health").status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
         else:
-            pytest.fail(f"srm serve never answered: {(tmp_path / 'serve.log').read_text()}")
+            pytest.fail(f"srm serve never answered: {log_path.read_text()}")
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=60)
+        log.close()
+
+
+def test_srm_serve_process_answers_over_http(tiny_model: Path, tmp_path: Path) -> None:
+    with srm_serve(tiny_model, tmp_path / "serve.log", env={"SRM_SERVE_TOKEN": "tok"}) as (
+        _,
+        url,
+    ):
         request = openrlhf_request()
         assert httpx.post(f"{url}/get_reward", json=request).status_code == 401
         answer = httpx.post(
@@ -341,7 +379,291 @@ def test_srm_serve_process_answers_over_http(tiny_model: Path, tmp_path: Path) -
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["rewards"]) == len(TEXTS)
         assert httpx.get(f"{url}/health").json()["model"] == tiny_model.name
+
+
+# ------------------------------------------------------------------------ hostile requests
+NON_FINITE = [
+    pytest.param('{"query": [NaN], "prompts": ["x"]}', "NaN", id="nan-in-a-list"),
+    pytest.param('{"query": ["ab"], "prompts": ["a"], "labels": [1e999]}', "1e999", id="1e999"),
+    pytest.param('{"query": [Infinity], "prompts": ["x"]}', "Infinity", id="infinity-in-a-list"),
+    pytest.param('{"query": ["ab"], "prompts": -Infinity}', "-Infinity", id="minus-infinity"),
+    pytest.param('{"query": ["ab"], "prompts": ["a"], "x": -1e999}', "-1e999", id="extra-key"),
+    pytest.param('{"prompt": "a", "responses": ["b"], "dense": NaN}', "NaN", id="a-flag"),
+    pytest.param("1e999", "1e999", id="the-whole-body"),
+]
+
+
+@pytest.mark.parametrize("path", ["/get_reward", "/score"])
+@pytest.mark.parametrize(("body", "number"), NON_FINITE)
+def test_numbers_json_does_not_have_get_a_422(client, path: str, body: str, number: str) -> None:
+    """Python's json reads NaN and Infinity, and FastAPI's 422 echoed them back in a body that
+    could not be rendered: the client got a 500."""
+    answer = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert error["msg"].startswith(f"{number} is not a finite number: JSON has no NaN or Infinity")
+    assert client.post(path, content="{", headers={"content-type": "application/json"}).json()[
+        "detail"
+    ][0]["loc"] == ["body", 1]  # other broken JSON is still FastAPI's to describe
+
+
+def test_a_request_past_its_deadline_gets_a_503_and_its_work_stops(
+    make_client, model, monkeypatch
+) -> None:
+    client = make_client(timeout_s=1.0, max_batch=1)
+    release = threading.Event()
+    passes = []
+    real_forward = model.forward
+
+    def forward(*args, **kwargs):
+        passes.append(len(passes))
+        release.wait(60)  # the first pass outlives the request's deadline
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward)
+    try:
+        slow = client.post("/score", json={"prompt": "Hi", "responses": ["A.", "B.", "C."]})
+        assert slow.status_code == 503, slow.text
+        (error,) = slow.json()["detail"]
+        assert "took over 1 s, the limit (srm serve --timeout-s)" in error["msg"]
+        assert client.get("/health").json()["in_flight"] == 0
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        release.set()
+    fine = client.post("/score", json={"prompt": "Hi", "responses": ["Fine."]})
+    assert fine.status_code == 200, fine.text
+    # The abandoned request ran at most the pass under way (not its three), then this one's.
+    assert len(passes) <= 2
+
+
+def test_a_slow_request_holds_up_neither_health_nor_the_other_requests(
+    make_client, monkeypatch
+) -> None:
+    """Segmenting runs per request beside the model's thread: a request whose text takes long
+    to segment (once: 100,000 characters of "!!! ", minutes) does not queue the others."""
+    import srm.segment
+
+    real = srm.segment.segment
+    entered, release = threading.Event(), threading.Event()
+
+    def segment(text: str, **kwargs):
+        if text.startswith("HUGE"):
+            entered.set()
+            release.wait(60)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(srm.segment, "segment", segment)
+    client = make_client()
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, response: str) -> None:
+        answers[name] = client.post("/score", json={"prompt": "Hi", "responses": [response]})
+
+    huge = threading.Thread(target=post, args=("huge", "HUGE" + "!!! " * 1000))
+    huge.start()
+    try:
+        assert entered.wait(60), "the huge request never reached segmentation"
+        small = threading.Thread(target=post, args=("small", "Fine. Thanks."))
+        small.start()
+        small.join(60)  # a bound for a hung test, not a timing: it waits forever when queued
+        assert not small.is_alive(), "the small request waited for the huge one"
+        assert answers["small"].status_code == 200, answers["small"].text
+        assert client.get("/health").json()["in_flight"] == 1
+    finally:
+        release.set()
+        huge.join(60)
+    assert answers["huge"].status_code == 200
+
+
+def test_segmenting_stops_at_the_next_response_once_its_request_gives_up(
+    model, monkeypatch
+) -> None:
+    import srm.segment
+    from srm.serve import Batcher, _Abandoned
+
+    real = srm.segment.segment
+    abandoned = threading.Event()
+    seen = []
+
+    def segment(text: str, **kwargs):
+        seen.append(text)
+        abandoned.set()  # the request's deadline passes while its first response is segmented
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(srm.segment, "segment", segment)
+    with pytest.raises(_Abandoned):
+        Batcher(model, ServeConfig())._prepare(["Hi"] * 3, ["A.", "B.", "C."], abandoned)
+    assert seen == ["A."]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--token", ""], {}, "the token is blank"),
+        (["--token", "   "], {}, "the token is blank"),
+        (["--host", "0.0.0.0"], {"SRM_SERVE_TOKEN": ""}, "the token is blank"),
+        (["--host", "0.0.0.0", "--insecure"], {"SRM_SERVE_TOKEN": " "}, "the token is blank"),
+        (["--token", " s3cret"], {}, "spaces at its ends"),
+        (["--token", "s3cr\u00e9t"], {}, "printable ASCII"),
+    ],
+)
+def test_a_blank_token_is_refused(args: list[str], env: dict, message: str, monkeypatch) -> None:
+    """A blank token once passed the beyond-loopback check and then matched no client."""
+    monkeypatch.delenv("SRM_SERVE_TOKEN", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["serve", "--model", "/nowhere", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_an_ipv6_address_in_brackets_is_bound_before_the_model_loads(
+    tiny_model: Path, monkeypatch
+) -> None:
+    """``--host '[::1]'`` passed the loopback check and then failed to bind, after loading."""
+    monkeypatch.delenv("SRM_SERVE_TOKEN", raising=False)
+    served = []
+
+    def serve(app, sock, config, max_connections) -> None:  # stands in for uvicorn
+        served.append(sock.getsockname()[0])
+        sock.close()
+
+    monkeypatch.setattr("srm.serve.serve", serve)
+    result = CliRunner().invoke(main, ["serve", "--host", "[::1]", "--model", str(tiny_model)])
+    if ipv6_loopback():
+        assert result.exit_code == 0, result.output
+        assert served == ["::1"]
+        assert "at http://[::1]:5000" in result.output
+    else:  # pragma: no cover - a machine without IPv6
+        assert result.exit_code == 2 and "cannot listen on [::1]" in result.output
+
+
+def test_an_address_that_cannot_be_served_is_refused_before_the_model_loads(monkeypatch) -> None:
+    monkeypatch.delenv("SRM_SERVE_TOKEN", raising=False)
+    result = CliRunner().invoke(
+        main, ["serve", "--host", "203.0.113.7", "--insecure", "--model", "/nowhere"]
+    )  # TEST-NET-3: an address of no machine here; the model path is not even looked at
+    assert result.exit_code == 2, result.output
+    assert "cannot listen on 203.0.113.7 port 5000" in result.output
+
+
+def test_the_connection_cap_stays_below_the_descriptor_limit() -> None:
+    from srm.serve import connection_cap
+
+    assert connection_cap(None, 1024) == 768
+    assert connection_cap(100, 1024) == 100
+    assert connection_cap(5000, 1024) == 768
+    assert connection_cap(None, None) == 4096
+    with pytest.raises(ValueError, match=r"may open 200 files \(ulimit -n\), too few"):
+        connection_cap(None, 200)
+
+
+# --------------------------------------------------------------- slow clients, a real server
+def half_open(url: str, count: int) -> list[socket.socket]:
+    """``count`` connections that start a request and never finish its headers."""
+    host, port = url.removeprefix("http://").split(":")
+    connections = []
+    for _ in range(count):
+        connection = socket.create_connection((host, int(port)))
+        connection.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")
+        connections.append(connection)
+    return connections
+
+
+def first_bytes(connection: socket.socket) -> bytes:
+    """What the server sends on ``connection`` until it closes it (60 s: a bound for a hung
+    test, not a timing)."""
+    connection.settimeout(60)
+    received = b""
+    while chunk := connection.recv(4096):
+        received += chunk
+    return received
+
+
+def test_slow_clients_cannot_stall_health_or_run_out_of_descriptors(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """600 connections that never finish their headers, against a 512-descriptor limit: once,
+    /health stopped answering and the accept loop logged a traceback per attempt (180 MB)."""
+    log = tmp_path / "serve.log"
+    with srm_serve(tiny_model, log, open_files=512) as (process, url):
+        connections = half_open(url, 600)
+        try:
+            for _ in range(3):
+                assert httpx.get(f"{url}/health", timeout=60).json()["status"] == "ok"
+            # The cap is 512 - 256: the longest-waiting connections made room for newer ones.
+            assert first_bytes(connections[0]).startswith(b"HTTP/1.1 503 Service Unavailable")
+        finally:
+            for connection in connections:
+                connection.close()
+        assert process.poll() is None
+    assert "Traceback" not in log.read_text()
+
+
+def test_headers_and_bodies_that_never_finish_are_answered_and_closed(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    with srm_serve(
+        tiny_model, tmp_path / "serve.log", "--header-timeout-s", "1", "--timeout-s", "2"
+    ) as (_, url):
+        (no_headers,) = half_open(url, 1)
+        (no_body,) = half_open(url, 1)
+        no_body.sendall(b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        assert first_bytes(no_headers).startswith(b"HTTP/1.1 408 Request Timeout")
+        answer = first_bytes(no_body)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert b"--timeout-s" in answer
+        assert httpx.get(f"{url}/health").status_code == 200
+
+
+STUCK_MODEL = """
+import pathlib, sys, threading
+import srm.score
+
+def stuck(*args, **kwargs):  # a forward pass that never ends
+    pathlib.Path(sys.argv[1]).touch()
+    threading.Event().wait()
+
+srm.score.score_encoded = srm.score.score_responses = stuck
+from srm.cli import main
+main(sys.argv[2:])
+"""
+
+
+def test_sigterm_stops_the_server_while_a_request_is_scored(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Once, SIGTERM waited for the request under way: over 45 s for a huge one."""
+    started = tmp_path / "scoring-started"
+    code = STUCK_MODEL.replace("sys.argv[1]", repr(str(started))).replace(
+        "main(sys.argv[2:])", "main(sys.argv[1:])"
+    )
+    with srm_serve(tiny_model, tmp_path / "serve.log", python_code=code) as (process, url):
+        request = threading.Thread(
+            target=lambda: httpx.post(
+                f"{url}/score", json={"prompt": "Hi", "responses": ["Hello."]}, timeout=120
+            ),
+            daemon=True,
+        )
+        request.start()
+        for _ in range(600):
+            if started.exists():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the request never reached the model")
+        process.send_signal(signal.SIGTERM)
+        try:
+            returncode = process.wait(timeout=60)  # a bound for a hung test, not a timing
+        except subprocess.TimeoutExpired:
+            pytest.fail("srm serve ignored SIGTERM while a request was scored")
+    assert returncode in (-signal.SIGTERM, 128 + signal.SIGTERM, 0)
