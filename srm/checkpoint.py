@@ -405,6 +405,8 @@ def load(
         for k, v in tensors.items()
         if not k.startswith(("lora.", "extra.", "backbone.", "lm_head."))
     }
+    if "label_offset" in own:  # trained on sentence labels: their base rate (srm.train)
+        model.label_offset = torch.nn.Parameter(own["label_offset"].clone())
     missing = set(_own_state(model)) - set(own)
     unexpected = set(own) - set(_own_state(model))
     if missing or unexpected:

@@ -7,8 +7,10 @@ together.
 
 Step-labelled responses (``train_steps``: a TRL stepwise file, or annotators' sentence tags)
 add a sentence-label term, ``step_weight`` times the mean binary cross-entropy of
-sigmoid(r_j) against each labelled sentence's label (good = 1), the form TRL's PRMTrainer
-trains per step. Pairs and labelled responses mix in the same batches; either may be empty.
+sigmoid(r_j + c) against each labelled sentence's label (good = 1), the form TRL's
+PRMTrainer trains per step; c, the model's ``label_offset``, is the labels' base rate, learned
+(a sentence reward, a difference of prefix values, has no bias of its own) and read by no
+score. Pairs and labelled responses mix in the same batches; either may be empty.
 
     >>> result = train(TrainConfig(model=ModelConfig(backbone="tiny"), max_steps=30,
     ...                            output_dir="runs/smoke"), load_pairs("data/sample_50.jsonl"))
@@ -298,6 +300,11 @@ def train(
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
+    if train_steps and not hasattr(model, "label_offset"):
+        # The labels' base rate (most sentences bad, say): r_j = v_j - v_(j-1) has no bias of
+        # its own, so without this the term spends its first hundred steps learning one.
+        # Only the loss reads it; no score or credit does.
+        model.label_offset = torch.nn.Parameter(torch.zeros(()))
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     backbone_params = [p for n, p in named if n.startswith("backbone.")]
     head_params = [p for n, p in named if not n.startswith("backbone.")]
@@ -451,7 +458,8 @@ def train(
                     loss = loss + cfg.policy_weight * term
                 if len(labels):
                     rewards = out.sentence_rewards[2 * b :]  # (S, M)
-                    term, accuracy = step_label_loss(rewards, labels)
+                    offset = accelerator.unwrap_model(model).label_offset
+                    term, accuracy = step_label_loss(rewards + offset, labels)
                     parts |= {"step_loss": term.detach(), "step_accuracy": accuracy}
                     loss = loss + cfg.step_weight * term
                 accelerator.backward(loss)

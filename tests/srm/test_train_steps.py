@@ -85,6 +85,8 @@ def test_training_on_steps_alone_learns_to_blame_the_bad_sentence(tmp_path) -> N
         assert record.labels[rewards.index(min(rewards))] is False  # the bad one is lowest
     metrics = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").open()]
     assert metrics[-1]["step_loss"] < metrics[0]["step_loss"]
+    # Two sentences of three are good: the learned base rate leans to "good", and it is kept.
+    assert model.label_offset.item() > 0
     assert all(math.isfinite(v) for m in metrics for v in m.values())
 
 
