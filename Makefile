@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml
 
 app: $(STAMP)
 	$(BIN)/srm import $(SAMPLE) --dataset sample --if-empty
-	$(BIN)/streamlit run webapp/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/python webapp/launch.py run webapp/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ import services
 # A file the server serves itself: a ":material/...:" page icon makes the browser fetch the
 # icon from fonts.gstatic.com, and the app makes no request beyond its own server.
 ICON = Path(__file__).with_name("favicon.png")
+auth.guard_uploads()  # uploads refused until signed in (webapp/launch.py does it at start-up)
 st.set_page_config(page_title="SRM Studio", page_icon=str(ICON), layout="wide")
 auth.gate()  # a password, when one is configured; no pages for an exposed server without one
 

@@ -77,8 +77,7 @@ def app_cmd(
         raise click.UsageError(refusal)
     command = [
         sys.executable,
-        "-m",
-        "streamlit",
+        str(entry.with_name("launch.py")),  # streamlit run, with uploads guarded from the start
         "run",
         str(entry),
         *_streamlit_flags(root / ".streamlit" / "config.toml"),

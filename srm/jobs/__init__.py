@@ -50,9 +50,13 @@ there.
 from srm.jobs.auditing import audit_recipe, create_audit_job
 from srm.jobs.creating import (
     JOB_KEYS,
+    MAX_LOCAL_SCORE_JOBS,
+    JobLimitError,
     check_launcher,
+    check_local_score_jobs,
     create_score_job,
     create_train_job,
+    max_local_score_jobs,
     runs_dir,
 )
 from srm.jobs.launching import (
@@ -91,6 +95,7 @@ __all__ = [
     "HEARTBEAT_TIMEOUT",
     "JOB_KEYS",
     "LOG_FILE",
+    "MAX_LOCAL_SCORE_JOBS",
     "PROGRESS_INTERVAL",
     "REAP_INTERVAL",
     "SCORE_BATCH_SIZE",
@@ -98,11 +103,13 @@ __all__ = [
     "SUBMIT_COMMAND_ENV",
     "TRAIN_SHARE",
     "CheckpointScores",
+    "JobLimitError",
     "JobStateError",
     "Worker",
     "WorkerOptions",
     "audit_recipe",
     "check_launcher",
+    "check_local_score_jobs",
     "create_audit_job",
     "create_score_job",
     "create_train_job",
@@ -111,6 +118,7 @@ __all__ = [
     "launch",
     "list_jobs",
     "log_tail",
+    "max_local_score_jobs",
     "reap_dead_jobs",
     "reap_due",
     "request_cancel",

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,15 @@ from srm.store import (
 JOB_KEYS = ("parent_model_id", "score_after", "sentence_tags")
 #: A worker tag: letters, digits, ``-``, ``_`` and ``.``; a worker takes a comma-separated list.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: Score jobs this machine runs at once (``launcher="local"``), unless
+#: ``$SRM_MAX_LOCAL_SCORE_JOBS`` says otherwise: every import of an upload starts one, and each
+#: loads a model and scores a whole dataset.
+MAX_LOCAL_SCORE_JOBS = 2
+MAX_LOCAL_SCORE_JOBS_ENV = "SRM_MAX_LOCAL_SCORE_JOBS"
+
+
+class JobLimitError(StoreError):
+    """A job refused because this machine already runs as many of its kind as it may."""
 
 
 def check_launcher(launcher: str, worker_tag: str | None = None) -> None:
@@ -141,8 +152,46 @@ def create_score_job(
     owner = dataset_id(session, dataset)
     if session.get(Model, model_id) is None:
         raise StoreError(f"no model with id {model_id} in the store; see the Models page")
+    if launcher == "local":
+        check_local_score_jobs(session)
     config = {"batch_size": SCORE_BATCH_SIZE, "device": "auto"}
     return queue_job(session, "score", owner, config, launcher, worker_tag, model_id=model_id)
+
+
+def max_local_score_jobs() -> int:
+    """:data:`MAX_LOCAL_SCORE_JOBS`, or ``$SRM_MAX_LOCAL_SCORE_JOBS`` when set."""
+    raw = os.environ.get(MAX_LOCAL_SCORE_JOBS_ENV, "").strip()
+    if not raw:
+        return MAX_LOCAL_SCORE_JOBS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(
+            f"${MAX_LOCAL_SCORE_JOBS_ENV}: got {raw!r}; use a whole number, 1 or more"
+        )
+    return int(raw)
+
+
+def check_local_score_jobs(session: Session) -> None:
+    """Refuse one more local score job (:class:`JobLimitError`) while this machine's queued
+    and running ones are at :func:`max_local_score_jobs`; dead jobs are reaped first, so they
+    do not count. A local job not started yet has no host, and counts here."""
+    reap_dead_jobs(session)
+    limit = max_local_score_jobs()
+    running = session.scalar(
+        select(func.count())
+        .select_from(TrainingJob)
+        .where(
+            TrainingJob.kind == "score",
+            TrainingJob.launcher == "local",
+            TrainingJob.status.in_(("queued", "running")),
+            or_(TrainingJob.host.is_(None), TrainingJob.host == socket.gethostname()),
+        )
+    )
+    if running >= limit:
+        raise JobLimitError(
+            f"this machine already has {running} scoring job(s) queued or running, its limit "
+            f"(${MAX_LOCAL_SCORE_JOBS_ENV} = {limit}): wait for one to finish (the Train page "
+            "lists them), then score the dataset from the Train page, or run it on a worker"
+        )
 
 
 def queue_job(

@@ -587,8 +587,9 @@ def test_app_runs_streamlit_on_localhost(db_url, monkeypatch) -> None:
     result = CliRunner().invoke(main, ["app", "--demo", "--port", "8600", "--db", db_url])
     assert result.exit_code == 0, result.output
     [(file, args, env)] = calls
-    assert args[:4] == [file, "-m", "streamlit", "run"]
-    assert args[4].endswith("webapp/streamlit_app.py")
+    assert args[0] == file and args[1].endswith("webapp/launch.py") and args[2] == "run"
+    assert args[3].endswith("webapp/streamlit_app.py")
+    assert args[args.index("--server.maxUploadSize") + 1] == "50"
     assert args[-4:] == ["--server.address", "127.0.0.1", "--server.port", "8600"]
     assert args[args.index("--server.fileWatcherType") + 1] == "none"
     assert (env["SRM_DEMO"], env["SRM_DB_URL"]) == ("1", db_url)

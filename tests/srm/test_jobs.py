@@ -620,3 +620,33 @@ def test_launch_runs_the_job_in_its_own_process(sessions, db_url: str) -> None:
         launch(db_url, job_id)
     with sessions.begin() as s:
         assert reap_dead_jobs(s) == []  # finished jobs are not candidates; the child is reaped
+
+
+# ------------------------------------------------------------------- local score job limit
+def test_local_score_jobs_are_capped_with_a_message_that_says_what_to_do(
+    sessions, tiny_model_id: int, monkeypatch
+) -> None:
+    """Every upload's import starts a local score job: once, nothing bounded how many ran."""
+    monkeypatch.delenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, raising=False)
+    with sessions.begin() as s:
+        first = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
+        create_score_job(s, dataset="sample", model_id=tiny_model_id)
+    with sessions.begin() as s, pytest.raises(jobs.JobLimitError) as refused:
+        create_score_job(s, dataset="sample", model_id=tiny_model_id)
+    assert str(refused.value) == (
+        "this machine already has 2 scoring job(s) queued or running, its limit "
+        "($SRM_MAX_LOCAL_SCORE_JOBS = 2): wait for one to finish (the Train page lists them), "
+        "then score the dataset from the Train page, or run it on a worker"
+    )
+    with sessions.begin() as s:  # a worker's job does not run here
+        create_score_job(s, dataset="sample", model_id=tiny_model_id, launcher="worker")
+    with sessions.begin() as s:  # a finished job makes room
+        s.get(TrainingJob, first).status = "succeeded"
+    with sessions.begin() as s:
+        create_score_job(s, dataset="sample", model_id=tiny_model_id)
+    monkeypatch.setenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, "3")
+    with sessions.begin() as s:
+        create_score_job(s, dataset="sample", model_id=tiny_model_id)
+    monkeypatch.setenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, "zero")
+    with sessions.begin() as s, pytest.raises(ConfigError, match="use a whole number, 1 or more"):
+        create_score_job(s, dataset="sample", model_id=tiny_model_id)

@@ -4,12 +4,24 @@ active model; an exposed server without a password serves no page."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import pytest
+from starlette.exceptions import HTTPException
 from streamlit import config as st_config
+from streamlit.runtime import Runtime
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 from streamlit.testing.v1 import AppTest
 
+from srm.config import read_config_file
 from srm.store import GUIDELINES, get_setting, make_sessionmaker, open_store
 from tests.webapp.conftest import APP, rerun
 
@@ -116,3 +128,142 @@ def test_an_exposed_server_without_a_password_serves_nothing(
     monkeypatch.setenv("SRM_APP_INSECURE", "1")  # srm app --insecure
     at = rerun(AppTest.from_file(APP, default_timeout=90))
     assert at.title[0].value == "Preference data"
+
+
+# ------------------------------------------------------------------------------------ uploads
+def upload_record(name: str = "x.jsonl") -> UploadedFileRec:
+    return UploadedFileRec(file_id="f1", name=name, type="application/json", data=b"{}\n")
+
+
+def session_exists() -> SimpleNamespace:
+    """A stand-in Streamlit runtime whose every session exists."""
+    return SimpleNamespace(_session_mgr=SimpleNamespace(is_active_session=lambda _: True))
+
+
+def test_uploads_are_refused_until_the_session_signs_in(protected) -> None:
+    """Streamlit's upload endpoint took a file from any session that existed: a signed-out
+    websocket client filled the server's memory with five 190 MB uploads."""
+    import auth
+
+    at = rerun(AppTest.from_file(APP, default_timeout=90))  # the script guards uploads
+    assert not at.get("file_uploader")  # and shows no uploader before signing in
+    stranger = "a-session-that-never-signed-in"
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file(stranger, upload_record())
+    assert refused.value.status_code == 403
+    assert manager.get_files(stranger, ["f1"]) == []
+    assert not Runtime.is_active_session(session_exists(), stranger)  # refused before the body
+
+    session = "test session id"  # AppTest's, for every session
+    assert not auth.may_upload(session)
+    at = signed_in(ANNOTATOR_PASSWORD)
+    assert Runtime.is_active_session(session_exists(), session)
+    manager.add_file(session, upload_record())
+    assert [f.name for f in manager.get_files(session, ["f1"])] == ["x.jsonl"]
+    at.button(key="auth.sign_out").click()
+    rerun(at)
+    assert not auth.may_upload(session)
+
+
+def test_without_passwords_on_loopback_every_session_may_upload(filled_store) -> None:
+    import auth
+
+    rerun(AppTest.from_file(APP, default_timeout=90))
+    assert auth.may_upload("any-session")
+    st_config.set_option("server.address", "0.0.0.0")  # exposed and no password: no page...
+    assert not auth.may_upload("any-session")  # ...and no upload either
+
+
+def test_uploads_are_capped_in_size() -> None:
+    config = read_config_file(Path(APP).parents[1] / ".streamlit" / "config.toml")
+    assert config["server"]["maxUploadSize"] == 50  # megabytes; Streamlit's default is 200
+
+
+UPLOAD_ATTACK = """
+import asyncio, sys
+import httpx, websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+async def attack(base):
+    xsrf = generate_xsrf_token_string()  # minted by the client itself
+    async with websockets.connect(
+        base.replace("http://", "ws://") + "/_stcore/stream",
+        subprotocols=["streamlit", xsrf],
+        origin=base,
+        additional_headers={"Cookie": f"_streamlit_xsrf={xsrf}"},
+        max_size=None,
+    ) as socket:
+        ask = BackMsg()  # the upload address, without ever running the app's script
+        ask.file_urls_request.request_id = "r1"
+        ask.file_urls_request.file_names.append("big.jsonl")
+        await socket.send(ask.SerializeToString())
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await socket.recv())
+            if message.WhichOneof("type") == "file_urls_response":
+                address = message.file_urls_response.file_urls[0].upload_url
+                break
+        put = httpx.put(
+            base + address,
+            files={"file": ("big.jsonl", b"x" * 1_000_000)},
+            headers={"X-Xsrftoken": xsrf, "Cookie": f"_streamlit_xsrf={xsrf}"},
+        )
+        print(put.status_code)
+
+asyncio.run(attack(sys.argv[1]))
+"""
+
+
+def test_a_signed_out_websocket_client_cannot_put_a_file(
+    filled_store: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The app as `make app` starts it (webapp/launch.py), with passwords: a client that opens
+    a websocket and asks for an upload address gets one, and its PUT is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "SRM_APP_PASSWORD": ANNOTATOR_PASSWORD,
+        "SRM_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "SRM_DB_URL": filled_store,
+        "SRM_MODEL": str(tiny_model),
+    }
+    launch = Path(APP).with_name("launch.py")
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen(
+        [sys.executable, str(launch), "run", APP, "--server.port", str(port)]
+        + ["--server.address", "127.0.0.1", "--server.headless", "true"]
+        + ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=Path(APP).parents[1],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # up to a minute or so on a loaded machine; no timing asserted
+            if app.poll() is not None:
+                pytest.fail(f"the app exited: {(tmp_path / 'app.log').read_text()}")
+            try:
+                if httpx.get(f"{base}/_stcore/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"the app never answered: {(tmp_path / 'app.log').read_text()}")
+        attack = subprocess.run(
+            [sys.executable, "-c", UPLOAD_ATTACK, base],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert attack.returncode == 0, attack.stderr
+        assert attack.stdout.strip() == "400"  # refused before the body is read (was 204)
+    finally:
+        app.terminate()
+        app.wait(timeout=60)
+        log.close()

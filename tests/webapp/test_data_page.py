@@ -233,3 +233,21 @@ def test_an_upload_the_store_cannot_hold_lists_the_problem_not_a_traceback(
     }
     assert problem["file"].endswith("bait.jsonl")
     assert "The store is empty" in at.info[0].value
+
+
+def test_an_import_past_the_scoring_job_limit_is_kept_and_says_why_it_is_not_scored(
+    app_store: str, launched, run_page, monkeypatch
+) -> None:
+    """Every upload's import started a local score job, with no limit on how many ran."""
+    monkeypatch.setenv("SRM_MAX_LOCAL_SCORE_JOBS", "1")
+    first = import_path(run_page, "data/sample_50.jsonl")
+    assert "Scoring them with the active model (job 1)" in first.success[0].value
+    at = run_page()
+    pair = {"prompt": "Q?", "chosen": "Good.", "rejected": "Bad."}
+    at.file_uploader(key="data.upload").upload("more.jsonl", (json.dumps(pair) + "\n").encode())
+    at.button(key="data.import_upload").click()
+    rerun(at)
+    message = at.success[0].value
+    assert message.startswith("Imported 1 new pairs into dataset **more**")
+    assert "Not scored yet: this machine already has 1 scoring job" in message  # escaped after
+    assert launched == [1] and datasets(app_store) == ["more", "sample_50"]

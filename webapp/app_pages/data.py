@@ -9,6 +9,7 @@ import importing
 import mdtext
 import services
 from srm.data import DataError
+from srm.jobs import JobLimitError
 
 logger = logging.getLogger(__name__)
 url = services.store_url()
@@ -45,6 +46,8 @@ def _import(kind: str) -> None:
         scoring = ""
         try:
             job_id = importing.score_after_import(url, result)
+        except JobLimitError as err:  # the pairs are in; they are scored when there is room
+            scoring = f" Not scored yet: {mdtext.escape(err)}."
         except Exception:  # the pairs are in; scoring can be started from the Train page
             logger.exception("could not start scoring the import")
             scoring = " Scoring them could not be started; see the server log."
