@@ -196,11 +196,6 @@ class SentenceRewardModel(nn.Module):
         """Whether the backbone came with a language-model head (the policy term needs one)."""
         return bool(self._lm_head)
 
-    @property
-    def reads_plain_text(self) -> bool:
-        """Heads that read the text without markers (nothing of theirs is trained)."""
-        return self.head in ("likelihood", "classifier")
-
     def prompt_text(self, prompt: str) -> str:
         """The prompt as the model reads it: rendered with the backbone's chat template as a
         user turn, ready for the assistant's response, when ``config.chat_template`` is on;
