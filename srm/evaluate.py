@@ -293,10 +293,11 @@ def credit_method_names(
 
 def default_credit_method(head: str) -> str:
     """The credit the app colours sentences by unless told otherwise, one of the report's
-    rows: the reward r_j for every head. For the sentence head a_j r_j (what the sentence
-    adds to the score) was measured below r_j on human sentence labels
-    (``bench/credit_labels.py``, docs/benchmarks.md); for the others r_j is the method's
-    own reading (the likelihood head's mean log-probability, prefix rewards)."""
+    rows: the reward r_j, for every head. For the sentence head, r_j and a_j r_j found the
+    sentences people marked bad equally often on QA-Feedback's labels (AUROC 0.523 both,
+    pointing 63.7% and 64.4%: docs/benchmarks.md, ``bench/credit_labels.py``), and r_j is
+    the sentence's own reward, not its share of this response's score; for the other heads
+    r_j is the method's own reading (mean log-probability, prefix rewards)."""
     if head not in {"sentence", "response", "token", "likelihood", "classifier"}:
         raise ValueError(f"unknown head {head!r}")
     return "reward"
