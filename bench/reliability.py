@@ -28,6 +28,18 @@ whose role may CREATE DATABASE; each part gets a fresh database there, dropped a
    scores must be whole chunks (``srm.jobs.SCORE_CHUNK`` pairs per transaction), each a
    complete record; the job is then looked at as ``srm jobs`` does, and a new job must score
    every pair.
+4. **Huge punctuation.** ``srm.segment.segment`` of ``--huge-chars`` (100,000) characters of
+   each adversarial pattern (``"!!! "`` repeated took 12 s at 16,000 characters and four times
+   as long at twice the length), and of twice as many: the time, and the ratio, about 2 when
+   segmenting is linear.
+5. **Slow clients.** ``srm serve`` with a tiny random model under a 1,024-descriptor limit
+   (``ulimit -n``): ``--slow-clients`` (1,100) connections that send part of a request's
+   headers and stop, then one request of ``--huge-chars`` characters of ``"!!! "``; meanwhile
+   ``/health`` is asked every 0.2 s on a new connection (it once stopped answering, and the
+   accept loop logged 51 MB of tracebacks in 5 s). Then a request of 64 such responses, and
+   SIGTERM a second after it starts: how long the server takes to exit (once over 45 s).
+
+    nice -n 19 .venv/bin/python bench/reliability.py --parts segment,serve   # parts 4 and 5
 """
 
 from __future__ import annotations
@@ -36,7 +48,10 @@ import argparse
 import multiprocessing
 import os
 import random
+import resource
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -335,6 +350,185 @@ def _complete(detail: dict) -> bool:
     return isinstance(detail, dict) and keys <= detail.keys()
 
 
+# ------------------------------------------------------------------------- huge punctuation
+HUGE_PATTERNS = {
+    '"!!! " repeated': lambda n: "!!! " * (n // 4),
+    '"! " repeated': lambda n: "! " * (n // 2),
+    '"!? " repeated': lambda n: "!? " * (n // 3),
+    '"。-" repeated (CJK cuts in one token)': lambda n: "。-" * (n // 2),
+    "a newline run in one sentence": lambda n: "a" + "\n" * (n - 2) + "b",
+    "a table row, then spaces": lambda n: "a|b\n|---" + " " * (n - 10) + "x",
+    '"，" run, then a space (split points)': lambda n: "，" * (n - 2) + " a",
+    "one flag sequence": lambda n: "\U0001f1e6" * n,
+}
+
+
+def huge_punctuation(chars: int) -> None:
+    from srm.segment import segment, split_points
+
+    segment("Warm up. Load Punkt.")
+    print(f"  segmenting {chars:,} characters, and twice as many:", flush=True)
+    for name, make in HUGE_PATTERNS.items():
+        seconds = []
+        for n in (chars, 2 * chars):
+            text = make(n)
+            began = time.perf_counter()
+            spans = segment(text)
+            if "split points" in name:
+                split_points(text)
+            seconds.append(time.perf_counter() - began)
+        print(
+            f"    {name}: {seconds[0]:.2f} s, {seconds[1]:.2f} s at {2 * chars:,} "
+            f"(x{seconds[1] / max(seconds[0], 1e-9):.1f}; {len(spans):,} spans)",
+            flush=True,
+        )
+
+
+# ------------------------------------------------------------------------------ slow clients
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(model: Path, log: Path, open_files: int) -> tuple[subprocess.Popen, str]:
+    """``srm serve`` on a free loopback port under ``ulimit -n open_files``, once it answers."""
+    import httpx
+
+    port = free_port()
+
+    def limit() -> None:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
+
+    out = log.open("w")
+    process = subprocess.Popen(
+        [PYTHON, "-m", "srm.cli", "serve", "--model", str(model), "--port", str(port)],
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=limit,
+    )
+    out.close()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        if process.poll() is not None:
+            raise SystemExit(f"srm serve exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"srm serve never answered: {log.read_text()}")
+
+
+def health_latencies(url: str, while_alive: threading.Thread, at_least: float) -> list[float]:
+    """Seconds each /health took (a new connection each), every 0.2 s while ``while_alive``
+    runs and for ``at_least`` seconds; a failure counts as infinity."""
+    import httpx
+
+    latencies = []
+    began = time.perf_counter()
+    while while_alive.is_alive() or time.perf_counter() - began < at_least:
+        asked = time.perf_counter()
+        try:
+            ok = httpx.get(f"{url}/health", timeout=10).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        latencies.append(time.perf_counter() - asked if ok else float("inf"))
+        time.sleep(0.2)
+    return latencies
+
+
+def slow_clients(clients: int, chars: int, tmp: Path) -> None:
+    import httpx
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < clients + 100:  # this process holds the slow connections
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, clients + 1000), hard))
+    log = tmp / "serve.log"
+    process, url = start_server(tiny_model(tmp), log, open_files=1024)
+    host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
+    held = []
+    refused = 0
+    for _ in range(clients):
+        try:
+            connection = socket.create_connection((host, port), timeout=10)
+            connection.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            held.append(connection)
+        except OSError:
+            refused += 1
+    answer: dict[str, object] = {}
+
+    def huge_request() -> None:
+        began = time.perf_counter()
+        body = {"prompt": "Hi", "responses": ["!!! " * (chars // 4)]}
+        response = httpx.post(f"{url}/score", json=body, timeout=900)
+        answer["status"], answer["seconds"] = response.status_code, time.perf_counter() - began
+
+    request = threading.Thread(target=huge_request)
+    request.start()
+    latencies = health_latencies(url, request, at_least=5)
+    request.join()
+    closed = sum(1 for c in held if _closed_by_server(c))
+    for connection in held:
+        connection.close()
+
+    heavy = threading.Thread(
+        target=lambda: _quietly(
+            lambda: httpx.post(
+                f"{url}/score",
+                json={"prompt": "Hi", "responses": ["!!! " * (chars // 4)] * 64},
+                timeout=900,
+            )
+        ),
+        daemon=True,
+    )
+    heavy.start()
+    time.sleep(1)
+    stopped = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=300)
+        exit_seconds = f"{time.perf_counter() - stopped:.1f} s"
+    except subprocess.TimeoutExpired:
+        process.kill()
+        exit_seconds = "over 300 s (killed)"
+    text = log.read_text(errors="replace")
+    finite = sorted(x for x in latencies if x != float("inf"))
+    failures = len(latencies) - len(finite)
+    print(
+        f"  srm serve at ulimit -n 1024, {clients:,} slow connections ({refused} refused by the "
+        f"kernel, {closed:,} closed by the server by the end), then one {chars:,}-character "
+        f'"!!! " request: it answered {answer.get("status")} in '
+        f"{answer.get('seconds', float('nan')):.1f} s; /health asked {len(latencies)} times "
+        f"meanwhile: {failures} failed, median {statistics.median(finite) * 1000:.0f} ms, "
+        f"slowest {finite[-1] * 1000:.0f} ms, over 1 s {sum(x > 1 for x in latencies)}; "
+        f"server log {len(text):,} bytes, {text.count('Traceback')} tracebacks; SIGTERM "
+        f"1 s into a request of 64 such responses: exited in {exit_seconds}",
+        flush=True,
+    )
+
+
+def _closed_by_server(connection: socket.socket) -> bool:
+    connection.settimeout(0.01)
+    try:
+        return connection.recv(1024) is not None
+    except (TimeoutError, BlockingIOError):
+        return False
+    except OSError:
+        return True
+
+
+def _quietly(call) -> None:
+    try:
+        call()
+    except Exception:  # the server stops under it: that is the point
+        pass
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -345,19 +539,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-pairs", type=int, default=20_000)
     parser.add_argument("--kills", type=int, default=5, help="imports to kill per store")
     parser.add_argument("--score-pairs", type=int, default=2_000)
+    parser.add_argument(
+        "--parts",
+        default="store,segment,serve",
+        help="comma-separated: store (parts 1-3, per store), segment (4), serve (5)",
+    )
+    parser.add_argument("--huge-chars", type=int, default=100_000)
+    parser.add_argument("--slow-clients", type=int, default=1_100)
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     pg_url = args.pg_url or os.environ.get("SRM_BENCH_PG_URL") or os.environ.get("SRM_TEST_PG_URL")
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.processes} processes x "
-        f"{args.writes} label writes, {args.kills} import kills, 1 score-job kill per store",
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; parts {args.parts}"
+        + (
+            f"; {args.processes} processes x {args.writes} label writes, {args.kills} import "
+            "kills, 1 score-job kill per store"
+            if "store" in parts
+            else ""
+        ),
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="srm-reliability-") as tmp:
         os.environ["SRM_RUNS_DIR"] = str(Path(tmp) / "runs")  # job logs stay in tmp
-        for _, url in store_backends(pg_url, "srm_reliability"):
+        for _, url in store_backends(pg_url, "srm_reliability") if "store" in parts else []:
             concurrent_label_writes(url, args.processes, args.writes, args.pairs)
             kill_imports(url, args.import_pairs, args.kills, Path(tmp))
             kill_score_job(url, args.score_pairs, Path(tmp))
+        if "segment" in parts:
+            huge_punctuation(args.huge_chars)
+        if "serve" in parts:
+            slow_clients(args.slow_clients, args.huge_chars, Path(tmp))
     return 0
 
 

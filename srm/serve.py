@@ -583,7 +583,8 @@ class FiniteJSONRoute(APIRoute):
 class Deadline:
     """ASGI middleware: a request not answered within ``seconds`` (its body read and its
     scoring included) gets a 503, and its work is cancelled (:class:`Batcher` then drops what
-    is left of it), so a huge request or a slow body cannot hold a worker for long."""
+    is left of it), so a huge request or a slow body cannot hold a worker for long. A request
+    the server cancels because it is stopping (SIGTERM) gets a 503 too, saying so."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -605,15 +606,30 @@ class Deadline:
         except asyncio.TimeoutError:
             if started:
                 raise
-            message = (
+            await _unavailable(
+                scope,
+                receive,
+                send,
                 f"the request took over {self.seconds:g} s, the limit (srm serve --timeout-s): "
-                "send fewer or shorter texts, or raise the limit"
+                "send fewer or shorter texts, or raise the limit",
             )
-            response = JSONResponse(
-                {"detail": [{"type": "timeout", "loc": ["body"], "msg": message}]},
-                status_code=503,
+        except asyncio.CancelledError:
+            if started:
+                raise
+            # uvicorn cancels what is still under way once told to stop: answering ends the
+            # request cleanly (a cancelled one is logged as a traceback) and tells the client
+            # to send it again.
+            await _unavailable(
+                scope, receive, send, "the server is stopping: send the request again later"
             )
-            await response(scope, receive, send)
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    response = JSONResponse(
+        {"detail": [{"type": "unavailable", "loc": ["body"], "msg": message}]},
+        status_code=503,
+    )
+    await response(scope, receive, send)
 
 
 # ------------------------------------------------------------------------------ the server

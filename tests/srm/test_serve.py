@@ -642,15 +642,20 @@ main(sys.argv[2:])
 def test_sigterm_stops_the_server_while_a_request_is_scored(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    """Once, SIGTERM waited for the request under way: over 45 s for a huge one."""
+    """Once, SIGTERM waited for the request under way: over 45 s for a huge one. Now the
+    request gets a few seconds, then a 503 saying the server is stopping."""
     started = tmp_path / "scoring-started"
+    log = tmp_path / "serve.log"
     code = STUCK_MODEL.replace("sys.argv[1]", repr(str(started))).replace(
         "main(sys.argv[2:])", "main(sys.argv[1:])"
     )
-    with srm_serve(tiny_model, tmp_path / "serve.log", python_code=code) as (process, url):
+    answers: list[httpx.Response] = []
+    with srm_serve(tiny_model, log, python_code=code) as (process, url):
         request = threading.Thread(
-            target=lambda: httpx.post(
-                f"{url}/score", json={"prompt": "Hi", "responses": ["Hello."]}, timeout=120
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{url}/score", json={"prompt": "Hi", "responses": ["Hello."]}, timeout=120
+                )
             ),
             daemon=True,
         )
@@ -666,4 +671,9 @@ def test_sigterm_stops_the_server_while_a_request_is_scored(
             returncode = process.wait(timeout=60)  # a bound for a hung test, not a timing
         except subprocess.TimeoutExpired:
             pytest.fail("srm serve ignored SIGTERM while a request was scored")
+        request.join(60)
     assert returncode in (-signal.SIGTERM, 128 + signal.SIGTERM, 0)
+    [answer] = answers
+    assert answer.status_code == 503
+    assert answer.json()["detail"][0]["msg"].startswith("the server is stopping")
+    assert "Traceback" not in log.read_text()
