@@ -223,13 +223,15 @@ def test_a_failing_job_records_its_error_and_reraises(sessions, pairs, db_url: s
             pair_id = get_pair(s, "sample", pair.id).id
             record_label(s, pair_id, "ana", "discard", expected_event_id=None)
     job_id = new_train_job(sessions)
-    with pytest.raises(TrainingError, match="no training pairs"):
+    with pytest.raises(TrainingError, match="nothing to train on"):
         run_job(db_url, job_id)
     job = get_job(sessions, job_id)
     assert (job.status, job.model_id) == ("failed", None)
     assert job.finished_at is not None
     message, tail = job.error.split("\n\n", 1)
-    assert message == "no training pairs: give at least one preference pair"
+    assert message == (
+        "nothing to train on: give at least one preference pair or a step-labelled response"
+    )
     assert tail.splitlines()[-1] == f"srm.train.TrainingError: {message}"
     assert job.message == message
 
