@@ -39,7 +39,19 @@ whose role may CREATE DATABASE; each part gets a fresh database there, dropped a
    accept loop logged 51 MB of tracebacks in 5 s). Then a request of 64 such responses, and
    SIGTERM a second after it starts: how long the server takes to exit (once over 45 s).
 
+6. **Signed-out uploads.** The app as ``make app`` starts it (``webapp/launch.py``), with
+   passwords set, on a free loopback port; a client that mints its own XSRF token opens a
+   websocket session, never signs in, asks for an upload address and PUTs a file there
+   (``tests/upload_client.py``), ``--upload-puts`` (5) times, ``--upload-mb`` (60) MB each
+   (five 190 MB PUTs once took the app from 488 MB to 1,440 MB, held while the socket stayed
+   open). The status codes, the app's RSS (``VmRSS``) before the first PUT and after the last
+   with the socket still open, and the seconds each PUT took to be refused.
+   ``--upload-control`` repeats it against the app started without the guard, as before the
+   fix (plain ``streamlit run``, whose script would install it only once a page runs, which
+   this client never asks for; ``--server.maxUploadSize 200``, Streamlit's default).
+
     nice -n 19 .venv/bin/python bench/reliability.py --parts segment,serve   # parts 4 and 5
+    nice -n 19 .venv/bin/python bench/reliability.py --parts upload          # part 6
 """
 
 from __future__ import annotations
@@ -529,6 +541,102 @@ def _quietly(call) -> None:
         pass
 
 
+# --------------------------------------------------------------------------- signed-out uploads
+APP_PASSWORD, APP_ADMIN_PASSWORD = "an annotator's long secret", "an admin's long secret"
+REFUSAL = "an upload from a session that has not signed in was refused"  # webapp/auth.py logs it
+
+
+def start_app(log: Path, guarded: bool = True) -> tuple[subprocess.Popen, str]:
+    """The app as ``make app`` starts it (``webapp/launch.py``), with passwords set, on a free
+    loopback port and an empty SQLite store, once ``/_stcore/health`` answers; not
+    ``guarded``: plain ``streamlit run`` with Streamlit's 200 MB upload cap (before the fix)."""
+    import httpx
+
+    port = free_port()
+    start = ["webapp/launch.py"] if guarded else ["-m", "streamlit"]
+    uncapped = [] if guarded else ["--server.maxUploadSize", "200"]
+    out = log.open("w")
+    process = subprocess.Popen(
+        [PYTHON, *start, "run", "webapp/streamlit_app.py"]
+        + ["--server.address", "127.0.0.1", "--server.port", str(port), *uncapped],
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "SRM_APP_PASSWORD": APP_PASSWORD,
+            "SRM_ADMIN_PASSWORD": APP_ADMIN_PASSWORD,
+            "SRM_DB_URL": f"sqlite:///{log.with_suffix('.db')}",
+            "HF_HUB_OFFLINE": "1",
+        },
+    )
+    out.close()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        if process.poll() is not None:
+            raise SystemExit(f"the app exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/_stcore/health").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"the app never answered: {log.read_text()}")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid`` (``VmRSS`` in ``/proc/PID/status``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"no VmRSS for process {pid}")
+
+
+def signed_out_uploads(puts: int, megabytes: float, tmp: Path, guarded: bool = True) -> None:
+    import asyncio
+
+    sys.path.insert(0, str(REPO))  # the client the tests use
+    from tests.upload_client import MB, signed_out_session
+
+    log = tmp / ("app.log" if guarded else "app-unguarded.log")
+    process, url = start_app(log, guarded)
+    body = b"x" * int(megabytes * MB)
+
+    async def attack() -> tuple[list[int], list[float], float, float]:
+        statuses, seconds = [], []
+        async with signed_out_session(url) as session:
+            await session.upload_address()  # the session exists before the memory is read
+            before = rss_mb(process.pid)
+            for k in range(puts):
+                address = await session.upload_address(f"big-{k}.jsonl")
+                began = time.perf_counter()
+                statuses.append(await session.put(address, body, f"big-{k}.jsonl"))
+                seconds.append(time.perf_counter() - began)
+            await asyncio.sleep(1)
+            after = rss_mb(process.pid)  # the socket still open
+        return statuses, seconds, before, after
+
+    try:
+        statuses, seconds, before, after = asyncio.run(attack())
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    refusals = log.read_text(errors="replace").count(REFUSAL)
+    app = "webapp/launch.py" if guarded else "UNGUARDED: plain streamlit run, 200 MB cap"
+    print(
+        f"  the app ({app}; passwords set), one signed-out websocket session, "
+        f"{puts} PUTs of {megabytes:g} MB: status {', '.join(map(str, statuses))}; each took "
+        f"{', '.join(f'{s:.2f}' for s in seconds)} s; the app's RSS {before:.0f} MB before the "
+        f"first, {after:.0f} MB after the last with the socket still open "
+        f"({after - before:+.0f} MB); the app logged {refusals} refusals of a signed-out "
+        "session",
+        flush=True,
+    )
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -541,11 +649,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-pairs", type=int, default=2_000)
     parser.add_argument(
         "--parts",
-        default="store,segment,serve",
-        help="comma-separated: store (parts 1-3, per store), segment (4), serve (5)",
+        default="store,segment,serve,upload",
+        help="comma-separated: store (parts 1-3, per store), segment (4), serve (5), upload (6)",
     )
     parser.add_argument("--huge-chars", type=int, default=100_000)
     parser.add_argument("--slow-clients", type=int, default=1_100)
+    parser.add_argument("--upload-puts", type=int, default=5, help="signed-out PUTs")
+    parser.add_argument("--upload-mb", type=float, default=60, help="MB (2**20 bytes) per PUT")
+    parser.add_argument(
+        "--upload-control", action="store_true", help="upload: also against an unguarded app"
+    )
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     pg_url = args.pg_url or os.environ.get("SRM_BENCH_PG_URL") or os.environ.get("SRM_TEST_PG_URL")
@@ -569,6 +682,10 @@ def main(argv: list[str] | None = None) -> int:
             huge_punctuation(args.huge_chars)
         if "serve" in parts:
             slow_clients(args.slow_clients, args.huge_chars, Path(tmp))
+        if "upload" in parts:
+            signed_out_uploads(args.upload_puts, args.upload_mb, Path(tmp))
+            if args.upload_control:
+                signed_out_uploads(args.upload_puts, args.upload_mb, Path(tmp), guarded=False)
     return 0
 
 

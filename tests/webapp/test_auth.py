@@ -180,43 +180,6 @@ def test_uploads_are_capped_in_size() -> None:
     assert config["server"]["maxUploadSize"] == 50  # megabytes; Streamlit's default is 200
 
 
-UPLOAD_ATTACK = """
-import asyncio, sys
-import httpx, websockets
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
-
-async def attack(base):
-    xsrf = generate_xsrf_token_string()  # minted by the client itself
-    async with websockets.connect(
-        base.replace("http://", "ws://") + "/_stcore/stream",
-        subprotocols=["streamlit", xsrf],
-        origin=base,
-        additional_headers={"Cookie": f"_streamlit_xsrf={xsrf}"},
-        max_size=None,
-    ) as socket:
-        ask = BackMsg()  # the upload address, without ever running the app's script
-        ask.file_urls_request.request_id = "r1"
-        ask.file_urls_request.file_names.append("big.jsonl")
-        await socket.send(ask.SerializeToString())
-        while True:
-            message = ForwardMsg()
-            message.ParseFromString(await socket.recv())
-            if message.WhichOneof("type") == "file_urls_response":
-                address = message.file_urls_response.file_urls[0].upload_url
-                break
-        put = httpx.put(
-            base + address,
-            files={"file": ("big.jsonl", b"x" * 1_000_000)},
-            headers={"X-Xsrftoken": xsrf, "Cookie": f"_streamlit_xsrf={xsrf}"},
-        )
-        print(put.status_code)
-
-asyncio.run(attack(sys.argv[1]))
-"""
-
-
 def test_a_signed_out_websocket_client_cannot_put_a_file(
     filled_store: str, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -255,8 +218,9 @@ def test_a_signed_out_websocket_client_cannot_put_a_file(
                 time.sleep(0.2)
         else:
             pytest.fail(f"the app never answered: {(tmp_path / 'app.log').read_text()}")
-        attack = subprocess.run(
-            [sys.executable, "-c", UPLOAD_ATTACK, base],
+        attack = subprocess.run(  # tests/upload_client.py, in a process of its own
+            [sys.executable, "-m", "tests.upload_client", base],
+            cwd=Path(APP).parents[1],
             capture_output=True,
             text=True,
             timeout=120,
