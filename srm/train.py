@@ -52,7 +52,7 @@ from transformers import get_scheduler
 
 from srm import checkpoint
 from srm.collate import Batch, Encoded, collate, encode_many, encode_pairs
-from srm.config import CHECKPOINTS_DIR, ConfigError, ModelConfig, TrainConfig
+from srm.config import CHECKPOINTS_DIR, HEADS, ConfigError, ModelConfig, TrainConfig
 from srm.data import PreferencePair, SentenceLabels
 from srm.losses import bradley_terry, pair_metrics, policy_preference, step_label_loss
 from srm.model import SentenceRewardModel, boundary_embedding
@@ -140,11 +140,7 @@ def _initial_model(cfg: TrainConfig) -> SentenceRewardModel:
     path = Path(cfg.init_from)
     try:
         info = checkpoint.read_info(path)
-        if info.model.head != cfg.model.head or info.model.head not in (
-            "sentence",
-            "response",
-            "token",
-        ):
+        if info.model.head != cfg.model.head or info.model.head not in HEADS:
             raise TrainingError(
                 f"init_from: {path} is a {info.model.head}-head model; this run trains a "
                 f"{cfg.model.head} head (start from a model with the same head)"
