@@ -42,7 +42,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedModel,
@@ -62,7 +61,13 @@ from srm.backbones import (
 )
 from srm.collate import PROMPT, Batch, prefix_ids
 from srm.config import ConfigError, ModelConfig
-from srm.model import PlainBatch, RewardOutput, SentenceRewardModel, strip_markers
+from srm.model import (
+    PlainBatch,
+    RewardOutput,
+    SentenceRewardModel,
+    prefix_rewards,
+    strip_markers,
+)
 
 #: Prefix sequences per forward pass when an encoder re-scores them one by one.
 RESCORE_CHUNK = 32
@@ -206,16 +211,6 @@ def reading_limit(
         return None
     added = 0 if one_pass else len(SpecialTokens.of(tokenizer, pair=True).special)
     return min(known) - max(added - len(prefix_ids(tokenizer)), 0)
-
-
-def prefix_rewards(values: torch.Tensor, mask: torch.Tensor) -> RewardOutput:
-    """Prefix values v_j (N, M) as sentence credit: r_0 = v_0, r_j = v_j - v_(j-1), weights 1,
-    score v_K (so sum_j a_j r_j telescopes to the score)."""
-    previous = F.pad(values[:, :-1], (1, 0))  # (N, M) v_(j-1), 0 before the prompt term
-    rewards = (values - previous) * mask  # (N, M)
-    last = mask.sum(-1) - 1  # (N,) index K of the last marker
-    score = values.gather(1, last.unsqueeze(-1)).squeeze(-1)  # (N,) v_K
-    return RewardOutput(score, rewards, mask.to(rewards.dtype), values, mask)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,17 @@ def token_logprobs(
     return out
 
 
+def prefix_rewards(values: torch.Tensor, mask: torch.Tensor) -> RewardOutput:
+    """Prefix values v_j (N, M) as sentence credit: r_0 = v_0, r_j = v_j - v_(j-1), weights 1,
+    score v_K (so sum_j a_j r_j telescopes to the score). The response head's reading, and an
+    imported reward model's (:mod:`srm.imported`)."""
+    previous = F.pad(values[:, :-1], (1, 0))  # (N, M) v_(j-1), 0 before the prompt term
+    rewards = (values - previous) * mask  # (N, M)
+    last = mask.sum(-1) - 1  # (N,) index K of the last marker
+    score = values.gather(1, last.unsqueeze(-1)).squeeze(-1)  # (N,) v_K
+    return RewardOutput(score, rewards, mask.to(rewards.dtype), values, mask)
+
+
 def rope(x: torch.Tensor, position: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
     """Rotary position embedding of ``x`` (..., d) at integer ``position`` (...).
 
@@ -298,14 +309,11 @@ class SentenceRewardModel(nn.Module):
             return self._token_head(h, batch, mask)
 
         values = self.value_head(h_markers).squeeze(-1).float() * mask  # (N, M)
-        previous = F.pad(values[:, :-1], (1, 0))  # (N, M) v_(j-1), 0 before the prompt term
-        rewards = (values - previous) * mask  # (N, M) r_0 = v_0, r_j = v_j - v_(j-1)
+        if self.head == "response":
+            return prefix_rewards(values, mask)
+        rewards = prefix_rewards(values, mask).sentence_rewards  # (N, M)
         if likelihood is not None:  # r_j += w_lik * l_j for the sentences (not the prompt)
             rewards = rewards + self.likelihood_weight * F.pad(likelihood[:, 1:], (1, 0)) * mask
-
-        if self.head == "response":
-            score = values.gather(1, last.unsqueeze(-1)).squeeze(-1)  # (N,) v_K
-            return RewardOutput(score, rewards, mask.to(rewards.dtype), values, mask)
 
         n, m = mask.shape
         h_last = h_markers[torch.arange(n, device=h.device), last]  # (N, H)

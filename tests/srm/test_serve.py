@@ -30,6 +30,7 @@ from srm.dense import token_offsets
 from srm.model import SentenceRewardModel
 from srm.score import score_responses
 from srm.serve import create_app
+from tests.waiting import wait_until_answering
 
 TEXTS = [
     ("What is the capital of France?", "Paris is the capital. It is in the north."),
@@ -348,16 +349,7 @@ def srm_serve(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # up to a minute or so on a loaded machine; no timing asserted
-            if process.poll() is not None:
-                pytest.fail(f"srm serve exited: {log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"srm serve never answered: {log_path.read_text()}")
+        wait_until_answering(f"{url}/health", process, log_path, "srm serve")
         yield process, url
     finally:
         if process.poll() is None:

@@ -8,11 +8,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 from starlette.exceptions import HTTPException
 from streamlit import config as st_config
@@ -23,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from srm.config import read_config_file
 from srm.store import GUIDELINES, get_setting, make_sessionmaker, open_store
+from tests.waiting import wait_until_answering
 from tests.webapp.conftest import APP, rerun
 
 ANNOTATOR_PASSWORD, ADMIN_PASSWORD = "annotators' long secret", "admins' long secret"
@@ -208,16 +207,7 @@ def test_a_signed_out_websocket_client_cannot_put_a_file(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # up to a minute or so on a loaded machine; no timing asserted
-            if app.poll() is not None:
-                pytest.fail(f"the app exited: {(tmp_path / 'app.log').read_text()}")
-            try:
-                if httpx.get(f"{base}/_stcore/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"the app never answered: {(tmp_path / 'app.log').read_text()}")
+        wait_until_answering(f"{base}/_stcore/health", app, tmp_path / "app.log", "the app")
         attack = subprocess.run(  # tests/upload_client.py, in a process of its own
             [sys.executable, "-m", "tests.upload_client", base],
             cwd=Path(APP).parents[1],
