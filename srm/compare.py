@@ -85,6 +85,26 @@ class Verdict:
         return "swap", 1.0 - self.p_chosen
 
     @property
+    def suggested_label(self) -> str | None:
+        """The label a page puts forward (its primary button): the suggestion's, or ``None``
+        when the model has no clear preference, which is no suggestion to follow."""
+        return self.suggestion[0] if self.clear else None
+
+    @property
+    def suggestion_text(self) -> str:
+        """The suggestion in words, its probability written by
+        :func:`srm.records.probability_text` like every P the pages show:
+        ``"model suggests swap: P(rejected better) = 73.1%"``, or inside the band
+        ``"no clear preference: P(chosen better) = 52.3%"``."""
+        if not self.clear:
+            return f"no clear preference: P(chosen better) = {probability_text(self.p_chosen)}"
+        action, probability = self.suggestion
+        return (
+            f"model suggests {action}: P({self.model_prefers} better) = "
+            f"{probability_text(probability)}"
+        )
+
+    @property
     def probability_text(self) -> str:
         """``"73.1%"``, or ``"52.3% · no clear preference"`` inside the band; rounded by
         :func:`srm.records.probability_text`, so never across 50%."""

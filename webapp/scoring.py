@@ -15,7 +15,13 @@ import services
 from services import ModelInfo, PairRow
 from srm import compare, store
 from srm.compare import Comparison, Verdict, verdict
-from srm.records import NO_CLEAR_PREFERENCE, PairScores, ResponseScores, margin_split
+from srm.records import (
+    NO_CLEAR_PREFERENCE,
+    PairScores,
+    ResponseScores,
+    margin_split,
+    probability_text,
+)
 from store_access import demo_mode, read_session, write
 
 if TYPE_CHECKING:
@@ -169,19 +175,26 @@ def cut_note(side: ResponseScores) -> str | None:
 def agreement_text(verdict: Verdict) -> str | None:
     """The model's verdict against the pair's label, in words; ``None`` for a tie or a
     discard (which prefer neither response). An unlabelled pair is judged against the
-    imported verdict (chosen is better), and the words say so: nobody has labelled it."""
+    imported verdict (chosen is better), and the words say so: nobody has labelled it.
+    Inside the no-clear-preference band the model neither agrees nor disagrees (as its
+    suggestion on the Annotate page is no suggestion there); the words give P instead."""
     if verdict.agrees is None:
         return None
-    review = "" if verdict.agrees else ": a candidate for review on the Annotate page"
     if verdict.label is None:
-        how = "agrees" if verdict.agrees else "disagrees"
+        against = "the imported verdict (chosen is better)"
+        start = "Nobody has labelled this pair yet; the model"
+    else:
+        wanted = store.preferred_side(verdict.label)
+        against = f"the current label ({verdict.label}: {wanted} is better)"
+        start = "The model"
+    if not verdict.clear:
         return (
-            f"Nobody has labelled this pair yet; the model {how} with the imported verdict "
-            f"(chosen is better){review}."
+            f"{start} has no clear preference (P(chosen better) = "
+            f"{probability_text(verdict.p_chosen)}): it neither backs nor questions {against}."
         )
-    wanted = store.preferred_side(verdict.label)
     how = "agrees" if verdict.agrees else "disagrees"
-    return f"The model {how} with the current label ({verdict.label}: {wanted} is better){review}."
+    review = "" if verdict.agrees else ": a candidate for review on the Annotate page"
+    return f"{start} {how} with {against}{review}."
 
 
 def merge_sentences(

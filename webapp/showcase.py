@@ -17,7 +17,7 @@ import html
 from dataclasses import dataclass
 
 from srm.compare import Verdict
-from srm.records import SIDES, PairScores
+from srm.records import SIDES, PairScores, probability_text
 from srm.store import preferred_side
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
@@ -79,17 +79,18 @@ def key_sentence(record: PairScores, verdict: Verdict) -> KeySentence | None:
 
 
 def model_sentence(verdict: Verdict, names: dict[str, str]) -> str:
-    """How sure the model is, in words: "The model agrees with the people: it is 73% sure the
-    answer people preferred is the better one." (σ(margin), named by side.)"""
+    """How sure the model is, in words: "The model agrees with the people: it is 73.1% sure
+    the answer people preferred is the better one." (σ(margin), named by side, written by
+    :func:`srm.records.probability_text` like every P the pages show.)"""
     favoured = verdict.model_prefers
-    sure = verdict.p_chosen if favoured == "chosen" else 1 - verdict.p_chosen
+    _, sure = verdict.suggestion  # the favoured side's probability
     name = names[favoured][0].lower() + names[favoured][1:]
     if not verdict.clear:
         return (
-            f"The model has no clear preference: it leans only {sure:.0%} to {name}, too close "
-            "to call."
+            f"The model has no clear preference: it leans only {probability_text(sure)} to "
+            f"{name}, too close to call."
         )
-    said = f"it is {sure:.0%} sure {name} is the better one."
+    said = f"it is {probability_text(sure)} sure {name} is the better one."
     if verdict.agrees is None:
         return f"People preferred neither answer; the model {said[3:]}"
     if verdict.agrees:

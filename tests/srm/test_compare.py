@@ -212,9 +212,30 @@ def test_verdict_of_a_model_without_a_prompt_term_names_only_the_sentences() -> 
 def test_the_suggestion_is_the_preferred_side_with_its_probability(
     chosen: float, rejected: float, expected: str
 ) -> None:
-    """What the Annotate page shows as "model suggests: swap, P = 0.73"."""
+    """The suggestion behind the Annotate page's "model suggests swap: P(rejected better) =
+    73.1%"."""
     v = verdict(scores_of("p", chosen, rejected), None)
     action, probability = v.suggestion
     assert action == expected
     assert probability == pytest.approx(max(v.p_chosen, 1 - v.p_chosen))
     assert probability >= 0.5
+
+
+@pytest.mark.parametrize(
+    "chosen, rejected, label, text",
+    [
+        (1.0, 0.0, "keep", "model suggests keep: P(chosen better) = 73.1%"),
+        (0.0, 1.0, "swap", "model suggests swap: P(rejected better) = 73.1%"),
+        (0.0, 0.9999, "swap", "model suggests swap: P(rejected better) = 73.1%"),
+        # Inside the band: no suggestion, so nothing for a page to put forward.
+        (0.1, 0.0, None, "no clear preference: P(chosen better) = 52.5%"),
+        (0.0, 0.1, None, "no clear preference: P(chosen better) = 47.5%"),
+        (0.0, 0.0, None, "no clear preference: P(chosen better) = 50.0%"),
+        (0.0, 0.0005, None, "no clear preference: P(chosen better) = <50.0%"),
+    ],
+)
+def test_the_suggestion_in_words_writes_p_as_every_page_does(
+    chosen: float, rejected: float, label: str | None, text: str
+) -> None:
+    v = verdict(scores_of("p", chosen, rejected), None)
+    assert (v.suggested_label, v.suggestion_text) == (label, text)

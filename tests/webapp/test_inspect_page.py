@@ -234,10 +234,14 @@ def test_a_hair_below_even_reads_below_50_percent(filled_store, sample_path, run
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Model prefers"] == "rejected"
     assert metrics["P(chosen is better)"] == "<50.0%"
-    shown = [a.value for a in (*at.success, *at.warning)]
+    shown = [a.value for a in (*at.success, *at.warning, *at.info)]
     assert not [t for t in shown if "current label" in t]
-    assert any(
-        t.startswith("Nobody has labelled this pair yet; the model disagrees") for t in shown
+    # Inside the no-clear-preference band it neither agrees nor disagrees (no warning).
+    assert not at.warning and not at.success
+    assert at.info[0].value == (
+        "Nobody has labelled this pair yet; the model has no clear preference "
+        "(P(chosen better) = <50.0%): it neither backs nor questions the imported verdict "
+        "(chosen is better)."
     )
     save_record(filled_store, pair, chosen=0.9, rejected=0.1)
     at = open_pair(run_page, "sample", pair.id)

@@ -71,6 +71,12 @@ def pair(margin: float) -> PairScores:
          "a candidate for review on the Annotate page."),
         ("tie", 1.0, None),
         ("discard", -1.0, None),
+        # Inside the no-clear-preference band (|margin| < 0.2) the model takes no side.
+        ("swap", 0.1, "The model has no clear preference (P(chosen better) = 52.5%): it "
+         "neither backs nor questions the current label (swap: rejected is better)."),
+        (None, -0.1, "Nobody has labelled this pair yet; the model has no clear preference "
+         "(P(chosen better) = 47.5%): it neither backs nor questions the imported verdict "
+         "(chosen is better)."),
     ],
 )  # fmt: skip
 def test_agreement_names_what_the_model_is_judged_against(label, margin, expected) -> None:

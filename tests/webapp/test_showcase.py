@@ -63,8 +63,9 @@ def test_a_caption_quotes_the_sentence_that_counts_most() -> None:
     text = showcase.caption(SENTENCES_DECIDE, verdict(SENTENCES_DECIDE, None))
     assert text.startswith("The model agrees with the people: it is ")
     assert "sure the answer people preferred is the better one" in text
-    # margin = 0.01 - 0.01 + (0.15 + 0.08) - (-0.04 - 0.40) = 0.67: σ = 66%
-    assert "it is 66% sure" in text
+    # margin = 0.01 - 0.01 + (0.15 + 0.08) - (-0.04 - 0.40) = 0.67: σ = 66.2%, written as
+    # every page writes a P (srm.records.probability_text)
+    assert "it is 66.2% sure" in text
     assert "The sentences carry 100% of the difference" in text
     assert "the second sentence of the other answer" in text
     assert "“Or maybe Rome, who knows.”: it counts most" in text
@@ -82,7 +83,7 @@ def test_a_caption_gives_the_sentences_no_credit_when_the_prompt_term_decides() 
 
 def test_a_caption_says_when_the_model_disagrees_after_a_swap() -> None:
     text = showcase.caption(SENTENCES_DECIDE, verdict(SENTENCES_DECIDE, "swap"))
-    assert text.startswith("The model disagrees with the people: it is 66% sure the other answer")
+    assert text.startswith("The model disagrees with the people: it is 66.2% sure the other answer")
     # After the swap the imported "rejected" side is the one people preferred.
     assert "the second sentence of the answer people preferred" in text
 
@@ -90,14 +91,14 @@ def test_a_caption_says_when_the_model_disagrees_after_a_swap() -> None:
 def test_a_close_call_says_so_and_which_sentence_tips_it() -> None:
     close = record([("Fine. ", 0.05, 0.5)], [("Okay. ", 0.0, 0.5)])
     text = showcase.caption(close, verdict(close, None))
-    assert "no clear preference" in text and "leans only 51%" in text
+    assert "no clear preference" in text and "leans only 50.6% to" in text
     assert "the first sentence of the answer people preferred, “Fine.”: it tips the balance" in text
 
 
 def test_a_tie_prefers_neither_answer() -> None:
     text = showcase.caption(SENTENCES_DECIDE, verdict(SENTENCES_DECIDE, "tie"))
     assert text.startswith(
-        "People preferred neither answer; the model is 66% sure the first answer"
+        "People preferred neither answer; the model is 66.2% sure the first answer"
     )
 
 

@@ -95,7 +95,9 @@ if verdict.prompt_note:
 if verdict.coverage_note:
     st.warning(verdict.coverage_note, icon=":material/content_cut:")
 agreement = scoring.agreement_text(verdict)  # fixed words and the label's name
-if verdict.agrees is False:
+if agreement is not None and not verdict.clear:  # neither backs nor questions the label
+    st.info(agreement, icon=":material/balance:")
+elif verdict.agrees is False:
     st.warning(agreement, icon=":material/flag:")
 elif verdict.agrees is True:
     st.success(agreement, icon=":material/check_circle:")
