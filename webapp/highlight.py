@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import credit_methods
 from credit_methods import VALUES
 from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, Scale, as_scale, centred_scale, max_abs
+from srm.data.turns import last_human_turn
 from srm.records import PairScores, ResponseScores, sig3
 from srm.segment import Block, blocks
 
@@ -31,6 +32,8 @@ MAX_ALPHA = 0.6
 TRUNCATED_GREY = "#8a8a8a"
 #: How a tagged sentence is marked: an underline in the tag's colour and a small label after it.
 TAG_COLORS = {"good": "#2e7d32", "bad": "#c62828", "unsure": "#8a8a8a", "mixed": "#6a1b9a"}
+#: How the keyboard's focused sentence is outlined (Annotate: ``j``/``h`` move it).
+FOCUS_STYLE = " outline: 2px dashed #1565c0; outline-offset: 2px;"
 #: ``(start, end) -> {annotator: tag}``: one side's current sentence tags.
 Tags = Mapping[tuple[int, int], Mapping[str, str]]
 
@@ -79,6 +82,7 @@ def sentences_html(
     selected: int | None = None,
     large: bool = False,
     tags: Tags | None = None,
+    focus: tuple[int, int] | None = None,
 ) -> str:
     """One response, each sentence in a ``<span>`` tinted by its ``reward``, ``weight`` or
     ``likelihood``.
@@ -89,7 +93,8 @@ def sentences_html(
     mean is the centre for ``likelihood``). ``selected`` (1-based) gets an outline.
     Sentences that truncation dropped (``reward`` None) are grey with a dashed underline. Spans
     carry ``data-sentence="<1-based index>"`` and a tooltip with the numbers. Sentences in
-    ``tags`` (``(start, end) -> {annotator: tag}``) are marked as :func:`tagged_html` marks them.
+    ``tags`` (``(start, end) -> {annotator: tag}``) are marked as :func:`tagged_html` marks them,
+    and the sentence spanning ``focus`` as it does.
     """
     _check_by(by)
     sentences = record.sentences
@@ -116,19 +121,28 @@ def sentences_html(
             style += " outline: 2px solid #222; outline-offset: 1px;"
             classes.append("srm-selected")
         span = (s.start, s.end, classes, style, title, {"data-sentence": str(i)})
-        spans.append(_with_tag(span, (tags or {}).get((s.start, s.end))))
+        span = _with_tag(span, (tags or {}).get((s.start, s.end)))
+        spans.append(_with_focus(span, focus))
     return _response_div(text, spans, large=large)
 
 
-def tagged_html(text: str, sentences: Sequence[tuple[int, int]], tags: Tags) -> str:
+def tagged_html(
+    text: str,
+    sentences: Sequence[tuple[int, int]],
+    tags: Tags,
+    *,
+    focus: tuple[int, int] | None = None,
+) -> str:
     """Untinted text with its tagged sentences marked: each tagged sentence underlined in the
     tag's colour, followed by a small label (``good``, ``bad``, ``unsure``, or ``mixed`` when
     annotators differ); the tooltip says who tagged what. ``sentences`` are ``(start, end)``
-    spans of ``text``; ``tags`` as for :func:`sentences_html`."""
+    spans of ``text``; ``tags`` as for :func:`sentences_html`. The sentence spanning
+    ``focus`` (the keyboard's, on the Annotate page) gets a dashed outline, the class
+    ``srm-focus`` and ``data-focus="true"``."""
     spans = []
     for i, (start, end) in enumerate(sentences, start=1):
         span = (start, end, ["srm-sentence"], "", f"sentence {i}", {"data-sentence": str(i)})
-        spans.append(_with_tag(span, tags.get((start, end))))
+        spans.append(_with_focus(_with_tag(span, tags.get((start, end))), focus))
     return _response_div(text, spans, large=False)
 
 
@@ -207,11 +221,33 @@ def plain_html(text: str, *, large: bool = False) -> str:
 
 
 def prompt_html(text: str, *, lines: int = 3) -> str:
-    """A prompt that takes at most ``lines`` lines until opened: longer prompts show their
-    first lines in a ``<details>`` summary, the whole text inside. Escaped like a response."""
+    """A prompt that takes at most ``lines`` lines until opened. A transcript shows its last
+    human turn (:func:`srm.data.turns.last_human_turn`: the question being answered), the
+    turns before it folded behind an "Earlier turns" ``<details>``; a prompt without turns
+    is the text. Either, when longer than ``lines``, shows its first lines in a
+    ``<details>`` summary, the whole inside. Escaped like a response."""
     text = text.strip()
+    turns = last_human_turn(text)
+    if turns is None or not turns.earlier or _fits(text, lines):
+        return _folded(text, lines)
+    earlier = _response_div(turns.earlier, [], large=False, kind="srm-prompt-earlier-turns")
+    what = f"Earlier turns ({turns.n_earlier})" if turns.n_earlier else "Earlier text"
+    return (
+        '<div class="srm-prompt-turns"><details class="srm-prompt-earlier">'
+        '<summary style="cursor: pointer; color: #666; font-size: 0.85rem;">'
+        f"{what}</summary>{earlier}</details>{_folded(turns.question, lines)}</div>"
+    )
+
+
+def _fits(text: str, lines: int) -> bool:
+    return len(text.splitlines()) <= lines and len(text) <= 80 * lines
+
+
+def _folded(text: str, lines: int) -> str:
+    """``text`` whole when it fits in ``lines`` lines, else its first lines in a
+    ``<details>`` summary with the whole inside."""
     whole = _response_div(text, [], large=False, kind="srm-prompt")
-    if len(text.splitlines()) <= lines and len(text) <= 80 * lines:
+    if _fits(text, lines):
         return whole
     shown = [line for line in text.splitlines() if line.strip()][:lines]
     head = "\n".join(shown)[: 80 * lines].rstrip() + " …"
@@ -310,6 +346,23 @@ def _with_tag(
         f"{style} border-bottom: 3px solid {color};",
         f"{title} · tagged: {who}",
         {**data, "data-tag": tag},
+    )
+
+
+def _with_focus(
+    span: tuple[int, int, list[str], str, str, dict[str, str]], focus: tuple[int, int] | None
+) -> tuple[int, int, list[str], str, str, dict[str, str]]:
+    """A sentence span, outlined when it is the keyboard's focused sentence."""
+    start, end, classes, style, title, data = span
+    if focus != (start, end):
+        return span
+    return (
+        start,
+        end,
+        [*classes, "srm-focus"],
+        style + FOCUS_STYLE,
+        f"{title} · focused",
+        {**data, "data-focus": "true"},
     )
 
 
