@@ -3,7 +3,6 @@ trail, stale writes are shown, sentence tags are one click, the queue follows th
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -236,17 +235,98 @@ def label_directly(db_url: str, pair_id: str, annotator: str, label: str) -> Non
         )
 
 
-def test_one_primary_action_is_the_models_suggestion(filled_store: str, run_page) -> None:
+def score_shown_pair(db_url: str, sample_path: Path, at, chosen: float, rejected: float) -> None:
+    """The active model's stored scores of the pair on screen, each side scoring as given."""
+    from tests.webapp.test_inspect_page import save_record
+
+    save_record(db_url, next(p for p in load_pairs(sample_path) if p.id == current_id(at)),
+                chosen, rejected)  # fmt: skip
+
+
+def test_one_primary_action_is_the_models_suggestion(
+    filled_store: str, sample_path: Path, run_page
+) -> None:
     at = start(run_page)
-    with make_sessionmaker(open_store(filled_store))() as s:
-        model = get_active_model(s)
-        stored = get_score(s, get_pair(s, "sample", current_id(at)).id, model.id)
-    p_chosen = 1 / (1 + math.exp(-(stored.chosen_score - stored.rejected_score)))
-    expected = ("keep", p_chosen) if p_chosen >= 0.5 else ("swap", 1 - p_chosen)
+    score_shown_pair(filled_store, sample_path, at, chosen=0.0, rejected=1.0)
+    rerun(at)
     primary = [b.key for b in at.button if b.proto.type == "primary"]
-    assert primary == [f"annotate.{expected[0]}"]
-    assert f"model suggests: {expected[0]}, P = {expected[1]:.2f}" in bar_caption(at)
+    assert primary == ["annotate.swap"]
+    # P as every page writes it (srm.records.probability_text): sigma(1) = 73.1%
+    assert "model suggests swap: P(rejected better) = 73.1%" in bar_caption(at)
+    assert any("P(chosen better) = 26.9% · margin" in c.value for c in at.caption)
     assert not any("Model disagrees by" in m.label for m in at.metric)
+
+
+def test_no_clear_preference_puts_no_label_forward(
+    filled_store: str, sample_path: Path, run_page
+) -> None:
+    at = start(run_page)
+    score_shown_pair(filled_store, sample_path, at, chosen=0.1, rejected=0.0)  # P = 52.5%
+    rerun(at)
+    assert [b.key for b in at.button if b.proto.type == "primary"] == []
+    assert "no clear preference: P(chosen better) = 52.5%" in bar_caption(at)
+    assert "model suggests" not in bar_caption(at)
+    assert any(
+        "P(chosen better) = 52.5% · no clear preference · margin" in c.value for c in at.caption
+    )
+
+
+# --- issue 24: sentence tags by key --------------------------------------------------------
+def focused_html(at) -> list[str]:
+    """The responses' HTML that holds the keyboard's focused sentence."""
+    return [h.value for h in at.get("html") if 'data-focus="true"' in h.value]
+
+
+def test_sentence_tags_by_key(filled_store: str, run_page) -> None:
+    at = start(run_page)
+    pair_id = current_id(at)
+    shortcuts = {b.key: b.proto.shortcut for b in at.button}
+    assert [shortcuts[f"annotate.sentence_{k}"] for k in ("next", "previous", "good", "bad")] == [
+        "j",
+        "h",
+        "g",
+        "b",
+    ]
+    assert any("j/h next/previous sentence · g/b tag it good/bad" in c.value
+               for c in at.sidebar.caption)  # fmt: skip
+    chosen = next(c for c in at.segmented_control if c.key.endswith(".chosen.1"))
+    n_chosen = sum(c.key.split(".")[-2] == "chosen" for c in at.segmented_control)
+    assert f"Sentence 1 of {n_chosen} in chosen focused: g good · b bad · j/h move" in [
+        c.value for c in at.caption
+    ]
+    assert (
+        len(focused_html(at)) == 1
+        and 'data-sentence="1" data-focus="true"' in (focused_html(at)[0])
+    )
+    # j past chosen's last sentence reaches rejected's first, and g tags it.
+    for _ in range(n_chosen):
+        at.button(key="annotate.sentence_next").click()
+        rerun(at)
+    assert any(c.value.startswith("Sentence 1 of ") and " in rejected focused" in c.value
+               for c in at.caption)  # fmt: skip
+    at.button(key="annotate.sentence_good").click()
+    rerun(at)
+    # h goes back to chosen's last sentence, b tags it.
+    at.button(key="annotate.sentence_previous").click()
+    rerun(at)
+    at.button(key="annotate.sentence_bad").click()
+    rerun(at)
+    with make_sessionmaker(open_store(filled_store))() as s:
+        expected_pair = get_pair(s, "sample", pair_id).id
+        tags = sorted(
+            (t.pair_id, t.side, t.tag, t.annotator.name) for t in s.scalars(select(SentenceTag))
+        )
+    assert tags == [
+        (expected_pair, "chosen", "bad", "ana"),
+        (expected_pair, "rejected", "good", "ana"),
+    ]
+    controls = {c.key: c.value for c in at.segmented_control}
+    base = chosen.key.removesuffix(".chosen.1")
+    assert controls[f"{base}.rejected.1"] == "good"  # the control shows the key's tag
+    assert controls[f"{base}.chosen.{n_chosen}"] == "bad"
+    assert sum(v is not None for v in controls.values()) == 2
+    marked = [h for h in focused_html(at) if 'data-tag="bad"' in h]
+    assert len(marked) == 1  # the focused sentence, outlined and marked bad
 
 
 def test_p_walks_back_to_the_pairs_just_labelled(filled_store: str, run_page) -> None:

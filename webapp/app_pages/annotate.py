@@ -13,8 +13,11 @@ import browser_scripts
 import highlight
 import mdtext
 import scoring
+import sentence_focus
 import services
 import widgets
+from sentence_focus import FOCUS_SHORTCUTS
+from srm.records import SIDES
 from srm.store import preferred_side
 
 url = services.store_url()
@@ -46,6 +49,8 @@ with st.sidebar:  # installed early, before the pair is scored, so Esc works fro
     browser_scripts.blur_on_escape("annotate.note")
 st.sidebar.caption(
     "Keys: k keep · s swap · t tie · d discard · u undo · n next · p back · "
+    f"{FOCUS_SHORTCUTS['next']}/{FOCUS_SHORTCUTS['previous']} next/previous sentence · "
+    f"{FOCUS_SHORTCUTS['good']}/{FOCUS_SHORTCUTS['bad']} tag it good/bad · "
     "Esc or Enter leaves the note"
 )
 
@@ -184,6 +189,26 @@ def _tag(key: str, pair: services.PairRow, side: str, span: tuple[int, int]) -> 
         annotation.tag_sentence(url, pair, annotator, side, span, tag)
 
 
+def _tag_key(pair: services.PairRow, side: str, number: int) -> str:
+    """The session key of sentence ``number`` (1-based)'s control under Tag sentences."""
+    return f"annotate.tag.{pair.db_id}.{side}.{number}"
+
+
+def _move_focus(key: str, counts: dict[str, int], step: int) -> None:
+    st.session_state[key] = sentence_focus.moved(st.session_state.get(key), counts, step)
+
+
+def _tag_focused(
+    tag: str, pair: services.PairRow, side: str, span: tuple[int, int], key: str
+) -> None:
+    """``g``/``b``: the focused sentence's tag, written as its control writes it; the control
+    shows it after the rerun."""
+    if st.session_state.get(key) == tag:
+        return  # already so
+    st.session_state[key] = tag
+    annotation.tag_sentence(url, pair, annotator, side, span, tag)
+
+
 conflict = st.session_state.pop("annotate.conflict", None)
 if conflict:
     st.error(mdtext.escape(conflict), icon=":material/sync_problem:")
@@ -203,7 +228,9 @@ else:
     next_id = ids[after] if after < len(ids) else None
     record = scoring.scores(url, current, model) if model is not None else None
     verdict = scoring.verdict(record, label) if record is not None else None
-    suggested = verdict.suggestion[0] if verdict is not None else "keep"
+    # The primary button: the model's suggestion, none when it has no clear preference, and
+    # keep (the imported verdict) when there is no model.
+    suggested = verdict.suggested_label if verdict is not None else "keep"
     split = next(
         (d for d in annotation.disagreements(url, dataset) if d.db_id == current.db_id), None
     )
@@ -214,9 +241,7 @@ else:
         where = f"{position + 1} of {len(ids)}" if position is not None else "not in this queue"
         facts = [f"label: {label or 'unlabelled'}", where]
         if verdict is not None:
-            action, probability = verdict.suggestion
-            unclear = "" if verdict.clear else " (no clear preference)"
-            facts.append(f"model suggests: {action}, P = {probability:.2f}{unclear}")
+            facts.append(verdict.suggestion_text)
         if split is not None:
             facts.append(f"annotators disagree: {split.votes_text}")
         facts.append(f"source {current.source or '—'}")
@@ -269,8 +294,58 @@ else:
     st.html(highlight.prompt_html(current.prompt))
     tags = annotation.tags(url, current)
     scale = highlight.shared_scale(record, "reward") if record is not None else 1.0
+    # Each side's sentences: the model's when it scored the pair, else the same segmentation.
+    sentences_of = {
+        side: record.side(side).sentences
+        if record is not None
+        else scoring.sentences(getattr(current, side))
+        for side in SIDES
+    }
+    counts = {side: len(found) for side, found in sentences_of.items()}
+    # The keyboard's focused sentence, kept per pair; it starts at chosen's first sentence.
+    focus_key = f"annotate.focus.{current.db_id}"
+    focus = sentence_focus.moved(st.session_state.get(focus_key), counts, 0)
+    st.session_state[focus_key] = focus
+    focus_span = None
+    if focus is not None:
+        focused = sentences_of[focus.side][focus.index]
+        focus_span = (focused.start, focused.end)
+        keys = st.container(horizontal=True, gap="xsmall", vertical_alignment="center")
+        keys.caption(
+            f"{focus.describe(counts)} focused: {FOCUS_SHORTCUTS['good']} good · "
+            f"{FOCUS_SHORTCUTS['bad']} bad · {FOCUS_SHORTCUTS['next']}/"
+            f"{FOCUS_SHORTCUTS['previous']} move"
+        )  # safe: numbers and fixed words only
+        for name, step, icon in (
+            ("previous", -1, ":material/arrow_back:"),
+            ("next", 1, ":material/arrow_forward:"),
+        ):
+            keys.button(
+                f"{name.capitalize()} sentence",
+                key=f"annotate.sentence_{name}",
+                shortcut=FOCUS_SHORTCUTS[name],
+                icon=icon,
+                type="tertiary",
+                on_click=_move_focus,
+                args=(focus_key, counts, step),
+            )
+        for tag in ("good", "bad"):
+            keys.button(
+                f"Tag {tag}",
+                key=f"annotate.sentence_{tag}",
+                shortcut=FOCUS_SHORTCUTS[tag],
+                type="tertiary",
+                on_click=_tag_focused,
+                args=(
+                    tag,
+                    current,
+                    focus.side,
+                    focus_span,
+                    _tag_key(current, focus.side, focus.index + 1),
+                ),
+            )
     cols = st.columns(2)
-    for col, side in zip(cols, ("chosen", "rejected"), strict=True):
+    for col, side in zip(cols, SIDES, strict=True):
         with col:
             better = preferred_side(label)
             verdict_note = (
@@ -281,22 +356,26 @@ else:
             st.markdown(f"**{side.capitalize()}**{verdict_note}")  # safe: fixed words only
             text = getattr(current, side)
             side_tags = {(s, e): votes for (d, s, e), votes in tags.items() if d == side}
+            sentences = sentences_of[side]
+            side_focus = focus_span if focus is not None and focus.side == side else None
             if record is not None:
                 scored = record.side(side)
                 st.html(
-                    highlight.sentences_html(text, scored, by="reward", scale=scale, tags=side_tags)
+                    highlight.sentences_html(
+                        text, scored, by="reward", scale=scale, tags=side_tags, focus=side_focus
+                    )
                 )
                 st.caption(scored.coverage.describe().capitalize())
-                sentences = scored.sentences
             else:
-                sentences = scoring.sentences(text)
                 st.html(
-                    highlight.tagged_html(text, [(s.start, s.end) for s in sentences], side_tags)
+                    highlight.tagged_html(
+                        text, [(s.start, s.end) for s in sentences], side_tags, focus=side_focus
+                    )
                 )
             with st.expander("Tag sentences", icon=":material/thumbs_up_down:"):
                 for i, sentence in enumerate(sentences, start=1):
                     span = (sentence.start, sentence.end)
-                    tag_key = f"annotate.tag.{current.db_id}.{side}.{i}"
+                    tag_key = _tag_key(current, side, i)
                     mine = tags.get((side, *span), {}).get(annotator)
                     st.session_state.setdefault(tag_key, mine if mine in ("good", "bad") else None)
                     st.segmented_control(
