@@ -16,7 +16,6 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from srm.store.errors import StoreError
-from srm.store.export import dataset_id
 from srm.store.models import (
     Audit,
     AuditFold,
@@ -26,6 +25,7 @@ from srm.store.models import (
     Pair,
     utcnow,
 )
+from srm.store.queries import dataset_id
 
 if TYPE_CHECKING:
     from srm.records import PairScores

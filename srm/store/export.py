@@ -1,8 +1,9 @@
 """What leaves the store for training: the corrected pairs, and sentence tags as PRM steps.
 
-Both read the current labels (``Pair.label``, see :mod:`srm.store.labels`): swapped pairs come
-out swapped, ties and discards stay behind, and a pair nobody labelled keeps its imported
-verdict.
+Both read each pair's label as its votes aggregate under the dataset's method
+(:func:`srm.store.team.aggregate_labels`): swapped pairs come out swapped, ties and discards
+stay behind, a pair whose votes are undecided (a majority tie nobody settled yet) stays behind
+too, and a pair nobody labelled keeps its imported verdict.
 """
 
 from __future__ import annotations
@@ -16,27 +17,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from srm.data import PreferencePair, SentenceLabels
-from srm.store.errors import StoreError
 from srm.store.labels import current_tags
 from srm.store.models import (
     LABELS,
     PREFERENCE_COLUMNS,
-    Dataset,
     Pair,
     Score,
     SentenceTag,
     preferred_side,
 )
+from srm.store.queries import dataset_id
+from srm.store.team import aggregate_labels
 
 #: Labels that take a pair out of training and export: a tie or a discard says neither
 #: response is preferred. Every other pair trains, swapped when its label is ``swap``.
 LEFT_OUT_LABELS = tuple(label for label in LABELS if preferred_side(label) is None)
+#: The label of a pair whose votes do not decide it (a majority tie nobody settled yet): it
+#: stays out of training and export until a reviewer settles it.
+UNDECIDED = "undecided"
 
 
 def training_pair(pair: PreferencePair, label: str | None) -> PreferencePair | None:
     """The pair as training sees it under its current ``label`` (None: unlabelled): as
     imported, swapped, or None when the label leaves it out (:data:`LEFT_OUT_LABELS`). The
     one rule for ``srm export``, ``srm train --dataset``, train jobs and the Train page."""
+    if label == UNDECIDED:
+        return None
     side = preferred_side(label)
     if side is None:
         return None
@@ -52,6 +58,8 @@ class LabelCounts:
     swap: int = 0
     tie: int = 0
     discard: int = 0
+    undecided: int = 0
+    """Pairs whose votes tie, waiting for a reviewer: left out."""
 
     @classmethod
     def from_summary(cls, counts: Mapping[str, int]) -> LabelCounts:
@@ -60,12 +68,12 @@ class LabelCounts:
 
     @property
     def total(self) -> int:
-        return self.unlabelled + self.keep + self.swap + self.tie + self.discard
+        return self.unlabelled + self.keep + self.swap + self.tie + self.discard + self.undecided
 
     @property
     def left_out(self) -> int:
-        """Pairs training leaves out (:data:`LEFT_OUT_LABELS`)."""
-        return sum(getattr(self, label) for label in LEFT_OUT_LABELS)
+        """Pairs training leaves out (:data:`LEFT_OUT_LABELS`, and undecided ones)."""
+        return sum(getattr(self, label) for label in LEFT_OUT_LABELS) + self.undecided
 
     @property
     def exported(self) -> int:
@@ -73,11 +81,13 @@ class LabelCounts:
         return self.total - self.left_out
 
     def summary(self) -> str:
-        """``"45 of 50 pairs: 35 unlabelled, 5 kept, 5 swapped; left out 3 ties, 2 discards"``"""
+        """``"45 of 50 pairs: 35 unlabelled, 5 kept, 5 swapped; left out 3 ties, 2 discards"``
+        (and ``", 1 undecided"`` when votes tie on a pair nobody settled)."""
+        undecided = f", {self.undecided} undecided" if self.undecided else ""
         return (
             f"{self.exported} of {self.total} pairs: {self.unlabelled} unlabelled, "
             f"{self.keep} kept, {self.swap} swapped; left out {self.tie} ties, "
-            f"{self.discard} discards"
+            f"{self.discard} discards{undecided}"
         )
 
 
@@ -88,32 +98,36 @@ class EffectivePairs:
 
 
 def effective_pairs(session: Session, dataset: str) -> EffectivePairs:
-    """The dataset as training should see it, in import order: swaps applied, ties and
-    discards left out, every other pair as imported."""
-    rows = session.execute(
-        select(*PREFERENCE_COLUMNS, Pair.label)
-        .where(Pair.dataset_id == dataset_id(session, dataset))
-        .order_by(Pair.id)
-    )
+    """The dataset as training should see it, in import order: swaps applied, ties, discards
+    and undecided pairs left out, every other pair as imported."""
     counts: Counter[str] = Counter()
     pairs = []
-    for *columns, label in rows:
+    for pair, label in labelled_pairs(session, dataset):
         counts[label or "unlabelled"] += 1
-        pair = training_pair(PreferencePair(*columns), label)
-        if pair is not None:
-            pairs.append(pair)
+        kept = training_pair(pair, label)
+        if kept is not None:
+            pairs.append(kept)
     return EffectivePairs(pairs, LabelCounts(**counts))
 
 
 def labelled_pairs(session: Session, dataset: str) -> list[tuple[PreferencePair, str | None]]:
-    """Every pair of ``dataset`` as imported, with its current label, in import order: what
-    an audit folds (all pairs) and trains on (:func:`training_pair` of each)."""
+    """Every pair of ``dataset`` as imported, with its label as the votes aggregate (``None``:
+    nobody voted; :data:`UNDECIDED`: the votes tie), in import order: what an audit folds (all
+    pairs) and trains on (:func:`training_pair` of each)."""
+    labels = current_labels(session, dataset)
     rows = session.execute(
-        select(*PREFERENCE_COLUMNS, Pair.label)
+        select(*PREFERENCE_COLUMNS, Pair.id)
         .where(Pair.dataset_id == dataset_id(session, dataset))
         .order_by(Pair.id)
     )
-    return [(PreferencePair(*columns), label) for *columns, label in rows]
+    return [(PreferencePair(*columns), labels.get(pair_id)) for *columns, pair_id in rows]
+
+
+def current_labels(session: Session, dataset: str) -> dict[int, str]:
+    """``pair id -> label`` for the dataset's voted pairs under its aggregation method, with
+    :data:`UNDECIDED` for a tie nobody settled; pairs without votes are absent."""
+    aggregate = aggregate_labels(session, dataset)
+    return {pair_id: label or UNDECIDED for pair_id, label in aggregate.labels.items()}
 
 
 def imported_pairs(session: Session, dataset: str) -> list[PreferencePair]:
@@ -257,12 +271,3 @@ def _step_label(start: int, end: int, tags: Iterable[SentenceTag]) -> bool | Non
         return None
     latest = max(covering, key=lambda t: t.id)
     return {"good": True, "bad": False}.get(latest.tag)
-
-
-def dataset_id(session: Session, name: str) -> int:
-    """The id of dataset ``name``; a :class:`StoreError` listing the datasets if unknown."""
-    found = session.scalar(select(Dataset.id).where(Dataset.name == name))
-    if found is None:
-        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none"
-        raise StoreError(f"no dataset {name!r} in the store (datasets: {known}); see srm datasets")
-    return found

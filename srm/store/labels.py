@@ -1,17 +1,27 @@
-"""Label corrections: the append-only label log, undo, adjudication, sentence tags, agreement.
+"""Label corrections: the append-only label log of every annotator's votes, undo, review and
+adjudication, sentence tags, agreement.
 
-Every function takes a session and never commits; the caller owns the unit of work. A label
-write is a compare-and-append: the client says which event it last saw for the pair
+Every function takes a session and never commits; the caller owns the unit of work.
+
+Every vote is kept: each annotator's vote on a pair is their newest label event there that
+they did not take back (:func:`annotator_votes`), and the pair's label is the votes' majority
+(a tie, or no vote, leaves it ``None`` until a reviewer settles it), unless the pair's newest
+standing event is a reviewer's settling one (adjudicate, accept, reject), whose label stands
+(:func:`replay_label`). ``Pair.label`` and each event's ``label`` hold that rule's result; a
+dataset set to Dawid-Skene aggregates its votes at read time instead (:mod:`srm.store.team`).
+
+A write is a compare-and-append: the client says which event it last saw for the pair
 (``expected_event_id``, ``None`` for "no events yet"), and the write is refused with
-:class:`StaleWriteError` when the pair has moved on, so one annotator never silently overwrites
-another. The check and the append are race-free: on SQLite writers hold the database write lock
-from ``BEGIN IMMEDIATE`` (see :func:`srm.store.make_sessionmaker`); on PostgreSQL the pair row is
-locked (``SELECT ... FOR NO KEY UPDATE``) for the rest of the transaction; and the unique
-(pair, seq) constraint backs both up.
+:class:`StaleWriteError` when the pair moved on in a way that matters to it: for a vote or an
+undo, an event of the writer's own (another tab) or a settling one since; for a settling write,
+any event since (a reviewer decides on the votes they saw). Other annotators' votes never make
+a vote stale: they are independent, and both count. The check and the append are race-free: on
+SQLite writers hold the database write lock from ``BEGIN IMMEDIATE`` (see
+:func:`srm.store.make_sessionmaker`); on PostgreSQL the pair row is locked (``SELECT ... FOR NO
+KEY UPDATE``) for the rest of the transaction; and the unique (pair, seq) constraint backs both.
 
-When annotators disagree, the latest label stands until a reviewer settles the pair:
-:func:`disagreements` lists such pairs and :func:`adjudicate` appends an ``adjudicate`` event,
-through the same compare-and-append, whose label becomes the pair's.
+When accounts exist (:mod:`srm.store.team`), every writer must be an enabled account, and
+settling needs the reviewer or admin role.
 
     >>> with Session.begin() as s:
     ...     state = label_state(s, pair.id)                  # label None, event_id None
@@ -21,8 +31,10 @@ through the same compare-and-append, whose label becomes the pair's.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +44,8 @@ from srm.store.engine import insert_unless_present
 from srm.store.errors import StaleWriteError, StoreError
 from srm.store.models import (
     LABELS,
+    ROLES,
+    SETTLING,
     SIDES,
     TAGS,
     Annotator,
@@ -60,8 +74,10 @@ class LabelState:
 
 
 # ------------------------------------------------------------------------------- annotators
-def get_or_create_annotator(session: Session, name: str) -> Annotator:
-    """The annotator called ``name`` (surrounding spaces ignored), created on first use.
+def get_or_create_annotator(session: Session, name: str, *, role: str | None = None) -> Annotator:
+    """The annotator called ``name`` (surrounding spaces ignored), created on first use, as a
+    writer: when accounts exist (``srm users add``), only an enabled account may write, and
+    ``role`` (``reviewer``, ``admin``) is the least role the write needs.
 
     Two writers creating the same new annotator at once both succeed: the insert ignores a
     duplicate name instead of failing the second transaction.
@@ -70,10 +86,31 @@ def get_or_create_annotator(session: Session, name: str) -> Annotator:
     if not name:
         raise StoreError("annotator: give a non-empty name (who made this correction?)")
     annotator = session.scalar(select(Annotator).where(Annotator.name == name))
+    if accounts_exist(session):
+        if annotator is None or annotator.role is None:
+            raise StoreError(
+                f"annotator {name!r} has no account, and this store has accounts: only they "
+                f"may write (add one with `srm users add {name} --role annotator`)"
+            )
+        if annotator.disabled:
+            raise StoreError(f"the account {name!r} is disabled; nothing was written")
+        if role is not None and ROLES.index(annotator.role) < ROLES.index(role):
+            raise StoreError(
+                f"{name!r} is an {annotator.role}; this needs the {role} role or above"
+            )
+        return annotator
     if annotator is None:
         insert_unless_present(session, Annotator, {"name": name, "created_at": utcnow()})
         annotator = session.scalars(select(Annotator).where(Annotator.name == name)).one()
     return annotator
+
+
+def accounts_exist(session: Session) -> bool:
+    """Whether any annotator has an account (a role): then only accounts may write, and the
+    app signs people in by name and password."""
+    return (
+        session.scalar(select(Annotator.id).where(Annotator.role.is_not(None)).limit(1)) is not None
+    )
 
 
 # ------------------------------------------------------------------------------- the label log
@@ -107,19 +144,22 @@ def record_label(
     expected_event_id: int | None,
     note: str | None = None,
 ) -> LabelEvent:
-    """Append ``label`` (keep, swap, tie or discard) to the pair's log; return the new event.
+    """Append ``annotator``'s vote ``label`` (keep, swap, tie or discard); return the event.
 
-    Raises :class:`StaleWriteError` when the pair's latest event is not ``expected_event_id``.
-    After any error here, roll the transaction back (leaving ``with Session.begin()`` by the
-    exception does), reload the pair, and try again.
+    It replaces the annotator's own earlier vote on the pair; other annotators' votes stay and
+    count. Raises :class:`StaleWriteError` when the annotator (in another tab) or a reviewer
+    changed the pair since ``expected_event_id``. After any error here, roll the transaction
+    back (leaving ``with Session.begin()`` by the exception does), reload, and try again.
     """
     if label not in LABELS:
         raise StoreError(
             f"label: got {label!r}; use one of {', '.join(LABELS)} (undo has its own function)"
         )
+    writer = get_or_create_annotator(session, annotator)
     pair = _lock_pair(session, pair_id)
-    latest = _check_fresh(session, pair, expected_event_id)
-    return _append(session, pair, latest, annotator, action=label, label=label, note=note)
+    log = _log_rows(session, pair.id)
+    _check_fresh(pair, log, expected_event_id, writer.name, strict=False)
+    return _append(session, pair, log, writer, action=label, label=label, note=note)
 
 
 def undo_label(
@@ -130,27 +170,21 @@ def undo_label(
     expected_event_id: int | None,
     note: str | None = None,
 ) -> LabelEvent:
-    """Revert the pair's latest label that is not already undone, by appending an ``undo``.
+    """Take back ``annotator``'s newest event on the pair that still stands, by appending an
+    ``undo`` naming it (``undoes_event_id``); nothing is deleted.
 
-    Undo walks back like an editor's: keep, swap, undo -> keep; undo again -> unlabelled.
-    Nothing is deleted; the undo event names the event it reverts (``undoes_event_id``).
+    Undo walks back like an editor's, through the writer's own events only: keep, swap, undo ->
+    keep; undo again -> no vote of theirs. Other annotators' votes are untouched.
     """
+    writer = get_or_create_annotator(session, annotator)
     pair = _lock_pair(session, pair_id)
-    latest = _check_fresh(session, pair, expected_event_id)
-    standing = standing_labels(label_history(session, pair.id))
-    if not standing:
-        raise StoreError(f"pair {pair.external_id!r} has no label to undo")
-    undone = standing[-1]
-    previous = standing[-2].label if len(standing) > 1 else None
+    log = _log_rows(session, pair.id)
+    _check_fresh(pair, log, expected_event_id, writer.name, strict=False)
+    own = [row for row in standing_events(log) if row.name == writer.name]
+    if not own:
+        raise StoreError(f"pair {pair.external_id!r} has no label of {writer.name}'s to undo")
     return _append(
-        session,
-        pair,
-        latest,
-        annotator,
-        action="undo",
-        label=previous,
-        note=note,
-        undoes_event_id=undone.id,
+        session, pair, log, writer, action="undo", label=None, note=note, undoes=own[-1].id
     )
 
 
@@ -166,58 +200,86 @@ def adjudicate(
     """Settle a pair the annotators disagree on: append an ``adjudicate`` event whose ``label``
     becomes the pair's label (the annotators' own events stay in the log as they were).
 
-    Refused (:class:`StoreError`) unless at least two annotators' standing labels on the pair
-    differ (see :func:`disagreements`), and, like every write, with :class:`StaleWriteError`
-    when the pair moved on since ``expected_event_id``. An undo takes an adjudication back like
-    any label; a later label by an annotator reopens the disagreement.
+    Refused (:class:`StoreError`) unless at least two annotators' votes on the pair differ
+    (see :func:`disagreements`), and, like every settling write, with
+    :class:`StaleWriteError` when anything happened on the pair since ``expected_event_id``.
+    The adjudicator can undo it; a later vote by an annotator reopens the pair.
     """
     if label not in LABELS:
         raise StoreError(f"label: got {label!r}; an adjudication settles on one of {LABELS}")
+    writer = get_or_create_annotator(session, adjudicator, role="reviewer")
     pair = _lock_pair(session, pair_id)
-    latest = _check_fresh(session, pair, expected_event_id)
-    votes = _pair_votes(session, pair.id)
+    log = _log_rows(session, pair.id)
+    _check_fresh(pair, log, expected_event_id, writer.name, strict=True)
+    votes = annotator_votes(log).get(pair.id, {})
     if len(set(votes.values())) < 2:
         given = ", ".join(f"{name} {vote}" for name, vote in sorted(votes.items())) or "none"
         raise StoreError(
             f"pair {pair.external_id!r}: the annotators do not disagree (labels: {given}); "
-            "nothing to adjudicate, label the pair instead"
+            "nothing to adjudicate: accept or reject the label instead"
         )
-    return _append(session, pair, latest, adjudicator, action="adjudicate", label=label, note=note)
+    return _append(session, pair, log, writer, action="adjudicate", label=label, note=note)
+
+
+def review_label(
+    session: Session,
+    pair_id: int,
+    reviewer: str,
+    *,
+    accept: bool,
+    label: str | None = None,
+    expected_event_id: int | None,
+    note: str | None = None,
+) -> LabelEvent:
+    """A reviewer's verdict on a pair's label: ``accept`` confirms the current label (an
+    ``accept`` event), else ``label`` replaces it (a ``reject`` event carrying the reviewer's
+    label). Either settles the pair as an adjudication does, and is refused when anything
+    happened on the pair since ``expected_event_id``.
+    """
+    writer = get_or_create_annotator(session, reviewer, role="reviewer")
+    pair = _lock_pair(session, pair_id)
+    log = _log_rows(session, pair.id)
+    _check_fresh(pair, log, expected_event_id, writer.name, strict=True)
+    if accept:
+        if label is not None and label != pair.label:
+            raise StoreError(f"accept confirms the current label ({pair.label}); got {label!r}")
+        if pair.label is None:
+            raise StoreError(
+                f"pair {pair.external_id!r} has no label to accept (no votes, or a tie); "
+                "settle it with a label (reject) or adjudicate the tie"
+            )
+        return _append(session, pair, log, writer, action="accept", label=pair.label, note=note)
+    if label not in LABELS:
+        raise StoreError(f"label: got {label!r}; rejecting a label means giving one of {LABELS}")
+    if label == pair.label:
+        raise StoreError(f"the label is already {label}; accept it instead")
+    return _append(session, pair, log, writer, action="reject", label=label, note=note)
 
 
 @dataclass(frozen=True)
 class Disagreement:
-    """A pair on which annotators' standing labels differ."""
+    """A pair on which annotators' votes differ."""
 
     pair_id: int
     external_id: str
     votes: dict[str, str]
-    """Annotator -> their latest label on the pair that nobody undid."""
+    """Annotator -> their vote on the pair (their newest label they did not take back)."""
     label: str | None
-    """The pair's current label (what training uses)."""
+    """The pair's current label: the majority, ``None`` on a tie, or the settled label."""
     event_id: int | None
     """The pair's latest event: pass it to :func:`adjudicate` as ``expected_event_id``."""
     settled_by: str | None
-    """Who adjudicated, when the pair's standing label is an adjudication; else ``None``."""
+    """Who settled it, when the pair's newest standing event is a settling one; else ``None``."""
 
 
 def disagreements(session: Session, dataset: str, *, settled: bool = False) -> list[Disagreement]:
     """The dataset's pairs where annotators disagree, open ones only unless ``settled``, in
-    pair order. A pair is settled while its newest standing event is an adjudication."""
+    pair order. A pair is settled while its newest standing event is a settling one."""
     rows = session.execute(
-        select(
-            LabelEvent.id,
-            LabelEvent.pair_id,
-            Annotator.name,
-            LabelEvent.action,
-            LabelEvent.label,
-            LabelEvent.undoes_event_id,
-        )
-        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
+        _log_query()
         .join(Pair, LabelEvent.pair_id == Pair.id)
         .join(Dataset)
         .where(Dataset.name == dataset)
-        .order_by(LabelEvent.pair_id, LabelEvent.seq)
     ).all()
     split = {
         pair_id: votes
@@ -226,80 +288,106 @@ def disagreements(session: Session, dataset: str, *, settled: bool = False) -> l
     }
     if not split:
         return []
-    settled_by = _settled_by(rows)
+    settled_by = settlers(rows)
     pairs = session.execute(
         select(Pair.id, Pair.external_id, Pair.label, Pair.last_event_id)
         .where(Pair.id.in_(split))
         .order_by(Pair.id)
     )
     return [
-        Disagreement(p.id, p.external_id, split[p.id], p.label, p.last_event_id, settled_by[p.id])
+        Disagreement(
+            p.id, p.external_id, split[p.id], p.label, p.last_event_id, settled_by.get(p.id)
+        )
         for p in pairs
-        if settled or settled_by[p.id] is None
+        if settled or p.id not in settled_by
     ]
 
 
-def _settled_by(rows: list) -> dict[int, str | None]:
-    """``pair id -> adjudicator`` when the pair's newest standing event is an adjudication."""
-    stacks: dict[int, list] = defaultdict(list)
-    for row in rows:
-        if row.action == "undo":
-            stacks[row.pair_id].pop()
-        else:
-            stacks[row.pair_id].append(row)
-    return defaultdict(
-        lambda: None,
-        {
-            pair_id: stack[-1].name
-            for pair_id, stack in stacks.items()
-            if stack and stack[-1].action == "adjudicate"
-        },
+def settlers(rows: list) -> dict[int, str]:
+    """``pair id -> reviewer`` for the pairs whose newest standing event is a settling one
+    (``rows``: label log rows as :func:`annotator_votes` takes them)."""
+    newest: dict[int, Any] = {}
+    for row in standing_events(rows):
+        newest[row.pair_id] = row
+    return {pair_id: row.name for pair_id, row in newest.items() if row.action in SETTLING}
+
+
+def _log_query() -> Select:
+    """Label events as :func:`annotator_votes` and :func:`replay_label` read them, in (pair,
+    seq) order: id, pair, seq, annotator's name, action, label and the event each undoes."""
+    return (
+        select(
+            LabelEvent.id,
+            LabelEvent.pair_id,
+            LabelEvent.seq,
+            Annotator.name,
+            LabelEvent.action,
+            LabelEvent.label,
+            LabelEvent.undoes_event_id,
+            LabelEvent.created_at,
+        )
+        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
+        .order_by(LabelEvent.pair_id, LabelEvent.seq)
     )
 
 
-def _pair_votes(session: Session, pair_id: int) -> dict[str, str]:
-    query = _vote_rows().where(LabelEvent.pair_id == pair_id).order_by(LabelEvent.seq)
-    return annotator_votes(session.execute(query).all()).get(pair_id, {})
+def _log_rows(session: Session, pair_id: int) -> list:
+    return list(session.execute(_log_query().where(LabelEvent.pair_id == pair_id)).all())
 
 
-def _vote_rows() -> Select:
-    """Label events as :func:`annotator_votes` reads them: id, pair, annotator's name, action
-    and the event each undoes."""
-    return select(
-        LabelEvent.id,
-        LabelEvent.pair_id,
-        Annotator.name,
-        LabelEvent.action,
-        LabelEvent.undoes_event_id,
-    ).join(Annotator, LabelEvent.annotator_id == Annotator.id)
+def standing_events(rows: list) -> list:
+    """The events nobody took back, in their order: every event but the undos and the events
+    an undo names."""
+    undone = {row.undoes_event_id for row in rows if row.action == "undo"}
+    return [row for row in rows if row.action != "undo" and row.id not in undone]
+
+
+def majority(votes: Iterable[str]) -> str | None:
+    """The label most votes give, or ``None`` for a tie at the top (or no vote).
+
+    >>> majority(["keep", "swap", "keep"]), majority(["keep", "swap"]), majority([])
+    ('keep', None, None)
+    """
+    ranked = Counter(votes).most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+def replay_label(rows: list) -> str | None:
+    """A pair's label after its log ``rows`` (one pair's events in order, as :func:`_log_query`
+    gives them): a settling event's label while it is the newest standing event, else the
+    :func:`majority` of the annotators' votes."""
+    standing = standing_events(rows)
+    if standing and standing[-1].action in SETTLING:
+        return standing[-1].label
+    return majority(annotator_votes(rows).get(rows[0].pair_id, {}).values() if rows else ())
 
 
 def verify_label_log(session: Session) -> list[str]:
     """Replay every pair's label log and list what does not add up (nothing: all is well).
 
-    Checks that each log is numbered 1, 2, 3... without gaps, that every undo reverts the
-    newest standing label and every event's ``label`` is what the replay gives, and that each
-    pair's ``label``/``last_event_id`` match its latest event.
+    Checks that each log is numbered 1, 2, 3... without gaps, that every undo takes back an
+    earlier event of the pair that still stood, that every event's ``label`` is what the
+    replay (:func:`replay_label`) gives, and that each pair's ``label``/``last_event_id``
+    match its latest event.
     """
     problems = []
-    logs: dict[int, list[LabelEvent]] = defaultdict(list)
-    for event in session.scalars(select(LabelEvent).order_by(LabelEvent.pair_id, LabelEvent.seq)):
-        logs[event.pair_id].append(event)
+    logs: dict[int, list] = defaultdict(list)
+    for row in session.execute(_log_query()):
+        logs[row.pair_id].append(row)
     pairs = session.execute(select(Pair.id, Pair.external_id, Pair.label, Pair.last_event_id))
     for pair_id, external_id, label, last_event_id in pairs:
         log = logs.get(pair_id, [])
         where = f"pair {external_id!r} (id {pair_id})"
         if [e.seq for e in log] != list(range(1, len(log) + 1)):
             problems.append(f"{where}: event numbers {[e.seq for e in log]} have gaps")
-        standing: list[LabelEvent] = []
-        for event in log:
+        for i, event in enumerate(log):
             if event.action == "undo":
-                top = standing.pop() if standing else None
-                if top is None or top.id != event.undoes_event_id:
-                    problems.append(f"{where}: undo event {event.id} reverts the wrong event")
-            else:
-                standing.append(event)
-            replayed = standing[-1].label if standing else None
+                standing = {row.id for row in standing_events(log[:i])}
+                if event.undoes_event_id not in standing:
+                    problems.append(f"{where}: undo event {event.id} reverts no standing event")
+            replayed = replay_label(log[: i + 1])
             if event.label != replayed:
                 problems.append(f"{where}: event {event.id} says {event.label}, replay {replayed}")
         expected = (log[-1].label, log[-1].id) if log else (None, None)
@@ -309,17 +397,6 @@ def verify_label_log(session: Session) -> list[str]:
                 f"{expected[0]} (event {expected[1]})"
             )
     return problems
-
-
-def standing_labels(events: list[LabelEvent]) -> list[LabelEvent]:
-    """The label events not undone, oldest first: each undo pops the newest one."""
-    stack: list[LabelEvent] = []
-    for event in events:
-        if event.action == "undo":
-            stack.pop()
-        else:
-            stack.append(event)
-    return stack
 
 
 def _lock_pair(session: Session, pair_id: int) -> Pair:
@@ -337,47 +414,71 @@ def _lock_pair(session: Session, pair_id: int) -> Pair:
     return pair
 
 
-def _check_fresh(session: Session, pair: Pair, expected_event_id: int | None) -> LabelEvent | None:
-    """The pair's latest event, if the client saw it; else :class:`StaleWriteError`."""
-    latest = session.get(LabelEvent, pair.last_event_id) if pair.last_event_id else None
-    if pair.last_event_id == expected_event_id:
-        return latest
-    if latest is None:
-        raise StaleWriteError(
-            f"pair {pair.external_id!r} has no label events, but the write expected event "
-            f"{expected_event_id} (an id from another pair?); nothing was written. Reload the "
-            "pair and send expected_event_id=None."
-        )
-    saw = "no label events" if expected_event_id is None else f"event {expected_event_id}"
-    if latest.action == "undo":
-        what = f"undo, back to {latest.label or 'unlabelled'}"
+def _check_fresh(
+    pair: Pair, log: list, expected_event_id: int | None, writer: str, *, strict: bool
+) -> None:
+    """Refuse (:class:`StaleWriteError`) a write whose writer has not seen what matters to it:
+    with ``strict`` (settling), any event after ``expected_event_id``; else the writer's own
+    events and settling ones. Names no other annotator's vote (blind labelling)."""
+    if expected_event_id is None:
+        seen = 0
     else:
-        what = latest.action
-    raise StaleWriteError(
-        f"pair {pair.external_id!r} was changed by {latest.annotator.name} at "
-        f"{latest.created_at:%Y-%m-%d %H:%M:%S} UTC ({what}, event {latest.id}) after you "
-        f"loaded it (you saw {saw}); nothing was written. Reload the pair and decide again."
-    )
+        match = [row.seq for row in log if row.id == expected_event_id]
+        if not match:
+            raise StaleWriteError(
+                f"pair {pair.external_id!r} has no event {expected_event_id} (an id from "
+                "another pair?); nothing was written. Reload the pair and decide again."
+            )
+        seen = match[0]
+    since = [row for row in log if row.seq > seen]
+    for row in since if strict else reversed(since):
+        if strict or row.name == writer or row.action in SETTLING:
+            if row.action == "undo":
+                what = "an undo"
+            elif row.action in SETTLING:
+                what = f"{row.action}, {row.label}"
+            else:
+                what = row.action if (strict or row.name == writer) else "a vote"
+            who = "you (in another tab or window)" if row.name == writer else row.name
+            raise StaleWriteError(
+                f"pair {pair.external_id!r} was changed by {who} at "
+                f"{row.created_at:%Y-%m-%d %H:%M:%S} UTC ({what}, event {row.id}) after you "
+                "loaded it; nothing was written. Reload the pair and decide again."
+            )
+
+
+class _NewRow(NamedTuple):
+    id: int
+    pair_id: int
+    seq: int
+    name: str
+    action: str
+    label: str | None
+    undoes_event_id: int | None
 
 
 def _append(
     session: Session,
     pair: Pair,
-    latest: LabelEvent | None,
-    annotator: str,
+    log: list,
+    writer: Annotator,
     *,
     action: str,
     label: str | None,
     note: str | None,
-    undoes_event_id: int | None = None,
+    undoes: int | None = None,
 ) -> LabelEvent:
+    seq = log[-1].seq + 1 if log else 1
+    # The new event's id is not known before the insert; -1 is never the target of an undo.
+    new = _NewRow(-1, pair.id, seq, writer.name, action, label, undoes)
+    after = replay_label([*log, new])
     event = LabelEvent(
         pair_id=pair.id,
-        seq=latest.seq + 1 if latest is not None else 1,
-        annotator=get_or_create_annotator(session, annotator),
+        seq=seq,
+        annotator=writer,
         action=action,
-        label=label,
-        undoes_event_id=undoes_event_id,
+        label=after,
+        undoes_event_id=undoes,
         note=note or None,
     )
     session.add(event)
@@ -389,7 +490,7 @@ def _append(
             f"pair {pair.external_id!r} was changed by another writer at the same moment; "
             "nothing was written. Reload the pair and decide again."
         ) from err
-    pair.label = label
+    pair.label = after
     pair.last_event_id = event.id
     session.flush()
     return event
@@ -508,7 +609,7 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
     annotators are compared on the pairs both have such a label on, over the four labels.
     Adjudications count as events of whoever settled, never as their label on the pair.
     """
-    query = _vote_rows().order_by(LabelEvent.pair_id, LabelEvent.seq)
+    query = _log_query()
     if dataset is not None:
         query = (
             query.join(Pair, LabelEvent.pair_id == Pair.id)

@@ -37,9 +37,21 @@ from srm.records import ResponseScores
 #: ``swap``: ``rejected`` is the better response; ``tie``: neither is better; ``discard``: the
 #: pair is unusable (broken prompt, both responses wrong, duplicate...).
 LABELS = ("keep", "swap", "tie", "discard")
-#: Actions in the label log: a label, ``undo`` (reverts the latest event not yet undone), or
-#: ``adjudicate`` (a reviewer settles a pair the annotators disagree on; its ``label`` stands).
-ACTIONS = (*LABELS, "undo", "adjudicate")
+#: Events that settle a pair, whatever the votes say, while they are its newest standing event:
+#: ``adjudicate`` (a reviewer settles a pair the annotators disagree on), ``accept`` (a reviewer
+#: confirms the pair's label) and ``reject`` (a reviewer replaces it with their own).
+SETTLING = ("adjudicate", "accept", "reject")
+#: Actions in the label log: a vote (one of :data:`LABELS`), ``undo`` (takes back one of the
+#: writer's own events that still stands), or a settling event.
+ACTIONS = (*LABELS, "undo", *SETTLING)
+#: Account roles, each allowed what the one before it may do and more: an ``annotator`` votes
+#: and tags; a ``reviewer`` also settles and reviews labels and sees the team's agreement; an
+#: ``admin`` also assigns pairs, runs jobs and edits the guidelines.
+ROLES = ("annotator", "reviewer", "admin")
+#: How a dataset's votes become the label training, export and evaluation use: ``majority``
+#: (ties wait for adjudication) or ``dawid-skene`` (each annotator weighted by their estimated
+#: reliability; crowd-kit's DawidSkene). A settling event overrides either.
+AGGREGATIONS = ("majority", "dawid-skene")
 SIDES = ("chosen", "rejected")
 TAGS = ("good", "bad", "unsure")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -90,11 +102,21 @@ class Dataset(Base):
     """A named collection of pairs, usually one imported file."""
 
     __tablename__ = "datasets"
+    __table_args__ = (_one_of("aggregation", AGGREGATIONS, "ck_datasets_aggregation"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     source_file: Mapped[str | None] = mapped_column(Text)
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: How many annotators each pair is assigned to (``srm assign``); ``None``: never assigned.
+    overlap: Mapped[int | None] = mapped_column(Integer)
+    #: Whether annotators see nothing of others' votes before their own; ``None``: on when
+    #: ``overlap`` > 1 (:func:`srm.store.team.is_blind`).
+    blind: Mapped[bool | None] = mapped_column(Boolean)
+    #: One of :data:`AGGREGATIONS`.
+    # server_default only: an insert leaves the column out, so code that imports into a store
+    # at an older revision (the migration tests) still works.
+    aggregation: Mapped[str] = mapped_column(String(16), server_default="majority")
 
     pairs: Mapped[list[Pair]] = relationship(back_populates="dataset")
 
@@ -153,13 +175,58 @@ PREFERENCE_COLUMNS = (
 
 
 class Annotator(Base):
-    """A person (or script) who labels pairs; created on first use by name."""
+    """A person (or script) who labels pairs: created on first use by name, or as an account
+    by ``srm users add`` (then ``role`` and ``password_hash`` are set, and the app signs them
+    in by name and password; :mod:`srm.store.team`)."""
 
     __tablename__ = "annotators"
+    __table_args__ = (
+        CheckConstraint(
+            "role IS NULL OR role IN ({})".format(", ".join(f"'{r}'" for r in ROLES)),
+            name="ck_annotators_role",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: One of :data:`ROLES` for an account; ``None`` for a name without one.
+    role: Mapped[str | None] = mapped_column(String(16))
+    #: An argon2 hash (``argon2-cffi``); never the password.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    #: When the password was last set: app sessions signed in before it end.
+    password_set_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A disabled account cannot sign in or write; its votes stay in the log.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class Assignment(Base):
+    """A pair in an annotator's queue (``srm assign``): one row per (pair, annotator)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "annotator_id", name="uq_assignments_pair_annotator"),
+        Index("ix_assignments_annotator", "annotator_id", "pair_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    annotator: Mapped[Annotator] = relationship()
+
+
+class LoginAttempt(Base):
+    """One sign-in attempt to the app: the log that failed logins are counted (and limited) on."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_name_at", "name", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class LabelEvent(Base):

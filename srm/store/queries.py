@@ -7,16 +7,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, case, delete, func, insert, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session, aliased
 
 from srm.store.engine import insert_unless_present
 from srm.store.errors import StaleWriteError, StoreError
 from srm.store.models import (
     LABELS,
     PREFERENCE_COLUMNS,
+    Annotator,
+    Assignment,
     AuditScore,
     Dataset,
+    LabelEvent,
     Model,
     Pair,
     Score,
@@ -55,6 +69,15 @@ class DatasetSummary:
     name: str
     source_file: str | None
     n_pairs: int
+
+
+def dataset_id(session: Session, name: str) -> int:
+    """The id of dataset ``name``; a :class:`StoreError` listing the datasets if unknown."""
+    found = session.scalar(select(Dataset.id).where(Dataset.name == name))
+    if found is None:
+        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none"
+        raise StoreError(f"no dataset {name!r} in the store (datasets: {known}); see srm datasets")
+    return found
 
 
 def get_or_create_dataset(session: Session, name: str, source_file: str | None = None) -> Dataset:
@@ -216,6 +239,10 @@ class PairFilter:
     min_gap: float | None = None
     max_gap: float | None = None
     disagreeing: bool = False
+    assigned_to: str | None = None
+    """Only the pairs assigned to this annotator (``srm assign``)."""
+    unvoted_by: str | None = None
+    """Only the pairs this annotator has no standing vote on (their queue of work left)."""
 
     def __post_init__(self) -> None:
         if self.label is not None and self.label not in LABEL_FILTERS:
@@ -251,6 +278,26 @@ def _filter_pairs(
         query = query.where(Pair.label.is_not(None))
     elif where.label is not None:
         query = query.where(Pair.label == where.label)
+    if where.assigned_to is not None:
+        query = query.where(
+            Pair.id.in_(
+                select(Assignment.pair_id)
+                .join(Annotator, Assignment.annotator_id == Annotator.id)
+                .where(Annotator.name == where.assigned_to)
+            )
+        )
+    if where.unvoted_by is not None:
+        undo = aliased(LabelEvent)
+        voted = (
+            select(LabelEvent.pair_id)
+            .join(Annotator, LabelEvent.annotator_id == Annotator.id)
+            .where(
+                Annotator.name == where.unvoted_by,
+                LabelEvent.action.in_(LABELS),
+                ~exists().where(undo.undoes_event_id == LabelEvent.id),
+            )
+        )
+        query = query.where(Pair.id.not_in(voted))
     if where.model_id is not None:
         query = query.join(Score, (Score.pair_id == Pair.id) & (Score.model_id == where.model_id))
         gap = Score.chosen_score - Score.rejected_score

@@ -60,6 +60,8 @@ ALL_TABLES = {
     "datasets",
     "pairs",
     "annotators",
+    "assignments",
+    "login_attempts",
     "label_events",
     "sentence_tags",
     "models",
@@ -158,19 +160,39 @@ def test_a_store_made_by_the_first_migration_upgrades_with_its_rows(store_url: s
         assert [p.chosen for p in effective_pairs(s, "old").pairs] == ["Yes.", "Down."]
 
 
-def test_scores_from_before_one_prompt_per_pair_are_dropped_on_upgrade(
-    store_url: str, make_pairs
-) -> None:
+def test_scores_from_before_one_prompt_per_pair_are_dropped_on_upgrade(store_url: str) -> None:
     """Migration 0004: scores made when the two sides could see different prompt tokens (and
-    only the training length) are a stale cache; they go, the pairs and models stay."""
+    only the training length) are a stale cache; they go, the pairs and models stay. The rows
+    are written in SQL, as revision 0003 had them (today's ORM classes have later columns)."""
     engine = make_engine(store_url)
     upgrade(engine, "0003")
-    pairs = make_pairs(2)
-    with make_sessionmaker(engine).begin() as s:
-        import_pairs(s, "d", pairs)
-        model_id = register_model(s, "m", "/runs/m").id
-        save_scores(s, model_id, "d", [scores_of(p.id, 1.0, 0.0) for p in pairs])
-        assert s.scalar(select(func.count(Score.id))) == 2
+    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO datasets (id, name, imported_at) VALUES (1, 'd', :t)"), {"t": now}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO pairs (id, dataset_id, external_id, prompt, chosen, rejected, "
+                "source, created_at) VALUES (:i, 1, :e, 'Q?', 'Yes.', 'No.', '', :t)"
+            ),
+            [{"i": i, "e": f"p{i}", "t": now} for i in (1, 2)],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO models (id, name, checkpoint_dir, config, metrics, created_at) "
+                "VALUES (1, 'm', '/runs/m', '{}', '{}', :t)"
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO scores (pair_id, model_id, chosen_score, rejected_score, "
+                "chosen_detail, rejected_detail, created_at) VALUES (:p, 1, 1.0, 0.0, '{}', "
+                "'{}', :t)"
+            ),
+            [{"p": p, "t": now} for p in (1, 2)],
+        )
     engine = open_store(store_url)
     assert current_revision(engine) == head_revision()
     with make_sessionmaker(engine)() as s:

@@ -3,6 +3,8 @@ settles them as the effective label; tag events form a trail; migration 0007 kee
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from sqlalchemy import text
 
@@ -14,26 +16,23 @@ from srm.store import (
     agreement,
     disagreements,
     effective_pairs,
-    get_pair,
-    import_pairs,
     label_history,
     label_state,
     make_engine,
     make_sessionmaker,
     open_store,
-    record_label,
     tag_history,
     tag_sentence,
-    undo_label,
     verify_label_log,
 )
 from srm.store.migrate import current_revision, head_revision, upgrade
-from tests.srm.conftest import make_pairs
 from tests.srm.test_store_labels import apply
+
+NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 
 
 def split_pair(session_factory, pair_id: int) -> None:
-    """ana keeps, bo swaps: the second label replaced the first as the pair's label."""
+    """ana keeps, bo swaps: both votes stand, and a tie of one each decides nothing."""
     apply(session_factory, pair_id, ["keep"], annotator="ana")
     apply(session_factory, pair_id, ["swap"], annotator="bo")
 
@@ -57,9 +56,7 @@ def test_disagreements_are_listed_with_every_vote(session_factory, make_store) -
         found = disagreements(s, "d")
         last = label_state(s, ids["p0"]).event_id
         assert disagreements(s, "other") == []
-    assert found == [
-        Disagreement(ids["p0"], "p0", {"ana": "keep", "bo": "swap"}, "swap", last, None)
-    ]
+    assert found == [Disagreement(ids["p0"], "p0", {"ana": "keep", "bo": "swap"}, None, last, None)]
 
 
 def test_an_adjudication_becomes_the_effective_label(session_factory, make_store) -> None:
@@ -71,7 +68,7 @@ def test_an_adjudication_becomes_the_effective_label(session_factory, make_store
         log = label_history(s, ids["p0"])
         assert [(e.annotator.name, e.action, e.label, e.note) for e in log] == [
             ("ana", "keep", "keep", None),
-            ("bo", "swap", "swap", None),
+            ("bo", "swap", None, None),  # one vote each: undecided
             ("rev", "adjudicate", "keep", "read both"),
         ]
         assert log[-1].id == event_id
@@ -93,11 +90,12 @@ def test_undo_or_a_new_label_reopens_a_settled_pair(session_factory, make_store)
     settle(session_factory, ids["p0"], "tie")
     apply(session_factory, ids["p0"], ["undo"], annotator="rev")
     with session_factory() as s:
-        assert label_state(s, ids["p0"]).label == "swap"  # back to bo's label
+        assert label_state(s, ids["p0"]).label is None  # back to the votes: a tie
         assert [d.pair_id for d in disagreements(s, "d")] == [ids["p0"]]
     settle(session_factory, ids["p0"], "discard")
     apply(session_factory, ids["p0"], ["keep"], annotator="cy")
     with session_factory() as s:
+        assert label_state(s, ids["p0"]).label == "keep"  # two votes to one
         (open_again,) = disagreements(s, "d")
         assert open_again.votes == {"ana": "keep", "bo": "swap", "cy": "keep"}
         assert open_again.settled_by is None
@@ -144,37 +142,70 @@ def test_tag_history_keeps_every_tag_with_who_and_when(session_factory, make_sto
         assert all(t.created_at is not None for t in trail)
 
 
-def test_migration_0007_keeps_the_label_log_and_its_undo_links(store_url: str) -> None:
+def test_migrations_keep_the_label_log_and_recompute_labels_by_the_majority(
+    store_url: str,
+) -> None:
+    """0007 keeps the log and its undo links through the table copy; 0009 recomputes the
+    derived labels, written under the old rule (the latest label stands), by the majority
+    rule (a tie decides nothing). Rows are written in SQL, as revision 0006 had them."""
     engine = make_engine(store_url)
     upgrade(engine, "0006")
     sessions = make_sessionmaker(engine)
-    with sessions.begin() as s:
-        import_pairs(s, "d", make_pairs(2))
-    with sessions.begin() as s:
-        pair_id = get_pair(s, "d", "p0").id
-        keep = record_label(s, pair_id, "ana", "keep", expected_event_id=None)
-        swap = record_label(s, pair_id, "bo", "swap", expected_event_id=keep.id)
-        undo = undo_label(s, pair_id, "bo", expected_event_id=swap.id)
-        swap_again = record_label(s, pair_id, "bo", "swap", expected_event_id=undo.id)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO datasets (id, name, imported_at) VALUES (1, 'd', :t)"), {"t": NOW}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO pairs (id, dataset_id, external_id, prompt, chosen, rejected, "
+                "source, created_at, label, last_event_id) VALUES (1, 1, 'p0', 'Q?', 'A.', "
+                "'B.', '', :t, 'swap', 4)"
+            ),
+            {"t": NOW},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO annotators (id, name, created_at) VALUES (1, 'ana', :t), (2, 'bo', :t)"
+            ),
+            {"t": NOW},
+        )
+        # ana keep; bo swap; bo undoes it; bo swaps again: labels as the old rule wrote them.
+        for event_id, who, action, label, undoes in [
+            (1, 1, "keep", "keep", None),
+            (2, 2, "swap", "swap", None),
+            (3, 2, "undo", "keep", 2),
+            (4, 2, "swap", "swap", None),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO label_events (id, pair_id, seq, annotator_id, action, label, "
+                    "undoes_event_id, created_at) VALUES (:i, 1, :i, :a, :c, :l, :u, :t)"
+                ),
+                {"i": event_id, "a": who, "c": action, "l": label, "u": undoes, "t": NOW},
+            )
+        if conn.dialect.name == "postgresql":  # explicit ids leave the sequences behind
+            for table in ("datasets", "pairs", "annotators", "label_events"):
+                conn.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)")
+                )
     engine = open_store(store_url)
     assert current_revision(engine) == head_revision()  # 0007 and every later one
     sessions = make_sessionmaker(engine)
     with sessions() as s:
-        log = label_history(s, pair_id)
+        log = label_history(s, 1)
         assert [(e.action, e.label, e.undoes_event_id) for e in log] == [
             ("keep", "keep", None),
-            ("swap", "swap", None),
-            ("undo", "keep", swap.id),
-            ("swap", "swap", None),
+            ("swap", None, None),
+            ("undo", "keep", 2),
+            ("swap", None, None),
         ]
+        assert label_state(s, 1).label is None
         assert verify_label_log(s) == []
-    settle(sessions, pair_id, "keep")  # the new kind of event is accepted
+    settle(sessions, 1, "keep")  # the adjudicate event is accepted
     with pytest.raises(Exception, match="ck_label_events_action"), engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO label_events (pair_id, seq, annotator_id, action, created_at) "
-                "VALUES (:p, 99, 1, 'bogus', CURRENT_TIMESTAMP)"
-            ),
-            {"p": pair_id},
+                "VALUES (1, 99, 1, 'bogus', CURRENT_TIMESTAMP)"
+            )
         )
-    assert swap_again.id == log[-1].id
