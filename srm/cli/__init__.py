@@ -29,6 +29,7 @@ from srm.cli.models import backbones_cmd, compare_cmd, init_cmd, models_cmd
 from srm.cli.rank import rank_cmd
 from srm.cli.scoring import eval_cmd, score_cmd
 from srm.cli.serve import serve_cmd
+from srm.cli.team import agreement_cmd, assign_cmd, users_cmd
 from srm.cli.training import train_cmd
 from srm.cli.worker import worker_cmd
 
@@ -77,5 +78,8 @@ for command in (
     serve_cmd,
     rank_cmd,
     guidelines_cmd,
+    users_cmd,
+    assign_cmd,
+    agreement_cmd,
 ):
     main.add_command(command)

@@ -11,7 +11,7 @@ import click
 
 from srm.cli.options import check_output, clean_errors, db_option, open_store, path_option
 
-EXPORT_FORMATS = ("jsonl", "hf", "prm")
+EXPORT_FORMATS = ("jsonl", "hf", "prm", "votes")
 
 
 @click.command("import")
@@ -91,18 +91,24 @@ def datasets_cmd(db_url: str | None) -> None:
     default="jsonl",
     show_default=True,
     help="jsonl: TRL-style JSON Lines; hf: a datasets.save_to_disk directory; prm: sentence "
-    "tags as TRL stepwise-supervision records (prompt, completions, labels).",
+    "tags as TRL stepwise-supervision records (prompt, completions, labels); votes: every "
+    "annotator's vote per pair, with the pair's aggregate label.",
 )
 def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
     """Write a dataset with its annotators' corrections applied.
 
-    Swapped pairs come out swapped; tied and discarded pairs are left out; pairs nobody
-    labelled keep their imported verdict. The counts are printed. --format prm exports sentence
-    tags instead: one record per response whose every sentence is tagged good or bad.
+    Each pair's label is its annotators' votes aggregated by the dataset's method (majority,
+    or Dawid-Skene: `srm agreement --aggregation`), a reviewer's decision overriding it.
+    Swapped pairs come out swapped; tied and discarded pairs are left out, and so are pairs
+    whose votes tie until a reviewer settles them; pairs nobody labelled keep their imported
+    verdict. The counts are printed. --format prm exports sentence tags instead: one record
+    per response whose every sentence is tagged good or bad. --format votes writes every
+    annotator's vote (one record per pair and annotator) with the aggregate label.
     """
     from srm.data import write_dataset_dir, write_json_lines, write_jsonl
     from srm.files import FileError
     from srm.store import StoreError, effective_pairs, prm_records
+    from srm.store.export import vote_records
 
     if fmt == "hf" and out.exists():
         raise click.ClickException(f"{out} already exists; give a new directory with --out")
@@ -111,6 +117,8 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
     with clean_errors(StoreError), sessions() as session:
         if fmt == "prm":
             prm = prm_records(session, dataset)
+        elif fmt == "votes":
+            votes = vote_records(session, dataset)
         else:
             result = effective_pairs(session, dataset)
 
@@ -123,6 +131,12 @@ def export_cmd(db_url: str | None, dataset: str, out: Path, fmt: str) -> None:
             f"dataset {dataset!r} as PRM records to {out}; left out {prm.incomplete} with "
             "sentences not tagged good or bad."
         )
+        return
+    if fmt == "votes":
+        with clean_errors(FileError):
+            write_json_lines(votes, out)
+        pairs = len({v["id"] for v in votes})
+        click.echo(f"Exported {len(votes)} votes on {pairs} pairs of dataset {dataset!r} to {out}.")
         return
     with clean_errors(FileError):
         if fmt == "jsonl":

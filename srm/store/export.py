@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from srm.data import PreferencePair, SentenceLabels
-from srm.store.labels import current_tags
+from srm.store.labels import current_tags, log_query, standing_events
 from srm.store.models import (
     LABELS,
     PREFERENCE_COLUMNS,
+    LabelEvent,
     Pair,
     Score,
     SentenceTag,
@@ -128,6 +129,39 @@ def current_labels(session: Session, dataset: str) -> dict[int, str]:
     :data:`UNDECIDED` for a tie nobody settled; pairs without votes are absent."""
     aggregate = aggregate_labels(session, dataset)
     return {pair_id: label or UNDECIDED for pair_id, label in aggregate.labels.items()}
+
+
+def vote_records(session: Session, dataset: str) -> list[dict[str, Any]]:
+    """Every standing vote of the dataset, one record per (pair, annotator), in pair order:
+    ``id``, ``annotator``, ``vote``, ``voted_at``, and the pair's aggregate ``label`` under the
+    dataset's method (``undecided`` for a tie nobody settled) with ``settled_by`` when a
+    reviewer's event decides it: what ``srm export --format votes`` writes."""
+    ds_id = dataset_id(session, dataset)
+    aggregate = aggregate_labels(session, dataset)
+    rows = session.execute(
+        log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
+    ).all()
+    external = dict(
+        session.execute(select(Pair.id, Pair.external_id).where(Pair.dataset_id == ds_id)).all()
+    )
+    newest_vote: dict[tuple[int, str], Any] = {}
+    for row in standing_events(rows):
+        if row.action in LABELS:
+            newest_vote[(row.pair_id, row.name)] = row
+    return [
+        {
+            "id": external[pair_id],
+            "annotator": name,
+            "vote": row.action,
+            "voted_at": row.created_at.isoformat(),
+            "label": aggregate.labels.get(pair_id) or UNDECIDED,
+            "aggregation": aggregate.method,
+            "settled_by": aggregate.settled.get(pair_id),
+        }
+        for (pair_id, name), row in sorted(
+            newest_vote.items(), key=lambda item: (item[0][0], item[1].seq)
+        )
+    ]
 
 
 def imported_pairs(session: Session, dataset: str) -> list[PreferencePair]:

@@ -276,7 +276,7 @@ def disagreements(session: Session, dataset: str, *, settled: bool = False) -> l
     """The dataset's pairs where annotators disagree, open ones only unless ``settled``, in
     pair order. A pair is settled while its newest standing event is a settling one."""
     rows = session.execute(
-        _log_query()
+        log_query()
         .join(Pair, LabelEvent.pair_id == Pair.id)
         .join(Dataset)
         .where(Dataset.name == dataset)
@@ -312,7 +312,7 @@ def settlers(rows: list) -> dict[int, str]:
     return {pair_id: row.name for pair_id, row in newest.items() if row.action in SETTLING}
 
 
-def _log_query() -> Select:
+def log_query() -> Select:
     """Label events as :func:`annotator_votes` and :func:`replay_label` read them, in (pair,
     seq) order: id, pair, seq, annotator's name, action, label and the event each undoes."""
     return (
@@ -332,7 +332,7 @@ def _log_query() -> Select:
 
 
 def _log_rows(session: Session, pair_id: int) -> list:
-    return list(session.execute(_log_query().where(LabelEvent.pair_id == pair_id)).all())
+    return list(session.execute(log_query().where(LabelEvent.pair_id == pair_id)).all())
 
 
 def standing_events(rows: list) -> list:
@@ -355,7 +355,7 @@ def majority(votes: Iterable[str]) -> str | None:
 
 
 def replay_label(rows: list) -> str | None:
-    """A pair's label after its log ``rows`` (one pair's events in order, as :func:`_log_query`
+    """A pair's label after its log ``rows`` (one pair's events in order, as :func:`log_query`
     gives them): a settling event's label while it is the newest standing event, else the
     :func:`majority` of the annotators' votes."""
     standing = standing_events(rows)
@@ -374,7 +374,7 @@ def verify_label_log(session: Session) -> list[str]:
     """
     problems = []
     logs: dict[int, list] = defaultdict(list)
-    for row in session.execute(_log_query()):
+    for row in session.execute(log_query()):
         logs[row.pair_id].append(row)
     pairs = session.execute(select(Pair.id, Pair.external_id, Pair.label, Pair.last_event_id))
     for pair_id, external_id, label, last_event_id in pairs:
@@ -609,7 +609,7 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
     annotators are compared on the pairs both have such a label on, over the four labels.
     Adjudications count as events of whoever settled, never as their label on the pair.
     """
-    query = _log_query()
+    query = log_query()
     if dataset is not None:
         query = (
             query.join(Pair, LabelEvent.pair_id == Pair.id)
@@ -637,7 +637,9 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
     for a, b in combinations(sorted(labels), 2):
         shared = sorted(labels[a].keys() & labels[b].keys())
         if shared:
-            pairwise.append(_compare(a, b, [(labels[a][p], labels[b][p]) for p in shared]))
+            pairwise.append(
+                pairwise_agreement(a, b, [(labels[a][p], labels[b][p]) for p in shared])
+            )
     return AgreementReport(stats, pairwise)
 
 
@@ -654,7 +656,7 @@ def annotator_votes(rows: list) -> dict[int, dict[str, str]]:
     return dict(votes)
 
 
-def _compare(a: str, b: str, pairs: list[tuple[str, str]]) -> PairwiseAgreement:
+def pairwise_agreement(a: str, b: str, pairs: list[tuple[str, str]]) -> PairwiseAgreement:
     n = len(pairs)
     agreed = sum(x == y for x, y in pairs)
     count_a = Counter(x for x, _ in pairs)

@@ -33,10 +33,10 @@ from sqlalchemy.orm import Session
 
 from srm.store.errors import StoreError
 from srm.store.labels import (
-    _compare,
-    _log_query,
     annotator_votes,
+    log_query,
     majority,
+    pairwise_agreement,
     settlers,
     standing_events,
 )
@@ -373,7 +373,7 @@ def has_assignments(session: Session, dataset: str) -> bool:
 
 def _voted_pairs(session: Session, ds_id: int, name: str) -> list[int]:
     rows = session.execute(
-        _log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
+        log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
     ).all()
     return [pair_id for pair_id, votes in annotator_votes(rows).items() if name in votes]
 
@@ -407,7 +407,7 @@ def progress(session: Session, dataset: str) -> DatasetProgress:
     ds = session.get(Dataset, ds_id)
     n_pairs = session.scalar(select(func.count()).select_from(Pair).where(Pair.dataset_id == ds_id))
     rows = session.execute(
-        _log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
+        log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
     ).all()
     votes = annotator_votes(rows)
     assigned: dict[str, set[int]] = defaultdict(set)
@@ -456,7 +456,7 @@ def set_aggregation(session: Session, dataset: str, method: str) -> None:
 
 def has_voted(session: Session, pair_id: int, name: str) -> bool:
     """Whether ``name`` has a vote on the pair that they did not take back."""
-    rows = session.execute(_log_query().where(LabelEvent.pair_id == pair_id)).all()
+    rows = session.execute(log_query().where(LabelEvent.pair_id == pair_id)).all()
     return name in annotator_votes(rows).get(pair_id, {})
 
 
@@ -491,7 +491,7 @@ def aggregate_labels(session: Session, dataset: str, method: str | None = None) 
     if method not in AGGREGATIONS:
         raise StoreError(f"aggregation: got {method!r}; use one of {', '.join(AGGREGATIONS)}")
     rows = session.execute(
-        _log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
+        log_query().join(Pair, LabelEvent.pair_id == Pair.id).where(Pair.dataset_id == ds_id)
     ).all()
     votes = annotator_votes(rows)
     settled = settlers(rows)
@@ -567,7 +567,9 @@ def team_agreement(session: Session, dataset: str, method: str | None = None) ->
     for a, b in combinations(sorted(by_name), 2):
         shared = sorted(by_name[a].keys() & by_name[b].keys())
         if shared:
-            pairwise.append(_compare(a, b, [(by_name[a][p], by_name[b][p]) for p in shared]))
+            pairwise.append(
+                pairwise_agreement(a, b, [(by_name[a][p], by_name[b][p]) for p in shared])
+            )
     with_agg = []
     for name, mine in sorted(by_name.items()):
         decided = [p for p in mine if agg.labels.get(p) is not None]
