@@ -10,8 +10,12 @@ whose role may CREATE DATABASE; each part gets a fresh database there, dropped a
 1. **Concurrent label writes.** ``--processes`` processes start together and each makes
    ``--writes`` label writes through ``srm.store``, as the Annotate page does: read the pair's
    state, think for 0-5 ms, then ``record_label`` with the event id it saw, in one
-   transaction, on one of ``--pairs`` pairs (few, so that writes collide). Every write ends
-   *accepted* (committed), *refused as stale* (``StaleWriteError``: someone wrote first), a
+   transaction, on one of ``--pairs`` pairs (few, so that writes collide). With accounts on
+   (the default; ``--no-accounts`` for names without accounts) every two processes share one
+   account, as one annotator in two tabs, each signing in first (``authenticate``): votes of
+   different annotators never refuse each other, a tab behind its twin is refused. Every
+   write ends *accepted* (committed), *refused as stale* (``StaleWriteError``: the same
+   annotator's other tab wrote first), a
    *lock error* (SQLite's "database is locked", a PostgreSQL serialization failure or
    deadlock) or another error. Afterwards the store is read back: *lost* counts accepted
    writes whose event is not there, *phantom* events the store holds that no writer saw
@@ -50,6 +54,7 @@ whose role may CREATE DATABASE; each part gets a fresh database there, dropped a
    fix (plain ``streamlit run``, whose script would install it only once a page runs, which
    this client never asks for; ``--server.maxUploadSize 200``, Streamlit's default).
 
+    nice -n 19 .venv/bin/python bench/reliability.py --parts labels          # part 1 alone
     nice -n 19 .venv/bin/python bench/reliability.py --parts segment,serve   # parts 4 and 5
     nice -n 19 .venv/bin/python bench/reliability.py --parts upload          # part 6
 """
@@ -85,6 +90,8 @@ from srm.store import (
     Score,
     StaleWriteError,
     TrainingJob,
+    add_user,
+    authenticate,
     count_pairs,
     import_pairs,
     label_state,
@@ -109,14 +116,19 @@ def label_writer(
     pair_ids: list[int],
     start: multiprocessing.synchronize.Barrier,
     results: multiprocessing.Queue,
+    accounts: bool = True,
 ) -> None:
-    """One annotator's process: ``writes`` label writes; puts (counts, notes of accepted)."""
+    """One annotator's tab: ``writes`` label writes; puts (counts, notes of accepted)."""
     engine = make_engine(url)
     reads = make_sessionmaker(engine, read_only=True)
     sessions = make_sessionmaker(engine)
     rng = random.Random(worker)
     counts: Counter[str] = Counter()
     accepted: list[str] = []
+    name = annotator_name(worker, accounts)
+    if accounts:
+        with sessions.begin() as session:
+            authenticate(session, name, ACCOUNT_PASSWORD)
     start.wait()
     for k in range(writes):
         pair_id = rng.choice(pair_ids)
@@ -129,7 +141,7 @@ def label_writer(
                 record_label(
                     session,
                     pair_id,
-                    f"annotator-{worker}",
+                    name,
                     rng.choice(LABELS),
                     expected_event_id=seen,
                     note=note,
@@ -147,17 +159,32 @@ def label_writer(
     results.put((counts, accepted))
 
 
-def concurrent_label_writes(url: str, processes: int, writes: int, n_pairs: int) -> None:
+ACCOUNT_PASSWORD = "a bench annotator's password"
+
+
+def annotator_name(worker: int, accounts: bool) -> str:
+    """With accounts, two processes per account (one annotator's two tabs)."""
+    return f"annotator-{worker // 2}" if accounts else f"annotator-{worker}"
+
+
+def concurrent_label_writes(
+    url: str, processes: int, writes: int, n_pairs: int, accounts: bool = True
+) -> None:
     engine = open_store(url)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
         import_pairs(session, "labels", synthetic_pairs(n_pairs))
+        if accounts:
+            for name in sorted({annotator_name(w, True) for w in range(processes)}):
+                add_user(session, name, "annotator", ACCOUNT_PASSWORD)
     with sessions() as session:
         pair_ids = [p.id for p in list_pairs(session, "labels", limit=n_pairs)]
     spawn = multiprocessing.get_context("spawn")
     start, results = spawn.Barrier(processes), spawn.Queue()
     workers = [
-        spawn.Process(target=label_writer, args=(url, i, writes, pair_ids, start, results))
+        spawn.Process(
+            target=label_writer, args=(url, i, writes, pair_ids, start, results, accounts)
+        )
         for i in range(processes)
     ]
     began = time.perf_counter()
@@ -176,8 +203,10 @@ def concurrent_label_writes(url: str, processes: int, writes: int, n_pairs: int)
         stored = set(session.scalars(select(LabelEvent.note)))
         problems = verify_label_log(session)
     engine.dispose()
+    who = f"{(processes + 1) // 2} accounts, 2 tabs each" if accounts else "no accounts"
     print(
-        f"  label writes, {processes} processes x {writes} on {n_pairs} pairs ({seconds:.0f} s):"
+        f"  label writes, {processes} processes x {writes} on {n_pairs} pairs, {who} "
+        f"({seconds:.0f} s):"
         f" accepted {counts['accepted']}, refused as stale {counts['stale']}, "
         f"lost {len(accepted - stored)}, phantom {len(stored - accepted)}, "
         f"lock errors {counts['lock']}, other errors {counts['other']}; "
@@ -644,13 +673,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--writes", type=int, default=250, help="label writes per process")
     parser.add_argument("--pairs", type=int, default=20, help="pairs the writes go to")
+    parser.add_argument(
+        "--no-accounts", action="store_true", help="label writes by names without accounts"
+    )
     parser.add_argument("--import-pairs", type=int, default=20_000)
     parser.add_argument("--kills", type=int, default=5, help="imports to kill per store")
     parser.add_argument("--score-pairs", type=int, default=2_000)
     parser.add_argument(
         "--parts",
         default="store,segment,serve,upload",
-        help="comma-separated: store (parts 1-3, per store), segment (4), serve (5), upload (6)",
+        help="comma-separated: store (parts 1-3, per store), labels (part 1 alone), segment (4), "
+        "serve (5), upload (6)",
     )
     parser.add_argument("--huge-chars", type=int, default=100_000)
     parser.add_argument("--slow-clients", type=int, default=1_100)
@@ -674,10 +707,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="srm-reliability-") as tmp:
         os.environ["SRM_RUNS_DIR"] = str(Path(tmp) / "runs")  # job logs stay in tmp
-        for _, url in store_backends(pg_url, "srm_reliability") if "store" in parts else []:
-            concurrent_label_writes(url, args.processes, args.writes, args.pairs)
-            kill_imports(url, args.import_pairs, args.kills, Path(tmp))
-            kill_score_job(url, args.score_pairs, Path(tmp))
+        stores = parts & {"store", "labels"}
+        for _, url in store_backends(pg_url, "srm_reliability") if stores else []:
+            concurrent_label_writes(
+                url, args.processes, args.writes, args.pairs, accounts=not args.no_accounts
+            )
+            if "store" in parts:
+                kill_imports(url, args.import_pairs, args.kills, Path(tmp))
+                kill_score_job(url, args.score_pairs, Path(tmp))
         if "segment" in parts:
             huge_punctuation(args.huge_chars)
         if "serve" in parts:

@@ -47,9 +47,10 @@ def app_cmd(
 ) -> None:
     """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT.
 
-    Bound beyond loopback, the app needs a password (see srm.access); it refuses to start
-    without one unless --insecure. Jobs started from the Train page run on this machine, on
-    any `srm worker`, or through --submit-command (see docs/scaling.md).
+    Bound beyond loopback, the app needs accounts in the store (`srm users add`) or a shared
+    password (see srm.access); it refuses to start without either unless --insecure. Jobs
+    started from the Train page run on this machine, on any `srm worker`, or through
+    --submit-command (see docs/scaling.md).
     """
     import srm
     from srm import access
@@ -72,7 +73,9 @@ def app_cmd(
         configured = access.passwords(os.environ, access.read_secrets(secrets_files))
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    refusal = access.exposure_error(host, configured, insecure)
+    refusal = access.exposure_error(
+        host, configured, insecure, accounts=not access.is_loopback(host) and _has_accounts(db_url)
+    )
     if refusal is not None:
         raise click.UsageError(refusal)
     command = [
@@ -136,3 +139,13 @@ def _streamlit_flags(config_file: Path) -> list[str]:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             flags += [f"--{section}.{key}", text]
     return flags
+
+
+def _has_accounts(db_url: str | None) -> bool:
+    """Whether the store the app will use has accounts (then everyone signs in by name)."""
+    from srm.cli.options import open_store
+    from srm.store import accounts_exist
+
+    _, sessions = open_store(db_url, read_only=True)
+    with sessions() as session:
+        return accounts_exist(session)

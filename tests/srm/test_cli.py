@@ -635,6 +635,20 @@ def test_app_beyond_loopback_refuses_to_start_without_a_password(monkeypatch, tm
     assert "SRM_APP_INSECURE" not in env
 
 
+def test_app_beyond_loopback_starts_when_the_store_has_accounts(
+    monkeypatch, tmp_path, db_url
+) -> None:
+    calls = fake_streamlit(monkeypatch, tmp_path)
+    refused = CliRunner().invoke(main, ["app", "--host", "0.0.0.0", "--db", db_url])
+    assert refused.exit_code == 2 and not calls
+    added = CliRunner().invoke(main, ["users", "add", "ana", "--db", db_url], input="a password\n")
+    assert added.exit_code == 0, added.output
+    started = CliRunner().invoke(main, ["app", "--host", "0.0.0.0", "--db", db_url])
+    assert started.exit_code == 0, started.output
+    [(args, env)] = calls
+    assert "SRM_APP_INSECURE" not in env and env["SRM_DB_URL"] == db_url
+
+
 def test_app_finds_a_password_in_secrets_toml(monkeypatch, tmp_path) -> None:
     calls = fake_streamlit(monkeypatch, tmp_path)
     secrets = tmp_path / ".streamlit" / "secrets.toml"
