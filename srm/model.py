@@ -251,13 +251,38 @@ class SentenceRewardModel(nn.Module):
     ) -> torch.Tensor:
         """Backbone states with the marker embedding swapped in at marker positions.
         ``backbone``/``marker_embedding`` replace the model's own (the policy's reference)."""
+        return self.backbone_output(
+            batch, backbone=backbone, marker_embedding=marker_embedding
+        ).last_hidden_state  # (N, T, H)
+
+    def backbone_output(
+        self,
+        batch: Batch,
+        *,
+        backbone: nn.Module | None = None,
+        marker_embedding: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> Any:
+        """The backbone's output on ``batch`` with the marker embedding swapped in at marker
+        positions; with ``output_attentions``, run with eager attention (SDPA and flash
+        kernels return no weights) and with the per-layer weights in ``.attentions``."""
         backbone = self.backbone if backbone is None else backbone
         marker = self.marker_embedding if marker_embedding is None else marker_embedding
         inputs = backbone.get_input_embeddings()(batch.input_ids)  # (N, T, H)
         marker = marker.to(inputs.dtype).expand_as(inputs)
         inputs = torch.where(batch.is_marker.unsqueeze(-1), marker, inputs)
-        out = backbone(inputs_embeds=inputs, attention_mask=batch.attention_mask)
-        return out.last_hidden_state  # (N, T, H)
+        if not output_attentions:
+            return backbone(inputs_embeds=inputs, attention_mask=batch.attention_mask)
+        before = getattr(backbone.config, "_attn_implementation", None)
+        if before not in (None, "eager"):
+            backbone.set_attn_implementation("eager")
+        try:
+            return backbone(
+                inputs_embeds=inputs, attention_mask=batch.attention_mask, output_attentions=True
+            )
+        finally:
+            if before not in (None, "eager"):
+                backbone.set_attn_implementation(before)
 
     def response_logprob(
         self, h: torch.Tensor, batch: Batch, *, head: nn.Module | None = None

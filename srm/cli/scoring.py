@@ -58,6 +58,13 @@ if TYPE_CHECKING:
     help="With --dense: also one reward per token of this tokenizer (a local directory or a "
     'cached Hugging Face name; the policy\'s), realigned by character offsets ("dense_tokens").',
 )
+@click.option(
+    "--attention",
+    is_flag=True,
+    help="With --data: add each response's sentence x sentence attention (what each "
+    'sentence\'s tokens attend to: the prompt, each sentence, the markers; "attention": '
+    "{blocks, mean over layers and heads, by_layer}); one more pass per pair, eager attention.",
+)
 @click.pass_context
 def score_cmd(
     ctx: click.Context,
@@ -72,6 +79,7 @@ def score_cmd(
     max_length: int | None,
     dense: bool,
     dense_tokenizer: str | None,
+    attention: bool,
 ) -> None:
     """Score every pair: per-sentence rewards and attention weights.
 
@@ -82,6 +90,8 @@ def score_cmd(
         raise click.UsageError("--dense-tokenizer applies with --dense.")
     if dense and data_path is None:
         raise click.UsageError("--dense applies to --data PATH (the records go to --out FILE).")
+    if attention and data_path is None:
+        raise click.UsageError("--attention applies to --data PATH (the records go to --out FILE).")
     if job_id is not None:
         run_job_command(ctx, "score", job_id, db_url)
         return
@@ -131,9 +141,12 @@ def score_cmd(
             model, pairs, batch_size=batch_size, max_length=max_length, show_progress=True
         )
     seconds = time.perf_counter() - start
+    rows = [_record_json(record, dense, tokenizer) for record in records]
+    if attention:
+        _add_attention(model, pairs, rows, max_length)
     out.parent.mkdir(parents=True, exist_ok=True)
     with clean_errors(FileError):  # a full disk: nothing half-written, and what to free
-        write_json_lines((_record_json(record, dense, tokenizer) for record in records), out)
+        write_json_lines(rows, out)
     length = records[0].max_length if records else model.score_length
     click.echo(
         f"Scored {len(pairs)} pairs ({2 * len(pairs)} sequences) at {length} tokens in "
@@ -154,6 +167,19 @@ def _record_json(record: PairScores, dense: bool, tokenizer: object | None) -> d
         for side in ("chosen", "rejected"):
             data[side] = with_dense(record.side(side), data[side], tokenizer)  # type: ignore[arg-type]
     return data
+
+
+def _add_attention(model: object, pairs: list, rows: list[dict], max_length: int | None) -> None:
+    """Each record's sides gain ``attention`` (:meth:`srm.attention.AttentionMap.to_json`)."""
+    from tqdm.auto import tqdm
+
+    from srm.attention import pair_attention
+
+    with clean_errors(ValueError):  # a model without an SRM backbone (an imported classifier)
+        for pair, row in zip(tqdm(pairs, desc="attention", unit="pair"), rows, strict=True):
+            maps = pair_attention(model, pair, max_length=max_length)
+            for side in ("chosen", "rejected"):
+                row[side]["attention"] = maps[side].to_json()
 
 
 def _score_store_dataset(
