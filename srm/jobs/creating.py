@@ -94,6 +94,7 @@ def create_train_job(
     launcher: str = "local",
     worker_tag: str | None = None,
     sentence_tags: bool = False,
+    continue_parent: bool = False,
 ) -> TrainingJob:
     """Queue a training run on ``dataset`` (its corrected pairs, read when the job starts;
     with ``sentence_tags``, also its annotators' good/bad sentence tags as step labels,
@@ -111,6 +112,11 @@ def create_train_job(
     ``"local"`` (this machine), ``"worker"`` (an ``srm worker`` claims it; with ``worker_tag``,
     only a worker holding that tag) or ``"command"`` (the configured submit command).
 
+    With ``continue_parent``, the run starts from the weights of model ``parent_model_id``
+    (``init_from`` its checkpoint) and takes its architecture (backbone, head, sizes) from
+    that checkpoint; only the input settings (lengths) and the training recipe come from
+    ``config``. Retraining then continues the model the app calls the new one's parent.
+
     >>> create_train_job(s, dataset="sample", config={"max_steps": 100, "model": {"head": "token"}})
     """
     check_launcher(launcher, worker_tag)
@@ -118,6 +124,8 @@ def create_train_job(
         raise ConfigError(
             "output_dir: a job writes to its own run directory (runs/job-<id>); leave it out"
         )
+    if continue_parent:
+        config = _continuing(session, config, parent_model_id)
     cfg = merge_train_config({k: v for k, v in config.items() if k not in JOB_KEYS})
     if sentence_tags and not cfg.step_weight:
         raise ConfigError(
@@ -135,6 +143,28 @@ def create_train_job(
     return queue_job(
         session, "train", owner, stored, launcher, worker_tag, run_dir_key="output_dir"
     )
+
+
+def _continuing(
+    session: Session, config: dict[str, Any], parent_model_id: int | None
+) -> dict[str, Any]:
+    """``config`` starting from model ``parent_model_id``'s weights and architecture."""
+    from srm.checkpoint import CheckpointError, read_info
+    from srm.train import INPUT_FIELDS
+
+    parent = session.get(Model, parent_model_id) if parent_model_id is not None else None
+    if parent is None:
+        raise StoreError(
+            "continue_parent: name the model to continue (parent_model_id), or train from the "
+            "backbone"
+        )
+    try:
+        architecture = read_info(Path(parent.checkpoint_dir)).model.to_dict()
+    except CheckpointError as err:
+        raise StoreError(f"continue_parent: model {parent.id}: {err}") from err
+    given = dict(config.get("model") or {})
+    inputs = {k: given[k] for k in INPUT_FIELDS if k in given}
+    return config | {"init_from": parent.checkpoint_dir, "model": architecture | inputs}
 
 
 def create_score_job(

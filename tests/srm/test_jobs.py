@@ -53,6 +53,7 @@ from srm.store import (
     open_store,
     record_label,
     register_model,
+    scored_pairs,
 )
 from srm.store.models import utcnow
 from srm.train import TrainingError
@@ -652,3 +653,45 @@ def test_local_score_jobs_are_capped_with_a_message_that_says_what_to_do(
     monkeypatch.setenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, "zero")
     with sessions.begin() as s, pytest.raises(ConfigError, match="use a whole number, 1 or more"):
         create_score_job(s, dataset="sample", model_id=tiny_model_id)
+
+
+def test_retraining_continues_the_parent_model(sessions, db_url: str) -> None:
+    """A 2-step run that continues the active model scores the sample closer to it (mean
+    |change of margin|) than a 2-step run from the backbone, and keeps its architecture."""
+    active_job = new_train_job(sessions, config=TINY | {"max_steps": 40, "lr": 5e-3})
+    assert run_job(db_url, active_job) == "succeeded"
+    active = get_job(sessions, active_job).model_id
+    short = TINY | {"max_steps": 2, "model": {"backbone": "tiny", "d": 8, "max_length": 48}}
+    continued_job = new_train_job(
+        sessions, config=short, parent_model_id=active, continue_parent=True
+    )
+    fresh_job = new_train_job(sessions, config=TINY, parent_model_id=active)
+    for job_id in (continued_job, fresh_job):
+        assert run_job(db_url, job_id) == "succeeded"
+    continued = get_job(sessions, continued_job)
+    assert continued.config["init_from"] == checkpoint_dir(sessions, active)
+    assert continued.config["model"]["d"] == 16  # the parent's size, not the form's 8
+    assert continued.config["model"]["max_length"] == 48  # an input setting: the form's
+
+    def margins(model_id: int) -> dict[int, float]:
+        with sessions() as s:
+            return {
+                p.pair_id: p.chosen_score - p.rejected_score
+                for p in scored_pairs(s, "sample", model_id)
+            }
+
+    base = margins(active)
+
+    def drift(model_id: int) -> float:
+        other = margins(model_id)
+        return sum(abs(other[p] - base[p]) for p in base) / len(base)
+
+    assert len(base) == N_PAIRS
+    assert drift(continued.model_id) < drift(get_job(sessions, fresh_job).model_id)
+    with sessions.begin() as s, pytest.raises(StoreError, match="continue_parent: name the"):
+        create_train_job(s, dataset="sample", config=TINY, continue_parent=True)
+
+
+def checkpoint_dir(sessions, model_id: int) -> str:
+    with sessions() as s:
+        return s.get(Model, model_id).checkpoint_dir
