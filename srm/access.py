@@ -8,6 +8,9 @@ model and the demo's pairs). Either may instead be a top-level key of the same n
 Streamlit's ``secrets.toml``. With neither set nobody signs in and everyone is admin, which
 ``srm app`` allows only on a loopback address unless told ``--insecure``.
 
+Once the store has accounts (``srm users add``), the app signs people in by name and password
+instead (:mod:`srm.store.team`) and the shared passwords are not asked for.
+
 The CLI (``srm app``) and the app (``webapp/auth.py``) both apply these rules; nothing here
 imports Streamlit.
 """
@@ -98,9 +101,13 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def exposure_error(host: str | None, configured: Passwords, insecure: bool) -> str | None:
-    """Why the app must not serve on ``host`` as configured, or ``None`` when it may."""
-    if is_loopback(host) or configured.required or insecure:
+def exposure_error(
+    host: str | None, configured: Passwords, insecure: bool, *, accounts: bool = False
+) -> str | None:
+    """Why the app must not serve on ``host`` as configured, or ``None`` when it may.
+    ``accounts``: the store has accounts (``srm users add``), so everyone signs in by name and
+    password whether or not a shared password is set."""
+    if is_loopback(host) or configured.required or accounts or insecure:
         return None
     where = f"on {host}" if host else "on every network interface"
     return (

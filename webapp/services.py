@@ -116,9 +116,14 @@ def pair_filter(
     label: str | None = None,
     margin: tuple[float, float] | None = None,
     disagreeing_model: int | None = None,
+    assigned_to: str | None = None,
+    unvoted_by: str | None = None,
+    voted_by: str | None = None,
 ) -> dict[str, Any]:
-    """The filter fields as a plain dict (hashable by the cache); see ``store.PairFilter``."""
-    return {
+    """The filter fields as a plain dict (hashable by the cache); see ``store.PairFilter``.
+    ``voted_by`` (the pairs an annotator has a standing vote on) is applied by
+    :func:`queue_page` only."""
+    fields = {
         "source": source,
         "label": label,
         "min_margin": margin[0] if margin else None,
@@ -126,9 +131,13 @@ def pair_filter(
         "model_id": disagreeing_model,
         "disagreeing": disagreeing_model is not None,
     }
+    team = {"assigned_to": assigned_to, "unvoted_by": unvoted_by, "voted_by": voted_by}
+    return fields | {k: v for k, v in team.items() if v is not None}
 
 
 def _where(filters: Mapping[str, Any] | None) -> store.PairFilter | None:
+    if filters and "voted_by" in filters:
+        raise StoreError("voted_by: only the Annotate queue (queue_page) filters by it")
     return store.PairFilter(**filters) if filters else None
 
 
@@ -287,14 +296,33 @@ def queue_page(
     page_size: int,
     audit_id: int | None = None,
 ) -> list[tuple[PairRow, float | None]]:
+    filters = dict(filters or {})
+    voted_by = filters.pop("voted_by", None)
     with read_session(url) as session:
-        rows = store.annotation_queue(
-            session,
-            dataset,
-            model_id,
-            audit_id=audit_id,
-            **_page(search, filters, page, page_size),
-        )
+        if voted_by is None or dataset is None:
+            rows = store.annotation_queue(
+                session,
+                dataset,
+                model_id,
+                audit_id=audit_id,
+                **_page(search, filters, page, page_size),
+            )
+        else:
+            # The store filters by unvoted_by only: take the whole ordered queue and keep the
+            # pairs with a standing vote of voted_by's (an annotator's assigned pairs: a few
+            # hundred, not the dataset).
+            votes = store.aggregate_labels(session, dataset, "majority").votes
+            every = store.annotation_queue(
+                session,
+                dataset,
+                model_id,
+                audit_id=audit_id,
+                search=search or None,
+                where=_where(filters),
+                limit=1_000_000,
+            )
+            mine = [(p, d) for p, d in every if voted_by in votes.get(p.id, {})]
+            rows = mine[page * page_size : (page + 1) * page_size]
         return [(_pair_row(p), d) for p, d in rows]
 
 

@@ -93,14 +93,25 @@ def test_every_action_has_a_shortcut_shown_on_screen(filled_store: str, run_page
 def test_a_stale_write_is_refused_and_shown(filled_store: str, run_page) -> None:
     at = start(run_page)
     shown = current_id(at)
-    # Someone else labels the same pair after this page loaded it.
+    # Ana labels the same pair in another tab after this page loaded it.
     with make_sessionmaker(open_store(filled_store)).begin() as s:
         pair = get_pair(s, "sample", shown)
-        record_label(s, pair.id, "bo", "tie", expected_event_id=label_state(s, pair.id).event_id)
+        record_label(s, pair.id, "ana", "tie", expected_event_id=label_state(s, pair.id).event_id)
     at.button(key="annotate.keep").click()
     rerun(at)
-    assert "was changed by bo" in at.error[0].value
-    assert events(filled_store) == [(shown, "tie", "tie", "bo")]  # ana's keep was not written
+    assert "was changed by you (in another tab or window)" in unescaped(at.error[0].value)
+    assert events(filled_store) == [(shown, "tie", "tie", "ana")]  # the keep was not written
+
+
+def test_another_annotators_vote_is_not_stale_and_both_count(filled_store: str, run_page):
+    at = start(run_page)
+    shown = current_id(at)
+    label_directly(filled_store, shown, "bo", "tie")  # after this page loaded the pair
+    at.button(key="annotate.keep").click()
+    rerun(at)
+    assert not at.error
+    # Both votes stand; one each for tie and keep is a tie, so the pair waits for a reviewer.
+    assert events(filled_store) == [(shown, "tie", "tie", "bo"), (shown, "keep", None, "ana")]
 
 
 def test_tagging_a_sentence_is_one_click(filled_store: str, run_page) -> None:
@@ -357,18 +368,19 @@ def test_p_walks_back_to_the_pairs_just_labelled(filled_store: str, run_page) ->
 
 
 def test_a_refused_write_stays_on_its_pair(filled_store: str, run_page) -> None:
-    at = start(run_page)  # Show = unlabelled: bo's label takes the pair out of this queue
+    at = start(run_page)  # Show = unlabelled: the other tab's label takes the pair out of it
     shown = current_id(at)
-    label_directly(filled_store, shown, "bo", "tie")
+    label_directly(filled_store, shown, "ana", "tie")  # ana, in another tab
     at.button(key="annotate.keep").click()
     rerun(at)
-    assert "was changed by bo" in at.error[0].value
+    assert "was changed by you" in at.error[0].value
     assert "decide again" in at.error[0].value
     assert current_id(at) == shown  # the queue did not move on
-    assert "label: tie · not in this queue" in bar_caption(at)  # reloaded with bo's change
+    assert "label: tie · not in this queue" in bar_caption(at)  # reloaded with the change
     at.button(key="annotate.swap").click()  # deciding again, on the fresh state, is written
     rerun(at)
-    assert events(filled_store) == [(shown, "tie", "tie", "bo"), (shown, "swap", "swap", "ana")]
+    # The swap replaces ana's own tie: one vote, so it is the label.
+    assert events(filled_store) == [(shown, "tie", "tie", "ana"), (shown, "swap", "swap", "ana")]
 
 
 def test_tags_are_in_the_trail_and_marked_on_the_text(filled_store: str, run_page) -> None:
@@ -390,7 +402,7 @@ def test_disagreements_are_listed_and_settled(filled_store: str, sample_path: Pa
     pairs = load_pairs(sample_path)
     split = pairs[3].id
     label_directly(filled_store, split, "ana", "keep")
-    label_directly(filled_store, split, "bo", "swap")  # the latest, so the label, until settled
+    label_directly(filled_store, split, "bo", "swap")  # one each: undecided until settled
     at = start(run_page, "rev")
     table = next(d.value for d in at.dataframe if "votes" in d.value)
     assert list(table["id"]) == [split]
@@ -399,6 +411,10 @@ def test_disagreements_are_listed_and_settled(filled_store: str, sample_path: Pa
     rerun(at)
     assert current_id(at) == split
     assert "annotators disagree: ana keep · bo swap" in bar_caption(at)
+    assert "label: unlabelled" in bar_caption(at)
+    assert any("The pair's label is undecided: the votes tie" in unescaped(m.value)
+               for m in at.markdown)  # fmt: skip
+    assert not [b for b in at.button if b.key == "annotate.accept"]  # no label to accept
     at.button(key="annotate.settle.keep").click()
     rerun(at)
     assert events(filled_store)[-1] == (split, "adjudicate", "keep", "rev")
@@ -406,7 +422,7 @@ def test_disagreements_are_listed_and_settled(filled_store: str, sample_path: Pa
     assert "label: keep" in bar_caption(at)
     trail = next(d.value for d in at.dataframe if "action" in d.value)
     assert list(trail["action"]) == ["keep", "swap", "adjudicate"]
-    assert list(trail["label after"]) == ["keep", "swap", "keep"]
+    assert list(trail["label after"]) == ["keep", "unlabelled", "keep"]
     assert not [b for b in at.button if b.key == "annotate.settle.keep"]  # settled
     assert not [d for d in at.dataframe if "votes" in d.value]  # nothing left to settle
     with make_sessionmaker(open_store(filled_store))() as s:

@@ -33,17 +33,22 @@ st.html(  # the container's layout wrapper is what scrolls, so it is what sticks
 )
 summaries = widgets.require_datasets(url)
 
-# --- who is annotating: the URL, else what this browser remembers; kept in both ---------------
-if "annotate.annotator" not in st.session_state:
-    st.session_state["annotate.annotator"] = (
-        st.query_params.get("annotator") or browser_scripts.remembered_annotator()
-    )
-annotator = st.sidebar.text_input(
-    "Annotator",
-    key="annotate.annotator",
-    placeholder="your name",
-    help="Kept in the audit trail, in the page's URL and in this browser.",
-).strip()
+# --- who is annotating: the signed-in account; without accounts, the URL, else what this
+# browser remembers (kept in both) --------------------------------------------------------------
+signed_in = auth.account()
+if signed_in is not None:
+    annotator = signed_in  # nothing typed, in the URL or in a cookie can change it
+else:
+    if "annotate.annotator" not in st.session_state:
+        st.session_state["annotate.annotator"] = (
+            st.query_params.get("annotator") or browser_scripts.remembered_annotator()
+        )
+    annotator = st.sidebar.text_input(
+        "Annotator",
+        key="annotate.annotator",
+        placeholder="your name",
+        help="Kept in the audit trail, in the page's URL and in this browser.",
+    ).strip()
 
 with st.sidebar:  # installed early, before the pair is scored, so Esc works from the start
     browser_scripts.blur_on_escape("annotate.note")
@@ -74,32 +79,44 @@ with st.sidebar:
         st.caption(f":material/lock: {lock}")  # safe: fixed sentences
 
 st.title("Annotate")
-if not annotator:
-    st.warning("Type your name in the sidebar to start: every correction records who made it.")
-    st.stop()
-st.query_params["annotator"] = annotator
-if browser_scripts.remembered_annotator() != annotator:
-    with st.sidebar:
-        browser_scripts.remember_annotator(annotator)
+if signed_in is not None:
+    st.caption(f":material/person: {auth.signed_in_text()}")  # safe: escaped
+else:
+    if not annotator:
+        st.warning("Type your name in the sidebar to start: every correction records who made it.")
+        st.stop()
+    st.query_params["annotator"] = annotator
+    if browser_scripts.remembered_annotator() != annotator:
+        with st.sidebar:
+            browser_scripts.remember_annotator(annotator)
 
 # --- the queue -------------------------------------------------------------------------------
 names = [s["name"] for s in summaries]
 model = services.active_model(url)
 row = st.columns([2, 2, 2, 3])
 dataset = row[0].selectbox("Dataset", names, key="annotate.dataset")
-status = row[1].selectbox(
-    "Show",
-    ["unlabelled", "any", "labelled", "keep", "swap", "tie", "discard"],
-    key="annotate.status",
+# An annotator with assigned pairs works through them; reviewers also see the whole dataset.
+views = annotation.queue_views(
+    annotation.assigned_count(url, dataset, annotator) > 0, auth.may_review()
 )
+if st.session_state.get("annotate.status") not in views:
+    st.session_state.pop("annotate.status", None)  # another dataset's view
+status = row[1].selectbox("Show", views, key="annotate.status")
 source = row[2].selectbox(
     "Source", ["All sources", *services.sources(url, dataset)], key="annotate.source"
 )
 search = row[3].text_input("Search", key="annotate.search", placeholder="id or text")
 filters = services.pair_filter(
     source=None if source == "All sources" else source,
-    label=None if status == "any" else status,
+    **annotation.view_filter(status, annotator),
 )
+# Blind labelling: before their vote, an annotator sees nothing of the others' (reviewers in the
+# dataset views see everything: they settle the votes).
+blind = annotation.blind(url, dataset)
+reviewing = auth.may_review() and status in annotation.DATASET_VIEWS
+# What lists of pairs may show (the queue's labels, the counts, who voted): as a pair before
+# the annotator's vote, except in their own voted pairs.
+listed = annotation.visible(blind, status == annotation.MY_VOTED, reviewing)
 model_id = model.id if model is not None else None
 ranking = services.queue_ranking(url, dataset, model)
 queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50, ranking.audit_id)
@@ -171,6 +188,20 @@ def _back() -> None:
         _show(trail.pop(), remember=False, pin=True)
 
 
+def _review(label: str | None, pair: services.PairRow, expected: int | None) -> None:
+    """Accept the pair's label (``label=None``) or reject it for ``label``."""
+    note = st.session_state.get("annotate.note", "")
+    try:
+        annotation.review(url, pair, annotator, label, expected, note)
+    except services.StoreError as err:  # a stale write too
+        st.session_state["annotate.conflict"] = str(err)
+        return
+    st.session_state["annotate.note"] = ""
+    verdict_words = "label accepted" if label is None else f"rejected, settled as {label}"
+    st.session_state["annotate.message"] = f"{pair.id}: {verdict_words}"
+    _show(pair.db_id, remember=False, pin=True)
+
+
 def _settle(label: str, pair: services.PairRow, expected: int | None) -> None:
     note = st.session_state.get("annotate.note", "")
     try:
@@ -227,19 +258,27 @@ else:
     after = position + 1 if position is not None else 0
     next_id = ids[after] if after < len(ids) else None
     record = scoring.scores(url, current, model) if model is not None else None
-    verdict = scoring.verdict(record, label) if record is not None else None
+    show = annotation.visible(
+        blind, not blind or annotation.has_voted(url, current, annotator), reviewing
+    )
+    # Before a blind vote the model speaks beside the imported verdict, not the label.
+    shown_label = label if show.label else None
+    verdict = scoring.verdict(record, shown_label) if record is not None else None
     # The primary button: the model's suggestion, none when it has no clear preference, and
     # keep (the imported verdict) when there is no model.
     suggested = verdict.suggested_label if verdict is not None else "keep"
     split = next(
         (d for d in annotation.disagreements(url, dataset) if d.db_id == current.db_id), None
     )
+    if not show.others:
+        split = None
 
     with st.container(key="annotate.bar"):
         head, actions = st.columns([5, 8], vertical_alignment="center")
         head.subheader(f"Pair {mdtext.escape(current.id)}", anchor=False)  # no link from an id
         where = f"{position + 1} of {len(ids)}" if position is not None else "not in this queue"
-        facts = [f"label: {label or 'unlabelled'}", where]
+        facts = [f"label: {label or 'unlabelled'}"] if show.label else []
+        facts.append(where)
         if verdict is not None:
             facts.append(verdict.suggestion_text)
         if split is not None:
@@ -293,6 +332,8 @@ else:
 
     st.html(highlight.prompt_html(current.prompt))
     tags = annotation.tags(url, current)
+    if not show.others:  # only the annotator's own tags
+        tags = {k: {annotator: by[annotator]} for k, by in tags.items() if annotator in by}
     scale = highlight.shared_scale(record, "reward") if record is not None else 1.0
     # Each side's sentences: the model's when it scored the pair, else the same segmentation.
     sentences_of = {
@@ -347,7 +388,7 @@ else:
     cols = st.columns(2)
     for col, side in zip(cols, SIDES, strict=True):
         with col:
-            better = preferred_side(label)
+            better = preferred_side(label) if show.label else None  # None: imported
             verdict_note = (
                 ""
                 if better is None
@@ -388,10 +429,14 @@ else:
 
     if split is not None:
         with st.container(border=True):
+            now = (
+                f"the majority's, {label}"
+                if label is not None
+                else "undecided: the votes tie, and a reviewer settles it"
+            )
             st.markdown(
                 f":material/gavel: **Annotators disagree** on this pair: "
-                f"{mdtext.escape(split.votes_text)}. The pair's label is now "
-                f"{mdtext.escape(label or 'unlabelled')}, the latest one given."
+                f"{mdtext.escape(split.votes_text)}. The pair's label is {mdtext.escape(now)}."
             )  # safe: escaped
             if annotation.may_adjudicate():
                 settle = st.container(horizontal=True)
@@ -404,7 +449,29 @@ else:
                     )
                 st.caption("An adjudication is its own event in the trail; it becomes the label.")
             else:
-                st.caption("An admin settles disagreements.")
+                st.caption("A reviewer settles disagreements.")
+
+    if label is not None and show.label and annotation.may_adjudicate():
+        with st.container(border=True, key="annotate.review"):
+            st.markdown(
+                f":material/rule: **Review** the label, {mdtext.escape(label)}: accept it, or "
+                "reject it and settle the pair on another."
+            )  # safe: escaped
+            verdicts = st.container(horizontal=True)
+            verdicts.button(
+                "Accept label",
+                key="annotate.accept",
+                on_click=_review,
+                args=(None, current, seen_event),
+            )
+            for name in annotation.LABEL_SHORTCUTS:
+                if name != label:
+                    verdicts.button(
+                        f"Reject → settle as {name}",
+                        key=f"annotate.reject.{name}",
+                        on_click=_review,
+                        args=(name, current, seen_event),
+                    )
 
     if verdict is not None:
         st.caption(
@@ -416,7 +483,7 @@ else:
                 st.caption(f":material/info: {note}")  # safe: numbers and fixed words only
     if disagreement is None:  # scored just now, after the queue was read
         disagreement = services.disagreement(url, current, model, ranking.audit_id)
-    if disagreement is not None:
+    if disagreement is not None and show.label:
         out_of_fold = ranking.kind == "audit"
         st.metric(
             "Out-of-fold disagreement"
@@ -437,7 +504,7 @@ else:
         f"Pair {mdtext.escape(current.id)} of dataset {mdtext.escape(current.dataset)}"
     )  # safe: escaped
     st.markdown("**Audit trail**")
-    trail = annotation.history(url, current)
+    trail = annotation.history(url, current, only=None if show.others else annotator)
     if trail:
         st.dataframe(trail, hide_index=True, width="stretch")
     else:
@@ -451,10 +518,19 @@ counts = services.label_summary(url, dataset)
 done = sum(counts.values()) - counts["unlabelled"]
 total = sum(counts.values())
 progress_col, stats_col = st.columns([3, 2])
-progress_col.progress(done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled")
-progress_col.caption(
-    " · ".join(f"{name} {counts[name]:,}" for name in ("keep", "swap", "tie", "discard"))
-)
+if listed.others:
+    progress_col.progress(
+        done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled"
+    )
+    progress_col.caption(
+        " · ".join(f"{name} {counts[name]:,}" for name in ("keep", "swap", "tie", "discard"))
+    )
+else:  # blind: the annotator's own progress, nothing of the labels
+    mine = annotation.my_progress(url, dataset, annotator)
+    progress_col.progress(
+        mine.done / mine.assigned if mine.assigned else 0.0,
+        text=f"You have voted on {mine.done:,} of your {mine.assigned:,} pairs",
+    )  # safe: numbers only
 unscored = sum(d is None for _, d in queue)
 if ranking.kind == "model" and unscored and model is not None and model.id is not None:
     left, right = progress_col.columns([3, 1], vertical_alignment="center")
@@ -472,6 +548,8 @@ with st.expander("Queue", icon=":material/list:"):
     st.dataframe(
         [
             {"id": p.id, "label": p.label or "", "disagreement": d, "source": p.source}
+            if listed.label
+            else {"id": p.id, "source": p.source}
             for p, d in queue
         ],
         hide_index=True,
@@ -481,7 +559,7 @@ with st.expander("Queue", icon=":material/list:"):
     if any(d is None for _, d in queue):
         st.caption("Pairs without a score come last, in import order.")
 
-open_splits = annotation.disagreements(url, dataset)
+open_splits = annotation.disagreements(url, dataset) if listed.others else []
 with st.expander(
     f"Disagreements to settle ({len(open_splits)})",
     icon=":material/gavel:",
@@ -517,8 +595,85 @@ with st.expander(
 with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
     widgets.audit_panel(url, dataset, "annotate")
 
+
+def _team_panel(dataset: str) -> None:
+    """Progress, assignment and agreement for reviewers; assigning and the aggregation method
+    for admins."""
+    team = annotation.team_progress(url, dataset)
+    overlap = team["overlap"] or 1
+    st.progress(
+        team["complete"] / team["pairs"] if team["pairs"] else 0.0,
+        text=f"{team['complete']:,} of {team['pairs']:,} pairs have {overlap} "
+        f"{'vote' if overlap == 1 else 'votes'}",
+    )  # safe: numbers only
+    if team["annotators"]:
+        st.dataframe(team["annotators"], hide_index=True)
+    else:
+        st.caption("No pairs of this dataset are assigned yet.")
+    agreement = annotation.team_agreement(url, dataset)
+    st.markdown(
+        f"**Agreement** on {agreement['overlapped']:,} pairs with two or more votes · "
+        f"Krippendorff's alpha {agreement['alpha']} · {agreement['undecided']:,} undecided "
+        f"(votes tie) · labels by {agreement['method']}"
+    )  # safe: numbers and fixed words only
+    if agreement["pairwise"]:
+        st.dataframe(agreement["pairwise"], hide_index=True)
+    if agreement["with_aggregate"]:
+        st.dataframe(agreement["with_aggregate"], hide_index=True)
+    if not auth.is_admin():
+        return
+    methods = list(annotation.AGGREGATIONS)
+    method = st.selectbox(
+        "Aggregate votes by",
+        methods,
+        index=methods.index(annotation.aggregation(url, dataset)),
+        key=f"annotate.aggregation.{dataset}",
+        help="Majority: ties wait for a reviewer. Dawid-Skene weighs each annotator by an "
+        "estimate of how reliable they are.",
+    )
+    if method != annotation.aggregation(url, dataset):
+        annotation.set_aggregation(url, dataset, method)
+        st.rerun()
+    people = annotation.accounts(url)
+    with st.form("annotate.assign_form"):
+        st.markdown("**Assign pairs**")
+        chosen = st.multiselect("Annotators", people, key="annotate.assign_names")
+        cols = st.columns(2)
+        overlap_n = cols[0].number_input("Overlap", 1, 10, 2, key="annotate.assign_overlap")
+        seed = cols[1].number_input("Seed", 0, 2**31 - 1, 0, key="annotate.assign_seed")
+        if st.form_submit_button("Assign"):
+            try:
+                done = annotation.assign(url, dataset, chosen, int(overlap_n), int(seed))
+            except services.StoreError as err:
+                st.error(mdtext.escape(str(err)))
+            else:
+                st.session_state["annotate.message"] = done
+                st.rerun()
+    assigned = [a["annotator"] for a in team["annotators"]]
+    if assigned:
+        with st.form("annotate.reassign_form"):
+            st.markdown("**Reassign** the pairs someone has not voted on yet")
+            cols = st.columns(2)
+            source_name = cols[0].selectbox("From", assigned, key="annotate.reassign_from")
+            target = cols[1].selectbox("To", people, key="annotate.reassign_to")
+            if st.form_submit_button("Reassign"):
+                try:
+                    done = annotation.reassign(url, dataset, source_name, target)
+                except services.StoreError as err:
+                    st.error(mdtext.escape(str(err)))
+                else:
+                    st.session_state["annotate.message"] = done
+                    st.rerun()
+
+
+if auth.may_review() and not services.demo_mode():
+    with st.expander("Team: progress, assignment, agreement", icon=":material/groups:"):
+        _team_panel(dataset)
+
 with stats_col:
-    stats = services.agreement(url, dataset)
+    stats = (
+        services.agreement(url, dataset) if listed.others else {"pairwise": [], "annotators": []}
+    )
     if stats["pairwise"]:
         st.markdown("**Agreement between annotators**")
         st.dataframe(
