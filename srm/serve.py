@@ -7,7 +7,10 @@ Endpoints (:func:`create_app`):
   ``{"rewards": [float], "scores": [float], "extra_logs": {name: [float]}}``; this server adds,
   per query, ``sentence_rewards`` (the dense rewards a_j r_j, :mod:`srm.dense`) and
   ``sentence_spans`` (``[start, end]`` character offsets of each sentence *in the query*);
-  with ``ServeConfig.dense_tokenizer``, ``token_rewards``: one per token of that tokenizer.
+  ``token_rewards``: one per token of the policy, exact when the request sends the policy's
+  ``response_ids`` (read with ``ServeConfig.dense_tokenizer``) or ``response_offsets`` (bytes),
+  else, with ``ServeConfig.dense_tokenizer``, per token of the query re-tokenised
+  (approximate); ``token_positions`` says which.
 - ``POST /score``: ``{"prompt", "responses": [...], "dense"}`` gives the records ``srm score``
   writes for one side (:class:`~srm.records.ResponseScores` JSON, with ``"dense"`` on request).
 - ``GET /health``; ``GET /openapi.json`` and ``/docs``, FastAPI's schema and its page.
@@ -58,11 +61,20 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from srm import __version__
 from srm.config import ServeConfig
-from srm.dense import dense_rewards, token_offsets, token_rewards, with_dense
+from srm.dense import (
+    PolicyTokens,
+    dense_rewards,
+    policy_token_rewards,
+    policy_tokens,
+    token_offsets,
+    token_rewards,
+    with_dense,
+)
 from srm.records import ResponseScores
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from transformers import PreTrainedTokenizerBase
 
     from srm.collate import Encoded
     from srm.model import SentenceRewardModel
@@ -246,6 +258,18 @@ class RewardRequest(BaseModel):
     )
     prompts: list[str] = Field(description="The prompt of each query, as OpenRLHF sends it.")
     labels: list[Any] | None = Field(default=None, description="Accepted and not used.")
+    response_ids: list[list[int]] | None = Field(
+        default=None,
+        description="The policy's token ids of each response, as sampled (needs srm serve "
+        "--dense-tokenizer, the policy's tokenizer): the response is read off them, not off "
+        "the query, and token_rewards has one reward per id. Special tokens hold no text.",
+    )
+    response_offsets: list[list[tuple[int, int]]] | None = Field(
+        default=None,
+        description="Instead of response_ids: each response token's [start, end) in the UTF-8 "
+        "bytes of the response (the query after its prompt); token_rewards has one reward per "
+        "token.",
+    )
 
 
 class RewardResponse(BaseModel):
@@ -262,13 +286,21 @@ class RewardResponse(BaseModel):
     )
     sentence_spans: list[list[tuple[int, int]]] = Field(
         description="Per query, [start, end] of each scored sentence: character offsets into "
-        "the query. The reward goes on the policy token holding the last character."
+        "the query (with response_ids or response_offsets: into the response they spell). The "
+        "reward goes on the policy token holding the last character."
     )
     token_rewards: list[list[float]] | None = Field(
         default=None,
-        description="With srm serve --dense-tokenizer only: per query, one dense reward per "
-        "token of that tokenizer over the query (no special tokens added), zero but on the "
-        "last token of each scored sentence.",
+        description="Per query, one dense reward per token, zero but on the token ending each "
+        "scored sentence: per id of response_ids or token of response_offsets when sent (exact), "
+        "else, with srm serve --dense-tokenizer, per token of that tokenizer over the query "
+        "re-tokenised (no special tokens added; approximate: a policy samples ids that "
+        "re-tokenising its text does not give).",
+    )
+    token_positions: list[str] | None = Field(
+        default=None,
+        description="Per query, what token_rewards index: 'response_ids', 'response_offsets' "
+        "(the policy's own tokens) or 'query_retokenised' (approximate).",
     )
 
 
@@ -369,16 +401,45 @@ def create_app(
             )
         _check_sizes(config, "query", request.query)
         _check_sizes(config, "prompts", request.prompts)
-        starts, responses = [], []
-        for i, (query, prompt) in enumerate(zip(request.query, request.prompts, strict=True)):
-            start = _response_start(query, prompt, i)
-            starts.append(start)
-            responses.append(_strip(query[start:], config.strip))
+        _check_policy_tokens(request, policy is not None)
+
+        def read_responses() -> tuple[list[int], list[str], list[PolicyTokens | None]]:
+            """Where each response starts in its query, its text, and the policy's tokens of
+            it when the request sends them (ids are read with the policy's tokenizer)."""
+            starts, texts, tokens = [], [], []
+            for i, (query, prompt) in enumerate(zip(request.query, request.prompts, strict=True)):
+                start = _response_start(query, prompt, i)
+                own = None
+                if request.response_ids is not None:
+                    with policy_lock:
+                        own = _read_ids(policy, request.response_ids[i], i)
+                elif request.response_offsets is not None:
+                    try:
+                        own = PolicyTokens.from_byte_offsets(
+                            query[start:], request.response_offsets[i]
+                        )
+                    except ValueError as err:
+                        _invalid(["body", "response_offsets", i], str(err))
+                starts.append(start)
+                texts.append(_strip(own.text if own else query[start:], config.strip))
+                tokens.append(own)
+            return starts, texts, tokens
+
+        loop = asyncio.get_running_loop()
+        starts, responses, own_tokens = await loop.run_in_executor(None, read_responses)
         records = await scored(request.prompts, responses)
         rewards = [r.score for r in records]
         dense = [dense_rewards(r) for r in records]
-        tokens = None
-        if policy is not None:
+        tokens, positions = None, None
+        if request.response_ids is not None or request.response_offsets is not None:
+            tokens = [
+                policy_token_rewards(record, own)  # type: ignore[arg-type]
+                for record, own in zip(records, own_tokens, strict=True)
+            ]
+            kind = "response_ids" if request.response_ids is not None else "response_offsets"
+            positions = [kind] * len(records)
+            starts = [0] * len(records)  # the spans index the response the tokens spell
+        elif policy is not None:
 
             def place_on_tokens() -> list[list[float]]:
                 with policy_lock:
@@ -388,7 +449,8 @@ def create_app(
                     for record, spans, start in zip(records, offsets, starts, strict=True)
                 ]
 
-            tokens = await asyncio.get_running_loop().run_in_executor(None, place_on_tokens)
+            tokens = await loop.run_in_executor(None, place_on_tokens)
+            positions = ["query_retokenised"] * len(records)
         return RewardResponse(
             rewards=rewards,
             scores=rewards,
@@ -403,6 +465,7 @@ def create_app(
                 for start, ds in zip(starts, dense, strict=True)
             ],
             token_rewards=tokens,
+            token_positions=positions,
         )
 
     @app.post(
@@ -455,6 +518,33 @@ def _check_sizes(config: ServeConfig, name: str, texts: Sequence[str]) -> None:
             text.encode("utf-8")
         except UnicodeEncodeError as err:
             _invalid(loc, f"a lone surrogate at character {err.start + 1}: not valid Unicode")
+
+
+def _check_policy_tokens(request: RewardRequest, has_policy: bool) -> None:
+    """One list of ids or offsets per query; ids only with the policy's tokenizer."""
+    for name in ("response_ids", "response_offsets"):
+        given = getattr(request, name)
+        if given is not None and len(given) != len(request.query):
+            _invalid(
+                ["body", name],
+                f"{len(given)} lists for {len(request.query)} queries; send one per query",
+            )
+    if request.response_ids is not None and request.response_offsets is not None:
+        _invalid(["body", "response_offsets"], "send response_ids or response_offsets, not both")
+    if request.response_ids is not None and not has_policy:
+        _invalid(
+            ["body", "response_ids"],
+            "the server has no policy tokenizer to read ids with: start srm serve with "
+            "--dense-tokenizer (the policy's), or send response_offsets",
+        )
+
+
+def _read_ids(policy: PreTrainedTokenizerBase, ids: list[int], i: int) -> PolicyTokens:
+    try:
+        return policy_tokens(policy, ids)
+    except ValueError as err:
+        _invalid(["body", "response_ids", i], str(err))
+        raise  # not reached: _invalid raises
 
 
 def _response_start(query: str, prompt: str, i: int) -> int:

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from srm.backbones import load_tokenizer
 from srm.cli import main
 from srm.config import ConfigError, ModelConfig, ServeConfig
-from srm.dense import token_offsets
+from srm.dense import policy_token_rewards, policy_tokens, token_offsets
 from srm.model import SentenceRewardModel
 from srm.score import score_responses
 from srm.serve import create_app
@@ -139,6 +139,43 @@ def test_token_rewards_for_the_policys_tokenizer(make_client, model, tiny_gpt2_d
         assert sum(got) == pytest.approx(record.score - record.prompt_term, abs=1e-5)
     plain = make_client().post("/get_reward", json=request).json()
     assert "token_rewards" not in plain  # only when asked for: OpenRLHF's keys otherwise
+
+
+def test_token_rewards_on_the_policys_own_ids(make_client, model, tiny_gpt2_dir) -> None:
+    """With response_ids (the policy's sampled ids, here tokenised piece by piece, EOS last):
+    the response is read off the ids, token_rewards has one reward per id, placed by bytes as
+    srm.dense does, and the EOS id gets nothing; response_offsets give the same."""
+    client = make_client(dense_tokenizer=str(tiny_gpt2_dir))
+    policy = load_tokenizer(tiny_gpt2_dir)
+    pieces = [["Paris is the capital.", "\n", "\n", "北京 🙂"], ["Hi", "."]]
+    ids = [
+        [i for piece in parts for i in policy(piece, add_special_tokens=False)["input_ids"]]
+        + [policy.eos_token_id]
+        for parts in pieces
+    ]
+    responses = ["".join(parts) for parts in pieces]
+    request = openrlhf_request(PROMPTS[:2], responses, response_ids=ids)
+    body = client.post("/get_reward", json=request).json()
+    assert body["token_positions"] == ["response_ids", "response_ids"]
+    records = score_responses(model, PROMPTS[:2], responses)
+    for i, record in enumerate(records):
+        tokens = policy_tokens(policy, ids[i])
+        assert body["token_rewards"][i] == pytest.approx(
+            policy_token_rewards(record, tokens), abs=1e-5
+        )
+        assert len(body["token_rewards"][i]) == len(ids[i]) and body["token_rewards"][i][-1] == 0
+        assert body["rewards"][i] == pytest.approx(record.score, abs=1e-5)
+    offsets = [list(policy_tokens(policy, row).byte_spans) for row in ids]
+    by_offsets = client.post(
+        "/get_reward", json=openrlhf_request(PROMPTS[:2], responses, response_offsets=offsets)
+    ).json()
+    assert by_offsets["token_positions"] == ["response_offsets"] * 2
+    for got, want in zip(by_offsets["token_rewards"], body["token_rewards"], strict=True):
+        assert got == pytest.approx(want, abs=1e-5)
+    # ids need the policy's tokenizer to read them
+    refused = make_client().post("/get_reward", json=request)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "response_ids"]
 
 
 def test_end_of_sequence_text_is_stripped_and_extra_keys_are_ignored(make_client) -> None:
