@@ -113,16 +113,18 @@ class Verdict:
 
     @property
     def split_text(self) -> str:
-        """``"margin -0.0868 = prompt term -0.0787 + sentences -0.0081"``, or
-        ``"margin 0.0120 = sentences 0.0120 (no prompt term)"``"""
+        """``"margin -0.0868 = prompt shift -0.0787 + sentence shift -0.0081"``, or
+        ``"margin 0.0120 = sentence shift 0.0120 (no prompt term)"``: the names every page
+        gives the two parts (the prompt shift is the difference of the two responses' prompt
+        contributions a_0 r_0, the sentence shift that of their sentence contributions)."""
         if not self.prompt_term:
             return (
-                f"margin {sig3(self.split.margin)} = sentences {sig3(self.split.sentences)} "
-                "(no prompt term)"
+                f"margin {sig3(self.split.margin)} = sentence shift "
+                f"{sig3(self.split.sentences)} (no prompt term)"
             )
         return (
-            f"margin {sig3(self.split.margin)} = prompt term {sig3(self.split.prompt)} "
-            f"+ sentences {sig3(self.split.sentences)}"
+            f"margin {sig3(self.split.margin)} = prompt shift {sig3(self.split.prompt)} "
+            f"+ sentence shift {sig3(self.split.sentences)}"
         )
 
     @property

@@ -74,7 +74,8 @@ UNKNOWN = CreditMethod(
 
 #: The colour modes' help, one line each, for the control that picks one.
 MODE_HELP = {
-    "reward": "Reward: each sentence's own contribution (diverging, 0 is neutral; a "
+    "reward": "Reward: each sentence's reward r_j, what it earns before weighting; its "
+    "contribution to the score is weight × reward, a_j × r_j (diverging, 0 is neutral; a "
     "likelihood-head model's rewards are log-probabilities, centred at the pair's mean).",
     "weight": "Weight: how much its reward counts in the score (the sentence head's attention).",
     "likelihood": "Likelihood: the language model's mean log-probability of the sentence's "

@@ -188,7 +188,7 @@ def test_verdict_beside_each_label() -> None:
     v = verdict(record, None)
     assert (v.model_prefers, v.margin) == ("chosen", 0.75)
     assert v.probability_text == "67.9%" and v.clear
-    assert v.split_text == "margin +0.75 = prompt term 0 + sentences 0"
+    assert v.split_text == "margin +0.75 = prompt shift 0 + sentence shift 0"
     unsure = verdict(scores_of("p", 0.1, 0.0), "discard")
     assert unsure.probability_text == "52.5% · no clear preference" and unsure.agrees is None
     assert verdict(scores_of("p", 0.0, 1.0), None).model_prefers == "rejected"
@@ -203,7 +203,7 @@ def test_verdict_of_a_model_without_a_prompt_term_names_only_the_sentences() -> 
     record = PairScores.from_json({"id": "p", "chosen": side(0.5), "rejected": side(-0.25)})
     v = verdict(record, "keep")
     assert not v.prompt_term and v.prompt_note is None
-    assert v.split_text == "margin +0.75 = sentences +0.75 (no prompt term)"
+    assert v.split_text == "margin +0.75 = sentence shift +0.75 (no prompt term)"
 
 
 @pytest.mark.parametrize(
