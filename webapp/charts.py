@@ -293,11 +293,11 @@ def contributions_chart(
     )
     for col, side in enumerate(SIDES, start=1):
         rec = pair_record.side(side)
-        x = ["the question's term" if words else "prompt term"]
+        x = ["the question" if words else "prompt"]
         y, measure = [rec.prompt_term], ["relative"]
         detail = [
             [
-                "the prompt's own term",
+                "prompt contribution",
                 f"reward {sig3(rec.prompt_reward)} × weight "
                 f"{sig3(rec.prompt_weight, signed=False)} = {sig3(rec.prompt_term)}",
             ]
@@ -343,16 +343,16 @@ def contributions_chart(
         )
     split = margin_split(pair_record)
     parts = (
-        f"prompt term {sig3(split.prompt)} + sentences {sig3(split.sentences)}"
+        f"prompt shift {sig3(split.prompt)} + sentence shift {sig3(split.sentences)}"
         if with_prompt
-        else f"sentences {sig3(split.sentences)} (no prompt term)"
+        else f"sentence shift {sig3(split.sentences)} (no prompt term)"
     )
     title = (
         f"Margin (chosen − rejected) {sig3(split.margin)} = {parts} · "
         f"P(chosen preferred) = σ(margin) = {probability_text(p_chosen(split.margin))}"
     )
     if words:
-        title = "How each answer's score adds up: the question's own term, then each sentence"
+        title = "How each answer's score adds up: the question, then each sentence"
     fig.update_yaxes(title_text="contribution to score", row=1, col=1)
     fig.update_xaxes(type="category")
     return _style(fig, title, large=large, height=380)
@@ -684,3 +684,76 @@ def _check_value(value: str) -> None:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+ATTENTION_SCALE = [[0.0, NEUTRAL], [1.0, WEIGHT]]
+#: What :func:`attention_heatmap` means and does not, in one line (srm.attention's docstring).
+ATTENTION_MEANING = (
+    "Each row is one sentence: how its tokens split their attention, on average, between the "
+    "prompt, the sentences (a causal backbone sees only earlier ones and itself) and the "
+    "markers. Attention is what the layers looked at, not credit: a sentence much attended to "
+    "did not necessarily move the score (the reward heatmap above shows the credit)."
+)
+ATTENTION_LABEL_CHARS = 28
+"""A row label quotes this many characters of its sentence (then "…")."""
+
+
+def attention_heatmap(
+    matrix: Sequence[Sequence[float]],
+    blocks: Sequence[str],
+    sentences: Sequence[str],
+    *,
+    title: str = "",
+) -> go.Figure:
+    """One response's sentence x sentence attention (:meth:`srm.attention.AttentionMap.matrix`)
+    as a heatmap: a row per sentence, labelled with its number and the start of its text, a
+    column per key block ("prompt", the sentences "1".."K", "markers"). A cell is the share of
+    the row sentence's attention that goes to the column block (rows sum to about 1), so the
+    colour runs from 0 to the largest share on the map. For one sentence:
+    ``attention_heatmap([[0.7, 0.2, 0.1]], ["prompt", "1", "markers"], ["Hello."])``.
+    """
+    if not matrix:
+        return _empty("This response has no sentences.", large=False)
+    if len(sentences) != len(matrix) or any(len(row) != len(blocks) for row in matrix):
+        raise ValueError(
+            f"attention_heatmap: got {len(matrix)} rows for {len(sentences)} sentences and "
+            f"{len(blocks)} blocks; pass AttentionMap.matrix(), .blocks and the sentences"
+        )
+    columns = [b if b in ("prompt", "markers") else f"s{b}" for b in blocks]
+    rows = [f"{i + 1}. {_short(text)}" for i, text in enumerate(sentences)]
+    hover = [
+        [
+            f"sentence {i + 1} → {col}: {v:.1%} of its attention<br>{hover_text(text)}"
+            for col, v in zip(columns, row, strict=True)
+        ]
+        for i, (text, row) in enumerate(zip(sentences, matrix, strict=True))
+    ]
+    top = max((v for row in matrix for v in row), default=0.0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=[list(row) for row in matrix],
+            x=columns,
+            y=rows,
+            text=[[f"{v:.2f}" for v in row] for row in matrix],
+            texttemplate="%{text}" if len(blocks) <= MAX_CELL_LABELS else None,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            colorscale=ATTENTION_SCALE,
+            zmin=0.0,
+            zmax=max(top, 1e-6),
+            colorbar={"title": {"text": "share"}},
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title_text="sentence (reads)")
+    fig.update_xaxes(title_text="what it reads: prompt, sentence, markers", type="category")
+    _style(fig, html.escape(title), large=False, height=140 + 34 * len(matrix))
+    fig.update_layout(margin={"l": 220})  # room for the quoted sentences
+    return fig
+
+
+def _short(text: str) -> str:
+    """A sentence cut for a row label, escaped: plotly renders HTML in tick labels."""
+    flat = " ".join(text.split())
+    if len(flat) > ATTENTION_LABEL_CHARS:
+        flat = flat[: ATTENTION_LABEL_CHARS - 1].rstrip() + "…"
+    return html.escape(flat, quote=True)

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 import auth
 import services
@@ -19,12 +18,12 @@ from srm.records import (
     NO_CLEAR_PREFERENCE,
     PairScores,
     ResponseScores,
-    margin_split,
     probability_text,
 )
 from store_access import demo_mode, read_session, write
 
 if TYPE_CHECKING:
+    from srm.attention import AttentionMap
     from srm.model import SentenceRewardModel
     from srm.segment import Span
 
@@ -94,6 +93,25 @@ def _compute(path: str, mtime: float, pair: PairRow) -> PairScores:
 
     item = PreferencePair(pair.id, pair.prompt, pair.chosen, pair.rejected, pair.source)
     return score_pairs(_model(path, mtime), [item])[0]
+
+
+def attention_maps(pair: PairRow, model: ModelInfo) -> dict[str, AttentionMap]:
+    """Both responses' sentence x sentence attention (:func:`srm.attention.pair_attention`),
+    computed once per (pair, checkpoint) and kept in memory, so picking another layer or head
+    reads the same maps (:meth:`~srm.attention.AttentionMap.matrix`) without a forward pass.
+    Raises ``ValueError`` for a model without an SRM backbone (an imported reward model)."""
+    return _attention(model.path, model_mtime(model.path), pair.dataset, pair.id, pair)
+
+
+@st.cache_resource(show_spinner="Reading the attention…", max_entries=16)
+def _attention(
+    path: str, mtime: float, dataset: str, pair_id: str, _pair: PairRow
+) -> dict[str, AttentionMap]:
+    from srm.attention import pair_attention
+    from srm.data import PreferencePair
+
+    item = PreferencePair(_pair.id, _pair.prompt, _pair.chosen, _pair.rejected, _pair.source)
+    return pair_attention(_model(path, mtime), item)
 
 
 def rescore_with_spans(
@@ -247,43 +265,88 @@ def flipped_rows(comparison: Comparison) -> list[dict[str, Any]]:
 DEMO_PAIRS = "demo_pairs"
 
 
+DEMO_FILTER = "demo_content_filter"
+"""Store setting: the demo's automatic examples leave out harmful-content pairs (default on)."""
+DEMO_CANDIDATES = 64
+"""The demo picks its automatic examples among this many pairs of the largest dataset."""
+
+
 def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[str, str]]:
-    """The curated pairs demo mode shows: the store's ``demo_pairs`` setting (a list of
-    ``[dataset, id]``, chosen on the Inspect page), else pairs that tell a clean story.
-
-    Those come from the largest dataset (so a small scratch or test dataset in the store does
-    not turn up in a demo): first the pairs where the model agrees with the people and the
-    sentences, not the prompt term, carry the margin, surest first; then the other agreeing
-    ones, then the rest the model has scored; then, when the model has scored too few, pairs
-    in import order. Each example's caption says when its story is not a clean one.
-    """
+    """The pairs demo mode shows: the featured ones first (the store's ``demo_pairs``
+    setting, a list of ``[dataset, id]`` chosen on the Inspect page), then up to ``limit``
+    picked automatically (:func:`demo_picks`)."""
     with read_session(url) as session:
-        chosen = store.get_setting(session, DEMO_PAIRS) or []
-        if chosen:
-            return [(d, i) for d, i in chosen][:limit]
+        featured = [(d, i) for d, i in store.get_setting(session, DEMO_PAIRS) or []]
         datasets = sorted(store.list_datasets(session), key=lambda d: -d.n_pairs)
-        if not datasets:
-            return []
-        dataset = datasets[0].name
-        picked: list[store.Pair] = []
-        if model is not None and model.id is not None:
-            ranked = store.annotation_queue(session, dataset, model.id, limit=400)
-            scored = sorted(((p, d) for p, d in ranked if d is not None), key=lambda x: x[1])
-            agree = [p for p, d in scored if d < 0][: 5 * limit]  # the surest agreement first
-            agree.sort(key=lambda p: _prompt_carries(session, p, model.id))  # stable
-            picked = agree + [p for p, d in scored if d >= 0]
-        if len(picked) < limit:
-            seen = {p.id for p in picked}
-            more = store.list_pairs(session, dataset, limit=limit + len(picked))
-            picked += [p for p in more if p.id not in seen]
-        return [(p.dataset.name, p.external_id) for p in picked[:limit]]
+    if len(featured) >= limit or not datasets or model is None:
+        return featured[:limit]
+    filtered = demo_filter_on(url)
+    picked = demo_picks(url, datasets[0].name, model, filtered=filtered, want=limit)
+    return [*featured, *[p for p in picked if p not in featured]][:limit]
 
 
-def _prompt_carries(session: Session, pair: store.Pair, model_id: int) -> bool:
-    row = store.get_score(session, pair.id, model_id)
-    chosen, rejected = row.response("chosen"), row.response("rejected")
-    record = PairScores(id=pair.external_id, chosen=chosen, rejected=rejected)
-    return margin_split(record).prompt_dominates
+@st.cache_data(ttl=300, show_spinner=False, max_entries=8)
+def demo_picks(
+    url: str, dataset: str, model: ModelInfo, *, filtered: bool = True, want: int = 8
+) -> list[tuple[str, str]]:
+    """The automatic examples: among the first :data:`DEMO_CANDIDATES` pairs of ``dataset``
+    (the largest, so a small scratch dataset does not turn up), the ones where the model has a
+    clear preference (outside the no-clear-preference band) that its sentences carry (the
+    prompt shift does not outweigh them, :attr:`srm.records.MarginSplit.prompt_dominates`);
+    those where it agrees with the people first, the surest first. With ``filtered`` (the
+    content filter, :func:`demo_filter_on`) a pair from a red-team source or on a harmful
+    topic (:func:`srm.data.content.unsuitable`) is never picked.
+
+    The model's stored scores are read first; only when they give fewer than ``want``
+    examples are the other candidates scored, in memory and never written (demo mode is
+    read-only). Kept for five minutes."""
+    from srm.data.content import unsuitable
+
+    pairs = services.pair_page(url, dataset, "", 0, DEMO_CANDIDATES)
+    if filtered:
+        pairs = [p for p in pairs if not unsuitable(p.source, p.prompt, p.chosen, p.rejected)]
+    stored = [(p, cached_scores(url, p, model)) for p in pairs]
+    scored = [(p, r) for p, r in stored if r is not None]
+    good = _telling(scored)
+    missing = tuple(p for p, r in stored if r is None)
+    if len(good) < want and missing:
+        computed = _compute_many(model.path, model_mtime(model.path), missing)
+        good = _telling([*scored, *zip(missing, computed, strict=True)])
+    return [(p.dataset, p.id) for p in good]
+
+
+def _telling(scored: Sequence[tuple[PairRow, PairScores]]) -> list[PairRow]:
+    """The pairs whose verdict is clear and carried by the sentences: agreeing with the
+    people first, then the surest."""
+    keep = []
+    for pair, record in scored:
+        v = verdict(record, pair.label)
+        if v.clear and not v.split.prompt_dominates:
+            keep.append((v.agrees is not True, -abs(v.margin), pair))
+    keep.sort(key=lambda x: x[:2])
+    return [pair for *_, pair in keep]
+
+
+@st.cache_data(show_spinner="Picking examples…", max_entries=4)
+def _compute_many(path: str, mtime: float, pairs: tuple[PairRow, ...]) -> list[PairScores]:
+    from srm.data import PreferencePair
+    from srm.score import score_pairs
+
+    items = [PreferencePair(p.id, p.prompt, p.chosen, p.rejected, p.source) for p in pairs]
+    return score_pairs(_model(path, mtime), items)
+
+
+def demo_filter_on(url: str) -> bool:
+    """Whether the demo's automatic examples leave out harmful-content pairs (on unless an
+    admin turned it off)."""
+    with read_session(url) as session:
+        return bool(store.get_setting(session, DEMO_FILTER, True))
+
+
+def set_demo_filter(url: str, on: bool) -> None:
+    auth.require_admin("Changing the demo's content filter")
+    with write(url) as session:
+        store.set_setting(session, DEMO_FILTER, on)
 
 
 def toggle_demo_pair(url: str, pair: PairRow) -> bool:

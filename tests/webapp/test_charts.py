@@ -293,7 +293,7 @@ def test_contributions_add_up_to_each_score(pair: PairScores) -> None:
         assert math.isclose(sum(relative), pair.side(side).score, abs_tol=1e-6)
         assert trace.measure[-1] == "total" and trace.y[-1] == pair.side(side).score
     # The truncated third sentence took no part in the score and is not drawn.
-    assert list(fig.data[0].x) == ["prompt term", "s1", "s2", "score"]
+    assert list(fig.data[0].x) == ["prompt", "s1", "s2", "score"]
     assert fig.data[0].y[0] == pytest.approx(0.4 * 0.1)
 
 
@@ -302,7 +302,7 @@ def test_contributions_title_gives_margin_and_probability(pair: PairScores) -> N
     # chosen 0.4*0.1 + 0.8*0.5 - 0.4*0.3 = 0.32; rejected -0.2*0.3 - 1.2*0.6 - 0.3*0.1 = -0.81
     margin = pair.chosen.score - pair.rejected.score
     assert margin == pytest.approx(1.13)
-    assert "Margin (chosen − rejected) +1.13 = prompt term +0.1 + sentences +1.03" in title
+    assert "Margin (chosen − rejected) +1.13 = prompt shift +0.1 + sentence shift +1.03" in title
     assert f"{1 / (1 + math.exp(-margin)):.1%}" in title
 
 
@@ -315,7 +315,7 @@ def test_contributions_without_a_prompt_term_are_the_sentences(pair: PairScores)
     )
     fig = charts.contributions_chart(record)
     assert list(fig.data[0].x) == ["s1", "s2", "score"]
-    assert "= sentences +1.03 (no prompt term)" in fig.layout.title.text
+    assert "= sentence shift +1.03 (no prompt term)" in fig.layout.title.text
 
 
 def test_sig3_gives_three_significant_figures() -> None:
@@ -525,6 +525,30 @@ def test_demo_names_the_sides_and_sentences_in_words(pair: PairScores) -> None:
     heatmap = charts.sentence_heatmap(pair, names=names)
     assert list(heatmap.data[0].y) == ["The other answer", "The answer people preferred"]
     waterfall = charts.contributions_chart(pair, names=names)
-    assert list(waterfall.data[0].x)[:3] == ["the question's term", "sentence 1", "sentence 2"]
+    assert list(waterfall.data[0].x)[:3] == ["the question", "sentence 1", "sentence 2"]
     assert "σ" not in waterfall.layout.title.text
     assert [a.text.split(" · ")[0] for a in waterfall.layout.annotations] == list(names.values())
+
+
+# ------------------------------------------------------------------------------- attention
+def test_attention_heatmap_rows_are_sentences_and_columns_blocks() -> None:
+    matrix = [[0.6, 0.3, 0.0, 0.1], [0.2, 0.3, 0.4, 0.1]]  # sentence 1 cannot read sentence 2
+    blocks = ["prompt", "1", "2", "markers"]
+    fig = charts.attention_heatmap(
+        matrix, blocks, ["First <b>bold</b> sentence here, and then quite a lot more. ", "Two."]
+    )
+    heat = fig.data[0]
+    assert list(heat.x) == ["prompt", "s1", "s2", "markers"]
+    # Numbered, cut to 28 characters and escaped: plotly renders HTML in tick labels.
+    assert list(heat.y) == ["1. First &lt;b&gt;bold&lt;/b&gt; sentence…", "2. Two."]
+    assert [list(row) for row in heat.z] == matrix
+    assert (heat.zmin, heat.zmax) == (0.0, 0.6)
+    assert heat.customdata[1][2].startswith("sentence 2 → s2: 40.0% of its attention<br>")
+    assert fig.layout.yaxis.autorange == "reversed"  # sentence 1 on top, as it reads
+
+
+def test_attention_heatmap_checks_its_shapes() -> None:
+    with pytest.raises(ValueError, match="2 rows for 1 sentences and 3 blocks"):
+        charts.attention_heatmap([[0.5, 0.5, 0.0]] * 2, ["prompt", "1", "markers"], ["One."])
+    empty = charts.attention_heatmap([], ["prompt", "markers"], [])
+    assert empty.layout.annotations[0].text == "This response has no sentences."
