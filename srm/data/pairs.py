@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from srm.data.checks import (
@@ -34,6 +34,15 @@ ASSISTANT_TAG = "\n\nAssistant:"
 _ASSISTANT_TAG_SHOWN = "'\\n\\nAssistant:'"
 #: How chat roles are named when a conversation is rendered as an HH-style prompt.
 CHAT_ROLE_NAMES = {"system": "System", "user": "Human", "assistant": "Assistant"}
+
+
+def transcript(history: Sequence[tuple[str, str]]) -> str:
+    """Chat turns ``(role, content)`` as the HH-style prompt chat pairs are trained on, open
+    for the assistant's answer: ``"\\n\\nHuman: Hi\\n\\nAssistant:"``."""
+    text = "".join(f"\n\n{CHAT_ROLE_NAMES[role]}: {content}" for role, content in history)
+    return text + ASSISTANT_TAG
+
+
 _ADAPTERS_TRIED = (
     "TRL (prompt, chosen, rejected as strings), HH-RLHF transcripts (chosen, rejected as "
     "'\\n\\nHuman: ...\\n\\nAssistant: ...' strings) and chat messages (chosen, rejected and "
@@ -269,8 +278,7 @@ def _adapt_chat(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str
             )
         )
         return None
-    prompt = "".join(f"\n\n{CHAT_ROLE_NAMES[role]}: {content}" for role, content in history)
-    prompt += ASSISTANT_TAG
+    prompt = transcript(history)
     chosen = chosen_turns[-1][1].strip()
     rejected = rejected_turns[-1][1].strip()
     _require_text(chosen, "chosen", found)
