@@ -84,13 +84,16 @@ def test_shows_verdict_sentences_and_charts(filled_store: str, sample_path: Path
     assert metrics["Current label"] == "unlabelled"
     assert metrics["P(chosen is better)"].endswith("%")
     # The margin split beside the verdict, adding up to the margin shown.
-    margin, prompt, sentences = (float(metrics[k]) for k in ("Margin", "Prompt term", "Sentences"))
+    margin, prompt, sentences = (float(metrics[k]) for k in ("Margin", "Prompt shift", "Sentence shift"))
     # Shown to 3 significant figures: each number is within half a unit of its third digit.
     slack = sum(
         0.5 * 10 ** (math.floor(math.log10(abs(x))) - 2) for x in (margin, prompt, sentences) if x
     )
     assert abs(prompt + sentences - margin) <= slack + 1e-12
-    assert any(c.value.startswith(f"margin {metrics['Margin']} = prompt term") for c in at.caption)
+    bar = at.markdown[0].value  # the one-line verdict above the responses
+    assert f"margin {metrics['Margin']} = prompt shift {metrics['Prompt shift']} + sentence shift " \
+        f"{metrics['Sentence shift']}" in bar
+    assert bar.startswith(f"**Model prefers {metrics['Model prefers']}** · P(chosen better) ")
     # Each side says how much of it was scored, and shows its prompt term beside its sentences.
     n = len(segment(pair.chosen))
     assert any(c.value == f"Scored {n} of {n} sentence{'s' * (n != 1)}" for c in at.caption)
@@ -115,10 +118,10 @@ def test_a_model_without_a_prompt_term_shows_sentences_only(
     pair = load_pairs(sample_path)[1]
     at = open_pair(run_page, "sample", pair.id)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Prompt term"] == "none"
-    assert metrics["Sentences"] == metrics["Margin"]
-    assert any(c.value == f"margin {metrics['Margin']} = sentences {metrics['Margin']} "
-               "(no prompt term)" for c in at.caption)  # fmt: skip
+    assert metrics["Prompt shift"] == "none"
+    assert metrics["Sentence shift"] == metrics["Margin"]
+    assert f"margin {metrics['Margin']} = sentence shift {metrics['Margin']} (no prompt term)" \
+        in at.markdown[0].value
     assert not any("srm-prompt-term" in h.value for h in at.html)
     heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert heatmap["data"][0]["x"][0] == "1"
@@ -140,7 +143,7 @@ def test_picking_a_sentence_shows_its_numbers(filled_store, sample_path, run_pag
     picker(at, "Sentence").set_value(1)
     rerun(at)
     labels = [m.label for m in at.metric]
-    assert {"Reward", "Weight", "Weight × reward"} <= set(labels)
+    assert {"Reward", "Weight", "Contribution"} <= set(labels)
     selected = [h.value for h in at.html if 'data-sentence="2"' in h.value and "outline" in h.value]
     assert selected
 
@@ -152,7 +155,7 @@ def test_merging_two_sentences_rescores_at_once(filled_store, sample_path, run_p
     at.button(key="inspect.merge").click()
     rerun(at)
     assert responses_html(at)[0].count("data-sentence=") == before - 1
-    assert any("edited segmentation" in c.value for c in at.caption)
+    assert "edited segmentation (not saved)" in at.markdown[0].value
     at.button(key="inspect.reset").click()
     rerun(at)
     assert responses_html(at)[0].count("data-sentence=") == before
@@ -170,7 +173,7 @@ def test_markup_in_responses_is_shown_as_text(app_store: str, run_page) -> None:
 def test_featuring_a_pair_for_the_demo(filled_store, sample_path, run_page) -> None:
     pair = load_pairs(sample_path)[5]
     at = open_pair(run_page, "sample", pair.id)
-    toggle = at.toggle[0]
+    [toggle] = [t for t in at.toggle if t.label == "Feature this pair in demo mode"]
     assert toggle.value is False
     toggle.set_value(True)
     rerun(at)

@@ -12,6 +12,14 @@ import services
 import widgets
 from srm.records import sig3
 
+NAMES_HELP = (
+    "Names used on every page: reward r_j (what a sentence earns), weight a_j (how much it "
+    "counts), contribution a_j × r_j (what it adds to its response's score); the prompt term's "
+    "contribution a₀ × r₀ to one response's score; and per pair, margin = prompt shift (the "
+    "difference of the two prompt contributions) + sentence shift (the difference of the "
+    "sentence contributions)."
+)
+
 url = services.store_url()
 st.title("Inspect a pair")
 
@@ -56,58 +64,19 @@ edits: dict = st.session_state.setdefault(edit_key, {})
 if edits:
     record = scoring.rescore_with_spans(pair, model, edits)
 
-# --- verdict --------------------------------------------------------------------------------
+# --- the verdict in one line; the responses next, so they start on the first screen -----------
 verdict = scoring.verdict(record, pair.label)
-top = st.columns(3)
-split = st.columns(3)
-top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
-widgets.p_chosen_metric(
-    top[1],
-    verdict,
-    "P(chosen is better)",
-    help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
-    f"{scoring.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
+notes = [verdict.prompt_note, verdict.coverage_note, scoring.agreement_text(verdict)]
+st.markdown(  # safe: fixed words, numbers, the label's name and the model's label escaped
+    f"**Model prefers {verdict.model_prefers}** · P(chosen better) "
+    f"{verdict.probability_text} · label {mdtext.escape(pair.label or 'unlabelled')} · "
+    f"{verdict.split_text} · model {mdtext.escape(model.label)}"
+    + (" · edited segmentation (not saved)" if edits else "")
+    + (" · notes below the responses" if any(notes) else ""),
+    help=NAMES_HELP,
 )
-split[0].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
-split[1].metric(
-    "Prompt term",
-    sig3(verdict.split.prompt) if verdict.prompt_term else "none",
-    help="The prompt's own term (marker 0) moves the margin by r₀ × (a₀ chosen − a₀ rejected): "
-    "both responses see the same prompt, so only its weight differs."
-    if verdict.prompt_term
-    else "This model has no prompt term (trained with prompt_term = false): its attention "
-    "covers the sentences only, so they make the whole margin.",
-)
-split[2].metric(
-    "Sentences",
-    sig3(verdict.split.sentences),
-    help="Σ weight × reward over the chosen response's sentences minus the same for the "
-    "rejected one. Prompt term + sentences = margin.",
-)
-top[2].metric(
-    "Current label",
-    pair.label or "unlabelled",
-    help="Unlabelled: no annotator has corrected it, so the imported verdict (keep) stands.",
-)
-st.caption(verdict.split_text)
-if verdict.prompt_note:
-    st.warning(verdict.prompt_note, icon=":material/info:")
-if verdict.coverage_note:
-    st.warning(verdict.coverage_note, icon=":material/content_cut:")
-agreement = scoring.agreement_text(verdict)  # fixed words and the label's name
-if agreement is not None and not verdict.clear:  # neither backs nor questions the label
-    st.info(agreement, icon=":material/balance:")
-elif verdict.agrees is False:
-    st.warning(agreement, icon=":material/flag:")
-elif verdict.agrees is True:
-    st.success(agreement, icon=":material/check_circle:")
-st.caption(  # safe: the model's label escaped
-    f"Model: {mdtext.escape(model.label)}" + (" · edited segmentation (not saved)" if edits else "")
-)
-
-st.subheader("Prompt")
-with st.container(border=True, height=160):
-    st.text(pair.prompt.strip())
+with st.container(key="inspect_prompt"):
+    st.html(highlight.prompt_html(pair.prompt, lines=2))
 
 # Likelihood is offered when the sentences carry one (another pair or model may not).
 modes = credit_methods.colour_modes(record)
@@ -120,6 +89,7 @@ by = (
         default="reward",
         key="inspect.by",
         help=" ".join(credit_methods.MODE_HELP[mode] for mode in modes),
+        label_visibility="collapsed",
     )
     or "reward"
 )
@@ -128,13 +98,12 @@ scale = highlight.shared_scale(record, by)
 sides = st.columns(2)
 for col, side in zip(sides, ("chosen", "rejected"), strict=True):
     with col:
-        st.subheader(side.capitalize())
         scored = record.side(side)
-        st.metric("Score", sig3(scored.score))
-        st.caption(verdict.coverage[side].describe().capitalize())
+        st.markdown(f"#### {side.capitalize()} · score {sig3(scored.score)}")  # fixed words
+        st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
         if record.has_prompt_term:
             st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
-        st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
+        st.caption(verdict.coverage[side].describe().capitalize())
         cut = scoring.cut_note(scored)
         if cut:
             st.caption(cut)  # fixed words and counts
@@ -142,8 +111,89 @@ st.html(  # the method named in fixed words, escaped all the same
     highlight.legend_html(by, scale, caption=credit_methods.colour_caption(record.head, by))
 )
 
+# --- the numbers, and what they mean ------------------------------------------------------------
+top = st.columns(6)
+top[0].metric("Model prefers", verdict.model_prefers, help="By the sign of the margin.")
+widgets.p_chosen_metric(
+    top[1],
+    verdict,
+    "P(chosen is better)",
+    help="σ(margin), margin = chosen score − rejected score. Within 50% ± "
+    f"{scoring.NO_CLEAR_PREFERENCE:.0%} the model has no clear preference.",
+)
+top[2].metric("Margin", sig3(verdict.margin), help="Chosen score − rejected score.")
+top[3].metric(
+    "Prompt shift",
+    sig3(verdict.split.prompt) if verdict.prompt_term else "none",
+    help="What the prompt term moves the margin by: the chosen response's prompt contribution "
+    "(a₀ × r₀) minus the rejected one's. Both responses see the same prompt (one r₀), so only "
+    "its weight a₀ differs."
+    if verdict.prompt_term
+    else "This model has no prompt term (trained with prompt_term = false): its attention "
+    "covers the sentences only, so they make the whole margin.",
+)
+top[4].metric(
+    "Sentence shift",
+    sig3(verdict.split.sentences),
+    help="The chosen response's sentence contributions (Σ a_j × r_j) minus the rejected "
+    "one's. Prompt shift + sentence shift = margin.",
+)
+top[5].metric(
+    "Current label",
+    pair.label or "unlabelled",
+    help="Unlabelled: no annotator has corrected it, so the imported verdict (keep) stands.",
+)
+if verdict.prompt_note:
+    st.warning(verdict.prompt_note, icon=":material/info:")
+if verdict.coverage_note:
+    st.warning(verdict.coverage_note, icon=":material/content_cut:")
+agreement = notes[2]  # fixed words and the label's name
+if agreement is not None and not verdict.clear:  # neither backs nor questions the label
+    st.info(agreement, icon=":material/balance:")
+elif verdict.agrees is False:
+    st.warning(agreement, icon=":material/flag:")
+elif verdict.agrees is True:
+    st.success(agreement, icon=":material/check_circle:")
+
 st.plotly_chart(charts.sentence_heatmap(record, by), key="inspect.heatmap", width="stretch")
 st.plotly_chart(charts.contributions_chart(record), key="inspect.waterfall", width="stretch")
+
+# --- attention: computed when asked for, once per pair and model; the pickers only reslice it --
+st.subheader("Attention, sentence × sentence")
+st.caption(charts.ATTENTION_MEANING)
+if st.toggle("Show the attention maps", key="inspect.attention", help="One forward pass."):
+    try:
+        maps = scoring.attention_maps(pair, model)
+    except ValueError:
+        st.caption(
+            "This model reads no attention map: it is not a sentence reward model with its own "
+            "backbone and markers (an imported reward classifier, for one)."
+        )
+    else:
+        first = maps["chosen"]
+        layer_pick, head_pick = st.columns(2)
+        layer = layer_pick.selectbox(
+            "Layer",
+            [None, *range(first.layers)],
+            format_func=lambda i: "all layers (averaged)" if i is None else f"layer {i + 1}",
+            key=f"inspect.attention.layer.{first.layers}",
+        )
+        head = head_pick.selectbox(
+            "Head",
+            [None, *range(first.heads)],
+            format_func=lambda i: "heads averaged" if i is None else f"head {i + 1}",
+            key=f"inspect.attention.head.{first.heads}",
+        )
+        for col, side in zip(st.columns(2), ("chosen", "rejected"), strict=True):
+            amap = maps[side]
+            texts = [s.text for s in scoring.sentences(getattr(pair, side))][: amap.sentences]
+            col.plotly_chart(
+                charts.attention_heatmap(
+                    amap.matrix(layer=layer, head=head), amap.blocks, texts, title=side.capitalize()
+                ),
+                key=f"inspect.attention.{side}",
+                width="stretch",
+            )
 if record.chosen.tokens is not None and record.rejected.tokens is not None:
     # The token head's rewards, or a likelihood-head model's token log-probabilities.
     log_probs = method.rewards_are_likelihood
@@ -183,7 +233,11 @@ if sentences:
         detail = st.columns(4 if likelihood else 3)
         detail[0].metric("Reward", sig3(sentence.reward))
         detail[1].metric("Weight", sig3(sentence.weight, signed=False))
-        detail[2].metric("Weight × reward", sig3(sentence.weight * sentence.reward))
+        detail[2].metric(
+            "Contribution",
+            sig3(sentence.weight * sentence.reward),
+            help="Weight × reward (a_j × r_j): what the sentence adds to its response's score.",
+        )
         if likelihood:
             detail[3].metric(
                 "Likelihood",
