@@ -163,8 +163,8 @@ def prompt_term_html(
     if value is not None and abs(value - scale.centre) > scale.span:
         beyond = " · beyond the sentences' colour scale"
     text = (
-        f"prompt term: reward {sig3(reward)} × weight {sig3(weight, signed=False)} = "
-        f"{sig3(reward * weight)}{beyond}"
+        f"prompt contribution: reward r₀ {sig3(reward)} × weight a₀ "
+        f"{sig3(weight, signed=False)} = {sig3(reward * weight)}{beyond}"
     )
     size = "1.1rem" if large else "0.85rem"
     return (
@@ -236,6 +236,26 @@ def prompt_html(text: str, *, lines: int = 3) -> str:
         '<div class="srm-prompt-turns"><details class="srm-prompt-earlier">'
         '<summary style="cursor: pointer; color: #666; font-size: 0.85rem;">'
         f"{what}</summary>{earlier}</details>{_folded(turns.question, lines)}</div>"
+    )
+
+
+def question_html(prompt: str, *, large: bool = True) -> str:
+    """The question a prompt asks, for an audience: its last human turn without the role
+    word ("Human:"), the turns before it folded behind an "Earlier turns" ``<details>``; a
+    prompt without turns is the text. Escaped like a response."""
+    prompt = prompt.strip()
+    turns = last_human_turn(prompt)
+    if turns is None:
+        return _response_div(prompt, [], large=large, kind="srm-prompt")
+    question = turns.question.split(":", 1)[1].strip()  # the role word ends at the first colon
+    shown = _response_div(question, [], large=large, kind="srm-prompt")
+    if not turns.earlier:
+        return shown
+    earlier = _response_div(turns.earlier, [], large=False, kind="srm-prompt-earlier-turns")
+    return (
+        '<div class="srm-prompt-turns"><details class="srm-prompt-earlier">'
+        '<summary style="cursor: pointer; color: #666; font-size: 0.85rem;">'
+        f"Earlier turns ({turns.n_earlier})</summary>{earlier}</details>{shown}</div>"
     )
 
 

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
+import mdtext
 from srm.compare import Verdict
-from srm.records import SIDES, PairScores, probability_text
+from srm.records import SIDES, PairScores, ResponseScores, probability_text
 from srm.store import preferred_side
+
+if TYPE_CHECKING:
+    from services import ModelInfo
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 ORDINALS += ("ninth", "tenth")
@@ -104,7 +110,7 @@ def credit_sentence(record: PairScores, verdict: Verdict, names: dict[str, str])
     split = verdict.split
     if verdict.prompt_note:  # srm.compare's rule: the prompt term outweighs the sentences
         return (
-            f"Here the question's own term, not the sentences, carries the verdict "
+            f"Here the question itself, not the sentences, carries the verdict "
             f"({split.prompt_share:.0%} of the difference between the two scores): it comes "
             "from how much weight each answer gives the question, so the sentence colours "
             "below do not explain it."
@@ -112,7 +118,7 @@ def credit_sentence(record: PairScores, verdict: Verdict, names: dict[str, str])
     share = 1 - split.prompt_share if verdict.prompt_term else 1.0
     carried = f"The sentences carry {share:.0%} of the difference between the two scores"
     if verdict.prompt_term:
-        carried += f"; the question's own term, {split.prompt_share:.0%}"
+        carried += f"; the question itself, {split.prompt_share:.0%}"
     key = key_sentence(record, verdict)
     if key is None:  # not when the sentences carry the margin: some sentence leans its way
         return carried + "."
@@ -162,5 +168,33 @@ def legend(by: str) -> str:
 
 WATERFALL = (
     "Each bar is what one part adds to an answer's score (its reward times its weight): the "
-    "question's own term first, then each sentence in order; the last bar is the score."
+    "question itself first, then each sentence in order; the last bar is the score."
 )
+
+
+def question_part(scored: ResponseScores) -> str:
+    """The prompt contribution (a_0 r_0) of one answer in plain words, for under it:
+    "The question itself adds 0.61 to this answer's score." (or "takes 0.61 off")."""
+    amount = scored.prompt_term
+    if abs(amount) < 0.005:
+        return "The question itself adds next to nothing to this answer's score."
+    if amount > 0:
+        return f"The question itself adds {amount:.2f} to this answer's score."
+    return f"The question itself takes {-amount:.2f} off this answer's score."
+
+
+def public_name(name: str) -> str:
+    """A name safe to show an audience: a filesystem path (``/srv/runs/m1/model``,
+    ``./runs/x``, ``~/m``) becomes its last part; a hub id (``org/model``) stays."""
+    path = PurePosixPath(name)
+    if name.startswith(("/", "./", "../", "~")) or "\\" in name:
+        return path.name or name
+    return name
+
+
+def model_words(model: ModelInfo) -> str:
+    """Which model scored the examples, escaped for markdown and with no server path:
+    "Model: default (sentence head on minilm)"."""
+    return mdtext.escape(
+        f"Model: {public_name(model.name)} ({model.head} head on {public_name(model.backbone)})"
+    )

@@ -41,8 +41,9 @@ page = st.navigation(pages)
 
 with st.sidebar:
     st.caption("SRM Studio · sentence-level reward models")
-    if demo:
+    if demo:  # an audience sees no server path
         st.caption(":material/lock: Demo mode: read-only")
-    st.caption(f"Store: `{services.display_url(url)}`")  # safe: the operator's own setting
+    else:
+        st.caption(f"Store: `{services.display_url(url)}`")  # safe: the operator's own setting
     auth.sidebar()
 page.run()

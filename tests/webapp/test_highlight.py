@@ -412,3 +412,15 @@ def test_a_sentence_across_a_block_edge_is_continued_not_duplicated() -> None:
     assert spans[1]["data-continues"] == "1" and spans[1]["style"] == spans[0]["style"]
     assert Parsed(out).text == text
     assert out.index("<pre") > out.index('data-sentence="1"')
+
+
+def test_the_demo_question_is_the_last_human_turn_without_its_role_word() -> None:
+    from webapp import highlight
+
+    shown = highlight.question_html(
+        "\n\nHuman: Hi <b>there</b>\n\nAssistant: Hello\n\nHuman: Why <i>so</i>?\n\nAssistant:"
+    )
+    assert "Earlier turns (2)</summary>" in shown
+    question = shown.split("</details>")[1]
+    assert ">Why &lt;i&gt;so&lt;/i&gt;?</div>" in question and "Human" not in question
+    assert highlight.question_html("Name three rivers.").endswith(">Name three rivers.</div>")

@@ -7,6 +7,7 @@ import pytest
 
 from srm.compare import verdict
 from srm.records import PairScores, ResponseScores
+from srm.store import make_sessionmaker, open_store, set_setting
 from webapp import showcase
 
 Sentence = tuple[str, float, float]  # (text, reward, weight)
@@ -77,7 +78,7 @@ def test_a_caption_gives_the_sentences_no_credit_when_the_prompt_term_decides() 
     v = verdict(PROMPT_DECIDES, None)
     assert v.split.prompt_dominates
     text = showcase.caption(PROMPT_DECIDES, v)
-    assert "the question's own term, not the sentences, carries the verdict (100%" in text
+    assert "the question itself, not the sentences, carries the verdict (100%" in text
     assert "Notice" not in text and "sentence of" not in text
 
 
@@ -132,12 +133,7 @@ def test_sentence_names_and_legend() -> None:
         showcase.legend("colour")
 
 
-def test_the_demo_falls_back_on_pairs_that_tell_a_clean_story(filled_store, sample_path) -> None:
-    """Without curated pairs: agreement carried by the sentences first (surest first), then
-    agreement the prompt term carries, then disagreement, then unscored pairs in import order."""
-    import scoring
-    import services
-    from srm.data import load_pairs
+def stored_model(db_url: str, records: list[PairScores], path: str = "/nowhere") -> None:
     from srm.store import (
         make_sessionmaker,
         open_store,
@@ -146,18 +142,70 @@ def test_the_demo_falls_back_on_pairs_that_tell_a_clean_story(filled_store, samp
         set_active_model,
     )
 
-    ids = [p.id for p in load_pairs(sample_path)]
-    good, weak = [("Right. ", 0.6, 0.5)], [("Hm. ", 0.2, 0.5)]
-    bad = [("Wrong. ", -0.6, 0.5)]
-    records = [
-        record(bad, good, id=ids[0]),  # the model disagrees with the people
-        record(weak, weak, prompt=(0.8, 0.1), id=ids[1]),  # the prompt term carries it
-        record(good, bad, id=ids[2]),  # the sentences carry it, surely
-        record(weak, [("Hm. ", 0.0, 0.5)], id=ids[3]),  # the sentences carry it, less surely
-    ]
-    with make_sessionmaker(open_store(filled_store)).begin() as s:
-        model = register_model(s, "m", "/nowhere", config={"model": {"head": "sentence"}})
+    with make_sessionmaker(open_store(db_url)).begin() as s:
+        model = register_model(s, "m", path, config={"model": {"head": "sentence"}})
         save_scores(s, model.id, "sample", records)
         set_active_model(s, model.id)
-    picked = scoring.demo_pairs(filled_store, services.active_model(filled_store), limit=6)
-    assert picked == [("sample", i) for i in (ids[2], ids[3], ids[1], ids[0], ids[4], ids[5])]
+
+
+GOOD, WEAK, BAD = [("Right. ", 0.6, 0.5)], [("Hm. ", 0.2, 0.5)], [("Wrong. ", -0.6, 0.5)]
+
+
+def test_the_demo_picks_clear_verdicts_the_sentences_carry(filled_store, sample_path) -> None:
+    """Without featured pairs: only clear verdicts (P outside 50% ± 5%) the sentences carry,
+    agreement with the people first, then the surest; never a red-team pair."""
+    import scoring
+    import services
+    from srm.data import load_pairs
+
+    pairs = load_pairs(sample_path)
+    safe = [p.id for p in pairs if not p.source.endswith("harmless-base")]
+    red_team = next(p.id for p in pairs if p.source == "hh-rlhf/harmless-base")
+    records = [
+        record(BAD, GOOD, id=safe[0]),  # clear (margin -0.6), the model disagrees
+        record(WEAK, WEAK, prompt=(0.8, 0.1), id=safe[1]),  # the prompt shift carries it
+        record(GOOD, BAD, id=safe[2]),  # clear (+0.6), agrees
+        record(WEAK, [("Hm. ", 0.0, 0.5)], id=safe[3]),  # margin 0.1: no clear preference
+        record(GOOD, [("Hm. ", 0.0, 0.5)], id=safe[4]),  # clear (+0.3), agrees, less surely
+        record(GOOD, BAD, id=red_team),  # as clear as can be, but from a red-team source
+    ]
+    stored_model(filled_store, records)
+    model = services.active_model(filled_store)
+    assert scoring.demo_pairs(filled_store, model, limit=3) == [
+        ("sample", i) for i in (safe[2], safe[4], safe[0])
+    ]
+    # Featured pairs come first, whatever they are; the automatic ones fill up the rest.
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        set_setting(s, scoring.DEMO_PAIRS, [["sample", safe[3]]])
+    assert scoring.demo_pairs(filled_store, model, limit=3) == [
+        ("sample", i) for i in (safe[3], safe[2], safe[4])
+    ]
+
+
+def test_an_admin_can_switch_the_content_filter_off(filled_store, sample_path) -> None:
+    import scoring
+    import services
+    from srm.data import load_pairs
+
+    red_team = [p.id for p in load_pairs(sample_path) if p.source == "hh-rlhf/harmless-base"]
+    stored_model(filled_store, [record(GOOD, BAD, id=i) for i in red_team[:2]])
+    model = services.active_model(filled_store)
+    assert scoring.demo_filter_on(filled_store)  # on by default
+    with make_sessionmaker(open_store(filled_store)).begin() as s:
+        set_setting(s, scoring.DEMO_FILTER, False)
+    assert not scoring.demo_filter_on(filled_store)
+    assert scoring.demo_pairs(filled_store, model, limit=2) == [("sample", i) for i in red_team[:2]]
+
+
+def test_the_question_part_and_model_name_in_plain_words() -> None:
+    chosen = SENTENCES_DECIDE.chosen  # prompt weight 0.1, reward 1.0
+    assert showcase.question_part(chosen) == "The question itself adds 0.10 to this answer's score."
+    minus = side([("Yes. ", 0.1, 0.2)], 0.61, prompt_reward=-1.0)
+    assert (
+        showcase.question_part(minus) == "The question itself takes 0.61 off this answer's score."
+    )
+    assert showcase.public_name("/srv/runs/m1/model") == "model"
+    assert showcase.public_name("~/models/tiny") == "tiny"
+    assert showcase.public_name("sentence-transformers/all-MiniLM-L6-v2") == (
+        "sentence-transformers/all-MiniLM-L6-v2"
+    )

@@ -148,7 +148,10 @@ def test_models_page(bait_store, run_page) -> None:
 
 
 def test_showcase_in_demo_mode(bait_store, monkeypatch, run_page) -> None:
-    """The caption quotes a sentence of the pair: it stays text, as the model's name does."""
+    """The caption quotes a sentence of the pair: it stays text, as the model's name does.
+    The pair is featured: a tiny random model has no clear verdict to pick it by."""
+    with make_sessionmaker(open_store(bait_store)).begin() as s:
+        set_setting(s, "demo_pairs", [[DATASET, PAIR_ID]])
     monkeypatch.setenv("SRM_DEMO", "1")
     at = run_page()
     assert_no_markup_from_data(at)

@@ -4,7 +4,6 @@ import streamlit as st
 
 import charts
 import highlight
-import mdtext
 import scoring
 import services
 import showcase
@@ -15,28 +14,39 @@ model = services.active_model(url)
 st.title("Where does a reward model put the credit?")
 st.markdown(
     "A **sentence-level reward model** scores every sentence of an answer, then weighs the "
-    "sentences, and a term for the question itself, into one score. Below, each sentence is "
+    "sentences, and a part for the question itself, into one score. Below, each sentence is "
     "coloured by its reward, and each example's caption says what decides the verdict: the "
-    "sentences, or the question's own term."
+    "sentences, or the question itself."
 )
 if model is None:
     st.info("No reward model is installed.")
     st.stop()
 curated = scoring.demo_pairs(url, model)
 if not curated:
-    st.info("The store has no pairs to show.")
+    st.info(
+        "No example to show yet: none of the pairs has a clear verdict its sentences carry. "
+        "An admin can feature pairs on the Inspect page."
+    )
     st.stop()
 
-choice = (
-    st.pills(
-        "Example",
-        range(len(curated)),
-        format_func=lambda i: f"Example {i + 1}",
-        default=0,
-        key="demo.example",
-    )
-    or 0
+
+def keep_example() -> None:
+    """A click on the example already shown would deselect it: keep it shown instead."""
+    if st.session_state.get("demo.example") is None:
+        st.session_state["demo.example"] = st.session_state.get("demo.shown", 0)
+
+
+if st.session_state.get("demo.example") not in (None, *range(len(curated))):
+    st.session_state["demo.example"] = 0  # the list changed under this session
+choice = st.pills(
+    "Example",
+    range(len(curated)),
+    format_func=lambda i: f"Example {i + 1}",
+    default=0,
+    key="demo.example",
+    on_change=keep_example,
 )
+choice = st.session_state["demo.shown"] = 0 if choice is None else choice
 dataset, pair_id = curated[choice]
 pair = services.get_pair(url, dataset, pair_id)
 record = scoring.scores(url, pair, model)
@@ -44,8 +54,8 @@ verdict = scoring.verdict(record, pair.label)
 names = showcase.side_names(pair.label)
 
 st.subheader("The question")
-with st.container(border=True):
-    st.html(highlight.plain_html(pair.prompt.strip(), large=True))
+with st.container(border=True):  # the last human turn; earlier turns folded
+    st.html(highlight.question_html(pair.prompt))
 
 with st.container(border=True, key="demo_caption"):
     st.html(showcase.caption_html(record, verdict))
@@ -63,11 +73,11 @@ for col, side in zip(cols, showcase.sides_in_order(pair.label), strict=True):
     with col:
         scored = record.side(side)
         st.subheader(f"{names[side]} · score {sig3(scored.score)}")  # safe: fixed words, a number
-        if record.has_prompt_term:
-            st.html(highlight.prompt_term_html(scored, by=by, scale=scale, large=True))
         st.html(
             highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale, large=True)
         )
+        if record.has_prompt_term:
+            st.caption(showcase.question_part(scored))  # fixed words and a number
 st.html(highlight.legend_html(by, scale))
 st.plotly_chart(
     charts.sentence_heatmap(record, by, large=True, names=names),
@@ -81,4 +91,4 @@ with st.expander("How each score adds up"):
         key="demo.waterfall",
         width="stretch",
     )
-st.caption(f"Model: {mdtext.escape(model.label)}")  # safe: the label escaped
+st.caption(showcase.model_words(model))  # safe: fixed words and the name escaped

@@ -7,6 +7,7 @@ import charts
 import mdtext
 import scoring
 import services
+import showcase
 from srm.records import sig3
 
 url = services.store_url()
@@ -26,23 +27,24 @@ if not models:
         st.info("No models yet: train one on the Train page.")
     st.stop()
 
-st.dataframe(
+st.dataframe(  # demo mode: no server paths, and "—" rather than "None" for a missing figure
     [
         {
             "id": m.id,
-            "name": m.name,
+            "name": showcase.public_name(m.name) if demo else m.name,
             "head": m.head,
-            "backbone": m.backbone,
+            "backbone": showcase.public_name(m.backbone) if demo else m.backbone,
             "active": "●" if active is not None and m.id == active.id else "",
-            "created (UTC)": m.created,
-            "train accuracy": m.metrics.get("accuracy"),
-            "path": m.path,
+            "created (UTC)": m.created or "—",
+            "train accuracy": (
+                "—" if m.metrics.get("accuracy") is None else f"{m.metrics['accuracy']:.1%}"
+            ),
         }
+        | ({} if demo else {"path": m.path})
         for m in models
     ],
     hide_index=True,
     width="stretch",
-    column_config={"train accuracy": st.column_config.NumberColumn(format="percent")},
 )
 if hidden:
     st.caption(  # safe: a count
@@ -67,6 +69,22 @@ if not demo and auth.is_admin():
         disabled=active is not None and make_active == active.id,
     ):
         services.set_active_model(url, make_active)
+        st.rerun()
+
+if not demo and auth.is_admin():
+    on = scoring.demo_filter_on(url)
+    if (
+        st.toggle(
+            "Demo: leave out red-team and harmful-content pairs",
+            value=on,
+            key="models.demo_filter",
+            help="The demo's automatic examples skip pairs from red-team sources (HH-RLHF's "
+            "harmless-base) and pairs whose text touches weapons, drugs, violence, self-harm, "
+            "sexual content or crime. Featured pairs are shown whatever this says.",
+        )
+        != on
+    ):
+        scoring.set_demo_filter(url, not on)
         st.rerun()
 
 # --- A vs B -----------------------------------------------------------------------------------
@@ -117,7 +135,12 @@ if overall is None:
     st.stop()
 # The note is fixed words, counts and the letters A/B: no text from the data.
 note = scoring.sample_note(comparison)
-if comparison.in_sample:
+if demo and comparison.in_sample:  # a demo shows no figures on training data
+    st.info("One of these models trained on this dataset's pairs: pick another dataset.")
+    st.stop()
+if demo:
+    st.caption(note)  # safe: fixed words and counts
+elif comparison.in_sample:
     st.warning(note, icon=":material/warning:")  # safe: fixed words and counts
 elif not comparison.held_out:
     st.info(note, icon=":material/info:")  # safe: fixed words and counts
