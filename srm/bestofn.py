@@ -133,14 +133,15 @@ class Explanation:
             f"Candidate {b} ranks first with {sig3(self.best_score)}, ahead of candidate {r} "
             f"({sig3(self.runner_up_score)}) by {sig3(self.lead)}: "
             + (
-                f"prompt term {sig3(self.split.prompt)} + sentences {sig3(self.split.sentences)}."
+                f"prompt shift {sig3(self.split.prompt)} + sentence shift "
+                f"{sig3(self.split.sentences)}."
                 if self.prompt_term
                 else "the sentences make all of it (the model has no prompt term)."
             )
         ]
         if self.prompt_term and self.split.prompt_dominates:
             lines.append(
-                f"The prompt term carries {self.split.prompt_share:.0%} of the lead: it comes "
+                f"The prompt shift carries {self.split.prompt_share:.0%} of the lead: it comes "
                 "from how much weight each candidate gives the prompt, not from its sentences."
             )
         for number, side in ((b, "top"), (r, "runner_up")):

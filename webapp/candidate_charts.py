@@ -34,7 +34,9 @@ def candidates_heatmap(ranking: Ranking, value: str = "reward") -> go.Figure:
         hover_row: list[list[str]] = []
         if with_prompt:
             z_row.append(getattr(record, f"prompt_{value}"))
-            hover_row.append([f"prompt term · adds {sig3(record.prompt_term)} to the score", ""])
+            hover_row.append(
+                [f"prompt contribution · adds {sig3(record.prompt_term)} to the score", ""]
+            )
         for j in range(k):
             if j >= len(record.sentences):
                 z_row.append(None)

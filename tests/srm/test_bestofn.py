@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from srm.bestofn import explain, rank
 from srm.cli import main
 from srm.data import DataError, load_candidates
+from srm.records import sig3
 from srm.score import score_responses
 
 RECORDS = [
@@ -91,6 +92,11 @@ def test_explanation_adds_up_sentence_by_sentence(make_model, candidates_file: P
     text = why.text()
     assert f"Candidate {why.best + 1} ranks first" in text
     assert f"ahead of candidate {why.runner_up + 1}" in text
+    # The pair names: the lead is a prompt shift plus a sentence shift (srm.compare.Verdict).
+    assert (
+        f"prompt shift {sig3(why.split.prompt)} + sentence shift {sig3(why.split.sentences)}"
+        in text
+    )
 
 
 def test_cli_rank(tmp_path: Path, tiny_model: Path, candidates_file: Path) -> None:
