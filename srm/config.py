@@ -507,9 +507,14 @@ class ServeConfig:
     """Characters per prompt, query or response; a longer one is refused (413)."""
     max_body_mb: float = 32.0
     """Request body size in megabytes; a larger body is refused (413) before it is read."""
-    strip: list[str] = field(default_factory=list)
-    """Suffixes removed from the end of each response before scoring, such as the policy's
-    end-of-sequence text (``</s>,<|im_end|>``): OpenRLHF sends the decoded sequence."""
+    strip: list[str] | None = None
+    """Suffixes removed from the end of each response before scoring (OpenRLHF sends the
+    decoded sequence, its EOS text included). Unset: the end-of-turn texts of the common chat
+    templates (<|im_end|>, <|eot_id|>, </s>, ...) and the --dense-tokenizer's EOS and pad
+    texts; a list replaces them ('' strips nothing)."""
+    render_prompts: bool = True
+    """Read a prompt in a known chat template (ChatML, Llama 3, Mistral) back into its turns
+    and score it as the transcript the model was trained on, not as markup."""
     dense_tokenizer: str | None = None
     """A tokenizer, the policy's (a local directory or a cached Hugging Face name): /get_reward
     adds token_rewards, one dense reward per token of it over each query."""
@@ -543,7 +548,7 @@ class ServeConfig:
         _finite("max_body_mb", self.max_body_mb)
         if not self.max_body_mb > 0:
             raise ConfigError(f"max_body_mb: got {self.max_body_mb}; use a positive size")
-        if any(not suffix for suffix in self.strip):
+        if self.strip is not None and any(not suffix for suffix in self.strip):
             raise ConfigError("strip: an empty suffix; give the texts to remove, comma-separated")
 
 

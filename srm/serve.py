@@ -60,7 +60,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from srm import __version__
+from srm.chat_markup import END_TEXTS, split_query, untemplate
 from srm.config import ServeConfig
+from srm.data.pairs import transcript
 from srm.dense import (
     PolicyTokens,
     dense_rewards,
@@ -297,6 +299,13 @@ class RewardResponse(BaseModel):
         "re-tokenised (no special tokens added; approximate: a policy samples ids that "
         "re-tokenising its text does not give).",
     )
+    prompt_match: list[str] = Field(
+        default_factory=list,
+        description="Per query, how the response was found in it: 'prompt' (the prompt is in "
+        "the query), 'template_header' (after the last assistant header of a known chat "
+        "template), 'prompt_suffix' / 'prompt_prefix' (the longest end or beginning of the "
+        "prompt the query holds: a prompt cut or tidied), 'none' (the whole query scored).",
+    )
     token_positions: list[str] | None = Field(
         default=None,
         description="Per query, what token_rewards index: 'response_ids', 'response_offsets' "
@@ -371,6 +380,15 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    strip = list(END_TEXTS) if config.strip is None else config.strip
+    if config.strip is None and policy is not None:
+        strip += [t for t in (policy.eos_token, policy.pad_token) if t and t not in strip]
+
+    def scored_prompt(prompt: str) -> str:
+        """The prompt as the model reads it: a templated one as the training transcript."""
+        turns = untemplate(prompt) if config.render_prompts else None
+        return transcript(turns) if turns else prompt
+
     async def scored(prompts: list[str], responses: list[str]) -> list[ResponseScores]:
         try:
             return await batcher.score(prompts, responses)
@@ -408,7 +426,9 @@ def create_app(
             it when the request sends them (ids are read with the policy's tokenizer)."""
             starts, texts, tokens = [], [], []
             for i, (query, prompt) in enumerate(zip(request.query, request.prompts, strict=True)):
-                start = _response_start(query, prompt, i)
+                split = split_query(query, prompt)
+                start = split.start
+                found.append(split.how)
                 own = None
                 if request.response_ids is not None:
                     with policy_lock:
@@ -421,13 +441,15 @@ def create_app(
                     except ValueError as err:
                         _invalid(["body", "response_offsets", i], str(err))
                 starts.append(start)
-                texts.append(_strip(own.text if own else query[start:], config.strip))
+                texts.append(_strip(own.text if own else query[start:], strip))
                 tokens.append(own)
             return starts, texts, tokens
 
+        found: list[str] = []
         loop = asyncio.get_running_loop()
         starts, responses, own_tokens = await loop.run_in_executor(None, read_responses)
-        records = await scored(request.prompts, responses)
+        prompts = [scored_prompt(p) for p in request.prompts]
+        records = await scored(prompts, responses)
         rewards = [r.score for r in records]
         dense = [dense_rewards(r) for r in records]
         tokens, positions = None, None
@@ -466,6 +488,7 @@ def create_app(
             ],
             token_rewards=tokens,
             token_positions=positions,
+            prompt_match=found,
         )
 
     @app.post(
@@ -545,20 +568,6 @@ def _read_ids(policy: PreTrainedTokenizerBase, ids: list[int], i: int) -> Policy
     except ValueError as err:
         _invalid(["body", "response_ids", i], str(err))
         raise  # not reached: _invalid raises
-
-
-def _response_start(query: str, prompt: str, i: int) -> int:
-    """Where the response starts in ``query``: after ``prompt``, which the query starts with
-    or (after a BOS text a decoder put in front) contains."""
-    if query.startswith(prompt):
-        return len(prompt)
-    at = query.find(prompt)
-    if at < 0:
-        _invalid(
-            ["body", "query", i],
-            f"does not contain prompts[{i}]; each query is its prompt followed by the response",
-        )
-    return at + len(prompt)
 
 
 def _strip(response: str, suffixes: Sequence[str]) -> str:
