@@ -31,7 +31,8 @@ A train job's run directory is its ``output_dir`` (``runs_dir(url)/job-<id>``): 
 and holds only the log.
 
 Audit jobs (:mod:`~srm.jobs.auditing`) run the out-of-fold label audit of a dataset, a fold
-per transaction, and resume by a new job on the same audit.
+per transaction, and resume by a new job on the same audit. A stopped train job resumes the
+same way: a new job from its newest checkpoint, in its run directory (:func:`resume_train_job`).
 
 Who starts a job's process is its ``launcher``, chosen when it is created and acted on by
 :func:`start`: ``local`` (:func:`launch`, above), ``worker`` (queued until an ``srm worker`` on
@@ -51,12 +52,15 @@ from srm.jobs.auditing import audit_recipe, create_audit_job
 from srm.jobs.creating import (
     JOB_KEYS,
     MAX_LOCAL_SCORE_JOBS,
+    RESUMABLE_STATUSES,
     JobLimitError,
     check_launcher,
     check_local_score_jobs,
     create_score_job,
     create_train_job,
     max_local_score_jobs,
+    resume_point,
+    resume_train_job,
     runs_dir,
 )
 from srm.jobs.launching import (
@@ -98,6 +102,7 @@ __all__ = [
     "MAX_LOCAL_SCORE_JOBS",
     "PROGRESS_INTERVAL",
     "REAP_INTERVAL",
+    "RESUMABLE_STATUSES",
     "SCORE_BATCH_SIZE",
     "SCORE_CHUNK",
     "SUBMIT_COMMAND_ENV",
@@ -122,6 +127,8 @@ __all__ = [
     "reap_dead_jobs",
     "reap_due",
     "request_cancel",
+    "resume_point",
+    "resume_train_job",
     "run_job",
     "runs_dir",
     "score_checkpoint",

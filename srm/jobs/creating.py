@@ -25,8 +25,11 @@ from srm.store import (
     dataset_id,
 )
 
-#: Keys of a train job's config that are not TrainConfig fields.
-JOB_KEYS = ("parent_model_id", "score_after", "sentence_tags")
+#: Keys of a train job's config that are not TrainConfig fields (``resume_from`` and
+#: ``resumes_job``: a job that continues a stopped one, :func:`resume_train_job`).
+JOB_KEYS = ("parent_model_id", "score_after", "sentence_tags", "resume_from", "resumes_job")
+#: The statuses of a train job that can be resumed, given a resumable checkpoint.
+RESUMABLE_STATUSES = ("cancelled", "failed")
 #: A worker tag: letters, digits, ``-``, ``_`` and ``.``; a worker takes a comma-separated list.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: Score jobs this machine runs at once (``launcher="local"``), unless
@@ -165,6 +168,62 @@ def _continuing(
     given = dict(config.get("model") or {})
     inputs = {k: given[k] for k in INPUT_FIELDS if k in given}
     return config | {"init_from": parent.checkpoint_dir, "model": architecture | inputs}
+
+
+def resume_point(session: Session, job: TrainingJob) -> Path | str:
+    """Where a new job would resume train job ``job`` from: its run directory's newest
+    resumable checkpoint (``checkpoints/step-N``, which a cancel, SIGTERM or ``save_every``
+    writes); else, as a string, why it cannot be resumed."""
+    from srm.audit import latest_checkpoint
+
+    if job.kind != "train":
+        return f"job {job.id} is a {job.kind} job; only a train job resumes"
+    if job.status not in RESUMABLE_STATUSES:
+        return f"job {job.id} is {job.status}; only a cancelled or failed train job resumes"
+    if job.model_id is not None:
+        return f"job {job.id} trained its model (model {job.model_id}); score it again instead"
+    later = session.scalars(
+        select(TrainingJob).where(TrainingJob.kind == "train", TrainingJob.id > job.id)
+    )
+    resumed_by = next((j.id for j in later if (j.config or {}).get("resumes_job") == job.id), None)
+    if resumed_by is not None:
+        return f"job {job.id} was resumed by job {resumed_by}; resume that one instead"
+    found = latest_checkpoint(Path((job.config or {}).get("output_dir", "")))
+    if found is None:
+        return f"job {job.id} stopped before its first checkpoint; start a new job instead"
+    return found
+
+
+def resume_train_job(session: Session, job_id: int) -> TrainingJob:
+    """Queue a new train job that continues stopped train job ``job_id`` where its newest
+    resumable checkpoint left it (:func:`resume_point`): the same config, run directory,
+    dataset, launcher and worker tag, with ``resume_from`` that checkpoint and ``resumes_job``
+    the stopped job. The stopped job stays as it was: the list shows both, and a job is
+    resumed once (resume the newer job after that). Refusals raise :class:`StoreError`
+    saying why.
+
+    A new job rather than the same one run again: a job runs once
+    (``queued -> running -> finished``), and its row keeps what happened to it. Its metrics
+    keep the stopped run's lines up to the checkpoint's step (one run directory).
+
+    >>> resume_train_job(s, 7).config["resume_from"]    # '.../job-7/checkpoints/step-000040'
+    """
+    job = session.get(TrainingJob, job_id)
+    if job is None:
+        raise StoreError(f"no job with id {job_id} in the store")
+    point = resume_point(session, job)
+    if isinstance(point, str):
+        raise StoreError(point)
+    config = dict(job.config) | {"resume_from": str(point), "resumes_job": job.id}
+    return queue_job(
+        session,
+        "train",
+        job.dataset_id,
+        config,
+        job.launcher,
+        job.worker_tag,
+        run_dir_key=None,  # the stopped job's run directory: its checkpoints, its metrics
+    )
 
 
 def create_score_job(

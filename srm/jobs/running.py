@@ -144,7 +144,8 @@ def _run_train(run: JobRun) -> tuple[str, str]:
     log.info("dataset %r: %s", dataset, pairs.counts.summary())
     if steps:
         log.info("and %d tagged responses (sentence labels)", len(steps))
-    _share_with_followers((cfg.to_dict(), pairs.pairs, steps))
+    resume_from = config.get("resume_from")  # a job that continues a stopped one
+    _share_with_followers((cfg.to_dict(), pairs.pairs, steps, resume_from))
 
     def progress(step: int, total: int, metrics: dict[str, float]) -> None:
         message = f"step {step}/{total}"
@@ -157,6 +158,7 @@ def _run_train(run: JobRun) -> tuple[str, str]:
         cfg,
         pairs.pairs,
         progress=progress,
+        resume_from=resume_from,
         show_progress=True,
         stop=run.sigterm,
         train_steps=steps,
@@ -216,17 +218,25 @@ def follow_train_job(sigterm: StopRequest | None = None) -> str:
     broadcast_object_list(shared)
     if shared[0] is None:
         return "cancelled"
-    config, pairs, steps = shared[0]
+    config, pairs, steps, resume_from = shared[0]
     result = train(
-        TrainConfig.from_dict(config), pairs, show_progress=False, stop=sigterm, train_steps=steps
+        TrainConfig.from_dict(config),
+        pairs,
+        resume_from=resume_from,
+        show_progress=False,
+        stop=sigterm,
+        train_steps=steps,
     )
     return "cancelled" if result.interrupted else "succeeded"
 
 
-def _share_with_followers(work: tuple[dict[str, Any], list[Any], list[Any]] | None) -> None:
+def _share_with_followers(
+    work: tuple[dict[str, Any], list[Any], list[Any], str | None] | None,
+) -> None:
     """Send the other processes of a multi-process train job (:func:`follow_train_job`) the
-    config, pairs and tagged responses to train on, or None when the job stopped before
-    training: all train on what the main process read, even while labels change."""
+    config, pairs, tagged responses and checkpoint to resume from (if any) to train on, or None
+    when the job stopped before training: all train on what the main process read, even while
+    labels change."""
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 

@@ -695,3 +695,66 @@ def test_retraining_continues_the_parent_model(sessions, db_url: str) -> None:
 def checkpoint_dir(sessions, model_id: int) -> str:
     with sessions() as s:
         return s.get(Model, model_id).checkpoint_dir
+
+
+# ------------------------------------------------------------------------------ resuming
+def test_a_cancelled_train_job_resumes_as_a_new_job_where_it_stopped(
+    sessions, db_url: str, monkeypatch
+) -> None:
+    """The resumed job continues the stopped run (same directory, from its checkpoint) and
+    ends where an uninterrupted run ends; the stopped job stays cancelled, resumed once."""
+    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    real_train = srm.train.train
+    config = TINY | {"max_steps": 4, "score_after": True}
+
+    def cancel_at_step_two(cfg, pairs, *args, progress, **kwargs):
+        def hook(step, total, metrics):
+            if step == 2 and kwargs.get("resume_from") is None:
+                with sessions.begin() as s:
+                    request_cancel(s, stopped)
+            progress(step, total, metrics)
+
+        return real_train(cfg, pairs, *args, progress=hook, **kwargs)
+
+    monkeypatch.setattr("srm.train.train", cancel_at_step_two)
+    stopped = new_train_job(sessions, config=config)
+    assert run_job(db_url, stopped) == "cancelled"
+    with sessions.begin() as s:
+        resumed = jobs.resume_train_job(s, stopped).id
+    job = get_job(sessions, resumed)
+    run_dir = get_job(sessions, stopped).config["output_dir"]
+    assert job.config["output_dir"] == run_dir
+    assert job.config["resume_from"] == str(Path(run_dir) / "checkpoints" / "step-000002")
+    assert (job.config["resumes_job"], job.status, job.kind) == (stopped, "queued", "train")
+
+    assert run_job(db_url, resumed) == "succeeded"
+    whole = new_train_job(sessions, config=config)
+    assert run_job(db_url, whole) == "succeeded"
+    job = get_job(sessions, resumed)
+    assert job.message.startswith(f"model {job.model_id}: 4 steps on {N_PAIRS} pairs")
+    assert [m["step"] for m in job_metrics(job) if "loss" in m] == [1, 2, 3, 4]
+    assert get_job(sessions, stopped).status == "cancelled"
+
+    def margins(job_id: int) -> list[float]:
+        with sessions() as s:
+            found = scored_pairs(s, "sample", get_job(sessions, job_id).model_id)
+            return [p.chosen_score - p.rejected_score for p in found]
+
+    assert len(margins(resumed)) == N_PAIRS
+    assert margins(resumed) == pytest.approx(margins(whole), abs=1e-5)
+    with sessions.begin() as s:
+        with pytest.raises(StoreError, match=f"was resumed by job {resumed}; resume that"):
+            jobs.resume_train_job(s, stopped)
+        with pytest.raises(StoreError, match=f"job {resumed} is succeeded; only a cancelled"):
+            jobs.resume_train_job(s, resumed)
+
+
+def test_a_job_cancelled_before_its_first_checkpoint_does_not_resume(sessions) -> None:
+    job_id = new_train_job(sessions)
+    with sessions.begin() as s:
+        request_cancel(s, job_id)
+        assert jobs.resume_point(s, s.get(TrainingJob, job_id)) == (
+            f"job {job_id} stopped before its first checkpoint; start a new job instead"
+        )
+        with pytest.raises(StoreError, match="no job with id 99"):
+            jobs.resume_train_job(s, 99)
