@@ -104,7 +104,7 @@ def split_query(query: str, prompt: str) -> QuerySplit:
     prefix = _common_prefix(query, prompt)
     need = max(min(MIN_MATCH, len(prompt)), 1)
     # An end of the prompt found after its beginning: the prompt is all there, tidied between.
-    if suffix >= need and suffix_end >= prefix:
+    if suffix >= need and suffix_end > prefix:
         return QuerySplit(suffix_end, "prompt_suffix")
     if prefix >= need:
         return QuerySplit(prefix, "prompt_prefix")

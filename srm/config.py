@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import ipaddress
 import math
 import os
 import re
@@ -501,8 +502,16 @@ class ServeConfig:
     """How long the first request of a batch waits for others to join it, in milliseconds."""
     batching: bool = True
     """Score requests that arrive together in one forward pass; off, one request at a time."""
-    max_items: int = 256
-    """Responses (queries) per request; a request with more is refused (413)."""
+    max_items: int = 8192
+    """Responses (queries) per request; a request with more is refused (413). Large requests
+    are scored max_batch at a time (OpenRLHF 0.5.8-0.9.0 send a whole rollout batch at once)."""
+    max_queue: int = 64
+    """Requests being prepared, waiting or scored at once; one more is answered 503 with
+    Retry-After at once, rather than waiting behind work it cannot finish in time."""
+    allow_clients: list[str] | None = None
+    """Client addresses or networks (10.0.0.0/8, ::1) served without a token: OpenRLHF sends
+    no headers. With --token, a listed client needs none; without, only listed clients are
+    served."""
     max_chars: int = 100_000
     """Characters per prompt, query or response; a longer one is refused (413)."""
     max_body_mb: float = 32.0
@@ -535,6 +544,15 @@ class ServeConfig:
     def __post_init__(self) -> None:
         _integer("max_batch", self.max_batch, 1)
         _integer("max_items", self.max_items, 1)
+        _integer("max_queue", self.max_queue, 1)
+        for network in self.allow_clients or []:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"allow_clients: {network!r} is not an address or network; give addresses "
+                    "such as 10.0.0.5 or networks such as 10.0.0.0/8, comma-separated"
+                ) from None
         _integer("max_chars", self.max_chars, 1)
         if self.max_connections is not None:
             _integer("max_connections", self.max_connections, 1)

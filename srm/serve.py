@@ -37,6 +37,7 @@ import collections
 import contextlib
 import errno
 import functools
+import ipaddress
 import json
 import logging
 import math
@@ -92,6 +93,10 @@ class _Abandoned(Exception):
     """Every request of the work under way has gone (its deadline, its client, a shutdown)."""
 
 
+class QueueFull(Exception):
+    """``max_queue`` requests are under way: answer 503 with Retry-After."""
+
+
 @dataclass
 class _Job:
     encoded: list[Encoded]
@@ -143,6 +148,10 @@ class Batcher:
         self._thread.shutdown(wait=False, cancel_futures=True)
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[ResponseScores]:
+        """The records of ``responses``; :class:`QueueFull` at once when ``max_queue``
+        requests are already under way."""
+        if self.in_flight >= self.config.max_queue:
+            raise QueueFull(self.config.max_queue)
         loop = asyncio.get_running_loop()
         abandoned = threading.Event()
         self.in_flight += 1
@@ -367,16 +376,37 @@ def create_app(
     app.add_middleware(Deadline, seconds=config.timeout_s)
     app.add_middleware(BodyLimit, max_mb=config.max_body_mb)
 
+    allowed = [ipaddress.ip_network(n, strict=False) for n in config.allow_clients or []]
+
+    def listed(request: Request) -> bool:
+        host = request.client.host if request.client else None
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:  # not an IP address (a test client): never listed
+            return False
+        return any(address in network for network in allowed)
+
     def authorised(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> None:
         if token is None:
+            if allowed and not listed(request):
+                raise HTTPException(
+                    403, "this client's address is not in srm serve --allow-clients"
+                )
             return
-        given = "" if credentials is None else credentials.credentials
+        if listed(request):
+            return
+        # OpenRLHF sends no headers: the token may come in the URL, .../get_reward?token=T
+        given = request.query_params.get("token") or (
+            "" if credentials is None else credentials.credentials
+        )
         if not secrets.compare_digest(given.encode(), token.encode()):
             raise HTTPException(
                 401,
-                "a bearer token is required: send Authorization: Bearer TOKEN (srm serve --token)",
+                "a token is required: send Authorization: Bearer TOKEN, or ?token=TOKEN in the "
+                "URL (srm serve --token)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
@@ -389,11 +419,32 @@ def create_app(
         turns = untemplate(prompt) if config.render_prompts else None
         return transcript(turns) if turns else prompt
 
-    async def scored(prompts: list[str], responses: list[str]) -> list[ResponseScores]:
+    async def scored(
+        prompts: list[str], responses: list[str], request: Request | None = None
+    ) -> list[ResponseScores]:
+        work = asyncio.ensure_future(batcher.score(prompts, responses))
+        watch = asyncio.ensure_future(_until_disconnected(request)) if request else None
         try:
-            return await batcher.score(prompts, responses)
+            if watch is not None:
+                await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():  # the client has gone: its work is dropped, not scored
+                    work.cancel()
+                    raise HTTPException(499, "the client closed the connection")
+            return await work
+        except QueueFull as err:
+            raise HTTPException(
+                503,
+                f"{err} requests are under way, the limit (srm serve --max-queue): retry",
+                headers={"Retry-After": "1"},
+            ) from err
+        except (HTTPException, asyncio.CancelledError):
+            raise
         except Exception as err:
             raise HTTPException(500, f"scoring failed ({type(err).__name__}: {err})") from err
+        finally:
+            for task in (work, watch):
+                if task is not None and not task.done():
+                    task.cancel()
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -406,10 +457,11 @@ def create_app(
             "max_batch": config.max_batch,
             "batches": batcher.batches,
             "in_flight": batcher.in_flight,
+            "max_queue": config.max_queue,
         }
 
     @app.post("/get_reward", dependencies=[Depends(authorised)], response_model_exclude_none=True)
-    async def get_reward(request: RewardRequest) -> RewardResponse:
+    async def get_reward(request: RewardRequest, http: Request) -> RewardResponse:
         """OpenRLHF's remote reward model: one score per query, plus the dense rewards."""
         if len(request.prompts) != len(request.query):
             _invalid(
@@ -449,7 +501,7 @@ def create_app(
         loop = asyncio.get_running_loop()
         starts, responses, own_tokens = await loop.run_in_executor(None, read_responses)
         prompts = [scored_prompt(p) for p in request.prompts]
-        records = await scored(prompts, responses)
+        records = await scored(prompts, responses, http)
         rewards = [r.score for r in records]
         dense = [dense_rewards(r) for r in records]
         tokens, positions = None, None
@@ -497,11 +549,11 @@ def create_app(
         response_model=None,
         responses={200: {"model": ScoreResponse}},
     )
-    async def score(request: ScoreRequest) -> JSONResponse:
+    async def score(request: ScoreRequest, http: Request) -> JSONResponse:
         """Score responses to one prompt: the records srm score writes, one per response."""
         _check_sizes(config, "responses", request.responses)
         _check_sizes(config, "prompt", [request.prompt])
-        records = await scored([request.prompt] * len(request.responses), request.responses)
+        records = await scored([request.prompt] * len(request.responses), request.responses, http)
         data = [r.to_json() for r in records]
         if request.dense:
             data = [with_dense(r, d) for r, d in zip(records, data, strict=True)]
@@ -510,6 +562,13 @@ def create_app(
         )
 
     return app
+
+
+async def _until_disconnected(request: Request, every_s: float = 0.05) -> None:
+    """Returns once the client of ``request`` has closed its connection (its body is read
+    by then, so what arrives next is the disconnect)."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(every_s)
 
 
 def _invalid(loc: Sequence[str | int], message: str) -> None:

@@ -61,10 +61,11 @@ def serve_cmd(
             check_token(token)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint=f"--token (or ${TOKEN_ENV})") from None
-    if not access.is_loopback(host) and not token and not insecure:
+    if not access.is_loopback(host) and not token and not insecure and not given["allow_clients"]:
         raise click.UsageError(
             f"--host {host} is beyond loopback: give a token with --token or ${TOKEN_ENV} "
-            "(clients send Authorization: Bearer TOKEN), or --insecure on a network you trust."
+            "(clients send Authorization: Bearer TOKEN, or ?token=TOKEN in the URL), the "
+            "clients' addresses with --allow-clients, or --insecure on a network you trust."
         )
     with clean_errors(ValueError):
         config = ServeConfig(**{k: v for k, v in given.items() if v is not None})

@@ -780,3 +780,88 @@ def test_sigterm_stops_the_server_while_a_request_is_scored(
     assert answer.status_code == 503
     assert answer.json()["detail"][0]["msg"].startswith("the server is stopping")
     assert "Traceback" not in log.read_text()
+
+
+# ------------------------------------------------------------------- surviving a rollout
+def test_the_token_may_come_in_the_url(make_client) -> None:
+    """OpenRLHF posts no headers: its --reward.remote_url can carry ?token=T."""
+    client = make_client(token="s3cret")
+    body = openrlhf_request()
+    assert client.post("/get_reward?token=s3cret", json=body).status_code == 200
+    assert client.post("/get_reward?token=wrong", json=body).status_code == 401
+    assert client.post("/get_reward", json=body).status_code == 401
+
+
+def test_allowed_clients_need_no_token_and_others_are_refused(model) -> None:
+    body = openrlhf_request()
+
+    def post(config: ServeConfig, address: str, token: str | None = None) -> int:
+        app = create_app(model, config, token=token)
+        with TestClient(app, client=(address, 40000)) as client:
+            return client.post("/get_reward", json=body).status_code
+
+    only = ServeConfig(allow_clients=["10.0.0.0/8", "::1"])
+    assert post(only, "10.1.2.3") == 200
+    assert post(only, "192.168.1.9") == 403
+    with_token = ServeConfig(allow_clients=["10.0.0.0/8"])
+    assert post(with_token, "10.1.2.3", token="tok") == 200  # listed: no token needed
+    assert post(with_token, "192.168.1.9", token="tok") == 401
+    with pytest.raises(ConfigError, match="allow_clients"):
+        ServeConfig(allow_clients=["not-an-address"])
+
+
+def test_a_full_queue_answers_503_with_retry_after(make_client, monkeypatch) -> None:
+    """max_queue requests under way: one more is answered at once, 503 and Retry-After."""
+    import srm.segment
+
+    real = srm.segment.segment
+    entered, release = threading.Event(), threading.Event()
+
+    def segment(text: str, **kwargs):
+        if text.startswith("HOLD"):
+            entered.set()
+            release.wait(60)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(srm.segment, "segment", segment)
+    client = make_client(max_queue=1)
+    answers: dict[str, httpx.Response] = {}
+
+    def post() -> None:
+        answers["held"] = client.post("/score", json={"prompt": "Hi", "responses": ["HOLD on."]})
+
+    held = threading.Thread(target=post)
+    held.start()
+    try:
+        assert entered.wait(60)
+        refused = client.post("/get_reward", json=openrlhf_request())
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert "--max-queue" in refused.text
+    finally:
+        release.set()
+        held.join(60)
+    assert answers["held"].status_code == 200
+    assert client.post("/get_reward", json=openrlhf_request()).status_code == 200
+
+
+def test_a_request_whose_client_has_gone_is_not_scored(tiny_model: Path, tmp_path: Path) -> None:
+    """A client that sends a large request and closes its connection: the server drops the
+    work (no batch completes), and answers the next client."""
+    body = json.dumps(openrlhf_request(PROMPTS * 400, RESPONSES * 400)).encode()
+    with srm_serve(tiny_model, tmp_path / "serve.log", "--no-batching") as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            head = "POST /get_reward HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            sock.sendall(head.encode() + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+            deadline = time.monotonic() + 60
+            while httpx.get(f"{url}/health").json()["in_flight"] == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        while (health := httpx.get(f"{url}/health").json())["in_flight"]:
+            assert time.monotonic() < deadline, "the abandoned request is still under way"
+            time.sleep(0.05)
+        assert health["batches"] == 0  # its forward passes stopped: nothing completed
+        answer = httpx.post(f"{url}/get_reward", json=openrlhf_request(), timeout=60)
+        assert answer.status_code == 200
+        assert httpx.get(f"{url}/health").json()["batches"] == 1
