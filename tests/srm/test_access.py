@@ -73,3 +73,8 @@ def test_an_exposed_app_needs_a_password_unless_insecure() -> None:
     assert exposure_error("0.0.0.0", Passwords(admin="x"), insecure=False) is None
     assert exposure_error("0.0.0.0", Passwords(), insecure=True) is None
     assert exposure_error("127.0.0.1", Passwords(), insecure=False) is None
+
+
+def test_accounts_in_the_store_protect_an_exposed_app() -> None:
+    assert exposure_error("0.0.0.0", Passwords(), insecure=False, accounts=True) is None
+    assert exposure_error("", Passwords(), insecure=False, accounts=False) is not None

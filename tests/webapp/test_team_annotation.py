@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 import annotation
@@ -16,6 +17,7 @@ from srm.store import (
     PairFilter,
     add_user,
     assign,
+    get_aggregation,
     get_pair,
     label_state,
     list_pairs,
@@ -253,3 +255,50 @@ def test_a_reviewer_accepts_or_rejects_a_label(team: str) -> None:
         assert get_pair(s, "sample", pair_id).label == "swap"
     annotator = sign_in("ana")
     assert not [b for b in annotator.button if b.key == "annotate.accept"]  # annotators don't
+
+
+def test_uploads_wait_for_an_account_to_sign_in(team: str) -> None:
+    import auth
+
+    session_id = "test session id"  # AppTest's, for every session
+    at = rerun(AppTest.from_file(APP, default_timeout=90))
+    assert not at.get("file_uploader")
+    assert not auth.may_upload(session_id)  # no shared password, but accounts
+    at.text_input(key="auth.name").input("ana")
+    at.text_input(key="auth.password").input(PASSWORD)
+    at.button[0].click()
+    rerun(at)
+    assert auth.may_upload(session_id)
+    at.sidebar.button(key="auth.sign_out").click()
+    rerun(at)
+    assert not auth.may_upload(session_id)
+
+
+def test_an_exposed_server_with_accounts_asks_for_a_sign_in(team: str) -> None:
+    st_config.set_option("server.address", "0.0.0.0")  # the fixture puts loopback back
+    at = rerun(AppTest.from_file(APP, default_timeout=90))
+    assert not at.error  # not refused: everyone signs in by account
+    assert at.text_input(key="auth.name") is not None
+
+
+def test_an_admin_chooses_how_votes_aggregate(team: str) -> None:
+    at = sign_in("boss")
+    at.selectbox(key="annotate.aggregation.sample").select("dawid-skene")
+    rerun(at)
+    with session(team)() as s:
+        assert get_aggregation(s, "sample") == "dawid-skene"
+    reviewer = sign_in("rev")
+    assert not [w for w in reviewer.selectbox if w.key == "annotate.aggregation.sample"]
+    assert not [b for b in reviewer.button if b.label == "Assign"]
+    assert any("Krippendorff" in m.value for m in reviewer.markdown)  # the dashboard, though
+
+
+def test_a_blind_annotator_sees_no_list_of_disagreements(team: str) -> None:
+    shared = sorted(assigned(team, "ana") & assigned(team, "bo"))[0]
+    with session(team).begin() as s:
+        pair = get_pair(s, "sample", shared)
+        e = record_label(s, pair.id, "ana", "keep", expected_event_id=None)
+        record_label(s, pair.id, "bo", "swap", expected_event_id=e.id)
+    assert not [e for e in sign_in("cy").expander if e.label.startswith("Disagreements")]
+    reviewer = sign_in("rev")
+    assert "Disagreements to settle (1)" in [e.label for e in reviewer.expander]

@@ -19,6 +19,7 @@ from srm.store import (
     open_store,
     record_label,
     register_model,
+    review_label,
     set_active_model,
     set_setting,
 )
@@ -104,12 +105,17 @@ def test_annotate_page(bait_store, run_page) -> None:
 
 def test_annotate_stale_write_message(bait_store, run_page) -> None:
     at = annotate(run_page)
-    # Someone else labels the pair after this page loaded it: the write is refused, and the
-    # message names them, as text.
+    # A reviewer settles the pair after this page loaded it (another annotator's vote would
+    # simply count): the write is refused, and the message names them, as text.
     with make_sessionmaker(open_store(bait_store)).begin() as s:
         pair = get_pair(s, DATASET, PAIR_ID)
-        record_label(
-            s, pair.id, ANNOTATOR, "swap", expected_event_id=label_state(s, pair.id).event_id
+        review_label(
+            s,
+            pair.id,
+            ANNOTATOR,
+            accept=False,
+            label="swap",
+            expected_event_id=label_state(s, pair.id).event_id,
         )
     at.button(key="annotate.keep").click()
     rerun(at)

@@ -114,9 +114,11 @@ filters = services.pair_filter(
 # dataset views see everything: they settle the votes).
 blind = annotation.blind(url, dataset)
 reviewing = auth.may_review() and status in annotation.DATASET_VIEWS
-# What lists of pairs may show (the queue's labels, the counts, who voted): as a pair before
-# the annotator's vote, except in their own voted pairs.
+# What the queue's table may show of its pairs' labels: as a pair before the annotator's vote,
+# except in their own voted pairs; and what the dataset-wide views (label counts, who voted,
+# the disagreements) may show: nothing of others' votes while the annotator has pairs to vote.
 listed = annotation.visible(blind, status == annotation.MY_VOTED, reviewing)
+overview = annotation.visible(blind, False, reviewing)
 model_id = model.id if model is not None else None
 ranking = services.queue_ranking(url, dataset, model)
 queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50, ranking.audit_id)
@@ -518,7 +520,7 @@ counts = services.label_summary(url, dataset)
 done = sum(counts.values()) - counts["unlabelled"]
 total = sum(counts.values())
 progress_col, stats_col = st.columns([3, 2])
-if listed.others:
+if overview.others:
     progress_col.progress(
         done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled"
     )
@@ -559,38 +561,40 @@ with st.expander("Queue", icon=":material/list:"):
     if any(d is None for _, d in queue):
         st.caption("Pairs without a score come last, in import order.")
 
-open_splits = annotation.disagreements(url, dataset) if listed.others else []
-with st.expander(
-    f"Disagreements to settle ({len(open_splits)})",
-    icon=":material/gavel:",
-    expanded=bool(open_splits),
-):
-    if open_splits:
-        st.dataframe(
-            [
-                {"id": d.id, "votes": d.votes_text, "label now": d.label or "unlabelled"}
-                for d in open_splits
-            ],
-            hide_index=True,
-            width="stretch",
-        )
-        chosen_split = st.selectbox(
-            "Pair to settle",
-            open_splits,
-            format_func=lambda d: f"{d.id} ({d.votes_text})",
-            key="annotate.split",
-        )
-        st.button(
-            "Open this pair",
-            key="annotate.open_split",
-            on_click=_show,
-            args=(chosen_split.db_id,),
-            kwargs={"pin": True},
-        )
-    else:
-        st.caption(
-            "No open disagreements: where two annotators' labels differ, the pair shows here."
-        )
+# Blind: no list of other people's votes for an annotator (reviewers settle them).
+open_splits = annotation.disagreements(url, dataset)
+if overview.others:
+    with st.expander(
+        f"Disagreements to settle ({len(open_splits)})",
+        icon=":material/gavel:",
+        expanded=bool(open_splits),
+    ):
+        if open_splits:
+            st.dataframe(
+                [
+                    {"id": d.id, "votes": d.votes_text, "label now": d.label or "unlabelled"}
+                    for d in open_splits
+                ],
+                hide_index=True,
+                width="stretch",
+            )
+            chosen_split = st.selectbox(
+                "Pair to settle",
+                open_splits,
+                format_func=lambda d: f"{d.id} ({d.votes_text})",
+                key="annotate.split",
+            )
+            st.button(
+                "Open this pair",
+                key="annotate.open_split",
+                on_click=_show,
+                args=(chosen_split.db_id,),
+                kwargs={"pin": True},
+            )
+        else:
+            st.caption(
+                "No open disagreements: where two annotators' labels differ, the pair shows here."
+            )
 
 with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
     widgets.audit_panel(url, dataset, "annotate")
@@ -672,7 +676,7 @@ if auth.may_review() and not services.demo_mode():
 
 with stats_col:
     stats = (
-        services.agreement(url, dataset) if listed.others else {"pairwise": [], "annotators": []}
+        services.agreement(url, dataset) if overview.others else {"pairwise": [], "annotators": []}
     )
     if stats["pairwise"]:
         st.markdown("**Agreement between annotators**")
