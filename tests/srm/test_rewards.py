@@ -178,6 +178,8 @@ def test_verl_reward_manager_puts_sentence_rewards_on_the_sampled_token_ending_e
     picked = [s for s in samples if not s["retokenised_matches"]][:3]
     picked += [s for s in samples if "```" in s["text"]][:1]
     picked += [s for s in samples if "\n\n" in s["text"] and s not in picked][:1]
+    picked += [s for s in samples if "💡" in s["text"]][:1]
+    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in s["text"]) for s in picked)  # CJK
     data = sampled_batch(smollm2_tokenizer, picked)
     manager = cls(config=config, tokenizer=smollm2_tokenizer, compute_score=None)
 
