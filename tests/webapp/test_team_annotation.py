@@ -11,6 +11,7 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 import annotation
+from srm.segment import segment
 from srm.store import (
     LabelEvent,
     LoginAttempt,
@@ -25,6 +26,7 @@ from srm.store import (
     open_store,
     record_label,
     set_password,
+    tag_sentence,
 )
 from tests.webapp.conftest import APP, rerun
 from tests.webapp.test_annotate_page import current_id, unescaped
@@ -177,6 +179,8 @@ def test_a_blind_pair_shows_nothing_of_the_other_vote_until_mine(team: str) -> N
     with session(team).begin() as s:
         pair = get_pair(s, "sample", shared)
         record_label(s, pair.id, "bo", "swap", expected_event_id=label_state(s, pair.id).event_id)
+        first = segment(pair.chosen)[0]
+        tag_sentence(s, pair.id, "bo", "chosen", (first.start, first.end), "bad")
     at = sign_in("ana")
     at.text_input(key="annotate.search").input(shared)
     rerun(at)
@@ -193,6 +197,7 @@ def test_a_blind_pair_shows_nothing_of_the_other_vote_until_mine(team: str) -> N
     assert "You have voted on 0 of your 34 pairs" in before
     assert "label: " not in before and "the label says" not in before
     assert "bo" not in before.split() and "swap" not in before.replace("Swap", "")
+    assert not [h for h in at.get("html") if "tagged: bo" in h.value]  # bo's tag neither
     at.button(key="annotate.keep").click()
     rerun(at)
     at.button(key="annotate.prev").click()  # back to the pair just voted on
@@ -201,7 +206,8 @@ def test_a_blind_pair_shows_nothing_of_the_other_vote_until_mine(team: str) -> N
     assert "label: unlabelled" in after  # keep and swap: a tie, undecided
     assert "annotators disagree: ana keep · bo swap" in after
     trail = next(d.value for d in at.dataframe if "action" in d.value)
-    assert list(trail["annotator"]) == ["bo", "ana"]
+    assert list(trail["annotator"]) == ["bo", "bo", "ana"]  # bo's vote and tag, ana's vote
+    assert [h for h in at.get("html") if "tagged: bo bad" in h.value]
 
 
 def test_the_team_panel_for_an_admin(team: str) -> None:
