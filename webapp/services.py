@@ -505,11 +505,14 @@ def start_train_job(
     worker_tag: str | None = None,
     *,
     sentence_tags: bool = False,
+    continue_active: bool = False,
 ) -> int:
     """Create a training job on the dataset's effective labels (with ``sentence_tags``, also
     on its annotators' sentence tags, weighted by the config's ``step_weight``) and start it
     where ``run_on`` (a :data:`RUN_ON` choice) says: a process here, a queued job for a worker
-    (tagged ``worker_tag``, if given), or the submit command."""
+    (tagged ``worker_tag``, if given), or the submit command. The active model is the new
+    one's parent; with ``continue_active`` the run starts from its weights and architecture
+    (:func:`srm.jobs.create_train_job`'s ``continue_parent``), else from the backbone."""
     from srm import jobs as srm_jobs
 
     auth.require_admin("Training")
@@ -526,9 +529,57 @@ def start_train_job(
             launcher=RUN_ON[run_on],
             worker_tag=(worker_tag or "").strip() or None,
             sentence_tags=sentence_tags,
+            continue_parent=continue_active,
         )
         job_id, launcher = created.id, created.launcher
     return _start(url, job_id, launcher)
+
+
+def continuable(model: ModelInfo | None) -> bool:
+    """Whether a run can start from ``model``'s weights: a registered model whose checkpoint
+    is there to read."""
+    from srm.checkpoint import CONFIG_FILE, model_dir
+
+    return (
+        model is not None
+        and model.id is not None
+        and (model_dir(Path(model.path)) / CONFIG_FILE).is_file()
+    )
+
+
+def trained_finetune(model: ModelInfo) -> str | None:
+    """How ``model`` was fine-tuned (``lora``, ``full`` or ``heads``, from its checkpoint),
+    the recipe a run continuing it starts with; ``None`` when its checkpoint does not say."""
+    from srm.checkpoint import CheckpointError, read_info
+
+    try:
+        training = read_info(model.path).training or {}
+    except CheckpointError:
+        return None
+    return (training.get("config") or {}).get("finetune")
+
+
+def resume_job(url: str, job_id: int) -> int:
+    """Resume stopped train job ``job_id`` as a new job from its newest checkpoint
+    (:func:`srm.jobs.resume_train_job`), started where the stopped one ran; the new job's id."""
+    from srm import jobs as srm_jobs
+
+    auth.require_admin("Resuming a job")
+    with write(url) as session:
+        created = srm_jobs.resume_train_job(session, job_id)
+        new_id, launcher = created.id, created.launcher
+    return _start(url, new_id, launcher)
+
+
+def resumable(url: str, job: JobRow) -> bool:
+    """Whether ``job`` can be resumed (:func:`srm.jobs.resume_point`): a read."""
+    from srm import jobs as srm_jobs
+
+    if job.kind != "train" or job.status not in srm_jobs.RESUMABLE_STATUSES:
+        return False
+    with read_session(url) as session:
+        row = session.get(store.TrainingJob, job.id)
+        return row is not None and not isinstance(srm_jobs.resume_point(session, row), str)
 
 
 def start_score_job(

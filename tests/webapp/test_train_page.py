@@ -4,6 +4,7 @@ subprocess is patched out here; the browser test runs a real one), cancelled, an
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -34,8 +35,14 @@ def jobs(db_url: str) -> list[TrainingJob]:
         return rows
 
 
+def from_the_backbone(at):
+    """The form set to train new heads on a backbone (the default continues the active model)."""
+    at.radio(key="train.start_from").set_value("the backbone")
+    return rerun(at)
+
+
 def test_start_a_training_job(filled_store: str, launched, run_page) -> None:
-    at = run_page("train")
+    at = from_the_backbone(run_page("train"))
     at.selectbox(key="train.backbone").set_value("tiny")
     at.selectbox(key="train.head").set_value("token")
     at.number_input(key="train.steps").set_value(7)
@@ -55,8 +62,9 @@ def test_start_a_training_job(filled_store: str, launched, run_page) -> None:
 
 
 def test_the_form_starts_at_the_configs_defaults(filled_store, launched, run_page) -> None:
-    """One rule: a job started with the form as it opens trains as `srm train` would."""
-    at = run_page("train")
+    """One rule: a job started from the backbone with the form as it opens trains as `srm
+    train` would."""
+    at = from_the_backbone(run_page("train"))
     assert at.selectbox(key="train.backbone").options == [*NAMED_BACKBONES, "other…"]
     assert "smollm2" in at.selectbox(key="train.backbone").options
     assert at.selectbox(key="train.head").options == list(HEADS)
@@ -85,7 +93,7 @@ def test_precision_and_gradient_checkpointing_reach_the_job(filled_store, launch
 
 
 def test_a_bad_setting_is_shown_and_nothing_is_queued(filled_store, launched, run_page) -> None:
-    at = run_page("train")
+    at = from_the_backbone(run_page("train"))
     at.selectbox(key="train.backbone").set_value("other…")
     at.text_input(key="train.backbone_other").input("")
     at.button(key="FormSubmitter:train.form-Start training").click()
@@ -158,7 +166,7 @@ def test_an_audit_says_how_long_it_takes_then_starts_as_a_job(
 
 
 def test_a_job_for_any_worker_is_queued_not_launched(filled_store: str, launched, run_page) -> None:
-    at = run_page("train")
+    at = from_the_backbone(run_page("train"))
     assert at.radio(key="train.run_on").options == ["this machine", "any worker"]
     at.selectbox(key="train.backbone").set_value("tiny")
     at.radio(key="train.run_on").set_value("any worker")
@@ -350,3 +358,84 @@ def test_without_tags_the_box_is_off_and_says_why(filled_store, launched, run_pa
     [job] = jobs(filled_store)
     assert job.config["sentence_tags"] is False
     assert job.config["step_weight"] == TrainConfig().step_weight
+
+
+# --- issue 25: retraining continues the model; a stopped job resumes; the form in the URL ------
+def test_the_form_continues_the_active_model_by_default(
+    filled_store: str, launched, run_page, tiny_model
+) -> None:
+    """As the form opens, the job starts from the active model's weights and architecture
+    (the parent is then what it says); from the backbone, the architecture fields return."""
+    at = run_page("train")
+    assert at.radio(key="train.start_from").value == "the active model"
+    assert at.radio(key="train.start_from").options == ["the active model", "the backbone"]
+    assert [s.key for s in at.selectbox if s.key in ("train.head", "train.backbone")] == []
+    continues = r"Continues \#1 tiny \(sentence head on tiny\): the new model starts from"
+    assert any(c.value.startswith(continues) for c in at.caption)
+    at.number_input(key="train.steps").set_value(3)
+    at.number_input(key="train.max_length").set_value(48)
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert job.config["init_from"] == str(tiny_model.resolve())
+    assert job.config["parent_model_id"] == 1
+    assert job.config["model"]["backbone"] == "tiny" and job.config["model"]["d"] == 16
+    assert (job.config["model"]["max_length"], job.config["max_steps"]) == (48, 3)
+    assert launched == [(filled_store, job.id)]
+    from_the_backbone(at)
+    assert at.selectbox(key="train.backbone").value == TrainConfig().model.backbone
+
+
+def test_the_form_keeps_its_values_in_the_url(filled_store: str, launched, run_page) -> None:
+    """A reload is a new session: the form's values come back from the URL."""
+    at = from_the_backbone(run_page("train"))
+    at.selectbox(key="train.head").set_value("token")
+    at.number_input(key="train.steps").set_value(7)
+    at.number_input(key="train.lr").set_value(0.001)
+    at.checkbox(key="train.score_after").uncheck()
+    at.button(key=START).click()
+    rerun(at)
+    params = {k: at.query_params[k] for k in at.query_params}
+    assert params == {
+        "start_from": "the backbone",
+        "head": "token",
+        "steps": "7",
+        "lr": "0.001",
+        "score_after": "0",
+    }
+    again = run_page("train", query=params)
+    assert again.radio(key="train.start_from").value == "the backbone"
+    assert again.selectbox(key="train.head").value == "token"
+    assert (
+        again.number_input(key="train.steps").value,
+        again.number_input(key="train.lr").value,
+    ) == (7, 0.001)
+    assert again.checkbox(key="train.score_after").value is False
+    # The URL is input: values that are not the field's are dropped, the defaults stay.
+    odd = run_page("train", query={"steps": "-4", "head": "<img>", "lr": "nan", "start_from": "x"})
+    assert odd.number_input(key="train.steps").value == 200
+    assert odd.radio(key="train.start_from").value == "the active model"
+
+
+def test_a_cancelled_job_with_a_checkpoint_resumes_from_the_page(
+    filled_store: str, launched, run_page
+) -> None:
+    at = run_page("train")
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    at.button(key=f"train.cancel.{job.id}").click()
+    rerun(at)
+    assert [b.key for b in at.button if b.key == f"train.resume.{job.id}"] == []  # no checkpoint
+    step = Path(job.config["output_dir"]) / "checkpoints" / "step-000003"
+    step.mkdir(parents=True)  # what a cancel during training leaves
+    rerun(at)
+    at.button(key=f"train.resume.{job.id}").click()
+    rerun(at)
+    stopped, resumed = jobs(filled_store)
+    assert (stopped.id, stopped.status) == (job.id, "cancelled")
+    assert (resumed.status, resumed.config["resumes_job"]) == ("queued", job.id)
+    assert resumed.config["resume_from"] == str(step)
+    assert launched[-1] == (filled_store, resumed.id)
+    assert f"Resumed job {job.id} as job {resumed.id}." in at.success[0].value
+    assert [b.key for b in at.button if b.key == f"train.resume.{job.id}"] == []  # resumed once

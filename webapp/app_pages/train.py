@@ -4,10 +4,12 @@ import streamlit as st
 
 import auth
 import charts
+import form_memory
 import job_views
 import mdtext
 import services
 import widgets
+from form_memory import Field
 from srm.backbones import NAMED, NAMED_BACKBONES
 from srm.config import (
     DEVICES,
@@ -30,6 +32,12 @@ WITH_TAGS = (
     "Annotators' good/bad sentence tags as sentence labels, beside the pairs: each labelled "
     "sentence's reward is trained towards its label, weighted by the sentence-label weight."
 )
+CONTINUE, FROM_BACKBONE = "the active model", "the backbone"
+START_FROM_HELP = (
+    "The active model: the new model starts from its weights and keeps its architecture "
+    "(head, backbone, sizes), so it keeps what the active model learned: retraining continues "
+    "it. The backbone: new heads on a plain backbone, learning from scratch."
+)
 NO_TAGS = (
     "No sentence of this dataset is tagged good or bad yet: tag sentences on the Annotate "
     "page, and a job can learn from them too."
@@ -39,6 +47,39 @@ NO_TAGS = (
 def choose(column, label: str, choices: tuple[str, ...], default: str, key: str, help: str) -> str:
     """A selectbox of a config field's choices, on the config's default."""
     return column.selectbox(label, choices, index=choices.index(default), key=key, help=help)
+
+
+def form_fields(
+    names: list[str], run_on: list[str], continuable: bool, parent_finetune: str | None
+) -> tuple[Field, ...]:
+    """The form's remembered fields (:mod:`form_memory`): their keys, defaults and bounds, as
+    the widgets below take them."""
+    return (
+        Field(
+            "train.start_from",
+            CONTINUE if continuable else FROM_BACKBONE,
+            (CONTINUE, FROM_BACKBONE),
+        ),
+        Field("train.dataset", names[0], tuple(names)),
+        Field("train.sentence_tags", False),
+        Field("train.step_weight", DEFAULTS.step_weight, low=0.0),
+        Field("train.head", DEFAULTS.model.head, HEADS),
+        Field("train.backbone", DEFAULTS.model.backbone, (*NAMED_BACKBONES, OTHER_BACKBONE)),
+        Field("train.backbone_other", ""),
+        Field("train.steps", DEFAULT_STEPS, low=1, high=100_000),
+        Field("train.finetune", DEFAULTS.finetune, FINETUNE_MODES),
+        Field("train.continue_finetune", parent_finetune or DEFAULTS.finetune, FINETUNE_MODES),
+        Field("train.device", DEFAULTS.device, DEVICES),
+        Field("train.batch_size", DEFAULTS.batch_size, low=1, high=256),
+        Field("train.max_length", DEFAULTS.model.max_length, low=16, high=4096),
+        Field("train.lr", DEFAULTS.lr, low=1e-6, high=1.0),
+        Field("train.lora_r", DEFAULTS.lora_r, low=1, high=256),
+        Field("train.mixed_precision", DEFAULTS.mixed_precision, PRECISIONS),
+        Field("train.gradient_checkpointing", DEFAULTS.gradient_checkpointing),
+        Field("train.run_on", run_on[0], tuple(run_on)),
+        Field("train.worker_tag", ""),
+        Field("train.score_after", True),
+    )
 
 
 url = services.store_url()
@@ -52,6 +93,64 @@ if not admin:
 flash = st.session_state.pop("train.flash", None)
 if flash:
     st.success(flash)  # fixed words and job numbers
+model = services.active_model(url)
+continuable = services.continuable(model)
+FIELDS = form_fields(
+    names,
+    services.run_on_choices(),
+    continuable,
+    services.trained_finetune(model) if continuable else None,
+)
+# What the form opens with in this session: the URL's values (a reload keeps the form), else
+# the defaults. Read once: a widget's default must not change while its key lives.
+initial = st.session_state.setdefault(
+    "train.initial", form_memory.restore(FIELDS, st.query_params.to_dict())
+)
+start = {f.key: initial.get(f.key, f.default) for f in FIELDS}
+
+
+def index(key: str) -> int:
+    field = next(f for f in FIELDS if f.key == key)
+    return field.choices.index(start[key])
+
+
+# The jobs running now, above the form: after Start, the new job's progress is on screen.
+@st.fragment(run_every=2)
+def running_panel() -> None:
+    running_jobs(services.jobs(url))
+
+
+def running_jobs(jobs: list[services.JobRow]) -> None:
+    live = [j for j in jobs if not j.finished]
+    for job in live:
+        with st.container(border=True, key=f"train-running-{job.id}"):
+            head_col, cancel_col = st.columns([5, 1])
+            dataset_name = mdtext.escape(job.dataset or "—")
+            head_col.markdown(  # safe: the dataset and the place are escaped
+                f"**Job {job.id}** · {job.kind} · {dataset_name} · {job.status} "
+                f"· on {mdtext.escape(job.place)}"
+            )
+            cancel_col.button(
+                "Cancel",
+                key=f"train.cancel.{job.id}",
+                on_click=services.cancel_job,
+                args=(url, job.id),
+                icon=":material/stop:",
+                disabled=not admin,
+            )
+            st.progress(
+                min(max(job.progress, 0.0), 1.0), text=mdtext.escape(job.message or job.status)
+            )
+    watched = st.session_state.get("train.job")
+    done = next((j for j in jobs if j.id == watched and j.finished), None)
+    if done is not None:
+        st.session_state["train.job"] = None
+        st.session_state["train.flash"] = f"Job {done.id} {done.status}."
+        st.session_state["train.detail"] = done.id  # its details, not an older job's
+        st.rerun(scope="app")  # refresh the model lists
+
+
+running_panel()
 
 # --- a new training job -----------------------------------------------------------------------
 # The dataset and "also learn from the sentence tags" sit above the form: the counts and the
@@ -59,8 +158,20 @@ if flash:
 # Enter in a field does not submit: a job starts only from the button (a run can take hours).
 with st.container(border=True):
     st.subheader("Retrain on the corrected labels")
+    if continuable:
+        start_from = st.radio(
+            "Start from",
+            (CONTINUE, FROM_BACKBONE),
+            index=index("train.start_from"),
+            key="train.start_from",
+            horizontal=True,
+            help=START_FROM_HELP,
+        )
+    else:
+        start_from = FROM_BACKBONE
+    continuing = start_from == CONTINUE
     top = st.columns([1, 2, 1], vertical_alignment="bottom")
-    dataset = top[0].selectbox("Dataset", names, key="train.dataset")
+    dataset = top[0].selectbox("Dataset", names, index=index("train.dataset"), key="train.dataset")
     tagged = services.tagged_response_count(url, dataset)
     if not tagged:  # nothing to learn from: the box is off, and the caption says why
         st.session_state["train.sentence_tags"] = False
@@ -68,6 +179,7 @@ with st.container(border=True):
         f"Also learn from the sentence tags ({services.plural(tagged, 'tagged response')})"
         if tagged
         else "Also learn from the sentence tags (no tagged responses)",
+        start["train.sentence_tags"],
         key="train.sentence_tags",
         disabled=not tagged,
         help=WITH_TAGS if tagged else NO_TAGS,
@@ -78,7 +190,7 @@ with st.container(border=True):
             "Sentence-label weight",
             0.0,
             None,
-            DEFAULTS.step_weight,
+            start["train.step_weight"],
             step=0.1,
             key="train.step_weight",
             help=TRAIN_HELP["step_weight"],
@@ -91,43 +203,70 @@ with st.container(border=True):
         f"{counts.swap:,} swapped by annotators; {counts.left_out:,} ties and discards left out."
         + also
     )
+    if continuing and model is not None:
+        st.caption(  # safe: the label is escaped
+            f"Continues {mdtext.escape(model.label)}: the new model starts from its weights, "
+            "with its head, backbone and sizes, and is its child."
+        )
+    elif model is not None and model.id is not None:
+        st.caption(  # safe: the label is escaped
+            f"New heads on the backbone; the new model is still listed as a child of "
+            f"{mdtext.escape(model.label)}, the active model."
+        )
     with st.form("train.form", border=False, enter_to_submit=False):
         first = st.columns(4)
-        head = choose(
-            first[0], "Head", HEADS, DEFAULTS.model.head, "train.head", MODEL_HELP["head"]
-        )
-        backbone = choose(
-            first[1],
-            "Backbone",
-            (*NAMED_BACKBONES, OTHER_BACKBONE),
-            DEFAULTS.model.backbone,
-            "train.backbone",
-            " ".join(f"{b.name}: {b.description}." for b in NAMED.values())
-            + f" {OTHER_BACKBONE}: a local path or cached Hugging Face name.",
-        )
-        other = first[2].text_input(
-            "Other backbone", key="train.backbone_other", placeholder="path or name"
-        )
+        head = backbone = other = None
+        if not continuing:  # a continued model keeps its architecture
+            head = first[0].selectbox(
+                "Head", HEADS, index=index("train.head"), key="train.head", help=MODEL_HELP["head"]
+            )
+            backbone = first[1].selectbox(
+                "Backbone",
+                (*NAMED_BACKBONES, OTHER_BACKBONE),
+                index=index("train.backbone"),
+                key="train.backbone",
+                help=" ".join(f"{b.name}: {b.description}." for b in NAMED.values())
+                + f" {OTHER_BACKBONE}: a local path or cached Hugging Face name.",
+            )
+            other = first[2].text_input(
+                "Other backbone",
+                start["train.backbone_other"],
+                key="train.backbone_other",
+                placeholder="path or name",
+            )
         steps = first[3].number_input(
-            "Steps", 1, 100_000, DEFAULT_STEPS, key="train.steps", help=TRAIN_HELP["max_steps"]
+            "Steps",
+            1,
+            100_000,
+            start["train.steps"],
+            key="train.steps",
+            help=TRAIN_HELP["max_steps"],
         )
         second = st.columns(4)
+        # Each way of starting has its own fine-tuning field: a continued model starts with
+        # the recipe it was trained with (LoRA cannot continue trained backbone weights).
+        finetune_key = "train.continue_finetune" if continuing else "train.finetune"
         finetune = choose(
             second[0],
             "Fine-tuning",
             FINETUNE_MODES,
-            DEFAULTS.finetune,
-            "train.finetune",
+            start[finetune_key],
+            finetune_key,
             TRAIN_HELP["finetune"],
         )
         device = choose(
-            second[1], "Device", DEVICES, DEFAULTS.device, "train.device", TRAIN_HELP["device"]
+            second[1],
+            "Device",
+            DEVICES,
+            start["train.device"],
+            "train.device",
+            TRAIN_HELP["device"],
         )
         batch_size = second[2].number_input(
             "Pairs per batch",
             1,
             256,
-            DEFAULTS.batch_size,
+            start["train.batch_size"],
             key="train.batch_size",
             help=TRAIN_HELP["batch_size"],
         )
@@ -135,7 +274,7 @@ with st.container(border=True):
             "Tokens per sequence",
             16,
             4096,
-            DEFAULTS.model.max_length,
+            start["train.max_length"],
             key="train.max_length",
             help=MODEL_HELP["max_length"],
         )
@@ -144,25 +283,30 @@ with st.container(border=True):
             "Learning rate",
             1e-6,
             1.0,
-            DEFAULTS.lr,
+            start["train.lr"],
             format="%.0e",
             key="train.lr",
             help=TRAIN_HELP["lr"],
         )
         lora_r = third[1].number_input(
-            "LoRA rank", 1, 256, DEFAULTS.lora_r, key="train.lora_r", help=TRAIN_HELP["lora_r"]
+            "LoRA rank",
+            1,
+            256,
+            start["train.lora_r"],
+            key="train.lora_r",
+            help=TRAIN_HELP["lora_r"],
         )
         precision = choose(
             third[2],
             "Mixed precision",
             PRECISIONS,
-            DEFAULTS.mixed_precision,
+            start["train.mixed_precision"],
             "train.mixed_precision",
             TRAIN_HELP["mixed_precision"],
         )
         checkpointing = third[3].checkbox(
             "Gradient checkpointing",
-            DEFAULTS.gradient_checkpointing,
+            start["train.gradient_checkpointing"],
             key="train.gradient_checkpointing",
             help=TRAIN_HELP["gradient_checkpointing"],
         )
@@ -170,6 +314,7 @@ with st.container(border=True):
         run_on = fourth[0].radio(
             "Run on",
             services.run_on_choices(),
+            index=index("train.run_on"),
             key="train.run_on",
             horizontal=True,
             help="This machine: a process of the app's machine. Any worker: queued for an "
@@ -178,21 +323,32 @@ with st.container(border=True):
         )
         worker_tag = fourth[1].text_input(
             "Worker tag",
+            start["train.worker_tag"],
             key="train.worker_tag",
             placeholder="any",
             help="With any worker: only a worker started with --tag TAG takes the job.",
         )
         score_after = fourth[2].checkbox(
-            "Score the dataset afterwards", True, key="train.score_after"
+            "Score the dataset afterwards", start["train.score_after"], key="train.score_after"
         )
         submitted = st.form_submit_button(
             "Start training", type="primary", icon=":material/play_arrow:", disabled=not admin
         )
 
+# The form as it stands, in the URL: a reload opens it so (outer fields at once, the form's
+# own on Start, when Streamlit sends them).
+remembered = form_memory.remember(FIELDS, st.session_state)
+if remembered != st.query_params.to_dict():
+    st.query_params.from_dict(remembered)
+
 if submitted:
-    chosen_backbone = other.strip() if backbone == OTHER_BACKBONE else backbone
+    if continuing:  # the architecture is the parent's; the input length is the form's
+        model_fields = {"max_length": int(max_length)}
+    else:
+        chosen_backbone = (other or "").strip() if backbone == OTHER_BACKBONE else backbone
+        model_fields = {"backbone": chosen_backbone, "head": head, "max_length": int(max_length)}
     config = {
-        "model": {"backbone": chosen_backbone, "head": head, "max_length": int(max_length)},
+        "model": model_fields,
         "max_steps": int(steps),
         "finetune": finetune,
         "device": device,
@@ -208,7 +364,13 @@ if submitted:
     try:
         tag = worker_tag if run_on == "any worker" else None
         job_id = services.start_train_job(
-            url, dataset, config, run_on, tag, sentence_tags=sentence_tags
+            url,
+            dataset,
+            config,
+            run_on,
+            tag,
+            sentence_tags=sentence_tags,
+            continue_active=continuing,
         )
     except Exception as err:  # a config error, unknown dataset, or a failed launch: show it
         st.error(f"The job was not started: {mdtext.escape(err)}")  # safe: escaped
@@ -224,7 +386,6 @@ if submitted:
         st.rerun()
 
 # --- batch scoring ----------------------------------------------------------------------------
-model = services.active_model(url)
 with st.expander("Score a dataset with the active model", icon=":material/speed:"):
     if model is None or model.id is None:
         st.caption("No model in the store yet.")
@@ -263,47 +424,10 @@ with st.expander("Audit labels (out of fold)", icon=":material/fact_check:"):
     widgets.audit_panel(url, audit_dataset, "train")
 
 
-# --- jobs: running, history and details, all read from one poll every 2 s ----------------------
+# --- jobs: history and details, polled every 2 s (the running ones are above the form) ---------
 @st.fragment(run_every=2)
 def jobs_panel() -> None:
-    """One read of the jobs feeds the running panel, the history and the details, so they
-    never disagree about a job's status or progress."""
-    jobs = services.jobs(url)
-    running_jobs(jobs)
-    history(jobs)
-
-
-def running_jobs(jobs: list[services.JobRow]) -> None:
-    live = [j for j in jobs if not j.finished]
-    st.subheader("Running")
-    if not live:
-        st.caption("No job is running.")
-    for job in live:
-        with st.container(border=True):
-            head_col, cancel_col = st.columns([5, 1])
-            dataset_name = mdtext.escape(job.dataset or "—")
-            head_col.markdown(  # safe: the dataset and the place are escaped
-                f"**Job {job.id}** · {job.kind} · {dataset_name} · {job.status} "
-                f"· on {mdtext.escape(job.place)}"
-            )
-            cancel_col.button(
-                "Cancel",
-                key=f"train.cancel.{job.id}",
-                on_click=services.cancel_job,
-                args=(url, job.id),
-                icon=":material/stop:",
-                disabled=not admin,
-            )
-            st.progress(
-                min(max(job.progress, 0.0), 1.0), text=mdtext.escape(job.message or job.status)
-            )
-    watched = st.session_state.get("train.job")
-    done = next((j for j in jobs if j.id == watched and j.finished), None)
-    if done is not None:
-        st.session_state["train.job"] = None
-        st.session_state["train.flash"] = f"Job {done.id} {done.status}."
-        st.session_state["train.detail"] = done.id  # its details, not an older job's
-        st.rerun(scope="app")  # refresh the model lists
+    history(services.jobs(url))
 
 
 def history(jobs: list[services.JobRow]) -> None:
@@ -351,6 +475,25 @@ def history(jobs: list[services.JobRow]) -> None:
             if parent is not None:
                 st.session_state["models.a"] = parent
             st.switch_page("app_pages/models.py")
+    if admin and services.resumable(url, job):
+        if st.button(
+            "Resume",
+            key=f"train.resume.{job.id}",
+            icon=":material/resume:",
+            help="A new job that continues this one from its last checkpoint, in its run "
+            "directory; this job stays as it is.",
+        ):
+            try:
+                new_id = services.resume_job(url, job.id)
+            except Exception as err:  # resumed meanwhile, or a failed launch: say so
+                st.error(f"The job was not resumed: {mdtext.escape(err)}")  # safe: escaped
+            else:
+                st.session_state["train.flash"] = f"Resumed job {job.id} as job {new_id}."
+                st.session_state["train.job"] = new_id
+                # The picked job counts as the newest one seen: the details follow on to the
+                # new job (job_views.job_to_show); the picker itself is drawn already.
+                st.session_state["train.newest"] = job.id
+                st.rerun(scope="app")
     if job.kind == "train":
         if metrics:
             st.plotly_chart(
