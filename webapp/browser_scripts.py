@@ -1,9 +1,11 @@
 """Small same-origin scripts for what Streamlit has no API for: remembering the annotator's
 name in a cookie, and letting Esc or Enter leave a text field so the page's shortcuts work.
 
-Each script runs in a zero-height component iframe (same origin as the app) and acts on the
-parent document. Values from Python reach the script only as JSON with ``<`` escaped, so a
-name such as ``</script><script>...`` stays a string.
+Each script runs in the page itself (``st.html(..., unsafe_allow_javascript=True)``; the
+component iframe Streamlit ran them in before is deprecated), as ``window.parent``: at the
+top level that is the page's own window, in an iframe the page around it, so the scripts work
+either way. Values from Python reach a script only as JSON with ``<`` escaped, so a name such
+as ``</script><script>...`` stays a string.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 #: The cookie that remembers who is annotating in this browser (a year; path ``/``).
 ANNOTATOR_COOKIE = "srm_annotator"
@@ -32,16 +33,15 @@ def remembered_annotator() -> str:
 
 def remember_annotator(name: str) -> None:
     """Keep ``name`` in this browser's cookie, so a new tab or a bookmark starts as ``name``."""
-    components.html(
-        "<script>window.parent.document.cookie = "
+    run_script(
+        "window.parent.document.cookie = "
         f"{js_string(ANNOTATOR_COOKIE)} + '=' + encodeURIComponent({js_string(name)}) + "
-        f"'; path=/; max-age={COOKIE_MAX_AGE}; SameSite=Lax';</script>",
-        height=0,
+        f"'; path=/; max-age={COOKIE_MAX_AGE}; SameSite=Lax';"
     )
 
 
-# Installed once in the parent window (so it outlives this iframe): in a text field inside an
-# element of class `st-key-<key>`, Esc or Enter blurs the field. Blurring commits the value
+# Installed once in the page's window (window.parent): in a text field inside an element of
+# class `st-key-<key>`, Esc or Enter blurs the field. Blurring commits the value
 # (Streamlit sends it on blur) and hands the keyboard back to the page's shortcuts.
 _BLUR_ON_KEYS = """
 (function (key) {
@@ -66,4 +66,9 @@ def blur_on_escape(key: str) -> None:
     css_key = key.replace(".", "-")
     if not all(c.isalnum() or c in "-_" for c in css_key):
         raise ValueError(f"key: got {key!r}; use letters, digits, '-', '_' and '.' only")
-    components.html(f"<script>{_BLUR_ON_KEYS % js_string(css_key)}</script>", height=0)
+    run_script(_BLUR_ON_KEYS % js_string(css_key))
+
+
+def run_script(script: str) -> None:
+    """Run ``script`` (our own code, values in it through :func:`js_string`) in the page."""
+    st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
