@@ -11,6 +11,17 @@ import services
 from srm.compare import Verdict
 from srm.records import probability_text
 
+#: What a table shows for a figure that does not exist (Streamlit would show "None").
+NO_FIGURE = "—"
+
+
+def number_cell(value: float | None, spec: str = ".2f") -> str:
+    """A table cell for a figure that may be missing: ``number_cell(0.5, "+.3f") == "+0.500"``,
+    :data:`NO_FIGURE` for ``None`` (or NaN)."""
+    if value is None or value != value:
+        return NO_FIGURE
+    return format(value, spec)
+
 
 def require_datasets(url: str) -> list[dict[str, Any]]:
     """The store's dataset summaries; on an empty store, say so and stop the page."""

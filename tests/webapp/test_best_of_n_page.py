@@ -44,6 +44,11 @@ def test_ranks_the_example_and_explains_the_top_choice(
     assert list(table["candidate"]) == [i + 1 for i in expected.order]
     sentences = at.dataframe[1].value
     assert len(sentences) == len(why.rows)
+    # A position only one candidate has a sentence at: a dash, never a literal None.
+    missing = sum((r.top_term is None) + (r.runner_up_term is None) for r in why.rows)
+    assert (sentences[["adds", "adds "]] == "—").to_numpy().sum() == missing
+    assert "None" not in sentences.astype(str).to_numpy()
+    assert list(sentences["difference"]) == [f"{r.difference:+.3f}" for r in why.rows]
     # One tinted response per candidate, best first.
     tinted = [h.value for h in at.get("html") if "srm-sentence" in h.value]
     assert len(tinted) == len(expected.responses)

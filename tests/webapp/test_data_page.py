@@ -27,6 +27,8 @@ def test_lists_the_imported_pairs(filled_store: str, sample_path: Path, run_page
     frame = at.dataframe[0].value
     assert len(frame) == 25
     assert frame["id"].iloc[0] == load_pairs(sample_path)[0].id
+    # No model has scored them: a dash, never a literal None.
+    assert set(frame["margin"]) == {"—"} and "None" not in frame.astype(str).to_numpy()
 
 
 def test_search_and_pagination(filled_store: str, sample_path: Path, run_page) -> None:

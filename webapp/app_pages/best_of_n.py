@@ -8,6 +8,7 @@ import candidates
 import highlight
 import mdtext
 import services
+import widgets
 from palette import max_abs
 from srm.bestofn import explain
 from srm.data import DataError
@@ -95,19 +96,20 @@ st.dataframe(
         {
             "sentence": row.position,
             f"candidate {best}": row.top_text,
-            "adds": row.top_term,
+            # "—" where a candidate has no sentence at this position
+            "adds": widgets.number_cell(row.top_term, "+.3f"),
             f"candidate {runner_up}": row.runner_up_text,
-            "adds ": row.runner_up_term,
-            "difference": row.difference,
+            "adds ": widgets.number_cell(row.runner_up_term, "+.3f"),
+            "difference": widgets.number_cell(row.difference, "+.3f"),
         }
         for row in why.rows
     ],
     hide_index=True,
     key="bestofn.sentences",
     column_config={
-        "adds": st.column_config.NumberColumn(help="a_j·r_j: what the sentence adds"),
-        "adds ": st.column_config.NumberColumn(help="a_j·r_j: what the sentence adds"),
-        "difference": st.column_config.NumberColumn(help="What this position adds to the lead"),
+        "adds": st.column_config.TextColumn(help="a_j·r_j: what the sentence adds"),
+        "adds ": st.column_config.TextColumn(help="a_j·r_j: what the sentence adds"),
+        "difference": st.column_config.TextColumn(help="What this position adds to the lead"),
     },
 )
 

@@ -8,6 +8,7 @@ import auth
 import importing
 import mdtext
 import services
+import widgets
 from srm.data import DataError
 from srm.jobs import JobLimitError
 
@@ -182,7 +183,7 @@ st.dataframe(
             "dataset": r.dataset,
             "source": r.source,
             "label": r.label or "",
-            "margin": r.margin,
+            "margin": widgets.number_cell(r.margin),  # "—" for an unscored pair
             "prompt": r.prompt.strip(),
             "chosen": r.chosen,
             "rejected": r.rejected,
@@ -195,7 +196,7 @@ st.dataframe(
         "prompt": st.column_config.TextColumn(width="large"),
         "chosen": st.column_config.TextColumn(width="large"),
         "rejected": st.column_config.TextColumn(width="large"),
-        "margin": st.column_config.NumberColumn(format="%.2f"),
+        "margin": st.column_config.TextColumn(),
     },
 )
 

@@ -8,6 +8,7 @@ import mdtext
 import scoring
 import services
 import showcase
+import widgets
 from srm.records import sig3
 
 url = services.store_url()
@@ -185,14 +186,14 @@ elif any(c["report"] is None for c in credit.values()):
     st.caption("A model has not scored the tagged pairs yet.")
 else:
     overall = credit["A"]["report"]["overall"]
-    st.dataframe(
-        services.credit_rows({name: c["report"] for name, c in credit.items()}),
+    figures = ("A AUROC", "A pointing", "B AUROC", "B pointing")
+    st.dataframe(  # "—" for a figure a response set cannot give (AUROC without both tags)
+        [
+            {k: widgets.number_cell(v, ".3f") if k in figures else v for k, v in row.items()}
+            for row in services.credit_rows({name: c["report"] for name, c in credit.items()})
+        ],
         hide_index=True,
         width="stretch",
-        column_config={
-            col: st.column_config.NumberColumn(format="%.3f")
-            for col in ("A AUROC", "A pointing", "B AUROC", "B pointing")
-        },
     )
     counts = overall["sentences"]
     st.caption(
