@@ -27,13 +27,22 @@ EXPORT_FORMATS = ("jsonl", "hf", "prm", "votes")
     is_flag=True,
     help="Import only when the store holds no pairs yet (used by `make app`).",
 )
-def import_cmd(path: Path, db_url: str | None, dataset: str | None, if_empty: bool) -> None:
+@click.option(
+    "--score",
+    is_flag=True,
+    help="Then score the new pairs with the default model ($SRM_MODEL, else the bundled one), "
+    "registered in the store, so the app's Annotate queue is ordered from the start (used by "
+    "`make app`; about 15 s for the 50-pair sample on a CPU).",
+)
+def import_cmd(
+    path: Path, db_url: str | None, dataset: str | None, if_empty: bool, score: bool
+) -> None:
     """Validate preference pairs from PATH and add them to the store.
 
     PATH may be JSONL, JSON, CSV, Parquet or a saved Hugging Face dataset directory, in TRL
     (prompt/chosen/rejected), HH-RLHF transcript or chat-message form. An invalid file imports
     nothing; every problem is listed with its file, line and field. Re-importing the same file
-    adds nothing.
+    adds nothing. --score then scores the dataset with the default model.
     """
     from srm.data import DataError, load_pairs
     from srm.store import StoreError, count_pairs, import_pairs
@@ -57,6 +66,11 @@ def import_cmd(path: Path, db_url: str | None, dataset: str | None, if_empty: bo
     if result.added == 0:
         click.echo("Nothing new: the store already holds every pair in this file.")
     click.echo("By source: " + ", ".join(f"{s} {n}" for s, n in _count_by(pairs).items()))
+    if score and result.added:
+        from srm.cli.scoring import _score_store_dataset
+        from srm.jobs import SCORE_BATCH_SIZE
+
+        _score_store_dataset(url, name, None, SCORE_BATCH_SIZE, "auto")
 
 
 def _count_by(pairs: Iterable) -> dict[str, int]:

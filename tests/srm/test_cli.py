@@ -102,6 +102,29 @@ def test_import_if_empty_skips_a_populated_store(db_url: str, sample_path: Path)
         assert [d.name for d in list_datasets(s)] == ["a"]
 
 
+def test_import_then_score_registers_the_default_model_and_scores_the_new_pairs(
+    db_url: str, sample_path: Path, tmp_path: Path, tiny_model: Path, monkeypatch
+) -> None:
+    """`make app`'s first import: the sample is scored by the default model (the one the app
+    makes active), so the Annotate queue is ordered from the first key; a second run imports
+    and scores nothing."""
+    from srm.store import Model, scored_pairs
+
+    monkeypatch.setenv("SRM_MODEL", str(tiny_model))
+    data = tmp_path / "few.jsonl"
+    data.write_text("".join(sample_path.read_text().splitlines(True)[:6]))
+    first = invoke("import", str(data), "--db", db_url, "--if-empty", "--score")
+    assert first.exit_code == 0, first.output
+    assert "Scored 6 pairs of dataset 'few' with model 1" in first.output
+    with make_sessionmaker(open_store(db_url))() as s:
+        [model] = s.scalars(select(Model)).all()
+        assert model.checkpoint_dir == str(tiny_model.resolve())
+        assert len(scored_pairs(s, "few", model.id)) == 6
+    again = invoke("import", str(data), "--db", db_url, "--if-empty", "--score")
+    assert again.exit_code == 0, again.output
+    assert "nothing imported" in again.output and "Scored" not in again.output
+
+
 def test_import_uses_srm_db_url_by_default(sample_path: Path, db_url: str, monkeypatch) -> None:
     monkeypatch.setenv("SRM_DB_URL", db_url)
     result = invoke("import", str(sample_path), "--dataset", "sample")
