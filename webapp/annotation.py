@@ -371,6 +371,14 @@ def _team_changed() -> None:
     _changed()
 
 
+def set_blind(url: str, dataset: str, on: bool) -> None:
+    """Blind labelling on or off for the dataset (:func:`srm.store.set_blind`)."""
+    auth.require_admin("Switching blind labelling")
+    with write(url) as session:
+        store.set_blind(session, dataset, on)
+    _team_changed()
+
+
 def set_aggregation(url: str, dataset: str, method: str) -> None:
     auth.require_admin("Choosing how votes aggregate")
     with write(url) as session:

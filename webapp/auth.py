@@ -29,7 +29,6 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 import mdtext
 from srm import access, store
 from srm.store import StoreError
-from srm.store.team import get_account  # not re-exported by srm.store
 from store_access import demo_mode, engine, read_session, store_url
 
 logger = logging.getLogger(__name__)
@@ -151,7 +150,7 @@ def sign_in_ended(
     with read_session(url) as session:
         if not store.session_valid(session, name, signed_in_at):
             return "Your sign-in no longer holds (the account changed): sign in again."
-        st.session_state[ROLE] = get_account(session, name).role
+        st.session_state[ROLE] = store.get_account(session, name).role
     return None
 
 

@@ -120,9 +120,7 @@ def pair_filter(
     unvoted_by: str | None = None,
     voted_by: str | None = None,
 ) -> dict[str, Any]:
-    """The filter fields as a plain dict (hashable by the cache); see ``store.PairFilter``.
-    ``voted_by`` (the pairs an annotator has a standing vote on) is applied by
-    :func:`queue_page` only."""
+    """The filter fields as a plain dict (hashable by the cache); see ``store.PairFilter``."""
     fields = {
         "source": source,
         "label": label,
@@ -136,8 +134,6 @@ def pair_filter(
 
 
 def _where(filters: Mapping[str, Any] | None) -> store.PairFilter | None:
-    if filters and "voted_by" in filters:
-        raise StoreError("voted_by: only the Annotate queue (queue_page) filters by it")
     return store.PairFilter(**filters) if filters else None
 
 
@@ -295,34 +291,19 @@ def queue_page(
     page: int,
     page_size: int,
     audit_id: int | None = None,
+    blind: bool = False,
 ) -> list[tuple[PairRow, float | None]]:
-    filters = dict(filters or {})
-    voted_by = filters.pop("voted_by", None)
+    """A page of the Annotate queue (``store.annotation_queue``); ``blind`` orders it against
+    the imported verdict, so that the order says nothing of the votes."""
     with read_session(url) as session:
-        if voted_by is None or dataset is None:
-            rows = store.annotation_queue(
-                session,
-                dataset,
-                model_id,
-                audit_id=audit_id,
-                **_page(search, filters, page, page_size),
-            )
-        else:
-            # The store filters by unvoted_by only: take the whole ordered queue and keep the
-            # pairs with a standing vote of voted_by's (an annotator's assigned pairs: a few
-            # hundred, not the dataset).
-            votes = store.aggregate_labels(session, dataset, "majority").votes
-            every = store.annotation_queue(
-                session,
-                dataset,
-                model_id,
-                audit_id=audit_id,
-                search=search or None,
-                where=_where(filters),
-                limit=1_000_000,
-            )
-            mine = [(p, d) for p, d in every if voted_by in votes.get(p.id, {})]
-            rows = mine[page * page_size : (page + 1) * page_size]
+        rows = store.annotation_queue(
+            session,
+            dataset,
+            model_id,
+            audit_id=audit_id,
+            blind=blind,
+            **_page(search, filters, page, page_size),
+        )
         return [(_pair_row(p), d) for p, d in rows]
 
 

@@ -145,6 +145,7 @@ from srm.store.team import (
     aggregate_labels,
     assign,
     authenticate,
+    get_account,
     get_aggregation,
     has_assignments,
     has_voted,
@@ -172,6 +173,7 @@ def open_store(url: str | None = None) -> Engine:
 
 
 __all__ = [
+    "get_account",
     "UNDECIDED",
     "current_labels",
     "accounts_exist",

@@ -243,6 +243,8 @@ class PairFilter:
     """Only the pairs assigned to this annotator (``srm assign``)."""
     unvoted_by: str | None = None
     """Only the pairs this annotator has no standing vote on (their queue of work left)."""
+    voted_by: str | None = None
+    """Only the pairs this annotator has a standing vote on (their work done)."""
 
     def __post_init__(self) -> None:
         if self.label is not None and self.label not in LABEL_FILTERS:
@@ -287,17 +289,9 @@ def _filter_pairs(
             )
         )
     if where.unvoted_by is not None:
-        undo = aliased(LabelEvent)
-        voted = (
-            select(LabelEvent.pair_id)
-            .join(Annotator, LabelEvent.annotator_id == Annotator.id)
-            .where(
-                Annotator.name == where.unvoted_by,
-                LabelEvent.action.in_(LABELS),
-                ~exists().where(undo.undoes_event_id == LabelEvent.id),
-            )
-        )
-        query = query.where(Pair.id.not_in(voted))
+        query = query.where(Pair.id.not_in(_voted_pairs(where.unvoted_by)))
+    if where.voted_by is not None:
+        query = query.where(Pair.id.in_(_voted_pairs(where.voted_by)))
     if where.model_id is not None:
         query = query.join(Score, (Score.pair_id == Pair.id) & (Score.model_id == where.model_id))
         gap = Score.chosen_score - Score.rejected_score
@@ -310,6 +304,20 @@ def _filter_pairs(
                 (_label_prefers("chosen") & (gap < 0)) | (_label_prefers("rejected") & (gap > 0))
             )
     return query
+
+
+def _voted_pairs(name: str) -> Select:
+    """The ids of the pairs ``name`` has a standing vote on (a label event not undone)."""
+    undo = aliased(LabelEvent)
+    return (
+        select(LabelEvent.pair_id)
+        .join(Annotator, LabelEvent.annotator_id == Annotator.id)
+        .where(
+            Annotator.name == name,
+            LabelEvent.action.in_(LABELS),
+            ~exists().where(undo.undoes_event_id == LabelEvent.id),
+        )
+    )
 
 
 def _label_prefers(side: str) -> ColumnElement[bool]:
@@ -422,24 +430,31 @@ def annotation_queue(
     where: PairFilter | None = None,
     limit: int = 20,
     offset: int = 0,
+    blind: bool = False,
 ) -> list[tuple[Pair, float | None]]:
     """One page of pairs to review, with the :func:`disagreement` on each.
 
     With ``audit_id``, the audit's out-of-fold scores (:mod:`srm.audit`: each pair judged by
     a model that never trained on it) order the queue; else model ``model_id``'s scores. Most
     confident disagreement with the current label first, then (where the model agrees) the
-    pairs it is least sure of; pairs without a score come last, in import order.
+    pairs it is least sure of; pairs without a score come last, in import order. ``blind``
+    (blind labelling): against the imported verdict instead of the current label, so that the
+    order says nothing of other annotators' votes.
     """
+
+    def disagreement_of(gap: Any) -> Any:
+        return -gap if blind else disagreement(gap)
+
     d = None
     ids_query = _filter_pairs(select(Pair.id), dataset, search, where)
     if audit_id is not None:
-        d = disagreement(AuditScore.chosen_score - AuditScore.rejected_score).label("d")
+        d = disagreement_of(AuditScore.chosen_score - AuditScore.rejected_score).label("d")
         scored = (AuditScore.pair_id == Pair.id) & (AuditScore.audit_id == audit_id)
         ids_query = ids_query.outerjoin(AuditScore, scored).add_columns(d)
         ids_query = ids_query.order_by(d.is_(None), d.desc(), Pair.id)
     elif model_id is not None:
         gap = Score.chosen_score - Score.rejected_score
-        d = disagreement(gap).label("d")
+        d = disagreement_of(gap).label("d")
         scored = (Score.pair_id == Pair.id) & (Score.model_id == model_id)
         if where is not None and where.model_id == model_id:  # already joined by the filter
             ids_query = ids_query.add_columns(d)

@@ -186,6 +186,8 @@ def test_the_queue_of_work_left_and_reassignment(session_factory, make_store) ->
             "p2",
             "p3",
         ]
+        done = PairFilter(assigned_to="ana", voted_by="ana")
+        assert [p.external_id for p in list_pairs(s, "d", where=done, limit=9)] == ["p0"]
         (ana,) = progress(s, "d").annotators
         assert (ana.assigned, ana.done, ana.remaining) == (4, 1, 3)
     with session_factory.begin() as s:
@@ -289,3 +291,25 @@ def test_a_vote_without_account_is_refused_before_anything_is_written(
             record_label(s, ids["p0"], "mallory", "swap", expected_event_id=None)
     with session_factory() as s:
         assert label_state(s, ids["p0"]).event_id is None
+
+
+def test_a_blind_queue_is_ordered_without_the_votes(session_factory, make_store) -> None:
+    """The queue puts the model's strongest disagreement with the label first; blind, it
+    orders against the imported verdict, so a vote moves nothing in it."""
+    from srm.store import annotation_queue, register_model, save_scores
+    from tests.conftest import scores_of
+
+    ids = make_store(3)
+    with session_factory.begin() as s:
+        model_id = register_model(s, "m", "/runs/m").id
+        gaps = {"p0": 1.0, "p1": -2.0, "p2": 0.5}  # chosen - rejected as imported
+        save_scores(s, model_id, "d", [scores_of(p, gap, 0.0) for p, gap in gaps.items()])
+    apply(session_factory, ids["p0"], ["swap"], annotator="ana")
+
+    def order(blind: bool) -> list[str]:
+        with session_factory() as s:
+            rows = annotation_queue(s, "d", model_id, blind=blind)
+            return [p.external_id for p, _ in rows]
+
+    assert order(blind=False) == ["p1", "p0", "p2"]  # p0's swap: the model now disagrees
+    assert order(blind=True) == ["p1", "p2", "p0"]  # as imported: p0 is the surest

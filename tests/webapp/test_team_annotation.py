@@ -20,6 +20,7 @@ from srm.store import (
     assign,
     get_aggregation,
     get_pair,
+    is_blind,
     label_state,
     list_pairs,
     make_sessionmaker,
@@ -293,6 +294,11 @@ def test_an_admin_chooses_how_votes_aggregate(team: str) -> None:
     rerun(at)
     with session(team)() as s:
         assert get_aggregation(s, "sample") == "dawid-skene"
+        assert is_blind(s, "sample")  # overlap 2: on by default
+    at.toggle(key="annotate.blind.sample").set_value(False)
+    rerun(at)
+    with session(team)() as s:
+        assert not is_blind(s, "sample")
     reviewer = sign_in("rev")
     assert not [w for w in reviewer.selectbox if w.key == "annotate.aggregation.sample"]
     assert not [b for b in reviewer.button if b.label == "Assign"]

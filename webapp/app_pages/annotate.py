@@ -121,7 +121,9 @@ listed = annotation.visible(blind, status == annotation.MY_VOTED, reviewing)
 overview = annotation.visible(blind, False, reviewing)
 model_id = model.id if model is not None else None
 ranking = services.queue_ranking(url, dataset, model)
-queue = services.queue_page(url, dataset, model_id, search, filters, 0, 50, ranking.audit_id)
+queue = services.queue_page(
+    url, dataset, model_id, search, filters, 0, 50, ranking.audit_id, blind and not reviewing
+)
 ids = [p.db_id for p, _ in queue]
 
 # The pair shown: the one in session state if the queue holds it, or if the annotator came back
@@ -637,6 +639,17 @@ def _team_panel(dataset: str) -> None:
     )
     if method != annotation.aggregation(url, dataset):
         annotation.set_aggregation(url, dataset, method)
+        st.rerun()
+    blind_now = annotation.blind(url, dataset)
+    blind_wanted = st.toggle(
+        "Blind labelling",
+        value=blind_now,
+        key=f"annotate.blind.{dataset}",
+        help="Before their own vote on a pair, annotators see no other vote, no label and "
+        "nothing worded from it. On by default when pairs go to two or more annotators.",
+    )
+    if blind_wanted != blind_now:
+        annotation.set_blind(url, dataset, blind_wanted)
         st.rerun()
     people = annotation.accounts(url)
     with st.form("annotate.assign_form"):
