@@ -37,6 +37,14 @@ TOKEN_ENV = "SRM_SERVE_TOKEN"
     is_flag=True,
     help="Serve beyond loopback without --token: only on a network you trust.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Server processes on the one port, each with its own copy of the model and its own "
+    "--max-queue; on CPU each gets an equal share of the cores.",
+)
 @config_options(ServeConfig, [f.name for f in fields(ServeConfig)])
 @device_option
 def serve_cmd(
@@ -45,6 +53,7 @@ def serve_cmd(
     port: int,
     token: str | None,
     insecure: bool,
+    workers: int,
     device: str,
     **given: Any,
 ) -> None:
@@ -52,7 +61,7 @@ def serve_cmd(
     sentence rewards and their spans), POST /score (the records srm score writes), GET /health
     and the OpenAPI schema at /docs."""
     from srm import access
-    from srm.serve import check_token, connection_cap, descriptor_limit, listen_socket
+    from srm.serve import check_token, connection_cap, descriptor_limit, listen_sockets
 
     if token is None and TOKEN_ENV in os.environ:  # click reads an empty variable as unset
         token = os.environ[TOKEN_ENV]
@@ -72,7 +81,7 @@ def serve_cmd(
         max_connections = connection_cap(config.max_connections, descriptor_limit())
     device = checked_device(device)
     try:  # before the model loads: an address that cannot be served is refused at once
-        sock = listen_socket(host, port)
+        sockets = listen_sockets(host, port, workers)
     except OSError as err:
         raise click.BadParameter(
             f"cannot listen on {host} port {port} ({err.strerror or err}); give another --host "
@@ -86,17 +95,40 @@ def serve_cmd(
             err=True,
         )
 
+    path = model_path(model_dir)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    endpoints = "POST /get_reward, POST /score, GET /health, schema at /docs"
+    if workers > 1:
+        from srm.serve import WorkerPlan, serve_workers, threads_per_worker
+
+        plan = WorkerPlan(
+            path,
+            device,
+            config,
+            token,
+            max_connections,
+            threads_per_worker(workers) if device.startswith("cpu") else None,
+        )
+
+        def announce(pids: list[int]) -> None:
+            click.echo(
+                f"Serving {path} at http://{shown}:{port} from {workers} processes (pids "
+                f"{', '.join(map(str, pids))}): {endpoints}."
+            )
+
+        if serve_workers(plan, sockets, announce) != 0:
+            raise click.ClickException("a worker could not start: see its error above")
+        return
+
     from srm.checkpoint import CheckpointError, load
     from srm.serve import create_app, serve
 
-    path = model_path(model_dir)
     with clean_errors(CheckpointError):
         model = load(path, device=device)
     with clean_errors(ValueError):  # a --dense-tokenizer that cannot be loaded
         app = create_app(model, config, token=token, name=path.name)
-    shown = f"[{host.strip('[]')}]" if ":" in host else host
     click.echo(
         f"Serving {path} ({model.config.head} head, {model.score_length} tokens) at "
-        f"http://{shown}:{port}: POST /get_reward, POST /score, GET /health, schema at /docs."
+        f"http://{shown}:{port}: {endpoints}."
     )
-    serve(app, sock, config, max_connections)
+    serve(app, sockets[0], config, max_connections)

@@ -865,3 +865,78 @@ def test_a_request_whose_client_has_gone_is_not_scored(tiny_model: Path, tmp_pat
         answer = httpx.post(f"{url}/get_reward", json=openrlhf_request(), timeout=60)
         assert answer.status_code == 200
         assert httpx.get(f"{url}/health").json()["batches"] == 1
+
+
+# ------------------------------------------------------------- several processes, one port
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def worker_pids(url: str, count: int) -> set[int]:
+    """The pids /health reports, over new connections, until ``count`` differ (a worker still
+    loading its model answers once it has)."""
+    pids: set[int] = set()
+    for _ in range(200):
+        pids.add(httpx.get(f"{url}/health", timeout=120).json()["pid"])
+        if len(pids) == count:
+            break
+    return pids
+
+
+def wait_until_gone(pids: set[int]) -> None:
+    for _ in range(600):  # a bound for a hung test, not a timing
+        if all(gone(pid) for pid in pids):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"worker processes still running: {sorted(p for p in pids if not gone(p))}")
+
+
+def test_two_workers_answer_on_one_port_and_sigterm_stops_them_all(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    with srm_serve(tiny_model, log, "--workers", "2") as (process, url):
+        pids = worker_pids(url, 2)
+        assert len(pids) == 2 and process.pid not in pids
+        for _ in range(4):
+            answer = httpx.post(f"{url}/get_reward", json=openrlhf_request(), timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["rewards"]) == len(TEXTS)
+        process.send_signal(signal.SIGTERM)
+        try:
+            returncode = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("srm serve --workers 2 ignored SIGTERM")
+    assert returncode == 0
+    wait_until_gone(pids)
+    text = log.read_text()
+    assert "from 2 processes" in text and "Traceback" not in text
+
+
+def test_workers_stop_when_their_parent_is_killed(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves the parent no chance to stop its workers: they stop themselves."""
+    with srm_serve(tiny_model, tmp_path / "serve.log", "--workers", "2") as (process, url):
+        pids = worker_pids(url, 2)
+        process.kill()
+        process.wait(timeout=60)
+    wait_until_gone(pids)
+
+
+def test_workers_refuse_a_port_another_server_holds(monkeypatch) -> None:
+    """SO_REUSEPORT would let the workers join a server of this user already on the port
+    (another srm serve --workers): the port is first bound without it, and refused."""
+    monkeypatch.delenv("SRM_SERVE_TOKEN", raising=False)
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = CliRunner().invoke(
+            main, ["serve", "--workers", "2", "--port", str(port), "--model", "/nowhere"]
+        )  # the model path is not even looked at
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1 port {port}" in result.output
