@@ -63,10 +63,35 @@ _BLUR_ON_KEYS = """
 def blur_on_escape(key: str) -> None:
     """Make Esc and Enter leave the text input of widget ``key`` (letters, digits, ``-``,
     ``_`` and ``.`` only: it is used in a CSS class)."""
+    run_script(_BLUR_ON_KEYS % js_string(_css_key(key)))
+
+
+# The element may be drawn after this script runs (by a fragment): it is looked for every
+# 200 ms, for up to 10 s.
+_SCROLL_TO = """
+(function (key) {
+  const doc = window.parent.document;
+  let tries = 0;
+  const timer = setInterval(function () {
+    const found = doc.querySelector(".st-key-" + key);
+    if (found || ++tries > 50) clearInterval(timer);
+    if (found) found.scrollIntoView({block: "nearest"});
+  }, 200);
+})(%s);
+"""
+
+
+def scroll_into_view(key: str) -> None:
+    """Scroll the page so the element of key ``key`` (a container's, say) is on screen: after
+    a button low on the page starts something whose progress is drawn higher up."""
+    run_script(_SCROLL_TO % js_string(_css_key(key)))
+
+
+def _css_key(key: str) -> str:
     css_key = key.replace(".", "-")
     if not all(c.isalnum() or c in "-_" for c in css_key):
         raise ValueError(f"key: got {key!r}; use letters, digits, '-', '_' and '.' only")
-    run_script(_BLUR_ON_KEYS % js_string(css_key))
+    return css_key
 
 
 def run_script(script: str) -> None:

@@ -142,6 +142,16 @@ def serve(db: Path, log: Path, **env: str) -> Iterator[App]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+    # Through every test that used this server: an API the app calls is going away.
+    warned = deprecations(log)
+    assert not warned, f"{len(warned)} deprecation warnings in {log}, the first: {warned[0]}"
+
+
+def deprecations(log: Path) -> list[str]:
+    """The lines of the app's server log that warn of a deprecation."""
+    return [
+        line for line in log.read_text(errors="replace").splitlines() if "deprecat" in line.lower()
+    ]
 
 
 @pytest.fixture(scope="module")

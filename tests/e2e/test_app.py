@@ -303,6 +303,7 @@ def test_train_page_runs_a_tiny_training_job_to_the_end(app: App, page: Page) ->
     open_page(page, app, "train")
     expect(page.get_by_role("heading", name="Retrain on the corrected labels")).to_be_visible()
     choose(page, "Dataset", "sample")
+    page.get_by_text("the backbone", exact=True).click()  # not the active model: a tiny one
     choose(page, "Backbone", "tiny")
     page.get_by_role("spinbutton", name="Steps").fill("5")
     page.get_by_role("button", name="Start training").click()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import auth
+import browser_scripts
 import charts
 import form_memory
 import job_views
@@ -151,6 +152,9 @@ def running_jobs(jobs: list[services.JobRow]) -> None:
 
 
 running_panel()
+scroll_to = st.session_state.pop("train.scroll_to", None)
+if scroll_to is not None:  # a job just started from the form below: its progress on screen
+    browser_scripts.scroll_into_view(f"train-running-{scroll_to}")
 
 # --- a new training job -----------------------------------------------------------------------
 # The dataset and "also learn from the sentence tags" sit above the form: the counts and the
@@ -381,6 +385,7 @@ if submitted:
             tagged = f" tagged {mdtext.escape(tag)}" if tag else ""
             flash = f"Queued training job {job_id} for {run_on}{tagged}."
         st.session_state["train.flash"] = flash
+        st.session_state["train.scroll_to"] = job_id
         st.session_state["train.job"] = job_id
         st.session_state["train.detail"] = job_id  # its details, not an older job's
         st.rerun()
@@ -490,6 +495,7 @@ def history(jobs: list[services.JobRow]) -> None:
             else:
                 st.session_state["train.flash"] = f"Resumed job {job.id} as job {new_id}."
                 st.session_state["train.job"] = new_id
+                st.session_state["train.scroll_to"] = new_id
                 # The picked job counts as the newest one seen: the details follow on to the
                 # new job (job_views.job_to_show); the picker itself is drawn already.
                 st.session_state["train.newest"] = job.id
