@@ -15,14 +15,9 @@ import services
 ICON = Path(__file__).with_name("favicon.png")
 auth.guard_uploads()  # uploads refused until signed in (webapp/launch.py does it at start-up)
 st.set_page_config(page_title="SRM Studio", page_icon=str(ICON), layout="wide")
-auth.gate()  # a password, when one is configured; no pages for an exposed server without one
 
 url = services.store_url()
 demo = services.demo_mode()
-# Here, once, so that the pages' reads never write. Reading the bundled model's files imports
-# torch: many seconds on the server's first run, nothing after (a spinner shows after 0.5 s).
-with st.spinner(services.LOADING_MODEL):
-    services.register_default_model(url)
 if demo:
     pages = [
         st.Page("app_pages/demo.py", title="Showcase", icon=":material/slideshow:", default=True),
@@ -37,7 +32,17 @@ else:
         st.Page("app_pages/models.py", title="Models", icon=":material/compare_arrows:"),
         st.Page("app_pages/best_of_n.py", title="Best-of-N", icon=":material/leaderboard:"),
     ]
-page = st.navigation(pages)
+# The router before the gate, hidden until the session may see the pages: a sign-in then lands
+# on the page the address asked for (/annotate), not the default one. No page runs before the
+# gate lets the session in (page.run() comes after it).
+visible = auth.exposure_error() is None and auth.role() is not None
+page = st.navigation(pages, position="sidebar" if visible else "hidden")
+auth.gate()  # a sign-in when accounts or a password are set; no pages for an exposed server
+
+# Here, once, so that the pages' reads never write. Reading the bundled model's files imports
+# torch: many seconds on the server's first run, nothing after (a spinner shows after 0.5 s).
+with st.spinner(services.LOADING_MODEL):
+    services.register_default_model(url)
 
 with st.sidebar:
     st.caption("SRM Studio · sentence-level reward models")

@@ -54,16 +54,16 @@ def assigned(app: App, name: str) -> set[str]:
 
 
 def sign_in(browser: Browser, app: App, name: str) -> Page:
-    """A new browser (its own session) signed in as ``name``, on the Annotate page (the app
-    opens on Data after signing in; a reload would sign out: the sign-in lives in the
-    session)."""
+    """A new browser (its own session) that opens the Annotate page's address signed out,
+    signs in as ``name`` there and lands on Annotate (a reload would sign out: the sign-in
+    lives in the session)."""
     page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-    page.goto(app.url)
+    page.goto(f"{app.url}/annotate")
     page.get_by_role("textbox", name="Name", exact=True).fill(name)
     page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text(f"Signed in as {name} ({ROLES[name]})").first).to_be_visible()
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Annotate").click()
+    expect(page.get_by_role("heading", name="Annotate", exact=True)).to_be_visible()
     return page
 
 
@@ -176,6 +176,7 @@ def test_three_accounts_annotate_blind_and_agree_as_computed(
     # 1 - D_o / D_e = 1 - (2/8) / ((64 - 9 - 9 - 4) / 56) = 1 - 0.25 / 0.75 = 0.67.
     carol.get_by_text("Team: progress, assignment, agreement").click()
     panel = carol.get_by_test_id("stExpander").filter(has_text="Krippendorff")
+    expect(panel).to_have_count(1)  # while the page reruns, the old panel lingers a moment
     expect(panel).to_contain_text("Krippendorff's alpha 0.67")
     expect(panel).to_contain_text("1 undecided")
     rows = panel.get_by_test_id("stDataFrame").locator("tr")
