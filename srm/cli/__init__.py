@@ -5,7 +5,7 @@ and ``srm segment`` start fast. A module per group of commands: :mod:`~srm.cli.d
 datasets, export, segment), :mod:`~srm.cli.models` (init, backbones, models, compare),
 :mod:`~srm.cli.scoring` (score, eval), :mod:`~srm.cli.training` (train),
 :mod:`~srm.cli.auditing` (audit), :mod:`~srm.cli.annotating` (guidelines),
-:mod:`~srm.cli.jobs` (jobs, and running a job with ``--job N``), :mod:`~srm.cli.worker`,
+:mod:`~srm.cli.jobs` (jobs, ``jobs run N``, ``jobs cancel N``), :mod:`~srm.cli.worker`,
 :mod:`~srm.cli.app`, :mod:`~srm.cli.serve` and :mod:`~srm.cli.rank`;
 :mod:`~srm.cli.options` holds the options they share and the rules behind them.
 """

@@ -1,6 +1,6 @@
 """``srm audit``: the out-of-fold label audit of a store dataset (:mod:`srm.audit`), run here
 as a job of the store (so ``srm jobs`` shows its progress and ``srm jobs cancel`` stops it),
-or ``--job N`` as the app launches it."""
+or ``--job N`` (the same as ``srm jobs run N``, as the app launches it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The app's jobs from the command line: ``srm jobs`` lists them, ``srm jobs cancel N`` stops
-one, and ``srm train|score --job N`` runs one (:func:`run_job_command`)."""
+one, and ``srm jobs run N`` runs one of any kind (:func:`run_job_command`; ``srm train|score|audit
+--job N`` is the older spelling of it)."""
 
 from __future__ import annotations
 
@@ -26,18 +27,19 @@ def only_with_job(ctx: click.Context) -> None:
         )
 
 
-def run_job_command(ctx: click.Context, kind: str, job_id: int, db_url: str | None) -> None:
-    """Run job ``job_id`` here; exit 0 when it succeeds, 1 when it fails, 130 when cancelled,
+def run_job_command(ctx: click.Context, kind: str | None, job_id: int, db_url: str | None) -> None:
+    """Run job ``job_id`` here, whatever its kind (``kind``: only a job of that kind, as
+    ``srm train --job N`` says); exit 0 when it succeeds, 1 when it fails, 130 when cancelled,
     143 when SIGTERM stopped it (as a cancel does: a resumable checkpoint, whole chunks)."""
     from accelerate import PartialState
 
     from srm import jobs
-    from srm.jobs.running import follow_train_job
     from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
     from srm.sigterm import stop_on_sigterm
     from srm.store import TrainingJob
 
-    only_with_job(ctx)
+    if kind is not None:
+        only_with_job(ctx)
     url, sessions = open_store(db_url, read_only=True)
     with sessions() as session:
         job = session.get(TrainingJob, job_id)
@@ -45,19 +47,24 @@ def run_job_command(ctx: click.Context, kind: str, job_id: int, db_url: str | No
         device = None if job is None else (job.config or {}).get("device")
     if found is None:
         raise click.ClickException(f"no job with id {job_id} in the store {url}; see srm jobs")
-    if found != kind:
-        raise click.ClickException(f"job {job_id} is a {found} job; run it with srm {found} --job")
-    # Under accelerate launch or torchrun, one process of several (a train job only): the main
-    # one runs the job, the others train beside it (srm.jobs.follow_train_job).
+    if kind is not None and found != kind:
+        raise click.ClickException(
+            f"job {job_id} is a {found} job; run it with srm jobs run {job_id}"
+        )
+    runner = jobs.RUNNERS.get(found)
+    if runner is None:
+        raise click.ClickException(f"job {job_id} is a {found} job, which nothing here runs")
+    # Under accelerate launch or torchrun, one process of several (a kind with a follower, such
+    # as train): the main one runs the job, the others follow it (Runner.follow).
     processes = PartialState(cpu=device == "cpu")
     several = processes.num_processes > 1
-    if several and kind != "train":
+    if several and runner.follow is None:
         raise click.ClickException(
-            f"a {kind} job runs in one process; start it without accelerate launch or torchrun"
+            f"a {found} job runs in one process; start it without accelerate launch or torchrun"
         )
     if several and not processes.is_main_process:
         with stop_on_sigterm(sigint=True) as sigterm:
-            status = follow_train_job(sigterm)
+            status = runner.follow(sigterm)
         if status == "cancelled":
             ctx.exit(SIGTERM_EXIT_CODE if sigterm.by_sigterm else 130)
         return
@@ -92,7 +99,7 @@ def run_job_command(ctx: click.Context, kind: str, job_id: int, db_url: str | No
 )
 @click.pass_context
 def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
-    """List training and scoring jobs, newest first; `srm jobs cancel N` stops one.
+    """List jobs, newest first; `srm jobs run N` runs one here, `srm jobs cancel N` stops one.
 
     Dead jobs are marked failed first: running jobs with no heartbeat for two minutes (from
     any machine), and jobs of this machine whose process is gone.
@@ -127,6 +134,18 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+
+
+@jobs_cmd.command("run")
+@click.argument("job_id", type=int)
+@db_option
+@click.pass_context
+def jobs_run_cmd(ctx: click.Context, job_id: int, db_url: str | None) -> None:
+    """Run queued job JOB_ID (train, score or audit) in this process, as the app, a worker or a
+    submit command starts it; exit 0 when it succeeds, 1 when it fails, 130 when cancelled, 143
+    when SIGTERM stopped it. Under accelerate launch or torchrun a train job runs as several
+    processes."""
+    run_job_command(ctx, None, job_id, db_url or ctx.obj.get("db_url"))
 
 
 @jobs_cmd.command("cancel")

@@ -46,13 +46,14 @@ def path_option(
 
 
 def job_option(kind: str) -> Callable[[F], F]:
-    """``--job N`` (as ``job_id``): run a job of ``kind`` from the store, and nothing else."""
+    """``--job N`` (as ``job_id``): run a job of ``kind`` from the store, and nothing else (the
+    older spelling of ``srm jobs run N``)."""
     return click.option(
         "--job",
         "job_id",
         type=int,
         default=None,
-        help=f"Run {kind} job N from the store (as the app creates them), and nothing else.",
+        help=f"Run {kind} job N from the store, and nothing else (same as srm jobs run N).",
     )
 
 

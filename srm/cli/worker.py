@@ -65,7 +65,7 @@ def worker_cmd(
 
     Claims the oldest job it may take (each job runs once however many workers poll; SQLite
     stores serve workers on their own machine only, PostgreSQL any machine) and runs it as
-    `srm train|score|audit --job N`. SIGTERM or Ctrl-C stops it cleanly: the job under way gets
+    `srm jobs run N`. SIGTERM or Ctrl-C stops it cleanly: the job under way gets
     SIGTERM and saves a resumable checkpoint. A worker that dies leaves its job failed once the
     job's heartbeat is older than $SRM_HEARTBEAT_TIMEOUT seconds (120).
     """

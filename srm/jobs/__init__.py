@@ -15,7 +15,7 @@ that poll such as the app's job list, at most every :data:`REAP_INTERVAL` second
 
     >>> with Session.begin() as s:
     ...     job = create_train_job(s, dataset="sample", config={"model": {"backbone": "tiny"}})
-    >>> pid = launch(url, job.id)            # srm train --job N --db URL, in its own session
+    >>> pid = launch(url, job.id)            # srm jobs run N --db URL, in its own session
     >>> with Session.begin() as s:
     ...     reap_dead_jobs(s)                # jobs whose process died without a word -> failed
     ...     jobs = list_jobs(s)              # newest first; job.progress, job.message, ...
@@ -38,14 +38,16 @@ Who starts a job's process is its ``launcher``, chosen when it is created and ac
 :func:`start`: ``local`` (:func:`launch`, above), ``worker`` (queued until an ``srm worker`` on
 any machine that reaches the store claims it: :mod:`~srm.jobs.working`) or ``command`` (a
 configured submit command such as ``sbatch``: :func:`submit`). Whichever it is, the job runs
-as ``srm train|score|audit --job N`` and reports into the store the same way.
+as ``srm jobs run N`` and reports into the store the same way.
 
 The package follows a job's life, a module a stage: :mod:`~srm.jobs.creating`,
-:mod:`~srm.jobs.launching`, :mod:`~srm.jobs.working`, :mod:`~srm.jobs.running` (with
-:mod:`~srm.jobs.scoring`, which ``srm score --dataset`` runs too) and
-:mod:`~srm.jobs.watching`. Import from ``srm.jobs``; the
-intervals are read where they are used (``srm.jobs.running.PROGRESS_INTERVAL``), so set them
-there.
+:mod:`~srm.jobs.launching`, :mod:`~srm.jobs.working`, :mod:`~srm.jobs.running` and
+:mod:`~srm.jobs.watching`. :mod:`~srm.jobs.running` looks the job's kind up in
+:data:`RUNNERS`, one runner per kind, each in its own module: :mod:`~srm.jobs.training`,
+:mod:`~srm.jobs.scoring` (which ``srm score --dataset`` runs too) and
+:mod:`~srm.jobs.auditing`; what a runner sees (:class:`~srm.jobs.run.JobRun`) and the writers
+of a running job's row are in :mod:`~srm.jobs.run`. Import from ``srm.jobs``; the intervals are
+read where they are used (``srm.jobs.run.PROGRESS_INTERVAL``), so set them there.
 """
 
 from srm.jobs.auditing import audit_recipe, create_audit_job
@@ -72,7 +74,8 @@ from srm.jobs.launching import (
     submit_args,
     submit_command,
 )
-from srm.jobs.running import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, TRAIN_SHARE, run_job
+from srm.jobs.run import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, JobRun, Runner
+from srm.jobs.running import RUNNERS, run_job
 from srm.jobs.scoring import (
     SCORE_BATCH_SIZE,
     SCORE_CHUNK,
@@ -80,6 +83,7 @@ from srm.jobs.scoring import (
     score_checkpoint,
     score_dataset,
 )
+from srm.jobs.training import TRAIN_SHARE
 from srm.jobs.watching import (
     HEARTBEAT_TIMEOUT,
     REAP_INTERVAL,
@@ -103,13 +107,16 @@ __all__ = [
     "PROGRESS_INTERVAL",
     "REAP_INTERVAL",
     "RESUMABLE_STATUSES",
+    "RUNNERS",
     "SCORE_BATCH_SIZE",
     "SCORE_CHUNK",
     "SUBMIT_COMMAND_ENV",
     "TRAIN_SHARE",
     "CheckpointScores",
     "JobLimitError",
+    "JobRun",
     "JobStateError",
+    "Runner",
     "Worker",
     "WorkerOptions",
     "audit_recipe",

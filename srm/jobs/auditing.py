@@ -9,20 +9,21 @@ app's Resume button) skips them and continues the fold under way from its checkp
 
     >>> with Session.begin() as s:
     ...     job = create_audit_job(s, dataset="hh", folds=5, config={"max_steps": 200})
-    >>> launch(url, job.id)                   # srm audit --job N
+    >>> launch(url, job.id)                   # srm jobs run N
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from srm.audit import DEFAULT_FOLDS, AuditError, FoldResult, assign_folds, default_recipe
 from srm.config import ConfigError, merge_train_config
-from srm.jobs.creating import _session_url, check_launcher, queue_job, runs_dir
+from srm.jobs.creating import check_launcher, queue_job, runs_dir, session_url
+from srm.jobs.run import JobRun
 from srm.jobs.scoring import SCORE_BATCH_SIZE
 from srm.store import (
     StoreError,
@@ -36,9 +37,6 @@ from srm.store import (
     save_audit_fold,
 )
 from srm.store.export import training_pair
-
-if TYPE_CHECKING:
-    from srm.jobs.running import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def create_audit_job(
         audit = create_audit(
             session, dataset, folds=folds, seed=seed, config=recipe, run_dir="(pending)"
         )
-        audit.run_dir = str(runs_dir(_session_url(session)) / f"audit-{audit.id}")
+        audit.run_dir = str(runs_dir(session_url(session)) / f"audit-{audit.id}")
         audit_id = audit.id
     config = {"audit_id": audit_id, "run_dir": audit.run_dir, "batch_size": SCORE_BATCH_SIZE}
     return queue_job(session, "audit", owner, config, launcher, worker_tag, run_dir_key=None)

@@ -310,12 +310,13 @@ def queue_job(
     session.add(job)
     session.flush()  # the id names the run directory
     if run_dir_key is not None:
-        run_dir = runs_dir(_session_url(session)) / f"job-{job.id}"
+        run_dir = runs_dir(session_url(session)) / f"job-{job.id}"
         # A new dict, not an edit in place: a JSON column notices reassignment only.
         job.config = config | {run_dir_key: str(run_dir)}
         session.flush()
     return job
 
 
-def _session_url(session: Session) -> str:
+def session_url(session: Session) -> str:
+    """The store URL ``session`` is bound to, password included (what a job's process needs)."""
     return session.get_bind().url.render_as_string(hide_password=False)

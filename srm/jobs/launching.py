@@ -1,12 +1,12 @@
 """Starting a queued job's process, as its ``launcher`` says (:func:`start`):
 
-- ``local``: :func:`launch` runs ``python -m srm.cli train|score|audit --job N`` here, in a
-  new process session, its output in the run directory's log;
+- ``local``: :func:`launch` runs ``python -m srm.cli jobs run N`` here, in a new process
+  session, its output in the run directory's log;
 - ``worker``: nothing happens here; an ``srm worker`` on any machine that reaches the store
   claims the job (:mod:`srm.jobs.working`);
 - ``command``: :func:`submit` runs the configured submit command (``$SRM_SUBMIT_COMMAND``,
   such as ``sbatch --job-name srm-{job_id} run.sbatch``), whose job later runs
-  ``srm train --job N`` on a cluster node and reports into the same store.
+  ``srm jobs run N`` on a cluster node and reports into the same store.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from srm.config import ConfigError
-from srm.jobs.watching import JobStateError, _children, _get_job, _reap_children, _run_dir
+from srm.jobs.watching import JobStateError, get_job, job_run_dir, launched_processes, reap_children
 from srm.store import (
     TrainingJob,
     make_sessionmaker,
@@ -65,7 +65,7 @@ def start(url: str, job_id: int) -> int | None:
     try:
         sessions = make_sessionmaker(engine)
         with sessions() as session:
-            launcher = _get_job(session, job_id).launcher
+            launcher = get_job(session, job_id).launcher
         if launcher == "local":
             return _launch(url, sessions, job_id)
         if launcher == "command":
@@ -78,7 +78,7 @@ def start(url: str, job_id: int) -> int | None:
 def launch(url: str, job_id: int) -> int:
     """Start the process that runs queued ``local`` job ``job_id`` and return its pid.
 
-    The process (``python -m srm.cli train|score|audit --job N --db URL``) starts a new process
+    The process (``python -m srm.cli jobs run N --db URL``) starts a new process
     session, so stopping the app (Ctrl-C) does not stop the job; its stdout and stderr go to
     ``job.log`` in the run directory. A URL holding a password goes through ``$SRM_DB_URL``
     instead of the command line, where any local user could read it.
@@ -91,17 +91,17 @@ def launch(url: str, job_id: int) -> int:
 
 
 def _launch(url: str, sessions: sessionmaker[Session], job_id: int) -> int:
-    _reap_children()
+    reap_children()
     with sessions() as session:
-        job = _get_job(session, job_id)
+        job = get_job(session, job_id)
         _check_startable(job)
         if job.launcher != "local":
             raise JobStateError(
                 f"job {job_id} is for the {job.launcher} launcher; it is not launched here"
             )
-        kind, run_dir = job.kind, _run_dir(job)
-    process, log_path = spawn_job(url, job_id, kind, run_dir)
-    _children[process.pid] = process
+        kind, run_dir = job.kind, job_run_dir(job)
+    process, log_path = spawn_job(url, job_id, run_dir)
+    launched_processes[process.pid] = process
     record_launch(sessions, job_id, process.pid, log_path)
     log.info("launched job %d (%s) as pid %d; log: %s", job_id, kind, process.pid, log_path)
     return process.pid
@@ -115,16 +115,16 @@ def _check_startable(job: TrainingJob) -> None:
 
 
 def spawn_job(
-    url: str, job_id: int, kind: str, run_dir: Path, *, die_with_parent: bool = False
+    url: str, job_id: int, run_dir: Path, *, die_with_parent: bool = False
 ) -> tuple[subprocess.Popen, Path]:
-    """Start ``python -m srm.cli KIND --job N`` in a new process session, its output appended
+    """Start ``python -m srm.cli jobs run N`` in a new process session, its output appended
     to ``run_dir/job.log``; return the process and the log's path. With ``die_with_parent``
     (what a worker asks, on Linux) the process is killed when the one that started it dies,
     as it would be if the machine went down, so the job's heartbeats stop and the job is failed.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / LOG_FILE
-    command = [sys.executable, "-m", "srm.cli", kind, "--job", str(job_id)]
+    command = [sys.executable, "-m", "srm.cli", "jobs", "run", str(job_id)]
     env = os.environ | {
         "PYTHONUNBUFFERED": "1",
         # tqdm redraws 10 times a second by default; in a log file every redraw stays.
@@ -267,7 +267,7 @@ def submit(url: str, job_id: int, template: str | None = None) -> bool:
     ``$SRM_JOB_KIND`` in its environment (``sbatch`` passes them on to the batch script), for
     at most :data:`SUBMIT_TIMEOUT` seconds. Its arguments, output and exit status go to the
     job's log; the job stays queued with the output's last line as its message until the
-    submitted ``srm train --job N`` starts it, or, when the command fails, is marked failed
+    submitted ``srm jobs run N`` starts it, or, when the command fails, is marked failed
     with the output as its error.
     """
     engine = open_store(url)
@@ -279,9 +279,9 @@ def submit(url: str, job_id: int, template: str | None = None) -> bool:
 
 def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: str | None) -> bool:
     with sessions() as session:
-        job = _get_job(session, job_id)
+        job = get_job(session, job_id)
         _check_startable(job)
-        kind, run_dir = job.kind, _run_dir(job)
+        kind, run_dir = job.kind, job_run_dir(job)
     try:
         if template is None:
             raise ConfigError(
@@ -293,7 +293,7 @@ def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: st
         shown = submit_args(template, job_id=job_id, db_url=shown_url(url), kind=kind)
     except ConfigError as err:  # the job is not left queued for nobody
         with sessions.begin() as session:
-            job = _get_job(session, job_id, lock=True)
+            job = get_job(session, job_id, lock=True)
             job.status, job.finished_at = "failed", utcnow()
             job.message = job.error = str(err)
         raise
@@ -326,7 +326,7 @@ def _submit(url: str, sessions: sessionmaker[Session], job_id: int, template: st
     accepted = code == 0
     last_line = output.splitlines()[-1] if output else ""
     with sessions.begin() as session:
-        job = _get_job(session, job_id, lock=True)
+        job = get_job(session, job_id, lock=True)
         job.log_path = str(log_path)
         if job.status != "queued":  # the submitted job already started (or was cancelled)
             pass

@@ -1,5 +1,6 @@
 """Scoring a store dataset with a model into the store's scores, a chunk of pairs per
-transaction: what score jobs and ``srm score --dataset`` run.
+transaction: what score jobs (:func:`run_score`), a train job's scoring afterwards and
+``srm score --dataset`` run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from srm.store import dataset_id, imported_pairs, register_model, save_scores
+from srm.jobs.run import JobRun
+from srm.store import (
+    Model,
+    StoreError,
+    dataset_id,
+    imported_pairs,
+    register_model,
+    save_scores,
+)
 
 if TYPE_CHECKING:
     from srm.model import SentenceRewardModel
@@ -107,3 +116,57 @@ def score_checkpoint(
         sessions, dataset, model_id, model, batch_size=batch_size, progress=progress
     )
     return CheckpointScores(model_id, path, done, total)
+
+
+def run_score(run: JobRun) -> tuple[str, str]:
+    """A score job: score every pair of the job's dataset, as imported, with the job's model,
+    :data:`SCORE_CHUNK` pairs per transaction."""
+    return score_run(
+        run,
+        run.model_id,
+        device=str(run.config.get("device", "auto")),
+        batch_size=int(run.config.get("batch_size", SCORE_BATCH_SIZE)),
+    )
+
+
+def score_run(
+    run: JobRun,
+    model_id: int | None,
+    *,
+    device: str = "auto",
+    batch_size: int = SCORE_BATCH_SIZE,
+    start: float = 0.0,
+) -> tuple[str, str]:
+    """Score job ``run``'s dataset with model ``model_id``, its progress running from
+    ``start`` to 1 (a train job scores after training). A cancel or SIGTERM stops it after the
+    chunk under way."""
+    from srm.checkpoint import load
+    from srm.devices import resolve_device
+
+    sessions, report = run.sessions, run.report
+
+    if report(0, 0, start, "loading the model", force=True):
+        return "cancelled", "cancelled before scoring started"
+    with sessions() as session:
+        model_row = session.get(Model, model_id) if model_id is not None else None
+        if model_row is None:
+            raise StoreError(f"model {model_id} is not in the store; create a new job")
+        checkpoint_dir = model_row.checkpoint_dir
+    model = load(checkpoint_dir, device=resolve_device(device))
+
+    def progress(done: int, total: int) -> None:
+        report(done, total, start + (1 - start) * done / total, f"scored {done}/{total} pairs")
+
+    done, total = score_dataset(
+        sessions,
+        run.dataset,
+        model_id,
+        model,
+        batch_size=batch_size,
+        progress=progress,
+        stop=run.stop,
+    )
+    if done < total:
+        return "cancelled", f"{run.stopped_by()} after scoring {done}/{total} pairs (saved)"
+    report(done, total, 1.0, f"scored {done}/{total} pairs", force=True)
+    return "succeeded", f"scored {done} pairs with model {model_id}"

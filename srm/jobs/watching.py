@@ -53,9 +53,9 @@ def seconds_from_env(name: str, default: float) -> float:
 HEARTBEAT_TIMEOUT = seconds_from_env("SRM_HEARTBEAT_TIMEOUT", 120.0)
 #: Seconds between two reaps by one process that polls the jobs (the app).
 REAP_INTERVAL = 30.0
-# Processes this process launched, so that finished ones are waited for (no zombies while the
-# app runs) and Popen never warns that a child it forgot is still running.
-_children: dict[int, subprocess.Popen] = {}
+#: Processes this process launched (pid -> process), so that finished ones are waited for (no
+#: zombies while the app runs) and Popen never warns that a child it forgot is still running.
+launched_processes: dict[int, subprocess.Popen] = {}
 # When this process last reaped each store (see reap_due).
 _last_reap: dict[str, float] = {}
 _last_reap_lock = threading.Lock()
@@ -65,14 +65,16 @@ class JobStateError(StoreError):
     """The job is not in the state the request needs (running a job twice, say)."""
 
 
-def _get_job(session: Session, job_id: int, *, lock: bool = False) -> TrainingJob:
+def get_job(session: Session, job_id: int, *, lock: bool = False) -> TrainingJob:
+    """Job ``job_id`` (``lock``: its row locked for update); a :class:`StoreError` if none."""
     job = session.get(TrainingJob, job_id, with_for_update=lock)
     if job is None:
         raise StoreError(f"no job with id {job_id} in the store; see srm jobs")
     return job
 
 
-def _run_dir(job: TrainingJob) -> Path:
+def job_run_dir(job: TrainingJob) -> Path:
+    """A job's run directory: a train job's ``output_dir``, else the ``run_dir`` of its config."""
     config = job.config or {}
     return Path(config.get("output_dir") or config["run_dir"])
 
@@ -82,7 +84,7 @@ def request_cancel(session: Session, job_id: int) -> TrainingJob:
     launched, then refuses to start it); a running one gets ``cancel_requested`` and stops at
     its next progress write (training leaves a resumable checkpoint, scoring keeps the chunks
     it saved); a finished job is left as it is."""
-    job = _get_job(session, job_id, lock=True)
+    job = get_job(session, job_id, lock=True)
     if job.status == "queued":
         job.status, job.finished_at = "cancelled", utcnow()
         job.message = "cancelled before it started"
@@ -103,7 +105,7 @@ def reap_dead_jobs(session: Session) -> list[int]:
     exists; a pid the system gave to an unrelated process since counts as alive, and then the
     heartbeat decides.
     """
-    _reap_children()
+    reap_children()
     cutoff = utcnow() - timedelta(seconds=HEARTBEAT_TIMEOUT)
     claimed = (TrainingJob.status == "queued") & TrainingJob.claimed_by.is_not(None)
     silent = session.scalars(
@@ -116,7 +118,7 @@ def reap_dead_jobs(session: Session) -> list[int]:
         who = f"pid {job.pid} on {job.host}"
         if job.claimed_by is not None:
             who += f", worker {job.claimed_by}"
-        _fail(
+        fail_job(
             job,
             f"no heartbeat from the job's process ({who}) for over "
             f"{HEARTBEAT_TIMEOUT:.0f} s: it died or lost the store; see its log",
@@ -133,7 +135,7 @@ def reap_dead_jobs(session: Session) -> list[int]:
     ).all()
     gone = [job for job in local if job.pid is not None and not _process_alive(job.pid)]
     for job in gone:
-        _fail(job, f"the job's process (pid {job.pid}) exited without reporting; see its log")
+        fail_job(job, f"the job's process (pid {job.pid}) exited without reporting; see its log")
     session.flush()
     return sorted(job.id for job in [*silent, *gone])
 
@@ -150,7 +152,8 @@ def reap_due(url: str, interval: float = REAP_INTERVAL) -> bool:
         return True
 
 
-def _fail(job: TrainingJob, error: str) -> None:
+def fail_job(job: TrainingJob, error: str) -> None:
+    """Mark ``job`` failed now, ``error`` as its error and message (the caller commits)."""
     job.status, job.finished_at = "failed", utcnow()
     job.error = job.message = error
 
@@ -170,10 +173,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _reap_children() -> None:
-    for pid, process in list(_children.items()):
+def reap_children() -> None:
+    """Forget the launched processes that have exited (waiting for them: no zombies)."""
+    for pid, process in list(launched_processes.items()):
         if process.poll() is not None:
-            del _children[pid]
+            del launched_processes[pid]
 
 
 def job_place(job: TrainingJob) -> str:

@@ -3,7 +3,7 @@
 A worker polls the store, claims the oldest queued job it may take (:func:`srm.store.claim_job`:
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a conditional ``UPDATE`` on SQLite, so each job runs
 once however many workers race for it) and runs it exactly as the app's jobs run, as
-``srm train|score|audit --job N`` in a process of its own, output in the job's log. The job's
+``srm jobs run N`` in a process of its own, output in the job's log. The job's
 process writes its progress, heartbeats and outcome into the store and reads cancels from it;
 the worker adds a heartbeat of its own while the process runs, so a job claimed but not yet
 started is watched too.
@@ -12,7 +12,7 @@ If the worker dies, its job dies with it (on Linux the job's process gets SIGKIL
 heartbeats stop, and whoever next reaps (another worker, the app, ``srm jobs``) marks the job
 **failed** after :data:`~srm.jobs.watching.HEARTBEAT_TIMEOUT` seconds. It is not requeued: a
 train job leaves checkpoints to resume from, and a new job is the user's call. SIGTERM or
-Ctrl-C stops the worker cleanly: the running job gets SIGTERM and stops as ``srm train`` does
+Ctrl-C stops the worker cleanly: the running job gets SIGTERM and stops as ``srm jobs run`` does
 (a resumable checkpoint, status ``cancelled``), then the worker exits.
 
     >>> worker = Worker(url, WorkerOptions(kinds=("train",), tags=("gpu",)), say=print)
@@ -35,10 +35,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from srm.config import ConfigError
-from srm.jobs import running
+from srm.jobs import run as job_run
 from srm.jobs.creating import TAG_PATTERN
 from srm.jobs.launching import record_launch, spawn_job
-from srm.jobs.watching import _fail, _get_job, _run_dir, reap_dead_jobs, reap_due
+from srm.jobs.watching import fail_job, get_job, job_run_dir, reap_dead_jobs, reap_due
 from srm.store import (
     FINISHED_STATUSES,
     JOB_KINDS,
@@ -163,12 +163,12 @@ class Worker:
             if job is None:
                 return None
             dataset = job.dataset.name if job.dataset is not None else None
-            claimed = ClaimedJob(job.id, job.kind, dataset, job.worker_tag, _run_dir(job))
+            claimed = ClaimedJob(job.id, job.kind, dataset, job.worker_tag, job_run_dir(job))
             if self.options.device is not None:
                 job.config = dict(job.config) | {"device": self.options.device}
             refusal = self._refusal(claimed.run_dir)
             if refusal is not None:
-                _fail(job, refusal)
+                fail_job(job, refusal)
         if refusal is not None:
             self.say(f"job {claimed.id} failed: {refusal}")
             return None
@@ -197,7 +197,7 @@ class Worker:
 
     def _run(self, sessions: sessionmaker[Session], job: ClaimedJob) -> None:
         started = time.monotonic()
-        process, log_path = spawn_job(self.url, job.id, job.kind, job.run_dir, die_with_parent=True)
+        process, log_path = spawn_job(self.url, job.id, job.run_dir, die_with_parent=True)
         self._process = process
         if self.stop_requested:  # the stop came between the claim and the start
             process.send_signal(signal.SIGTERM)
@@ -210,9 +210,9 @@ class Worker:
             beat.stop()
             self._process = None
         with sessions.begin() as session:
-            row = _get_job(session, job.id, lock=True)
+            row = get_job(session, job.id, lock=True)
             if row.status not in FINISHED_STATUSES:  # it died before it could say so
-                _fail(
+                fail_job(
                     row,
                     f"the job's process exited with status {code} without recording an "
                     f"outcome; see its log ({log_path})",
@@ -224,7 +224,7 @@ class Worker:
 
 
 class _ClaimHeartbeat(threading.Thread):
-    """The worker's heartbeat for the job it runs, every :data:`running.HEARTBEAT_INTERVAL`
+    """The worker's heartbeat for the job it runs, every :data:`job_run.HEARTBEAT_INTERVAL`
     seconds until :meth:`stop`."""
 
     def __init__(self, sessions: sessionmaker[Session], job_id: int, worker: str) -> None:
@@ -233,7 +233,7 @@ class _ClaimHeartbeat(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._done.wait(running.HEARTBEAT_INTERVAL):
+        while not self._done.wait(job_run.HEARTBEAT_INTERVAL):
             try:
                 with self.sessions.begin() as session:
                     beat_claimed(session, self.job_id, self.worker)

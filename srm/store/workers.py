@@ -33,7 +33,7 @@ def claim_job(
 
     The claim records ``claimed_by``, ``host`` and a first ``heartbeat_at`` (so a worker that
     dies before its job starts is noticed like one that dies later), and leaves the job
-    ``queued``: the job's own process (``srm train --job N``) marks it running, as always. The
+    ``queued``: the job's own process (``srm jobs run N``) marks it running, as always. The
     caller commits; with PostgreSQL the row stays locked until it does.
     """
     # PostgreSQL: the row is locked until commit, and other claims skip it. SQLite ignores

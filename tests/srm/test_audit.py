@@ -283,7 +283,7 @@ def test_a_cancelled_audit_keeps_its_folds_and_resumes(sessions, db_url: str, mo
         )
 
     monkeypatch.setattr(srm.jobs.auditing, "save_audit_fold", save_then_cancel)
-    monkeypatch.setattr(srm.jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(srm.jobs.run, "PROGRESS_INTERVAL", 0.0)
     assert run_job(db_url, job_id) == "cancelled"
     with sessions() as s:
         assert s.get(Audit, audit_id).status == "running"

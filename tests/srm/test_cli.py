@@ -161,6 +161,7 @@ def test_invalid_file_fails_with_location_and_imports_nothing(tmp_path: Path, db
         ["train", "--dataset", "d", "--out", "{tmp}/run"],
         ["train", "--job", "1"],
         ["jobs"],
+        ["jobs", "run", "1"],
         ["jobs", "cancel", "1"],
     ],
     ids=" ".join,
@@ -510,7 +511,7 @@ def test_a_failed_train_job_exits_1_with_its_error(db_url, tmp_path, monkeypatch
 
 
 def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
-    import srm.jobs.running
+    import srm.jobs.run
     import srm.train
 
     job_id = queue_train_job(db_url, tmp_path, max_steps=20)
@@ -524,7 +525,7 @@ def test_a_cancelled_train_job_exits_130(db_url, tmp_path, monkeypatch) -> None:
 
         return real_train(cfg, pairs, *args, progress=hook, **kwargs)
 
-    monkeypatch.setattr(srm.jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(srm.jobs.run, "PROGRESS_INTERVAL", 0.0)
     monkeypatch.setattr("srm.train.train", cancel_at_step_one)
     result = invoke("train", "--job", str(job_id), "--db", db_url)
     assert result.exit_code == 130, result.output
@@ -576,11 +577,25 @@ def test_score_a_store_dataset_and_a_score_job(db_url, tmp_path) -> None:
         job_id = create_score_job(s, dataset="d", model_id=1).id
     wrong_kind = CliRunner().invoke(main, ["train", "--job", str(job_id), "--db", db_url])
     assert wrong_kind.exit_code == 1
-    assert f"job {job_id} is a score job; run it with srm score --job" in wrong_kind.output
-    result = invoke("score", "--job", str(job_id), "--db", db_url)
+    assert f"job {job_id} is a score job; run it with srm jobs run {job_id}" in wrong_kind.output
+    result = invoke("jobs", "run", str(job_id), "--db", db_url)
     assert result.exit_code == 0, result.output
     assert f"Job {job_id} succeeded: scored 5 pairs with model 1" in result.output
     assert job_row(db_url, job_id).progress == 1.0
+    again = CliRunner().invoke(main, ["jobs", "--db", db_url, "run", str(job_id)])
+    assert again.exit_code == 1
+    assert f"job {job_id} is succeeded, not queued: a job runs once" in again.output
+    unknown = CliRunner().invoke(main, ["jobs", "run", "99", "--db", db_url])
+    assert unknown.exit_code == 1
+    assert "no job with id 99 in the store" in unknown.output
+
+
+def test_every_job_kind_has_a_runner() -> None:
+    """A job kind the store accepts is one the jobs package runs, and only those."""
+    from srm.jobs import RUNNERS
+    from srm.store.models import JOB_KINDS
+
+    assert sorted(RUNNERS) == sorted(JOB_KINDS)
 
 
 def test_score_needs_exactly_one_source(db_url, tmp_path, sample_path) -> None:

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import srm.jobs as jobs
-import srm.jobs.running
+import srm.jobs.run
 import srm.jobs.scoring
 import srm.train
 from srm import checkpoint
@@ -265,7 +265,7 @@ def test_score_job_saves_one_score_per_pair(sessions, db_url: str, tiny_model_id
 def test_cancel_while_training_leaves_a_checkpoint_and_no_model(
     sessions, db_url: str, monkeypatch
 ) -> None:
-    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.run, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
 
     def cancel_after_first_step(cfg, pairs, *args, progress, **kwargs):
@@ -294,7 +294,7 @@ def test_cancel_while_training_leaves_a_checkpoint_and_no_model(
 def test_a_cancelled_score_job_keeps_the_chunks_it_saved(
     sessions, db_url: str, tiny_model_id: int, monkeypatch
 ) -> None:
-    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.run, "PROGRESS_INTERVAL", 0.0)
     monkeypatch.setattr(jobs.scoring, "SCORE_CHUNK", 3)
     real_save = jobs.scoring.save_scores
 
@@ -478,7 +478,7 @@ def test_creating_a_job_fails_the_silent_ones_first(sessions) -> None:
 def test_a_running_job_beats_even_between_progress_reports(
     sessions, db_url: str, monkeypatch
 ) -> None:
-    monkeypatch.setattr(jobs.running, "HEARTBEAT_INTERVAL", 0.01)
+    monkeypatch.setattr(jobs.run, "HEARTBEAT_INTERVAL", 0.01)
     real_train = srm.train.train
     beats = []
 
@@ -500,7 +500,7 @@ def test_a_job_failed_for_silence_stops_and_stays_failed(
 ) -> None:
     """A process that comes back (a machine woken from sleep) finds its job failed: it stops
     at its next progress write and leaves the job as the reader recorded it."""
-    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.run, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
 
     def failed_meanwhile(*args, **kwargs):
@@ -574,7 +574,7 @@ def test_job_life_cycle_on_either_backend(store_url: str, pairs, monkeypatch) ->
     assert (job.status, job.progress) == ("succeeded", 1.0)
     assert count(sessions, Score) == N_PAIRS
 
-    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.run, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
 
     def cancel_at_once(cfg, train_pairs, *args, progress, **kwargs):
@@ -703,7 +703,7 @@ def test_a_cancelled_train_job_resumes_as_a_new_job_where_it_stopped(
 ) -> None:
     """The resumed job continues the stopped run (same directory, from its checkpoint) and
     ends where an uninterrupted run ends; the stopped job stays cancelled, resumed once."""
-    monkeypatch.setattr(jobs.running, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.run, "PROGRESS_INTERVAL", 0.0)
     real_train = srm.train.train
     config = TINY | {"max_steps": 4, "score_after": True}
 

@@ -260,7 +260,7 @@ def test_sigterm_to_one_process_stops_them_all_at_one_checkpoint(tmp_path) -> No
 
 
 def test_a_train_job_runs_on_two_processes_and_the_main_one_records_it(tmp_path) -> None:
-    """``torchrun ... srm train --job N``: one job row, one model and one set of scores, all
+    """``torchrun ... srm jobs run N``: one job row, one model and one set of scores, all
     written by the main process; the other trained beside it and wrote nothing."""
     from sqlalchemy import func, select
 
@@ -276,7 +276,7 @@ def test_a_train_job_runs_on_two_processes_and_the_main_one_records_it(tmp_path)
         import_pairs(s, "sample", pairs)
         job_id = create_train_job(s, dataset="sample", config=config).id
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["--standalone", "-m", "srm.cli", "train", "--job", str(job_id), "--db", url]
+    command += ["--standalone", "-m", "srm.cli", "jobs", "run", str(job_id), "--db", url]
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
