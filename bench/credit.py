@@ -392,7 +392,8 @@ def window_visibility(model: SentenceRewardModel, planted: Sequence[PlantedPair]
     """How many training plants the training window (max_length) shows, wholly or in part."""
     if not planted:
         return {"pairs": 0, "whole": 0, "in_part": 0}
-    encoded = encode_pairs(model, [p.pair for p in planted])  # at the training length
+    # At the training length.
+    encoded = encode_pairs(model.tokenizer, model.config, [p.pair for p in planted])
     n = len(planted)
     whole = in_part = 0
     for item, enc in zip(planted, encoded[n:], strict=True):  # the rejected sides

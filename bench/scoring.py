@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     plain.eval()
 
     # Inputs, built once, outside the timings of the "forward" rows.
-    encoded = encode_pairs(srm, pairs)
+    encoded = encode_pairs(srm.tokenizer, srm.config, pairs)
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     for e, text in zip(encoded, responses, strict=True):  # both see the same sentences
         assert e.spans == segment(text, max_chars=cfg.max_sentence_chars)

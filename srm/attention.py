@@ -113,7 +113,9 @@ def pair_attention(
             "attention maps read an SRM's backbone with its markers; this model "
             f"({type(model).__name__}) has none"
         )
-    encoded = encode_pairs(model, [pair], max_length=max_length or model.score_length)
+    encoded = encode_pairs(
+        model.tokenizer, model.config, [pair], max_length=max_length or model.score_length
+    )
     device = next(model.parameters()).device
     batch = collate(encoded, model.tokenizer.pad_token_id or 0).to(device)
     out = model.backbone_output(batch, output_attentions=True)

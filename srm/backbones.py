@@ -277,7 +277,7 @@ def load_backbone(
     elif name_or_path == "smollm2":
         path = smollm2_path()
         tokenizer = load_tokenizer(path)
-        model, lm_head = _load_model(str(path), _load_config(str(path)))
+        model, lm_head = _load_model(str(path), backbone_config(str(path)))
     elif name_or_path == "tiny":
         tokenizer = load_tokenizer(str(minilm_path()))
         with torch.random.fork_rng(devices=[]):
@@ -287,7 +287,7 @@ def load_backbone(
     else:
         if Path(name_or_path).is_dir():
             check_local_files(Path(name_or_path))
-        config = _load_config(name_or_path)
+        config = backbone_config(name_or_path)
         tokenizer = load_tokenizer(name_or_path)
         if _is_bert_like_encoder(config):
             config.is_decoder = True
@@ -354,7 +354,7 @@ def _has_auto_map(path: Path) -> bool:
         return False
 
 
-def _load_config(name_or_path: str) -> PretrainedConfig:
+def backbone_config(name_or_path: str) -> PretrainedConfig:
     try:
         # The raw file first: AutoConfig would ask to run the code an ``auto_map`` names.
         raw, _ = PretrainedConfig.get_config_dict(

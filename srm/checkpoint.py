@@ -124,7 +124,7 @@ def backbone_weights_kind(model: SentenceRewardModel | ImportedRewardModel) -> s
             return "none"
         if model.config.backbone not in NAMED_BACKBONES:
             return "reference"
-    if _is_peft(model.backbone):
+    if is_peft(model.backbone):
         return "lora"
     # A model started from a checkpoint whose backbone was trained (train's init_from) no
     # longer has the package's weights in its frozen part: all of them are saved.
@@ -555,12 +555,12 @@ def _own_state(model: SentenceRewardModel) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
 
 
-def _is_peft(module: torch.nn.Module) -> bool:
+def is_peft(module: torch.nn.Module) -> bool:
     return hasattr(module, "peft_config") and hasattr(module, "get_base_model")
 
 
 def _base_model(module: torch.nn.Module) -> torch.nn.Module:
-    return module.get_base_model() if _is_peft(module) else module
+    return module.get_base_model() if is_peft(module) else module
 
 
 def _is_lora_arg(key: str) -> bool:

@@ -31,8 +31,8 @@ from transformers import PreTrainedTokenizerFast
 from srm.segment import DEFAULT_MAX_CHARS, Span, align_tokens, segment
 
 if TYPE_CHECKING:
+    from srm.config import ModelConfig
     from srm.data import PreferencePair
-    from srm.model import SentenceRewardModel
 
 PROMPT = -1  # token_sentence value of prefix and prompt tokens
 MARKER = -2  # token_sentence value of marker positions
@@ -220,26 +220,45 @@ def encode_groups(
     return result
 
 
+def prompt_text(tokenizer: PreTrainedTokenizerFast, prompt: str, *, chat_template: bool) -> str:
+    """The prompt as a model reads it: rendered with the tokenizer's chat template as a user
+    turn, ready for the assistant's response, when ``chat_template`` is on (and the tokenizer
+    has one); else unchanged. A leading BOS the template writes is dropped (encoding adds one).
+    """
+    if not chat_template or not getattr(tokenizer, "chat_template", None):
+        return prompt
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos) and tokenizer.bos_token_id is not None:
+        text = text[len(bos) :]
+    return text
+
+
 def encode_pairs(
-    model: SentenceRewardModel,
+    tokenizer: PreTrainedTokenizerFast,
+    cfg: ModelConfig,
     pairs: Sequence[PreferencePair],
     spans: Sequence[Mapping[str, Sequence[Span]] | None] | None = None,
     *,
     max_length: int | None = None,
 ) -> list[Encoded]:
-    """Encode chosen responses then rejected ones: item i and i + len(pairs) form pair i, and
-    share one prompt encoding (identical prompt tokens).
+    """Encode chosen responses then rejected ones, as a model with config ``cfg`` and
+    ``tokenizer`` reads them: item i and i + len(pairs) form pair i, and share one prompt
+    encoding (identical prompt tokens).
 
     ``spans[i]`` may map ``"chosen"``/``"rejected"`` to sentence spans that replace the
     automatic segmentation of that response (see :func:`srm.score.score_pairs`). ``max_length``
-    defaults to the training length, ``model.config.max_length``. Prompts are read as the
-    model reads them (:meth:`SentenceRewardModel.prompt_text`: its chat template, if on).
+    defaults to the training length, ``cfg.max_length``. Prompts go through
+    :func:`prompt_text` (the chat template, if ``cfg.chat_template`` is on).
+
+    >>> encoded = encode_pairs(model.tokenizer, model.config, pairs)  # 2 * len(pairs) items
     """
-    cfg = model.config
     given = list(spans) if spans is not None else [None] * len(pairs)
     groups = encode_groups(
-        model.tokenizer,
-        [model.prompt_text(p.prompt) for p in pairs],
+        tokenizer,
+        [prompt_text(tokenizer, p.prompt, chat_template=cfg.chat_template) for p in pairs],
         [(p.chosen, p.rejected) for p in pairs],
         max_length=max_length or cfg.max_length,
         prompt_fraction=cfg.prompt_fraction,

@@ -53,7 +53,7 @@ from srm.backbones import (
     LM_ARCHITECTURES,
     NAMED_BACKBONES,
     BackboneError,
-    _load_config,
+    backbone_config,
     check_local_files,
     is_causal,
     load_backbone,
@@ -266,7 +266,7 @@ def load_classifier(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedToken
     :class:`~srm.backbones.BackboneError` saying what to give instead."""
     if Path(name_or_path).is_dir():
         check_local_files(Path(name_or_path))
-    config = _load_config(name_or_path)
+    config = backbone_config(name_or_path)
     architectures = list(config.architectures or [])
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         kind = ", ".join(architectures) or "no architecture recorded"

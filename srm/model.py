@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from srm.backbones import Backbone, load_backbone
-from srm.collate import PADDING, Batch
+from srm.collate import PADDING, Batch, prompt_text
 from srm.config import ConfigError, ModelConfig
 
 SCORE_LENGTH_CAP = 1024
@@ -211,15 +211,7 @@ class SentenceRewardModel(nn.Module):
         """The prompt as the model reads it: rendered with the backbone's chat template as a
         user turn, ready for the assistant's response, when ``config.chat_template`` is on;
         else unchanged. A leading BOS the template writes is dropped (encoding adds one)."""
-        if not self.config.chat_template or not getattr(self.tokenizer, "chat_template", None):
-            return prompt
-        text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-        bos = self.tokenizer.bos_token
-        if bos and text.startswith(bos) and self.tokenizer.bos_token_id is not None:
-            text = text[len(bos) :]
-        return text
+        return prompt_text(self.tokenizer, prompt, chat_template=self.config.chat_template)
 
     def sentence_likelihood(
         self, batch: Batch, plain: PlainBatch | None = None, *, chunk: int = 2048

@@ -60,7 +60,7 @@ def score_pairs(
     device = next(model.parameters()).device
     n = len(pairs)
     length = _scoring_length(model, max_length)
-    encoded = encode_pairs(model, pairs, spans, max_length=length)
+    encoded = encode_pairs(model.tokenizer, model.config, pairs, spans, max_length=length)
     lengths = [max(len(encoded[i]), len(encoded[i + n])) for i in range(n)]
     results: list[PairScores | None] = [None] * n
     done = 0

@@ -162,9 +162,9 @@ def _initial_model(cfg: TrainConfig) -> SentenceRewardModel:
     except checkpoint.CheckpointError as err:
         raise TrainingError(f"init_from: {err}") from err
     from srm.backbones import PACKAGE_BACKBONES
-    from srm.checkpoint import _is_peft
+    from srm.checkpoint import is_peft
 
-    if _is_peft(model.backbone):
+    if is_peft(model.backbone):
         model.backbone = model.backbone.merge_and_unload()
     if info.backbone_weights in ("full", "partial", "lora"):
         # Its backbone is no longer the package's: every weight of it is saved from now on,
@@ -315,7 +315,7 @@ def train(
     # Tokenise once; each epoch reorders indices into length-grouped global batches, and the
     # prepared loader gives this process its slice of each (see srm.parallel). Indices below
     # n are pairs (two sequences each), the rest step-labelled responses (one each).
-    encoded = encode_pairs(model, train_pairs) if train_pairs else []
+    encoded = encode_pairs(model.tokenizer, model.config, train_pairs) if train_pairs else []
     n = len(train_pairs)
     steps_encoded = _encode_steps(model, train_steps)
     step_labels = [_label_row(s, e) for s, e in zip(train_steps, steps_encoded, strict=True)]
@@ -624,9 +624,9 @@ def _policy_reference(
     with its LoRA adapters disabled (or, after full fine-tuning starts, a frozen copy of the
     base backbone), fed the marker embedding's starting value."""
     from srm.backbones import load_backbone
-    from srm.checkpoint import _is_peft
+    from srm.checkpoint import is_peft
 
-    if _is_peft(model.backbone):
+    if is_peft(model.backbone):
         frozen, head, disable = None, None, model.backbone.disable_adapter
         base = model.backbone
     else:

@@ -67,10 +67,10 @@ def import_cmd(
         click.echo("Nothing new: the store already holds every pair in this file.")
     click.echo("By source: " + ", ".join(f"{s} {n}" for s, n in _count_by(pairs).items()))
     if score and result.added:
-        from srm.cli.scoring import _score_store_dataset
+        from srm.cli.scoring import score_store_dataset
         from srm.jobs import SCORE_BATCH_SIZE
 
-        _score_store_dataset(url, name, None, SCORE_BATCH_SIZE, "auto")
+        score_store_dataset(url, name, None, SCORE_BATCH_SIZE, "auto")
 
 
 def _count_by(pairs: Iterable) -> dict[str, int]:

@@ -108,7 +108,7 @@ def score_cmd(
                 "With --dataset the scores go to the store; --out is for --data PATH "
                 "(srm export --dataset NAME writes the pairs to score that way)."
             )
-        _score_store_dataset(db_url, dataset, model_dir, batch_size, device)
+        score_store_dataset(db_url, dataset, model_dir, batch_size, device)
         return
     if out is None:
         raise click.UsageError("Give the JSONL file to write with --out FILE.")
@@ -182,7 +182,7 @@ def _add_attention(model: object, pairs: list, rows: list[dict], max_length: int
                 row[side]["attention"] = maps[side].to_json()
 
 
-def _score_store_dataset(
+def score_store_dataset(
     db_url: str | None, dataset: str, model_dir: Path | None, batch_size: int, device: str
 ) -> None:
     """Register the model and save its scores of every pair of ``dataset`` in the store

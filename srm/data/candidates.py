@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from srm.data.checks import (
-    _check_characters,
-    _check_id,
-    _convert_rows,
-    _Found,
-    _require_str,
-    _type_name,
+    check_characters,
+    check_id,
+    convert_rows,
+    require_str,
 )
-from srm.data.readers import _open_rows
+from srm.data.fields import Found, type_name
+from srm.data.readers import open_rows
 from srm.data.schema import DataError, Problem
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ def load_candidates(
     Raises :class:`~srm.data.DataError` listing every problem with its file, line and field;
     nothing is returned from an invalid input.
     """
-    rows, label, _ = _open_rows(
+    rows, label, _ = open_rows(
         source,
         format,
         None,
@@ -61,7 +60,7 @@ def load_candidates(
             "(one record per line) instead"
         ),
     )
-    records, problems = _convert_rows(rows, label, _to_candidates)
+    records, problems = convert_rows(rows, label, _to_candidates)
     if problems:
         raise DataError(problems)
     if not records:
@@ -70,27 +69,27 @@ def load_candidates(
     return records
 
 
-def _to_candidates(record: Any, found: _Found) -> tuple[Candidates | None, bool]:
+def _to_candidates(record: Any, found: Found) -> tuple[Candidates | None, bool]:
     if not isinstance(record, Mapping):
-        found.append((None, f"expected a JSON object (a record), got {_type_name(record)}"))
+        found.append((None, f"expected a JSON object (a record), got {type_name(record)}"))
         return None, False
     hint = f"; {_FIELDS}"
-    prompt = _require_str(record, "prompt", found, hint)
+    prompt = require_str(record, "prompt", found, hint)
     responses = record.get("responses")
     if "responses" not in record:
         found.append(("responses", f"missing required field{hint}"))
     elif not isinstance(responses, list):
-        found.append(("responses", f"expected a list of strings, got {_type_name(responses)}"))
+        found.append(("responses", f"expected a list of strings, got {type_name(responses)}"))
     else:
         for j, response in enumerate(responses):
             if not isinstance(response, str):
-                found.append((f"responses[{j}]", f"expected a string, got {_type_name(response)}"))
+                found.append((f"responses[{j}]", f"expected a string, got {type_name(response)}"))
         if len(responses) < 2:
             found.append(
                 ("responses", f"has {len(responses)}; give at least two responses to rank")
             )
-    explicit_id = _check_id(record, found)
-    _check_characters(record, ("prompt", "responses", "id"), found)
+    explicit_id = check_id(record, found)
+    check_characters(record, ("prompt", "responses", "id"), found)
     if found or prompt is None:
         return None, False
     texts = tuple(responses)  # type: ignore[arg-type]

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from srm.data.fields import Found, Row, type_name
 from srm.data.schema import MAX_MARGIN, PreferencePair, Problem, StepRecord
 
-if TYPE_CHECKING:
-    from srm.data.readers import _Row
-
-# (field, message) pairs found in one record; the caller adds file and location.
-_Found = list[tuple[str | None, str]]
 _Record = TypeVar("_Record", PreferencePair, StepRecord)
 
 
-def _convert_rows(
-    rows: Iterable[_Row],
+def convert_rows(
+    rows: Iterable[Row],
     label: str,
-    convert: Callable[[Any, _Found], tuple[_Record | None, bool]],
+    convert: Callable[[Any, Found], tuple[_Record | None, bool]],
 ) -> tuple[list[_Record], list[Problem]]:
     """Convert every row with ``convert(record, found)``, which returns the converted record
     (None if anything is wrong) and whether its id was derived from the content, and appends
@@ -35,7 +31,7 @@ def _convert_rows(
         if error is not None:
             problems.append(Problem(label, location, None, error))
             continue
-        found: _Found = []
+        found: Found = []
         record, derived = convert(raw, found)
         record_id = record.id if record is not None else _explicit_id(raw)
         _check_unique_id(record_id, derived, location, first_seen, found)
@@ -45,25 +41,28 @@ def _convert_rows(
     return records, problems
 
 
-def _require_str(record: Mapping[str, Any], name: str, found: _Found, hint: str) -> str | None:
+def require_str(record: Mapping[str, Any], name: str, found: Found, hint: str) -> str | None:
+    """The string field ``name``, or ``None`` with a problem (missing: with ``hint``)."""
     if name not in record:
         found.append((name, f"missing required field{hint}"))
         return None
     value = record[name]
     if not isinstance(value, str):
-        found.append((name, f"expected a string, got {_type_name(value)}"))
+        found.append((name, f"expected a string, got {type_name(value)}"))
         return None
     return value
 
 
-def _require_text(value: str | None, name: str, found: _Found) -> None:
+def require_text(value: str | None, name: str, found: Found) -> None:
+    """A problem when ``value`` is given but blank (a response must say something)."""
     if value is not None and not value.strip():
         found.append(
             (name, "is empty or whitespace-only; a preference pair needs two non-empty responses")
         )
 
 
-def _check_id(record: Mapping[str, Any], found: _Found) -> str | None:
+def check_id(record: Mapping[str, Any], found: Found) -> str | None:
+    """The record's ``id`` as a string (numbers accepted), ``None`` when absent or bad."""
     value = record.get("id")
     if value is None:
         return None
@@ -74,7 +73,7 @@ def _check_id(record: Mapping[str, Any], found: _Found) -> str | None:
             return value
         found.append(("id", "is empty; give a non-empty id or drop the field to derive one"))
         return None
-    found.append(("id", f"expected a string or an integer, got {_type_name(value)}"))
+    found.append(("id", f"expected a string or an integer, got {type_name(value)}"))
     return None
 
 
@@ -97,7 +96,7 @@ def _check_unique_id(
     derived: bool,
     location: str,
     first_seen: dict[str, str],
-    found: _Found,
+    found: Found,
 ) -> None:
     """Refuse an id used by an earlier record (``first_seen`` maps ids to where they first
     stood), saying whether the two records are exact duplicates (a ``derived`` id is a hash
@@ -116,12 +115,13 @@ def _check_unique_id(
     found.append(("id", f"id '{record_id}' already used on {first_seen[record_id]}{why}"))
 
 
-def _check_margin(record: Mapping[str, Any], found: _Found) -> float | None:
+def check_margin(record: Mapping[str, Any], found: Found) -> float | None:
+    """The optional ``margin``: a finite number within ±:data:`MAX_MARGIN`."""
     value = record.get("margin")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        shown = f"str {value!r}" if isinstance(value, str) else _type_name(value)
+        shown = f"str {value!r}" if isinstance(value, str) else type_name(value)
         found.append(("margin", f"expected a finite number, got {shown}"))
         return None
     try:
@@ -176,7 +176,7 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def _check_characters(record: Mapping[str, Any], keys: Sequence[str], found: _Found) -> None:
+def check_characters(record: Mapping[str, Any], keys: Sequence[str], found: Found) -> None:
     """Append a problem for every string under ``keys`` (in lists and objects too, such as a
     chat message's content) that :func:`text_problem` refuses, with the path to it."""
     stack = [(key, record[key]) for key in reversed(keys) if key in record]
@@ -192,26 +192,17 @@ def _check_characters(record: Mapping[str, Any], keys: Sequence[str], found: _Fo
             stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
 
 
-def _check_optional_string(record: Mapping[str, Any], key: str, found: _Found) -> str | None:
+def check_optional_string(record: Mapping[str, Any], key: str, found: Found) -> str | None:
+    """The optional string field ``key``, ``None`` when absent (a problem when not a string)."""
     value = record.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
-        found.append((key, f"expected a string, got {_type_name(value)}"))
+        found.append((key, f"expected a string, got {type_name(value)}"))
         return None
     return value
 
 
-def _count(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
+    """``plural(1, "label")`` is ``"1 label"``, ``plural(3, "label")`` ``"3 labels"``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _type_name(value: Any) -> str:
-    """Name a value's type in JSON-ish terms for messages ("got int", "got null")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__

@@ -11,17 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from srm.data.checks import (
-    _check_characters,
-    _check_id,
-    _check_margin,
-    _check_optional_string,
-    _convert_rows,
-    _Found,
-    _require_str,
-    _require_text,
-    _type_name,
+    check_characters,
+    check_id,
+    check_margin,
+    check_optional_string,
+    convert_rows,
+    require_str,
+    require_text,
 )
-from srm.data.readers import _open_rows, _Row
+from srm.data.fields import Found, Row, type_name
+from srm.data.readers import open_rows
 from srm.data.schema import DataError, PreferencePair, Problem, content_id
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ _ADAPTERS_TRIED = (
     "'\\n\\nHuman: ...\\n\\nAssistant: ...' strings) and chat messages (chosen, rejected and "
     "optionally prompt as lists of {role, content})"
 )
-#: The fields of a record whose strings end up in a pair (see _check_characters).
+#: The fields of a record whose strings end up in a pair (see check_characters).
 _PAIR_TEXT_FIELDS = ("prompt", "chosen", "rejected", "id", "source", "subset")
 
 
@@ -67,7 +66,7 @@ def load_pairs(
     Raises :class:`DataError` listing every problem found (nothing is returned from an
     invalid input), including a missing path, an unsupported extension or an empty input.
     """
-    rows, label, fallback = _open_rows(source, format, default_source)
+    rows, label, fallback = open_rows(source, format, default_source)
     pairs, problems, shapes = _validate(rows, label, fallback)
     if problems:
         raise DataError(problems)
@@ -85,24 +84,24 @@ def load_pairs(
 
 
 def _validate(
-    rows: Iterable[_Row], label: str, fallback_source: str
+    rows: Iterable[Row], label: str, fallback_source: str
 ) -> tuple[list[PreferencePair], list[Problem], Counter[str]]:
     """Turn rows into pairs, collecting every problem (including duplicate ids), and count the
     shapes of the records converted (for the log line)."""
     shapes: Counter[str] = Counter()
 
-    def convert(record: Any, found: _Found) -> tuple[PreferencePair | None, bool]:
+    def convert(record: Any, found: Found) -> tuple[PreferencePair | None, bool]:
         pair, shape, derived = _to_pair(record, fallback_source, found)
         if pair is not None:
             shapes[shape] += 1
         return pair, derived
 
-    pairs, problems = _convert_rows(rows, label, convert)
+    pairs, problems = convert_rows(rows, label, convert)
     return pairs, problems, shapes
 
 
 def _to_pair(
-    record: Any, fallback_source: str, found: _Found
+    record: Any, fallback_source: str, found: Found
 ) -> tuple[PreferencePair | None, str, bool]:
     """Convert one record, appending its problems to ``found``.
 
@@ -110,7 +109,7 @@ def _to_pair(
     derived from the content.
     """
     if not isinstance(record, Mapping):
-        found.append((None, f"expected a JSON object (a record), got {_type_name(record)}"))
+        found.append((None, f"expected a JSON object (a record), got {type_name(record)}"))
         return None, "", False
     shape = _detect_shape(record)
     if shape is None:
@@ -122,11 +121,11 @@ def _to_pair(
     adapter = {"trl": _adapt_trl, "hh": _adapt_hh, "chat": _adapt_chat}[shape]
     texts = adapter(record, found)
 
-    explicit_id = _check_id(record, found)
-    margin = _check_margin(record, found)
-    source = _check_optional_string(record, "source", found)
-    subset = _check_optional_string(record, "subset", found)
-    _check_characters(record, _PAIR_TEXT_FIELDS, found)
+    explicit_id = check_id(record, found)
+    margin = check_margin(record, found)
+    source = check_optional_string(record, "source", found)
+    subset = check_optional_string(record, "subset", found)
+    check_characters(record, _PAIR_TEXT_FIELDS, found)
 
     if texts is None or found:
         return None, shape, False
@@ -163,10 +162,10 @@ def _detect_shape(record: Mapping[str, Any]) -> str | None:
     return "hh"
 
 
-def _adapt_trl(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str] | None:
-    prompt = _require_str(record, "prompt", found, "")
-    chosen = _require_str(record, "chosen", found, "")
-    rejected = _require_str(record, "rejected", found, "")
+def _adapt_trl(record: Mapping[str, Any], found: Found) -> tuple[str, str, str] | None:
+    prompt = require_str(record, "prompt", found, "")
+    chosen = require_str(record, "chosen", found, "")
+    rejected = require_str(record, "rejected", found, "")
     if prompt is not None and not prompt.strip():
         found.append(
             (
@@ -176,20 +175,20 @@ def _adapt_trl(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str]
                 "split automatically)",
             )
         )
-    _require_text(chosen, "chosen", found)
-    _require_text(rejected, "rejected", found)
+    require_text(chosen, "chosen", found)
+    require_text(rejected, "rejected", found)
     if prompt is None or chosen is None or rejected is None:
         return None
     return prompt, chosen, rejected
 
 
-def _adapt_hh(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str] | None:
+def _adapt_hh(record: Mapping[str, Any], found: Found) -> tuple[str, str, str] | None:
     hint = (
         " (records without 'prompt' are read as HH-RLHF transcripts, which need both "
         "'chosen' and 'rejected')"
     )
-    chosen = _require_str(record, "chosen", found, hint)
-    rejected = _require_str(record, "rejected", found, hint)
+    chosen = require_str(record, "chosen", found, hint)
+    rejected = require_str(record, "rejected", found, hint)
     if chosen is None or rejected is None:
         return None
     cut = os.path.commonprefix([chosen, rejected]).rfind(ASSISTANT_TAG)
@@ -227,7 +226,7 @@ def _adapt_hh(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str] 
     return prompt, chosen_reply, rejected_reply
 
 
-def _adapt_chat(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str] | None:
+def _adapt_chat(record: Mapping[str, Any], found: Found) -> tuple[str, str, str] | None:
     before = len(found)
     prompt_turns: list[tuple[str, str]] = []
     if record.get("prompt") is not None:
@@ -281,14 +280,14 @@ def _adapt_chat(record: Mapping[str, Any], found: _Found) -> tuple[str, str, str
     prompt = transcript(history)
     chosen = chosen_turns[-1][1].strip()
     rejected = rejected_turns[-1][1].strip()
-    _require_text(chosen, "chosen", found)
-    _require_text(rejected, "rejected", found)
+    require_text(chosen, "chosen", found)
+    require_text(rejected, "rejected", found)
     if len(found) > before:
         return None
     return prompt, chosen, rejected
 
 
-def _messages(record: Mapping[str, Any], name: str, found: _Found) -> list[tuple[str, str]] | None:
+def _messages(record: Mapping[str, Any], name: str, found: Found) -> list[tuple[str, str]] | None:
     """Validate a list of chat messages; return (role, content) tuples or None."""
     if name not in record:
         found.append((name, "missing required field; chat records need 'chosen' and 'rejected'"))
@@ -299,7 +298,7 @@ def _messages(record: Mapping[str, Any], name: str, found: _Found) -> list[tuple
             (
                 name,
                 f"expected a list of {{role, content}} messages like the other fields of this "
-                f"record, got {_type_name(value)}",
+                f"record, got {type_name(value)}",
             )
         )
         return None
@@ -308,12 +307,12 @@ def _messages(record: Mapping[str, Any], name: str, found: _Found) -> list[tuple
     for index, message in enumerate(value):
         where = f"{name}[{index}]"
         if not isinstance(message, Mapping):
-            found.append((where, f"expected a {{role, content}} object, got {_type_name(message)}"))
+            found.append((where, f"expected a {{role, content}} object, got {type_name(message)}"))
             ok = False
             continue
         role, content = message.get("role"), message.get("content")
         if not isinstance(role, str) or role not in CHAT_ROLE_NAMES:
-            shown = f"'{role}'" if isinstance(role, str) else _type_name(role)
+            shown = f"'{role}'" if isinstance(role, str) else type_name(role)
             found.append(
                 (
                     f"{where}.role",
@@ -322,7 +321,7 @@ def _messages(record: Mapping[str, Any], name: str, found: _Found) -> list[tuple
             )
             ok = False
         if not isinstance(content, str):
-            found.append((f"{where}.content", f"expected a string, got {_type_name(content)}"))
+            found.append((f"{where}.content", f"expected a string, got {type_name(content)}"))
             ok = False
         if ok:
             turns.append((role, content))

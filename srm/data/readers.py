@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from srm import files
-from srm.data.checks import _type_name
+from srm.data.fields import Row, type_name
 from srm.data.schema import IN_MEMORY_FILE, IN_MEMORY_SOURCE, DataError, Problem
 
 if TYPE_CHECKING:
@@ -47,18 +47,13 @@ _EXPECTED = "a data file or a saved dataset directory"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-# A row as read from the input, before validation: where it is, the parsed value, and the
-# reason it could not be parsed (if so).
-_Row = tuple[str, Any, str | None]
-
-
-def _open_rows(
+def open_rows(
     source: str | os.PathLike[str] | datasets.Dataset | datasets.DatasetDict,
     format: str | None,
     default_source: str | None,
     *,
     csv_refused: str | None = None,
-) -> tuple[Iterator[_Row], str, str]:
+) -> tuple[Iterator[Row], str, str]:
     """The rows of ``source``, its label for messages, and the source name for records
     without one. ``csv_refused``, when given, is the reason CSV input is refused."""
     if format is not None and format not in FORMATS:
@@ -124,7 +119,7 @@ def _path_format(path: Path, label: str, format: str | None) -> str:
     return format
 
 
-def _read_path(path: Path, label: str, format: str | None) -> Iterator[_Row]:
+def _read_path(path: Path, label: str, format: str | None) -> Iterator[Row]:
     """Pick a reader for ``path``; raise DataError for problems with the file as a whole."""
     format = _path_format(path, label, format)
     if format == "jsonl":
@@ -145,7 +140,7 @@ def _read_bytes(path: Path, label: str) -> bytes:
         return files.read_input_bytes(path, label, expected=_EXPECTED)
 
 
-def _read_jsonl(path: Path, label: str, data: bytes | None = None) -> Iterator[_Row]:
+def _read_jsonl(path: Path, label: str, data: bytes | None = None) -> Iterator[Row]:
     # JSON Lines is parsed here, line by line with the json module, rather than through
     # datasets.Dataset.from_json: that reader reports the first bad line only (if at all),
     # drops line numbers, and infers one schema for the whole file, turning a string in one
@@ -174,7 +169,7 @@ def _read_jsonl(path: Path, label: str, data: bytes | None = None) -> Iterator[_
             yield location, None, str(exc)
 
 
-def _read_json(path: Path, label: str) -> Iterator[_Row]:
+def _read_json(path: Path, label: str) -> Iterator[Row]:
     data = _read_bytes(path, label)
     body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
     if body.lstrip()[:1] == b"{":
@@ -204,7 +199,7 @@ def _read_json(path: Path, label: str) -> Iterator[_Row]:
                     label,
                     "",
                     None,
-                    f"expected a top-level JSON list of records, got {_type_name(document)}; "
+                    f"expected a top-level JSON list of records, got {type_name(document)}; "
                     "write [{...}, {...}] or use JSON Lines (.jsonl)",
                 )
             ]
@@ -248,7 +243,7 @@ def _parse_json(text: str) -> Any:
         ) from exc
 
 
-def _read_csv(path: Path, label: str) -> Iterator[_Row]:
+def _read_csv(path: Path, label: str) -> Iterator[Row]:
     from datasets import Dataset, Features, Value
 
     try:
@@ -308,7 +303,7 @@ def _csv_cells_to_values(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _read_parquet(path: Path, label: str) -> Iterator[_Row]:
+def _read_parquet(path: Path, label: str) -> Iterator[Row]:
     from datasets import Dataset
 
     try:
@@ -321,7 +316,7 @@ def _read_parquet(path: Path, label: str) -> Iterator[_Row]:
     return _dataset_rows(dataset, label)
 
 
-def _read_dataset_dir(path: Path, label: str) -> Iterator[_Row]:
+def _read_dataset_dir(path: Path, label: str) -> Iterator[Row]:
     from datasets import load_from_disk
 
     try:
@@ -378,7 +373,7 @@ def _single_split(data: Any, label: str) -> datasets.Dataset:
     )
 
 
-def _dataset_rows(dataset: datasets.Dataset, label: str) -> Iterator[_Row]:
+def _dataset_rows(dataset: datasets.Dataset, label: str) -> Iterator[Row]:
     # to_list() ignores any set_format (torch, numpy) and honours select()/shuffle() indices.
     for index, record in enumerate(dataset.to_list(), start=1):
         yield f"row {index}", record, None

@@ -208,7 +208,7 @@ def content_id(prompt: str, chosen: str, rejected: str) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _step_content_id(prompt: str, completions: Sequence[str], labels: Sequence[bool]) -> str:
+def step_content_id(prompt: str, completions: Sequence[str], labels: Sequence[bool]) -> str:
     """The id of a step record that has none: like :func:`content_id`, over the prompt, the
     sentences (0x1E between them) and the labels as ``1``/``0``."""
     text = "\x1f".join(

@@ -10,17 +10,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from srm.data.checks import (
-    _check_characters,
-    _check_id,
-    _check_optional_string,
-    _convert_rows,
-    _count,
-    _Found,
-    _require_str,
-    _type_name,
+    check_characters,
+    check_id,
+    check_optional_string,
+    convert_rows,
+    plural,
+    require_str,
 )
-from srm.data.readers import _open_rows
-from srm.data.schema import DataError, Problem, StepRecord, _step_content_id
+from srm.data.fields import Found, type_name
+from srm.data.readers import open_rows
+from srm.data.schema import DataError, Problem, StepRecord, step_content_id
 
 if TYPE_CHECKING:
     import datasets
@@ -56,7 +55,7 @@ def load_steps(
     Raises :class:`DataError` listing every problem found; nothing is returned from an
     invalid input.
     """
-    rows, label, fallback = _open_rows(
+    rows, label, fallback = open_rows(
         source,
         format,
         default_source,
@@ -66,7 +65,7 @@ def load_steps(
             "list, Parquet or a saved dataset instead"
         ),
     )
-    records, problems = _convert_rows(
+    records, problems = convert_rows(
         rows, label, lambda raw, found: _to_step_record(raw, fallback, found)
     )
     if problems:
@@ -80,15 +79,15 @@ def load_steps(
 
 
 def _to_step_record(
-    record: Any, fallback_source: str, found: _Found
+    record: Any, fallback_source: str, found: Found
 ) -> tuple[StepRecord | None, bool]:
     """Convert one step record, appending its problems to ``found``; return the record
     (``None`` if anything is wrong) and whether its id was derived from the content."""
     if not isinstance(record, Mapping):
-        found.append((None, f"expected a JSON object (a record), got {_type_name(record)}"))
+        found.append((None, f"expected a JSON object (a record), got {type_name(record)}"))
         return None, False
     hint = f"; {_STEP_FIELDS}"
-    prompt = _require_str(record, "prompt", found, hint)
+    prompt = require_str(record, "prompt", found, hint)
     if prompt is not None and not prompt.strip():
         found.append(("prompt", "is empty; every record needs the prompt its response answers"))
     completions = _step_completions(record, found, hint)
@@ -99,19 +98,17 @@ def _to_step_record(
         found.append(
             (
                 "labels",
-                f"has {_count(len(marks), 'label')} but completions has "
-                f"{_count(len(steps), 'sentence')}; give one label per sentence",
+                f"has {plural(len(marks), 'label')} but completions has "
+                f"{plural(len(steps), 'sentence')}; give one label per sentence",
             )
         )
-    explicit_id = _check_id(record, found)
-    source = _check_optional_string(record, "source", found)
-    _check_characters(record, ("prompt", "completions", "id", "source"), found)
+    explicit_id = check_id(record, found)
+    source = check_optional_string(record, "source", found)
+    check_characters(record, ("prompt", "completions", "id", "source"), found)
     if found or prompt is None or completions is None or labels is None:
         return None, False
     step_record = StepRecord(
-        id=explicit_id
-        if explicit_id is not None
-        else _step_content_id(prompt, completions, labels),
+        id=explicit_id if explicit_id is not None else step_content_id(prompt, completions, labels),
         prompt=prompt,
         completions=tuple(completions),
         labels=tuple(labels),
@@ -121,7 +118,7 @@ def _to_step_record(
 
 
 def _list_field(
-    record: Mapping[str, Any], name: str, items: str, found: _Found, hint: str, if_text: str = ""
+    record: Mapping[str, Any], name: str, items: str, found: Found, hint: str, if_text: str = ""
 ) -> list[Any] | None:
     """``record[name]`` when it is a list, else None with the problem appended to ``found``
     (``if_text`` is added when a string was given instead)."""
@@ -131,12 +128,12 @@ def _list_field(
     value = record[name]
     if not isinstance(value, list):
         extra = if_text if isinstance(value, str) else ""
-        found.append((name, f"expected a list of {items}, got {_type_name(value)}{extra}"))
+        found.append((name, f"expected a list of {items}, got {type_name(value)}{extra}"))
         return None
     return value
 
 
-def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> list[str] | None:
+def _step_completions(record: Mapping[str, Any], found: Found, hint: str) -> list[str] | None:
     """The sentences of a step record, or None (problems appended to ``found``)."""
     items = "strings (the response's sentences, in order)"
     split = "; split the response into its sentences"
@@ -149,7 +146,7 @@ def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> li
     ok = True
     for j, step in enumerate(value):
         if not isinstance(step, str):
-            found.append((f"completions[{j}]", f"expected a string, got {_type_name(step)}"))
+            found.append((f"completions[{j}]", f"expected a string, got {type_name(step)}"))
             ok = False
         elif not step.strip():
             found.append(
@@ -159,7 +156,7 @@ def _step_completions(record: Mapping[str, Any], found: _Found, hint: str) -> li
     return value if ok else None
 
 
-def _step_labels(record: Mapping[str, Any], found: _Found, hint: str) -> list[bool] | None:
+def _step_labels(record: Mapping[str, Any], found: Found, hint: str) -> list[bool] | None:
     """The labels of a step record, or None (problems appended to ``found``)."""
     value = _list_field(record, "labels", "bools (true = good sentence)", found, hint)
     if value is None:
@@ -168,9 +165,9 @@ def _step_labels(record: Mapping[str, Any], found: _Found, hint: str) -> list[bo
     for j, label in enumerate(value):
         if not isinstance(label, bool):
             shown = (
-                f"{_type_name(label)} {label!r}"
+                f"{type_name(label)} {label!r}"
                 if isinstance(label, (int, float, str))
-                else _type_name(label)
+                else type_name(label)
             )
             found.append(
                 (
