@@ -44,11 +44,46 @@ def test_version() -> None:
     assert result.output.strip() == f"srm, version {__version__}"
 
 
-def test_help_lists_commands() -> None:
+def command_paths(
+    group: click.Group = main, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
+    """Every command and subcommand of ``srm`` with the words that invoke it."""
+    found = []
+    for name, command in sorted(group.commands.items()):
+        found.append(((*prefix, name), command))
+        if isinstance(command, click.Group):
+            found += command_paths(command, (*prefix, name))
+    return found
+
+
+def test_help_lists_every_command() -> None:
     result = invoke("--help")
     assert result.exit_code == 0, result.output
-    for command in ("import", "segment", "datasets"):
-        assert command in result.output
+    listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line}
+    assert listed == set(main.commands)
+
+
+@pytest.mark.parametrize(
+    "words,command", command_paths(), ids=[" ".join(w) for w, _ in command_paths()]
+)
+def test_every_command_has_help(words: tuple[str, ...], command: click.Command) -> None:
+    """``srm WORDS --help`` works for every command and subcommand, names its usage, and
+    lists every option it takes (and, for a group, every subcommand)."""
+    result = CliRunner().invoke(main, [*words, "--help"], prog_name="srm")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: srm {' '.join(words)} "), result.output
+    options = [
+        flag
+        for param in command.params
+        if isinstance(param, click.Option) and not param.hidden
+        for flag in param.opts
+        if flag.startswith("--")
+    ]
+    missing = [flag for flag in options if flag not in result.output]
+    assert missing == [], result.output
+    if isinstance(command, click.Group):
+        assert all(sub in result.output for sub in command.commands), result.output
+    assert command.help, f"srm {' '.join(words)} has no help text"
 
 
 def test_segment_splits_the_documented_example() -> None:
