@@ -633,14 +633,18 @@ def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
         )
         for name in sorted(events)
     ]
-    pairwise = []
+    return AgreementReport(stats, agreement_pairs(labels))
+
+
+def agreement_pairs(labels: dict[str, dict[int, str]]) -> list[PairwiseAgreement]:
+    """:class:`PairwiseAgreement` for every two annotators (``labels``: annotator -> pair ->
+    vote) on the pairs both voted on; two with none in common are left out."""
+    found = []
     for a, b in combinations(sorted(labels), 2):
         shared = sorted(labels[a].keys() & labels[b].keys())
         if shared:
-            pairwise.append(
-                pairwise_agreement(a, b, [(labels[a][p], labels[b][p]) for p in shared])
-            )
-    return AgreementReport(stats, pairwise)
+            found.append(pairwise_agreement(a, b, [(labels[a][p], labels[b][p]) for p in shared]))
+    return found
 
 
 def annotator_votes(rows: list) -> dict[int, dict[str, str]]:

@@ -26,17 +26,16 @@ import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from itertools import combinations
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from srm.store.errors import StoreError
 from srm.store.labels import (
+    agreement_pairs,
     annotator_votes,
     log_query,
     majority,
-    pairwise_agreement,
     settlers,
     standing_events,
 )
@@ -563,13 +562,7 @@ def team_agreement(session: Session, dataset: str, method: str | None = None) ->
     for pair_id, by in agg.votes.items():
         for name, label in by.items():
             by_name[name][pair_id] = label
-    pairwise = []
-    for a, b in combinations(sorted(by_name), 2):
-        shared = sorted(by_name[a].keys() & by_name[b].keys())
-        if shared:
-            pairwise.append(
-                pairwise_agreement(a, b, [(by_name[a][p], by_name[b][p]) for p in shared])
-            )
+    pairwise = agreement_pairs(by_name)
     with_agg = []
     for name, mine in sorted(by_name.items()):
         decided = [p for p in mine if agg.labels.get(p) is not None]
