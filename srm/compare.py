@@ -305,8 +305,8 @@ def compare_scores(rows_a: Sequence[ScoredPair], rows_b: Sequence[ScoredPair]) -
                 id=ra.external_id,
                 source=ra.source,
                 label=ra.label,
-                a=sign * (ra.chosen_score - ra.rejected_score),
-                b=sign * (rb.chosen_score - rb.rejected_score),
+                a=sign * ra.gap,
+                b=sign * rb.gap,
                 longer_preferred=sign * (ra.chosen_chars - ra.rejected_chars) > 0,
                 pair_id=ra.pair_id,
             )

@@ -221,19 +221,7 @@ def _tagged_responses(session: Session, dataset: str) -> list[SentenceLabels]:
     covers every sentence its span overlaps; the latest wins)."""
     from srm.segment import segment
 
-    wanted = dataset_id(session, dataset)
-    pairs = {
-        pair.id: pair
-        for pair in session.scalars(
-            select(Pair)
-            .where(Pair.dataset_id == wanted, Pair.id.in_(select(SentenceTag.pair_id)))
-            .order_by(Pair.id)
-        )
-        if pair.label != "discard"
-    }
-    by_response: dict[tuple[int, str], list[SentenceTag]] = {}
-    for tag in current_tags(session, list(pairs)):
-        by_response.setdefault((tag.pair_id, tag.side), []).append(tag)
+    pairs, by_response = _current_tags_by_response(session, dataset)
     tagged = []
     for (pair_id, side), tags in sorted(by_response.items()):
         pair = pairs[pair_id]
@@ -270,17 +258,7 @@ def tagged_credit(session: Session, dataset: str, model_id: int) -> TaggedCredit
     well the model's credit finds the sentences people tagged bad. A tag labels every scored
     sentence its span overlaps (the latest tag wins, as in :func:`prm_records`); untagged
     sentences stay unlabelled rather than guessed."""
-    wanted = dataset_id(session, dataset)
-    pairs = {
-        pair.id: pair
-        for pair in session.scalars(
-            select(Pair).where(Pair.dataset_id == wanted, Pair.id.in_(select(SentenceTag.pair_id)))
-        )
-        if pair.label != "discard"
-    }
-    by_response: dict[tuple[int, str], list[SentenceTag]] = {}
-    for tag in current_tags(session, list(pairs)):
-        by_response.setdefault((tag.pair_id, tag.side), []).append(tag)
+    pairs, by_response = _current_tags_by_response(session, dataset)
     scores = {
         row.pair_id: row
         for row in session.scalars(
@@ -297,6 +275,25 @@ def tagged_credit(session: Session, dataset: str, model_id: int) -> TaggedCredit
         labels = [_step_label(s.start, s.end, tags) for s in record.sentences]
         items.append({"source": pairs[pair_id].source, "labels": labels, "record": record})
     return TaggedCredit(items, len(by_response), unscored)
+
+
+def _current_tags_by_response(
+    session: Session, dataset: str
+) -> tuple[dict[int, Pair], dict[tuple[int, str], list[SentenceTag]]]:
+    """The dataset's pairs that have sentence tags and are not discarded (``pair id -> pair``,
+    in import order), and their current tags per response (``(pair id, side) -> tags``)."""
+    tagged = select(Pair).where(
+        Pair.dataset_id == dataset_id(session, dataset), Pair.id.in_(select(SentenceTag.pair_id))
+    )
+    pairs = {
+        pair.id: pair
+        for pair in session.scalars(tagged.order_by(Pair.id))
+        if pair.label != "discard"
+    }
+    by_response: dict[tuple[int, str], list[SentenceTag]] = {}
+    for tag in current_tags(session, list(pairs)):
+        by_response.setdefault((tag.pair_id, tag.side), []).append(tag)
+    return pairs, by_response
 
 
 def _step_label(start: int, end: int, tags: Iterable[SentenceTag]) -> bool | None:

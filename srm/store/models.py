@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from srm.records import ResponseScores
@@ -349,7 +350,17 @@ class TrainingJob(Base):
     model: Mapped[Model | None] = relationship()
 
 
-class Score(Base):
+class ScoreGap:
+    """The ``gap`` of a row holding a pair's two scores: chosen minus rejected (as imported),
+    as a number on a row and as SQL on the class (``select(Score.gap)``); positive when the
+    model prefers the imported chosen response."""
+
+    @hybrid_property
+    def gap(self) -> float:
+        return self.chosen_score - self.rejected_score
+
+
+class Score(ScoreGap, Base):
     """One model's verdict on one pair: both responses' scores and per-sentence detail.
 
     ``chosen_detail``/``rejected_detail`` hold each response's
@@ -462,7 +473,7 @@ class AuditFold(Base):
     model: Mapped[Model] = relationship()
 
 
-class AuditScore(Base):
+class AuditScore(ScoreGap, Base):
     """A pair's out-of-fold verdict in one audit: the two scores (as imported) from the model
     of the pair's fold, which did not train on it. One row per (audit, pair)."""
 

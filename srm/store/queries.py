@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -34,6 +34,7 @@ from srm.store.models import (
     Model,
     Pair,
     Score,
+    ScoreGap,
     Setting,
     preferred_side,
     utcnow,
@@ -294,7 +295,7 @@ def _filter_pairs(
         query = query.where(Pair.id.in_(_voted_pairs(where.voted_by)))
     if where.model_id is not None:
         query = query.join(Score, (Score.pair_id == Pair.id) & (Score.model_id == where.model_id))
-        gap = Score.chosen_score - Score.rejected_score
+        gap = Score.gap
         if where.min_gap is not None:
             query = query.where(gap >= where.min_gap)
         if where.max_gap is not None:
@@ -447,22 +448,15 @@ def annotation_queue(
 
     d = None
     ids_query = _filter_pairs(select(Pair.id), dataset, search, where)
-    if audit_id is not None:
-        d = disagreement_of(AuditScore.chosen_score - AuditScore.rejected_score).label("d")
-        scored = (AuditScore.pair_id == Pair.id) & (AuditScore.audit_id == audit_id)
-        ids_query = ids_query.outerjoin(AuditScore, scored).add_columns(d)
-        ids_query = ids_query.order_by(d.is_(None), d.desc(), Pair.id)
-    elif model_id is not None:
-        gap = Score.chosen_score - Score.rejected_score
-        d = disagreement_of(gap).label("d")
-        scored = (Score.pair_id == Pair.id) & (Score.model_id == model_id)
-        if where is not None and where.model_id == model_id:  # already joined by the filter
-            ids_query = ids_query.add_columns(d)
-        else:
-            ids_query = ids_query.outerjoin(Score, scored).add_columns(d)
-        ids_query = ids_query.order_by(d.is_(None), d.desc(), Pair.id)
-    else:
+    judge = _judging_scores(model_id, audit_id)
+    if judge is None:
         ids_query = ids_query.order_by(Pair.id)
+    else:
+        d = disagreement_of(judge.table.gap).label("d")
+        joined_by_filter = judge.table is Score and where is not None and where.model_id == model_id
+        if not joined_by_filter:
+            ids_query = ids_query.outerjoin(judge.table, judge.joined)
+        ids_query = ids_query.add_columns(d).order_by(d.is_(None), d.desc(), Pair.id)
     rows = session.execute(ids_query.limit(limit).offset(offset)).all()
     if not rows:
         return []
@@ -478,19 +472,28 @@ def pair_disagreement(
     """The :func:`disagreement` with one pair's current label, as :func:`annotation_queue`
     gives it (from audit ``audit_id`` when given, else model ``model_id``); ``None`` when the
     pair has no such score."""
-    if audit_id is not None:
-        gap = AuditScore.chosen_score - AuditScore.rejected_score
-        joined = (AuditScore.pair_id == Pair.id) & (AuditScore.audit_id == audit_id)
-        table: Any = AuditScore
-    elif model_id is not None:
-        gap = Score.chosen_score - Score.rejected_score
-        joined = (Score.pair_id == Pair.id) & (Score.model_id == model_id)
-        table = Score
-    else:
+    judge = _judging_scores(model_id, audit_id)
+    if judge is None:
         return None
-    return session.scalar(
-        select(disagreement(gap)).select_from(Pair).join(table, joined).where(Pair.id == pair_id)
-    )
+    query = select(disagreement(judge.table.gap)).select_from(Pair).join(judge.table, judge.joined)
+    return session.scalar(query.where(Pair.id == pair_id))
+
+
+class JudgingScores(NamedTuple):
+    table: type[Score] | type[AuditScore]
+    joined: ColumnElement[bool]
+    """The join of ``table`` to :class:`Pair` on the judging rows."""
+
+
+def _judging_scores(model_id: int | None, audit_id: int | None) -> JudgingScores | None:
+    """The scores that judge a pair's label: audit ``audit_id``'s out-of-fold scores when
+    given, else model ``model_id``'s; ``None`` when neither is."""
+    if audit_id is not None:
+        joined = (AuditScore.pair_id == Pair.id) & (AuditScore.audit_id == audit_id)
+        return JudgingScores(AuditScore, joined)
+    if model_id is not None:
+        return JudgingScores(Score, (Score.pair_id == Pair.id) & (Score.model_id == model_id))
+    return None
 
 
 # ------------------------------------------------------------------------------- models, scores
@@ -563,7 +566,7 @@ def get_score(session: Session, pair_id: int, model_id: int) -> Score | None:
 
 
 @dataclass(frozen=True)
-class ScoredPair:
+class ScoredPair(ScoreGap):
     """One pair as a model saw it, with what evaluation needs and none of the long texts."""
 
     pair_id: int
