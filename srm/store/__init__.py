@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from srm.store.agreement import AgreementReport, AnnotatorStats, PairwiseAgreement, agreement
+from srm.store.annotators import accounts_exist, get_or_create_annotator
 from srm.store.audits import (
     AuditSummary,
     audit_model_ids,
@@ -51,24 +53,15 @@ from srm.store.export import (
     tagged_sentences,
 )
 from srm.store.labels import (
-    AgreementReport,
-    AnnotatorStats,
     Disagreement,
     LabelState,
-    PairwiseAgreement,
-    accounts_exist,
     adjudicate,
-    agreement,
-    current_tags,
     disagreements,
-    get_or_create_annotator,
     label_history,
     label_state,
     record_label,
     replay_label,
     review_label,
-    tag_history,
-    tag_sentence,
     undo_label,
     verify_label_log,
 )
@@ -133,6 +126,7 @@ from srm.store.queries import (
     set_active_model,
     set_setting,
 )
+from srm.store.tags import current_tags, tag_history, tag_sentence
 from srm.store.team import (
     AggregateLabels,
     AnnotatorProgress,

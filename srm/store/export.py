@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from srm.data import PreferencePair, SentenceLabels
-from srm.store.labels import current_tags, log_query, standing_events
+from srm.store.labels import log_query, standing_events
 from srm.store.models import (
     LABELS,
     PREFERENCE_COLUMNS,
@@ -28,6 +28,7 @@ from srm.store.models import (
     preferred_side,
 )
 from srm.store.queries import dataset_id
+from srm.store.tags import current_tags
 from srm.store.team import aggregate_labels
 
 #: Labels that take a pair out of training and export: a tie or a discard says neither

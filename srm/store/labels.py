@@ -1,5 +1,6 @@
 """Label corrections: the append-only label log of every annotator's votes, undo, review and
-adjudication, sentence tags, agreement.
+adjudication. Sentence tags are in :mod:`srm.store.tags`, agreement in
+:mod:`srm.store.agreement`, who may write in :mod:`srm.store.annotators`.
 
 Every function takes a session and never commits; the caller owns the unit of work.
 
@@ -32,28 +33,22 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from itertools import combinations
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from srm.store.engine import insert_unless_present
+from srm.store.annotators import get_or_create_annotator
 from srm.store.errors import StaleWriteError, StoreError
 from srm.store.models import (
     LABELS,
-    ROLES,
     SETTLING,
-    SIDES,
-    TAGS,
     Annotator,
     Dataset,
     LabelEvent,
     Pair,
-    SentenceTag,
-    utcnow,
 )
 
 
@@ -73,47 +68,6 @@ class LabelState:
         return self.label or "keep"
 
 
-# ------------------------------------------------------------------------------- annotators
-def get_or_create_annotator(session: Session, name: str, *, role: str | None = None) -> Annotator:
-    """The annotator called ``name`` (surrounding spaces ignored), created on first use, as a
-    writer: when accounts exist (``srm users add``), only an enabled account may write, and
-    ``role`` (``reviewer``, ``admin``) is the least role the write needs.
-
-    Two writers creating the same new annotator at once both succeed: the insert ignores a
-    duplicate name instead of failing the second transaction.
-    """
-    name = name.strip()
-    if not name:
-        raise StoreError("annotator: give a non-empty name (who made this correction?)")
-    annotator = session.scalar(select(Annotator).where(Annotator.name == name))
-    if accounts_exist(session):
-        if annotator is None or annotator.role is None:
-            raise StoreError(
-                f"annotator {name!r} has no account, and this store has accounts: only they "
-                f"may write (add one with `srm users add {name} --role annotator`)"
-            )
-        if annotator.disabled:
-            raise StoreError(f"the account {name!r} is disabled; nothing was written")
-        if role is not None and ROLES.index(annotator.role) < ROLES.index(role):
-            raise StoreError(
-                f"{name!r} is an {annotator.role}; this needs the {role} role or above"
-            )
-        return annotator
-    if annotator is None:
-        insert_unless_present(session, Annotator, {"name": name, "created_at": utcnow()})
-        annotator = session.scalars(select(Annotator).where(Annotator.name == name)).one()
-    return annotator
-
-
-def accounts_exist(session: Session) -> bool:
-    """Whether any annotator has an account (a role): then only accounts may write, and the
-    app signs people in by name and password."""
-    return (
-        session.scalar(select(Annotator.id).where(Annotator.role.is_not(None)).limit(1)) is not None
-    )
-
-
-# ------------------------------------------------------------------------------- the label log
 def label_state(session: Session, pair_id: int) -> LabelState:
     row = session.execute(
         select(Pair.label, Pair.last_event_id).where(Pair.id == pair_id)
@@ -496,157 +450,6 @@ def _append(
     return event
 
 
-# ------------------------------------------------------------------------------- sentence tags
-def tag_sentence(
-    session: Session,
-    pair_id: int,
-    annotator: str,
-    side: str,
-    span: tuple[int, int],
-    tag: str,
-    *,
-    note: str | None = None,
-) -> SentenceTag:
-    """Tag the characters ``span = (start, end)`` of the pair's ``side`` response.
-
-    ``side`` is ``chosen`` or ``rejected`` as imported; ``tag`` is good, bad or unsure. Spans
-    usually come from :func:`srm.segment.segment` (``(s.start, s.end)``). Tagging a span again
-    appends a new row; :func:`current_tags` returns the latest per annotator and span.
-    """
-    if side not in SIDES:
-        raise StoreError(f"side: got {side!r}; use chosen or rejected")
-    if tag not in TAGS:
-        raise StoreError(f"tag: got {tag!r}; use one of {', '.join(TAGS)}")
-    pair = session.get(Pair, pair_id)
-    if pair is None:
-        raise StoreError(f"no pair with id {pair_id} in the store")
-    start, end = span
-    length = len(getattr(pair, side))
-    if not 0 <= start < end <= length:
-        raise StoreError(
-            f"span: got ({start}, {end}); the {side} response of pair {pair.external_id!r} has "
-            f"{length} characters, so give 0 <= start < end <= {length}"
-        )
-    row = SentenceTag(
-        pair_id=pair.id,
-        annotator=get_or_create_annotator(session, annotator),
-        side=side,
-        span_start=start,
-        span_end=end,
-        tag=tag,
-        note=note or None,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def tag_history(session: Session, pair_id: int) -> list[SentenceTag]:
-    """Every tag given on a pair, oldest first, with its annotator loaded (for the audit
-    trail: a re-tag is a new row, so who changed which sentence's tag, and when, is kept)."""
-    return list(
-        session.scalars(
-            select(SentenceTag)
-            .where(SentenceTag.pair_id == pair_id)
-            .options(selectinload(SentenceTag.annotator))
-            .order_by(SentenceTag.id)
-        )
-    )
-
-
-def current_tags(session: Session, pair_ids: list[int] | None = None) -> list[SentenceTag]:
-    """The latest tag per (pair, annotator, side, span), oldest first; all pairs by default."""
-    query = select(SentenceTag).options(selectinload(SentenceTag.annotator))
-    if pair_ids is not None:
-        query = query.where(SentenceTag.pair_id.in_(pair_ids))
-    latest: dict[tuple[int, int, str, int, int], SentenceTag] = {}
-    for row in session.scalars(query.order_by(SentenceTag.id)):
-        latest[(row.pair_id, row.annotator_id, row.side, row.span_start, row.span_end)] = row
-    return sorted(latest.values(), key=lambda row: row.id)
-
-
-# ------------------------------------------------------------------------------- agreement
-@dataclass(frozen=True)
-class AnnotatorStats:
-    name: str
-    events: int
-    """Every event the annotator appended, undos included."""
-    undos: int
-    pairs: int
-    """Pairs on which the annotator's own latest label stands (is not undone)."""
-    labels: dict[str, int] = field(default_factory=dict)
-    """How many of those pairs carry each label."""
-
-
-@dataclass(frozen=True)
-class PairwiseAgreement:
-    """Two annotators on the pairs both of them labelled."""
-
-    a: str
-    b: str
-    n: int
-    agreed: int
-    kappa: float | None
-    """Cohen's kappa; ``None`` when chance agreement is 1 (both gave every shared pair one and
-    the same label), where kappa is 0/0 and the percent agreement says it all."""
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.agreed / self.n
-
-
-@dataclass(frozen=True)
-class AgreementReport:
-    annotators: list[AnnotatorStats]
-    pairwise: list[PairwiseAgreement]
-    """One entry per two annotators with at least one pair in common."""
-
-
-def agreement(session: Session, dataset: str | None = None) -> AgreementReport:
-    """Per-annotator counts, and percent agreement and Cohen's kappa for every two annotators.
-
-    An annotator's label on a pair is their latest label event there that nobody undid. Two
-    annotators are compared on the pairs both have such a label on, over the four labels.
-    Adjudications count as events of whoever settled, never as their label on the pair.
-    """
-    query = log_query()
-    if dataset is not None:
-        query = (
-            query.join(Pair, LabelEvent.pair_id == Pair.id)
-            .join(Dataset)
-            .where(Dataset.name == dataset)
-        )
-    rows = session.execute(query).all()
-    events: Counter[str] = Counter(row.name for row in rows)
-    undos: Counter[str] = Counter(row.name for row in rows if row.action == "undo")
-    labels: dict[str, dict[int, str]] = defaultdict(dict)  # annotator -> pair -> label
-    for pair_id, votes in annotator_votes(rows).items():
-        for name, label in votes.items():
-            labels[name][pair_id] = label
-    stats = [
-        AnnotatorStats(
-            name,
-            events=events[name],
-            undos=undos[name],
-            pairs=len(labels[name]),
-            labels=dict(Counter(labels[name].values())),
-        )
-        for name in sorted(events)
-    ]
-    return AgreementReport(stats, agreement_pairs(labels))
-
-
-def agreement_pairs(labels: dict[str, dict[int, str]]) -> list[PairwiseAgreement]:
-    """:class:`PairwiseAgreement` for every two annotators (``labels``: annotator -> pair ->
-    vote) on the pairs both voted on; two with none in common are left out."""
-    found = []
-    for a, b in combinations(sorted(labels), 2):
-        shared = sorted(labels[a].keys() & labels[b].keys())
-        if shared:
-            found.append(pairwise_agreement(a, b, [(labels[a][p], labels[b][p]) for p in shared]))
-    return found
-
-
 def annotator_votes(rows: list) -> dict[int, dict[str, str]]:
     """``pair id -> annotator -> label``: each annotator's latest label on each pair that
     nobody undid. ``rows`` are a label log's events in (pair, seq) order, each with ``id``,
@@ -658,16 +461,3 @@ def annotator_votes(rows: list) -> dict[int, dict[str, str]]:
         if row.action in LABELS and row.id not in undone:
             votes[row.pair_id][row.name] = row.action
     return dict(votes)
-
-
-def pairwise_agreement(a: str, b: str, pairs: list[tuple[str, str]]) -> PairwiseAgreement:
-    n = len(pairs)
-    agreed = sum(x == y for x, y in pairs)
-    count_a = Counter(x for x, _ in pairs)
-    count_b = Counter(y for _, y in pairs)
-    # p_e = sum_k p_a(k) p_b(k); kept in integers (times n^2) so p_e == 1 is tested exactly.
-    chance = sum(count_a[k] * count_b[k] for k in LABELS)
-    if chance == n * n:
-        return PairwiseAgreement(a, b, n, agreed, None)
-    kappa = (agreed * n - chance) / (n * n - chance)  # (p_o - p_e) / (1 - p_e)
-    return PairwiseAgreement(a, b, n, agreed, kappa)

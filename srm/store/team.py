@@ -5,7 +5,7 @@ Every function takes a session and never commits, as elsewhere in :mod:`srm.stor
 
 - **Accounts** are annotators with a role (:data:`~srm.store.models.ROLES`) and an argon2
   password hash (``argon2-cffi``). Once one exists, only accounts may write
-  (:func:`srm.store.labels.get_or_create_annotator`) and the app signs people in.
+  (:func:`srm.store.annotators.get_or_create_annotator`) and the app signs people in.
 - **Sign-in** (:func:`authenticate`) logs every attempt in ``login_attempts``; after
   :data:`MAX_FAILURES` failures for a name within :data:`LOCKOUT`, that name is refused until
   the window has passed, right password or not.
@@ -30,9 +30,10 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from srm.store.agreement import agreement_pairs
+from srm.store.annotators import get_or_create_annotator
 from srm.store.errors import StoreError
 from srm.store.labels import (
-    agreement_pairs,
     annotator_votes,
     log_query,
     majority,
@@ -233,8 +234,6 @@ class AssignResult:
 
 
 def _writers(session: Session, names: list[str]) -> list[Annotator]:
-    from srm.store.labels import get_or_create_annotator
-
     found = []
     for name in dict.fromkeys(n.strip() for n in names if n.strip()):
         found.append(get_or_create_annotator(session, name))
@@ -548,7 +547,7 @@ class TeamAgreement:
     """Krippendorff's alpha (nominal) over the overlapped pairs; ``None`` with fewer than two
     such pairs or a single label throughout."""
     pairwise: list
-    """:class:`srm.store.labels.PairwiseAgreement` per two annotators sharing pairs."""
+    """:class:`srm.store.agreement.PairwiseAgreement` per two annotators sharing pairs."""
     with_aggregate: list[WithAggregate]
     undecided: int
     """Pairs whose votes tie with nobody settling them yet."""
