@@ -16,6 +16,7 @@ import scoring
 import sentence_focus
 import services
 import widgets
+from cursor import AnnotateCursor
 from sentence_focus import FOCUS_SHORTCUTS
 from srm.records import SIDES
 from srm.store import preferred_side
@@ -126,49 +127,32 @@ queue = services.queue_page(
 )
 ids = [p.db_id for p, _ in queue]
 
-# The pair shown: the one in session state if the queue holds it, or if the annotator came back
-# to it (`p`) or a write on it was refused, even when the queue no longer holds it.
-shown = st.session_state.get("annotate.current")
-pinned = st.session_state.get("annotate.pinned")
-current, disagreement, in_queue = None, None, False
-if shown in ids:
-    current, disagreement = queue[ids.index(shown)]
-    in_queue = True
-elif shown is not None and shown == pinned:
-    current = annotation.pair(url, shown)
-    if current is not None and current.dataset != dataset:
-        current = None
-if current is None and queue:
-    current, disagreement = queue[0]
-    in_queue = True
-    st.session_state["annotate.current"] = current.db_id
-back: list[int] = st.session_state.setdefault("annotate.back", [])
+# The pair shown: the cursor's if the queue holds it, or if the annotator came back to it (`p`)
+# or a write on it was refused, even when the queue no longer holds it (webapp/cursor.py).
+cursor: AnnotateCursor = st.session_state.setdefault("annotate.cursor", AnnotateCursor())
+pinned = cursor.pinned_outside(ids)
+pinned_pair = annotation.pair(url, pinned) if pinned is not None else None
+if pinned_pair is not None and pinned_pair.dataset != dataset:
+    pinned_pair = None
+shown = cursor.resolve(ids, pinned_found=pinned_pair is not None)
+current, disagreement = queue[shown.position] if shown.in_queue else (pinned_pair, None)
+next_id = cursor.next_after(ids, shown)
 
 
-# Callbacks run before the next script run, so the page redraws with the new state at once.
-def _show(to: int | None, *, remember: bool = True, pin: bool = False) -> None:
-    """Show pair ``to``; the one left behind goes on the session's way back (``p``)."""
-    left = st.session_state.get("annotate.current")
-    if remember and left is not None and left != to:
-        trail = st.session_state.setdefault("annotate.back", [])
-        if not trail or trail[-1] != left:
-            trail.append(left)
-    st.session_state["annotate.current"] = to
-    st.session_state["annotate.pinned"] = to if pin else None
-
-
+# Callbacks run before the next script run, so the page redraws with the new state at once;
+# they move the cursor, and the pair left behind goes on the session's way back (`p`).
 def _act(label: str, pair: services.PairRow, expected: int | None, next_id: int | None) -> None:
     note = st.session_state.get("annotate.note", "")
     try:
         event_id = annotation.record_label(url, pair, annotator, label, expected, note)
     except services.StaleWriteError as err:
         st.session_state["annotate.conflict"] = str(err)
-        _show(pair.db_id, remember=False, pin=True)  # stay: reload and decide again
+        cursor.show(pair.db_id, remember=False, pin=True)  # stay: reload and decide again
         return
     st.session_state["annotate.last"] = (pair, event_id)
     st.session_state["annotate.note"] = ""
     st.session_state["annotate.message"] = f"{pair.id}: {label}"
-    _show(next_id)  # None when the queue holds no other pair: "nothing left"
+    cursor.show(next_id)  # None when the queue holds no other pair: "nothing left"
 
 
 def _undo() -> None:
@@ -183,13 +167,7 @@ def _undo() -> None:
         return
     st.session_state["annotate.last"] = None
     st.session_state["annotate.message"] = f"{pair.id}: undone"
-    _show(pair.db_id, pin=True)
-
-
-def _back() -> None:
-    trail = st.session_state.get("annotate.back", [])
-    if trail:
-        _show(trail.pop(), remember=False, pin=True)
+    cursor.show(pair.db_id, pin=True)
 
 
 def _review(label: str | None, pair: services.PairRow, expected: int | None) -> None:
@@ -203,7 +181,7 @@ def _review(label: str | None, pair: services.PairRow, expected: int | None) -> 
     st.session_state["annotate.note"] = ""
     verdict_words = "label accepted" if label is None else f"rejected, settled as {label}"
     st.session_state["annotate.message"] = f"{pair.id}: {verdict_words}"
-    _show(pair.db_id, remember=False, pin=True)
+    cursor.show(pair.db_id, remember=False, pin=True)
 
 
 def _settle(label: str, pair: services.PairRow, expected: int | None) -> None:
@@ -215,7 +193,7 @@ def _settle(label: str, pair: services.PairRow, expected: int | None) -> None:
         return
     st.session_state["annotate.note"] = ""
     st.session_state["annotate.message"] = f"{pair.id}: settled as {label}"
-    _show(pair.db_id, remember=False, pin=True)
+    cursor.show(pair.db_id, remember=False, pin=True)
 
 
 def _tag(key: str, pair: services.PairRow, side: str, span: tuple[int, int]) -> None:
@@ -253,14 +231,12 @@ if message:
 
 if current is None:
     st.success("Nothing left in this queue.", icon=":material/task_alt:")
-    if back:
-        st.button("Back", key="annotate.prev", shortcut="p", on_click=_back)
+    if cursor.trail:
+        st.button("Back", key="annotate.prev", shortcut="p", on_click=cursor.back)
 else:
     # The label as loaded now: a write is refused if the pair changes after this point.
     label, seen_event = annotation.label_state(url, current)
-    position = ids.index(current.db_id) if in_queue else None
-    after = position + 1 if position is not None else 0
-    next_id = ids[after] if after < len(ids) else None
+    position = shown.position
     record = scoring.scores(url, current, model) if model is not None else None
     show = annotation.visible(
         blind, not blind or annotation.has_voted(url, current, annotator), reviewing
@@ -312,15 +288,15 @@ else:
                 "Back",
                 key="annotate.prev",
                 shortcut="p",
-                on_click=_back,
-                disabled=not back,
+                on_click=cursor.back,
+                disabled=not cursor.trail,
                 help="Back through the pairs you handled in this session.",
             )
             buttons.button(
                 "Next",
                 key="annotate.next",
                 shortcut="n",
-                on_click=_show,
+                on_click=cursor.show,
                 args=(next_id,),
                 disabled=next_id is None or next_id == current.db_id,
             )
@@ -589,7 +565,7 @@ if overview.others:
             st.button(
                 "Open this pair",
                 key="annotate.open_split",
-                on_click=_show,
+                on_click=cursor.show,
                 args=(chosen_split.db_id,),
                 kwargs={"pin": True},
             )
