@@ -35,6 +35,13 @@ from srm.store.audits import (
     save_audit_fold,
     training_pair_ids,
 )
+from srm.store.datasets import (
+    DatasetSummary,
+    ImportResult,
+    dataset_id,
+    import_pairs,
+    list_datasets,
+)
 from srm.store.engine import default_url, make_engine, make_sessionmaker
 from srm.store.errors import StaleWriteError, StoreError
 from srm.store.export import (
@@ -44,7 +51,6 @@ from srm.store.export import (
     PrmExport,
     TaggedCredit,
     current_labels,
-    dataset_id,
     effective_pairs,
     imported_pairs,
     labelled_pairs,
@@ -97,32 +103,31 @@ from srm.store.models import (
     TrainingJob,
     preferred_side,
 )
-from srm.store.queries import (
-    ACTIVE_MODEL,
-    GUIDELINES,
-    GUIDELINES_LOCKED,
+from srm.store.pairs import (
     LABEL_FILTERS,
-    DatasetSummary,
-    ImportResult,
     PairFilter,
-    ScoredPair,
-    annotation_queue,
     count_pairs,
-    get_active_model,
     get_pair,
-    get_score,
-    get_setting,
-    import_pairs,
     label_summary,
-    list_datasets,
-    list_models,
     list_pairs,
     list_sources,
     margin_bounds,
-    pair_disagreement,
+)
+from srm.store.queue import annotation_queue, pair_disagreement
+from srm.store.scores import (
+    ScoredPair,
+    get_score,
+    list_models,
     register_model,
     save_scores,
     scored_pairs,
+)
+from srm.store.settings import (
+    ACTIVE_MODEL,
+    GUIDELINES,
+    GUIDELINES_LOCKED,
+    get_active_model,
+    get_setting,
     set_active_model,
     set_setting,
 )

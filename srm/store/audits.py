@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from srm.store.datasets import dataset_id
 from srm.store.errors import StoreError
 from srm.store.models import (
     Audit,
@@ -25,7 +26,6 @@ from srm.store.models import (
     Pair,
     utcnow,
 )
-from srm.store.queries import dataset_id
 
 if TYPE_CHECKING:
     from srm.records import PairScores

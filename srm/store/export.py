@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from srm.data import PreferencePair, SentenceLabels
+from srm.store.datasets import dataset_id
 from srm.store.labels import log_query, standing_events
 from srm.store.models import (
     LABELS,
@@ -27,7 +28,6 @@ from srm.store.models import (
     SentenceTag,
     preferred_side,
 )
-from srm.store.queries import dataset_id
 from srm.store.tags import current_tags
 from srm.store.team import aggregate_labels
 

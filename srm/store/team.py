@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from srm.store.agreement import agreement_pairs
 from srm.store.annotators import get_or_create_annotator
+from srm.store.datasets import dataset_id
 from srm.store.errors import StoreError
 from srm.store.labels import (
     annotator_votes,
@@ -52,7 +53,6 @@ from srm.store.models import (
     Pair,
     utcnow,
 )
-from srm.store.queries import dataset_id
 
 logger = logging.getLogger(__name__)
 
