@@ -143,11 +143,8 @@ def caption(record: PairScores, verdict: Verdict) -> str:
 
 
 def caption_html(record: PairScores, verdict: Verdict) -> str:
-    """:func:`caption`, escaped, in type as large as the demo's responses."""
-    return (
-        '<div class="srm-caption" style="font-size: 1.25rem; line-height: 1.6;">'
-        f"{html.escape(caption(record, verdict))}</div>"
-    )
+    """:func:`caption`, escaped, in type as large as the demo's responses (webapp/style.css)."""
+    return f'<div class="srm-caption">{html.escape(caption(record, verdict))}</div>'
 
 
 def legend(by: str) -> str:

@@ -9,6 +9,7 @@ import streamlit as st
 
 import auth
 import services
+import widgets
 
 # A file the server serves itself: a ":material/...:" page icon makes the browser fetch the
 # icon from fonts.gstatic.com, and the app makes no request beyond its own server.
@@ -38,6 +39,7 @@ else:
 visible = auth.exposure_error() is None and auth.role() is not None
 page = st.navigation(pages, position="sidebar" if visible else "hidden")
 auth.gate()  # a sign-in when accounts or a password are set; no pages for an exposed server
+widgets.stylesheet()  # every page's CSS, from one file
 
 # Here, once, so that the pages' reads never write. Reading the bundled model's files imports
 # torch: many seconds on the server's first run, nothing after (a spinner shows after 0.5 s).

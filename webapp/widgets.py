@@ -1,7 +1,9 @@
-"""Widgets several pages draw the same way: the empty-store stop, and a verdict's P(chosen)."""
+"""Widgets several pages draw the same way: the stylesheet, the empty-store stop, and a
+verdict's P(chosen)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -13,6 +15,14 @@ from srm.records import probability_text
 
 #: What a table shows for a figure that does not exist (Streamlit would show "None").
 NO_FIGURE = "—"
+#: The app's one stylesheet: every page's CSS, under the selectors of the keys it styles.
+STYLESHEET = Path(__file__).with_name("style.css")
+
+
+def stylesheet() -> None:
+    """Load :data:`STYLESHEET` into the page: once per run, from the router. A CSS file sent
+    alone takes no room on the page (Streamlit wraps it in ``<style>``)."""
+    st.html(STYLESHEET)
 
 
 def number_cell(value: float | None, spec: str = ".2f") -> str:

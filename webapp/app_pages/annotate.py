@@ -22,16 +22,6 @@ from srm.records import SIDES
 from srm.store import preferred_side
 
 url = services.store_url()
-# The action bar stays in view under Streamlit's header; the page starts higher than usual.
-st.html(  # the container's layout wrapper is what scrolls, so it is what sticks
-    "<style>"
-    "[data-testid='stLayoutWrapper']:has(> .st-key-annotate-bar) {position: sticky;"
-    " top: 3.75rem; z-index: 999; background: #fbfbf8; padding: 0.4rem 0 0.5rem;"
-    " border-bottom: 1px solid rgba(49, 51, 63, 0.2);}"
-    ".st-key-annotate-bar h3 {font-size: 1.3rem; padding: 0;}"
-    ".stMainBlockContainer {padding-top: 3rem;}"
-    "</style>"
-)
 summaries = widgets.require_datasets(url)
 
 # --- who is annotating: the signed-in account; without accounts, the URL, else what this
