@@ -1,11 +1,11 @@
 """How the Train page presents jobs: which job's details it shows, and what a finished job
-left behind, in words. Pure functions over :class:`services.JobRow`, tested without Streamlit."""
+left behind, in words. Pure functions over :class:`rows.JobRow`, tested without Streamlit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services import JobRow
+from rows import JobRow
 
 
 def job_to_show(ids: Sequence[int], current: int | None, newest_before: int | None) -> int:
