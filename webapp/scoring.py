@@ -9,8 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-import auth
 import services
+from featured import (
+    DEMO_FILTER,
+    DEMO_PAIRS,
+    demo_filter_on,
+    featured_pairs,
+    is_demo_pair,
+    set_demo_filter,
+    toggle_demo_pair,
+)
 from services import ModelInfo, PairRow
 from srm import compare, store
 from srm.compare import Comparison, Verdict, verdict
@@ -27,7 +35,17 @@ if TYPE_CHECKING:
     from srm.model import SentenceRewardModel
     from srm.segment import Span
 
-__all__ = ["NO_CLEAR_PREFERENCE", "verdict"]
+# Re-exported: the pages reach the demo's featuring (featured.py) through scoring.
+__all__ = [
+    "DEMO_FILTER",
+    "DEMO_PAIRS",
+    "NO_CLEAR_PREFERENCE",
+    "demo_filter_on",
+    "is_demo_pair",
+    "set_demo_filter",
+    "toggle_demo_pair",
+    "verdict",
+]
 
 
 # ------------------------------------------------------------------------------- scores
@@ -262,21 +280,16 @@ def flipped_rows(comparison: Comparison) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- demo
-DEMO_PAIRS = "demo_pairs"
-
-
-DEMO_FILTER = "demo_content_filter"
-"""Store setting: the demo's automatic examples leave out harmful-content pairs (default on)."""
 DEMO_CANDIDATES = 64
 """The demo picks its automatic examples among this many pairs of the largest dataset."""
 
 
 def demo_pairs(url: str, model: ModelInfo | None, limit: int = 8) -> list[tuple[str, str]]:
-    """The pairs demo mode shows: the featured ones first (the store's ``demo_pairs``
-    setting, a list of ``[dataset, id]`` chosen on the Inspect page), then up to ``limit``
-    picked automatically (:func:`demo_picks`)."""
+    """The pairs demo mode shows: the featured ones first (:func:`featured.featured_pairs`,
+    chosen on the Inspect page), then up to ``limit`` picked automatically
+    (:func:`demo_picks`)."""
+    featured = featured_pairs(url)
     with read_session(url) as session:
-        featured = [(d, i) for d, i in store.get_setting(session, DEMO_PAIRS) or []]
         datasets = sorted(store.list_datasets(session), key=lambda d: -d.n_pairs)
     if len(featured) >= limit or not datasets or model is None:
         return featured[:limit]
@@ -334,35 +347,3 @@ def _compute_many(path: str, mtime: float, pairs: tuple[PairRow, ...]) -> list[P
 
     items = [PreferencePair(p.id, p.prompt, p.chosen, p.rejected, p.source) for p in pairs]
     return score_pairs(_model(path, mtime), items)
-
-
-def demo_filter_on(url: str) -> bool:
-    """Whether the demo's automatic examples leave out harmful-content pairs (on unless an
-    admin turned it off)."""
-    with read_session(url) as session:
-        return bool(store.get_setting(session, DEMO_FILTER, True))
-
-
-def set_demo_filter(url: str, on: bool) -> None:
-    auth.require_admin("Changing the demo's content filter")
-    with write(url) as session:
-        store.set_setting(session, DEMO_FILTER, on)
-
-
-def toggle_demo_pair(url: str, pair: PairRow) -> bool:
-    """Add the pair to the demo's curated list, or take it out; return whether it is in."""
-    auth.require_admin("Choosing the demo's pairs")
-    key = [pair.dataset, pair.id]
-    with write(url) as session:
-        chosen = [list(x) for x in store.get_setting(session, DEMO_PAIRS) or []]
-        now_in = key not in chosen
-        chosen = [*chosen, key] if now_in else [x for x in chosen if x != key]
-        store.set_setting(session, DEMO_PAIRS, chosen)
-    return now_in
-
-
-def is_demo_pair(url: str, pair: PairRow) -> bool:
-    with read_session(url) as session:
-        return [pair.dataset, pair.id] in [
-            list(x) for x in store.get_setting(session, DEMO_PAIRS) or []
-        ]
