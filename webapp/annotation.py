@@ -14,6 +14,7 @@ import streamlit as st
 
 import auth
 import services
+from filters import ANY, LABELLED, UNLABELLED, label_filter
 from services import PROJECT_DIR, PairRow
 from srm import store
 from store_access import demo_mode, read_session, write
@@ -244,8 +245,9 @@ def visible(blind: bool, voted: bool, reviewing: bool = False) -> Visible:
 # ------------------------------------------------------------------------------- queue views
 MY_QUEUE, MY_VOTED = "my queue", "my voted pairs"
 AGGREGATIONS = store.AGGREGATIONS
-#: The views of the whole dataset, as the page offered them before assignment.
-DATASET_VIEWS = ("unlabelled", "any", "labelled", "keep", "swap", "tie", "discard")
+#: The views of the whole dataset, as the page offered them before assignment: the label
+#: statuses, the unlabelled pairs (the default) first.
+DATASET_VIEWS = (UNLABELLED, ANY, LABELLED, *store.LABELS)
 
 
 def queue_views(assigned: bool, reviewer: bool) -> list[str]:
@@ -267,7 +269,7 @@ def view_filter(view: str, annotator: str) -> dict[str, Any]:
         return {"assigned_to": annotator, "unvoted_by": annotator}
     if view == MY_VOTED:
         return {"assigned_to": annotator, "voted_by": annotator}
-    return {"label": None if view == "any" else view}
+    return label_filter(view)
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import filters
 from srm.data import load_pairs
 from srm.store import label_state, list_datasets, make_sessionmaker, open_store, record_label
 from tests.webapp.conftest import rerun
@@ -55,6 +56,7 @@ def test_source_and_label_filters(filled_store: str, sample_path: Path, run_page
         record_label(s, pair.id, "ana", "swap", expected_event_id=label_state(s, pair.id).event_id)
     at = run_page()
     assert {m.label: m.value for m in at.metric}["Swap"] == "1"
+    assert at.selectbox(key="data.label").options == list(filters.LABEL_STATUSES)
     at.selectbox(key="data.label").set_value("swap")
     rerun(at)
     frame = at.dataframe[0].value

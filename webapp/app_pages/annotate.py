@@ -10,6 +10,7 @@ import streamlit as st
 import annotation
 import auth
 import browser_scripts
+import filters
 import highlight
 import mdtext
 import scoring
@@ -19,7 +20,7 @@ import widgets
 from cursor import AnnotateCursor
 from sentence_focus import FOCUS_SHORTCUTS
 from srm.records import SIDES
-from srm.store import preferred_side
+from srm.store import LABELS, preferred_side
 
 url = services.store_url()
 summaries = widgets.require_datasets(url)
@@ -82,25 +83,19 @@ else:
             browser_scripts.remember_annotator(annotator)
 
 # --- the queue -------------------------------------------------------------------------------
-names = [s["name"] for s in summaries]
 model = services.active_model(url)
-row = st.columns([2, 2, 2, 3])
-dataset = row[0].selectbox("Dataset", names, key="annotate.dataset")
 # An annotator with assigned pairs works through them; reviewers also see the whole dataset.
-views = annotation.queue_views(
-    annotation.assigned_count(url, dataset, annotator) > 0, auth.may_review()
+bar = filters.filter_bar(
+    url,
+    "annotate",
+    [s["name"] for s in summaries],
+    lambda picked: annotation.queue_views(
+        annotation.assigned_count(url, picked, annotator) > 0, auth.may_review()
+    ),
+    status_label="Show",
 )
-if st.session_state.get("annotate.status") not in views:
-    st.session_state.pop("annotate.status", None)  # another dataset's view
-status = row[1].selectbox("Show", views, key="annotate.status")
-source = row[2].selectbox(
-    "Source", ["All sources", *services.sources(url, dataset)], key="annotate.source"
-)
-search = row[3].text_input("Search", key="annotate.search", placeholder="id or text")
-filters = services.pair_filter(
-    source=None if source == "All sources" else source,
-    **annotation.view_filter(status, annotator),
-)
+dataset, status, search = bar.dataset, bar.status, bar.search
+pair_filter = services.pair_filter(source=bar.source, **annotation.view_filter(status, annotator))
 # Blind labelling: before their vote, an annotator sees nothing of the others' (reviewers in the
 # dataset views see everything: they settle the votes).
 blind = annotation.blind(url, dataset)
@@ -113,7 +108,7 @@ overview = annotation.visible(blind, False, reviewing)
 model_id = model.id if model is not None else None
 ranking = services.queue_ranking(url, dataset, model)
 queue = services.queue_page(
-    url, dataset, model_id, search, filters, 0, 50, ranking.audit_id, blind and not reviewing
+    url, dataset, model_id, search, pair_filter, 0, 50, ranking.audit_id, blind and not reviewing
 )
 ids = [p.db_id for p, _ in queue]
 
@@ -492,9 +487,7 @@ if overview.others:
     progress_col.progress(
         done / total if total else 0.0, text=f"{done:,} of {total:,} pairs labelled"
     )
-    progress_col.caption(
-        " · ".join(f"{name} {counts[name]:,}" for name in ("keep", "swap", "tie", "discard"))
-    )
+    progress_col.caption(" · ".join(f"{name} {counts[name]:,}" for name in LABELS))
 else:  # blind: the annotator's own progress, nothing of the labels
     mine = annotation.my_progress(url, dataset, annotator)
     progress_col.progress(

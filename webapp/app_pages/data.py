@@ -5,6 +5,7 @@ import logging
 import streamlit as st
 
 import auth
+import filters
 import importing
 import mdtext
 import services
@@ -120,22 +121,17 @@ if not summaries:
     )
     st.stop()
 
-names = [s["name"] for s in summaries]
-filters_row = st.columns([2, 2, 2, 3])
-dataset = filters_row[0].selectbox("Dataset", ["All datasets", *names], key="data.dataset")
-dataset = None if dataset == "All datasets" else dataset
-source = filters_row[1].selectbox(
-    "Source", ["All sources", *services.sources(url, dataset)], key="data.source"
+bar = filters.filter_bar(
+    url,
+    "data",
+    [s["name"] for s in summaries],
+    lambda _: filters.LABEL_STATUSES,
+    status_label="Label status",
+    status_key="label",
+    all_datasets=True,
+    search_placeholder="id, prompt or response text",
 )
-source = None if source == "All sources" else source
-label = filters_row[2].selectbox(
-    "Label status",
-    ["any", "unlabelled", "labelled", "keep", "swap", "tie", "discard"],
-    key="data.label",
-)
-search = filters_row[3].text_input(
-    "Search", key="data.search", placeholder="id, prompt or response text"
-)
+dataset, source, search = bar.dataset, bar.source, bar.search
 
 options_row = st.columns([3, 3, 1, 1])
 bounds = services.margin_range(url, dataset)
@@ -154,13 +150,13 @@ disagree = options_row[1].toggle(
 )
 page_size = options_row[2].selectbox("Per page", [10, 25, 50, 100], index=1, key="data.page_size")
 
-filters = services.pair_filter(
+pair_filter = services.pair_filter(
     source=source,
-    label=None if label == "any" else label,
+    **filters.label_filter(bar.status),
     margin=margin,
     disagreeing_model=active.id if disagree and active is not None else None,
 )
-n_matching = services.pair_count(url, dataset, search, filters)
+n_matching = services.pair_count(url, dataset, search, pair_filter)
 n_pages = max(1, -(-n_matching // page_size))
 if st.session_state.get("data.page", 1) > n_pages:  # a narrower filter shrank the page count
     st.session_state["data.page"] = 1
@@ -169,12 +165,12 @@ page = options_row[3].number_input(
 )
 
 counts = services.label_summary(url, dataset)
-metrics = st.columns(6)
+metrics = st.columns(1 + len(filters.LABEL_COUNTS))
 metrics[0].metric("Pairs", f"{sum(counts.values()):,}")
-for col, name in zip(metrics[1:], ["unlabelled", "keep", "swap", "tie", "discard"], strict=True):
+for col, name in zip(metrics[1:], filters.LABEL_COUNTS, strict=True):
     col.metric(name.capitalize(), f"{counts.get(name, 0):,}")
 
-rows = services.pair_page(url, dataset, search, int(page) - 1, page_size, filters)
+rows = services.pair_page(url, dataset, search, int(page) - 1, page_size, pair_filter)
 st.caption(f"{services.plural(n_matching, 'matching pair')} · showing {len(rows)}")  # safe: numbers
 st.dataframe(
     [
