@@ -185,9 +185,7 @@ def test_migrations_keep_the_label_log_and_recompute_labels_by_the_majority(
             )
         if conn.dialect.name == "postgresql":  # explicit ids leave the sequences behind
             for table in ("datasets", "pairs", "annotators", "label_events"):
-                conn.execute(
-                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)")
-                )
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)"))
     engine = open_store(store_url)
     assert current_revision(engine) == head_revision()  # 0007 and every later one
     sessions = make_sessionmaker(engine)

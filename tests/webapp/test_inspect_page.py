@@ -84,15 +84,19 @@ def test_shows_verdict_sentences_and_charts(filled_store: str, sample_path: Path
     assert metrics["Current label"] == "unlabelled"
     assert metrics["P(chosen is better)"].endswith("%")
     # The margin split beside the verdict, adding up to the margin shown.
-    margin, prompt, sentences = (float(metrics[k]) for k in ("Margin", "Prompt shift", "Sentence shift"))
+    margin, prompt, sentences = (
+        float(metrics[k]) for k in ("Margin", "Prompt shift", "Sentence shift")
+    )
     # Shown to 3 significant figures: each number is within half a unit of its third digit.
     slack = sum(
         0.5 * 10 ** (math.floor(math.log10(abs(x))) - 2) for x in (margin, prompt, sentences) if x
     )
     assert abs(prompt + sentences - margin) <= slack + 1e-12
     bar = at.markdown[0].value  # the one-line verdict above the responses
-    assert f"margin {metrics['Margin']} = prompt shift {metrics['Prompt shift']} + sentence shift " \
+    assert (
+        f"margin {metrics['Margin']} = prompt shift {metrics['Prompt shift']} + sentence shift "
         f"{metrics['Sentence shift']}" in bar
+    )
     assert bar.startswith(f"**Model prefers {metrics['Model prefers']}** · P(chosen better) ")
     # Each side says how much of it was scored, and shows its prompt term beside its sentences.
     n = len(segment(pair.chosen))
@@ -120,8 +124,10 @@ def test_a_model_without_a_prompt_term_shows_sentences_only(
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Prompt shift"] == "none"
     assert metrics["Sentence shift"] == metrics["Margin"]
-    assert f"margin {metrics['Margin']} = sentence shift {metrics['Margin']} (no prompt term)" \
+    assert (
+        f"margin {metrics['Margin']} = sentence shift {metrics['Margin']} (no prompt term)"
         in at.markdown[0].value
+    )
     assert not any("srm-prompt-term" in h.value for h in at.html)
     heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert heatmap["data"][0]["x"][0] == "1"
