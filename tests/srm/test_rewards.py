@@ -60,7 +60,19 @@ def tiny_policy(tmp_path_factory) -> Path:
     return save_tiny_llama(tmp_path_factory.mktemp("policy"), tokenizer, layers=1)
 
 
-def test_trl_grpo_runs_two_steps_on_srm_rewards(tiny_policy, tiny_model, tmp_path) -> None:
+@pytest.fixture
+def fresh_accelerate():
+    """TRL's trainer sets up Accelerate's process-wide state (its mixed precision among it);
+    later trainings in this process (srm.train) must start from none, as a new process does."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_trl_grpo_runs_two_steps_on_srm_rewards(
+    tiny_policy, tiny_model, tmp_path, fresh_accelerate
+) -> None:
     """TRL's GRPOTrainer, 2 steps on a tiny policy, with for_trl as its only reward: the
     rewards it logs are the SRM scores of the completions it sampled, and the policy moved."""
     from datasets import Dataset
