@@ -64,8 +64,24 @@ app: $(STAMP)
 	$(BIN)/srm import $(SAMPLE) --dataset sample --if-empty --score
 	$(BIN)/python webapp/launch.py run webapp/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
 
+# The whole suite runs as two pytest processes side by side: the browser tests (tests/e2e,
+# mostly waiting on the app and Chromium) beside everything else (mostly computing), which on
+# two cores takes about two thirds of the time of one after the other. The browser tests' log
+# is printed after the rest's; the target fails if either fails. With PYTEST_ARGS, one process
+# runs what they select.
+E2E_LOG := .e2e-tests.log
 test: $(STAMP)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@echo "Running tests/e2e beside the rest; the browser tests' log follows the rest's."
+	@$(BIN)/pytest tests/e2e > $(E2E_LOG) 2>&1 & browser=$$!; \
+	$(BIN)/pytest --ignore=tests/e2e; rest=$$?; \
+	wait $$browser; e2e=$$?; \
+	echo "----- tests/e2e -----"; cat $(E2E_LOG); rm -f $(E2E_LOG); \
+	echo "tests/e2e exit $$e2e, the rest exit $$rest"; \
+	test $$rest -eq 0 && test $$e2e -eq 0
+else
 	$(BIN)/pytest $(PYTEST_ARGS)
+endif
 
 lint: $(STAMP)
 	$(BIN)/ruff check srm webapp tests bench scripts

@@ -66,6 +66,7 @@ def test_a_job_for_any_worker_runs_on_the_worker(studio: App, worker: Path, page
     open_page(page, studio, "train")
     expect(page.get_by_role("heading", name="Retrain on the corrected labels")).to_be_visible()
     choose(page, "Dataset", "sample")
+    page.get_by_text("the backbone", exact=True).click()  # not the active model: a tiny one
     choose(page, "Backbone", "tiny")
     page.get_by_role("spinbutton", name="Steps").fill("3")
     form = page.get_by_test_id("stForm")  # the scoring expander has a "Run on" of its own

@@ -225,10 +225,10 @@ def test_inspect_opens_from_the_data_page_with_sentence_rewards(app: App, page: 
     expect(metric(page, "Current label")).to_contain_text("unlabelled")
     expect(metric(page, "Model prefers")).to_contain_text(re.compile("chosen|rejected"))
     # The margin split beside the verdict, and how much of each response was scored.
-    expect(metric(page, "Prompt term")).to_be_visible()
-    expect(metric(page, "Sentences")).to_be_visible()
+    expect(metric(page, "Prompt shift")).to_be_visible()
+    expect(metric(page, "Sentence shift")).to_be_visible()
     expect(
-        page.get_by_text(re.compile(r"^margin \S+ = prompt term \S+ \+ sentences \S+$"))
+        page.get_by_text(re.compile(r"margin \S+ = prompt shift \S+ \+ sentence shift \S+")).first
     ).to_be_visible()
     for text in (pair.chosen, pair.rejected):
         n = len(segment(text))
@@ -512,8 +512,9 @@ def test_demo_mode_shows_the_showcase_and_no_editing_controls(demo_app: App, pag
     expect(page.get_by_role("heading", name="Models")).to_be_visible()
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
-    # Drawn after every place an editing button could be (make active, score, inspect).
-    expect(page.get_by_text(re.compile(r"^rejected: score"))).to_be_visible()
+    # Drawn after every place an editing button could be (make active, score, inspect): the
+    # studio's models trained on the sample, and the demo shows no in-sample comparison.
+    expect(page.get_by_text(re.compile(r"trained on this dataset's pairs"))).to_be_visible()
     expect(page.get_by_role("button", name=EDITING)).to_have_count(0)
     settled_screenshot(page, "models-demo")
 

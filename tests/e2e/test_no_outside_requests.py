@@ -123,8 +123,10 @@ def test_the_demo_captions_every_example_and_requests_nothing_beyond_the_app(
     page = context.new_page()
     open_titled(page, demo, "", SHOWCASE_TITLE)
     examples = page.get_by_role("radio", name=re.compile(r"^Example \d+$"))
+    # Only pairs with a clear verdict the sentences carry, none from a red-team source: with the
+    # bundled model, one of the sample's pairs (nothing is featured in this store).
     count = examples.count()
-    assert count >= 2
+    assert count >= 1
     captions = []
     for i in range(count):
         page.get_by_role("radio", name=f"Example {i + 1}", exact=True).click()
@@ -144,6 +146,6 @@ def test_the_demo_captions_every_example_and_requests_nothing_beyond_the_app(
         captions.append(text)
         if i == 0:
             page.screenshot(path=ARTIFACTS / "showcase-1440.png", full_page=True)
-    assert len(set(captions)) > 1, captions  # each caption is its example's own
+    assert len(set(captions)) == count, captions  # each caption is its example's own
     open_titled(page, demo, "models", "Models")
     expect_only_local(page, requests)
