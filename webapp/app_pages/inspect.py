@@ -99,7 +99,7 @@ sides = st.columns(2)
 for col, side in zip(sides, ("chosen", "rejected"), strict=True):
     with col:
         scored = record.side(side)
-        st.markdown(f"#### {side.capitalize()} · score {sig3(scored.score)}")  # fixed words
+        st.markdown(f"#### {side.capitalize()} · score {sig3(scored.score)}")  # safe: no data
         st.html(highlight.sentences_html(getattr(pair, side), scored, by=by, scale=scale))
         if record.has_prompt_term:
             st.html(highlight.prompt_term_html(scored, by=by, scale=scale))
