@@ -48,7 +48,9 @@ def test_inspect_draws_the_attention_heatmap_on_demand(app: App, small: Page) ->
     expect_responses(small, PAIR.chosen.split(".")[0])
     maps = small.locator(".js-plotly-plot").filter(has_text="sentence (reads)")
     expect(maps).to_have_count(0)  # nothing computed until asked
-    small.get_by_text("Show the attention maps").click()
+    toggle = small.get_by_text("Show the attention maps")
+    expect(toggle).to_be_visible(timeout=MODEL_LOAD)  # below the scored responses' numbers
+    toggle.click()
     expect(maps).to_have_count(2, timeout=MODEL_LOAD)  # chosen and rejected
     expect(maps.first.locator(".heatmaplayer")).to_be_attached()
     small.get_by_role("combobox", name="Layer").click()
