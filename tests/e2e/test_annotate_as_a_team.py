@@ -100,6 +100,22 @@ def until(check, what: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def press_until(page: Page, key: str, done, pair_id: str, tries: int = 3) -> None:
+    """Press ``key`` until ``done()``: a key pressed while the page reruns can be lost (a
+    Streamlit race), so, while the same pair is still shown and nothing landed after 15 s,
+    press again (a second press after the first landed is refused as stale and writes
+    nothing)."""
+    for _ in range(tries):
+        page.keyboard.press(key)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if done():
+                return
+            time.sleep(0.2)
+        if shown_pair(page) != pair_id:
+            return
+
+
 def work_through(page: Page, app: App, name: str) -> None:
     """Vote on every pair of ``name``'s queue as VOTES says, by key. On a pair someone voted
     on already, check that before the vote the page shows nothing of it (no name, no label,
@@ -120,7 +136,7 @@ def work_through(page: Page, app: App, name: str) -> None:
             assert "label:" not in bar_facts(page) and "disagree" not in bar_facts(page)
             expect(main.get_by_text("the label says", exact=False)).to_have_count(0)
             expect(main.get_by_text("No label events yet")).to_be_visible()
-        page.keyboard.press(KEYS[plan[i]])
+        press_until(page, KEYS[plan[i]], lambda i=i: name in voters(app, i), pair_id)
         until(lambda i=i: name in voters(app, i), f"{name}'s {plan[i]} on pair {i}")
         # A key pressed while a rerun draws can be lost: wait for the page to move on.
         if left > 1:

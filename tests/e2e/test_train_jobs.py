@@ -74,10 +74,20 @@ def test_a_started_job_shows_its_progress_then_resumes_after_a_cancel(
     page.locator(f".st-key-train-running-{job.id}").get_by_role("button", name="Cancel").click()
     wait_for(lambda: train_jobs(app)[0].status == "cancelled", "the cancel")
     assert "resumable checkpoint" in train_jobs(app)[0].message
-    resume = page.get_by_role("button", name="Resume")
-    resume.scroll_into_view_if_needed()
-    resume.click()
-    expect(page.get_by_text(f"Resumed job {job.id} as job ")).to_be_visible()
+    # A click that lands while the page reruns (its jobs list refreshes every 2 s) can be lost:
+    # click again until the store holds the resumed job (a second click after it is refused:
+    # a job is resumed once).
+    deadline = time.monotonic() + 90
+    while len(train_jobs(app)) < 2:
+        assert time.monotonic() < deadline, "waited 90 s for the resumed job"
+        resume = page.get_by_role("button", name="Resume")
+        resume.scroll_into_view_if_needed()
+        resume.click()
+        for _ in range(20):
+            if len(train_jobs(app)) == 2:
+                break
+            time.sleep(0.5)
+    expect(page.get_by_text(f"Resumed job {job.id} as job ").first).to_be_visible(timeout=60_000)
     stopped, resumed = train_jobs(app)
     try:
         assert (stopped.status, resumed.config["resumes_job"]) == ("cancelled", job.id)
