@@ -155,30 +155,34 @@ def _undo() -> None:
     cursor.show(pair.db_id, pin=True)
 
 
-def _review(label: str | None, pair: services.PairRow, expected: int | None) -> None:
-    """Accept the pair's label (``label=None``) or reject it for ``label``."""
-    note = st.session_state.get("annotate.note", "")
+def _reviewed(write, pair: services.PairRow, words: str) -> None:
+    """A reviewer's settling write (``write(note)``), with the note; on success the page says
+    ``words`` and stays on the pair; a refusal (a stale write too) is shown instead."""
     try:
-        annotation.review(url, pair, annotator, label, expected, note)
-    except services.StoreError as err:  # a stale write too
+        write(st.session_state.get("annotate.note", ""))
+    except services.StoreError as err:
         st.session_state["annotate.conflict"] = str(err)
         return
     st.session_state["annotate.note"] = ""
-    verdict_words = "label accepted" if label is None else f"rejected, settled as {label}"
-    st.session_state["annotate.message"] = f"{pair.id}: {verdict_words}"
+    st.session_state["annotate.message"] = f"{pair.id}: {words}"
     cursor.show(pair.db_id, remember=False, pin=True)
+
+
+def _review(label: str | None, pair: services.PairRow, expected: int | None) -> None:
+    """Accept the pair's label (``label=None``) or reject it for ``label``."""
+    _reviewed(
+        lambda note: annotation.review(url, pair, annotator, label, expected, note),
+        pair,
+        "label accepted" if label is None else f"rejected, settled as {label}",
+    )
 
 
 def _settle(label: str, pair: services.PairRow, expected: int | None) -> None:
-    note = st.session_state.get("annotate.note", "")
-    try:
-        annotation.adjudicate(url, pair, annotator, label, expected, note)
-    except services.StoreError as err:  # a stale write too
-        st.session_state["annotate.conflict"] = str(err)
-        return
-    st.session_state["annotate.note"] = ""
-    st.session_state["annotate.message"] = f"{pair.id}: settled as {label}"
-    cursor.show(pair.db_id, remember=False, pin=True)
+    _reviewed(
+        lambda note: annotation.adjudicate(url, pair, annotator, label, expected, note),
+        pair,
+        f"settled as {label}",
+    )
 
 
 def _tag(key: str, pair: services.PairRow, side: str, span: tuple[int, int]) -> None:
