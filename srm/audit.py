@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from srm.config import CHECKPOINTS_DIR, TrainConfig
@@ -124,7 +124,9 @@ def fold_config(recipe: TrainConfig, run_dir: Path, fold: int) -> TrainConfig:
     a resumable checkpoint every 50 steps unless the recipe says otherwise, so a killed audit
     loses at most that much of the fold under way."""
     save_every = recipe.save_every or 50
-    return replace(recipe, output_dir=str(run_dir / f"fold-{fold}"), save_every=save_every)
+    return recipe.model_copy(
+        update={"output_dir": str(run_dir / f"fold-{fold}"), "save_every": save_every}, deep=True
+    )
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:

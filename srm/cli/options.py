@@ -10,7 +10,7 @@ import contextlib
 import tempfile
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -128,19 +128,19 @@ class CommaList(click.ParamType):
 
 
 def config_options(cls: type, names: Iterable[str]) -> Callable[[F], F]:
-    """A flag for each field ``names`` of config dataclass ``cls``, in that order: field
+    """A flag for each field ``names`` of config model ``cls``, in that order: field
     ``max_length`` is ``--max-length``, its type comes from the annotation (a ``Literal`` is a
     choice, ``list[str]`` a comma-separated list, a bool a flag that sets True, or that sets
     False as ``--no-NAME`` when the field defaults to True) and its help
-    from the field's docstring, with the dataclass default.
+    from the field's docstring, with the config's default.
 
     Every flag defaults to None, meaning "not given": the command passes them all as
     overrides (:func:`srm.config.merge_train_config`), and a --config recipe's value stands
-    where no flag is given. Values are checked by the dataclass, whose messages name the field.
+    where no flag is given. Values are checked by the config, whose messages name the field.
     """
-    hints = typing.get_type_hints(cls)
+    hints = {name: info.annotation for name, info in cls.model_fields.items()}
     docs = field_docs(cls)
-    defaults = {f.name: f.default for f in fields(cls)}
+    defaults = {name: info.get_default() for name, info in cls.model_fields.items()}
 
     def decorate(func: F) -> F:
         for name in reversed(list(names)):  # click lists options in decorator order

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +36,7 @@ TOKEN_ENV = "SRM_SERVE_TOKEN"
     is_flag=True,
     help="Serve beyond loopback without --token: only on a network you trust.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Server processes on the one port, each with its own copy of the model and its own "
-    "--max-queue; on CPU each gets an equal share of the cores.",
-)
-@config_options(ServeConfig, [f.name for f in fields(ServeConfig)])
+@config_options(ServeConfig, list(ServeConfig.model_fields))
 @device_option
 def serve_cmd(
     model_dir: Path | None,
@@ -53,7 +44,6 @@ def serve_cmd(
     port: int,
     token: str | None,
     insecure: bool,
-    workers: int,
     device: str,
     **given: Any,
 ) -> None:
@@ -79,6 +69,7 @@ def serve_cmd(
     with clean_errors(ValueError):
         config = ServeConfig(**{k: v for k, v in given.items() if v is not None})
         max_connections = connection_cap(config.max_connections, descriptor_limit())
+    workers = config.workers
     device = checked_device(device)
     try:  # before the model loads: an address that cannot be served is refused at once
         sockets = listen_sockets(host, port, workers)

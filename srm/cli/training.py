@@ -3,7 +3,6 @@ over a --config recipe by :func:`srm.config.merge_train_config`, as a job's conf
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,7 @@ MODEL_FLAGS = (
 #: TrainConfig fields without a flag of their own name: the model (the flags above), the run
 #: directory (--out), and the two that a flag turns off (--no-margin, --keep-dropout).
 NOT_FLAGS = ("model", "output_dir", "use_margin", "disable_dropout")
-TRAIN_FLAGS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_FLAGS)
+TRAIN_FLAGS = tuple(name for name in TrainConfig.model_fields if name not in NOT_FLAGS)
 
 
 @click.command("train")

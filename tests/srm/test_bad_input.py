@@ -521,16 +521,16 @@ CONFIG_CASES = [
     ("max_grad_norm", math.inf, "max_grad_norm: got inf; give a finite number"),
     ("warmup_ratio", math.nan, "warmup_ratio: got nan; give a finite number"),
     ("center_rewards_coefficient", math.inf, "center_rewards_coefficient: got inf"),
-    ("lora_alpha", math.inf, "lora_alpha: got inf; give a finite number"),
+    ("lora_alpha", math.inf, "lora_alpha: got inf \\(float\\); expected int"),
     ("lora_dropout", math.nan, "lora_dropout: got nan; give a finite number"),
-    ("lr", "1e-4", "lr: got '1e-4' \\(str\\); give a number"),
-    ("batch_size", 2.5, "batch_size: got 2.5 \\(float\\); give a whole number"),
+    ("lr", "1e-4", "lr: got '1e-4' \\(str\\); expected float"),
+    ("batch_size", 2.5, "batch_size: got 2.5 \\(float\\); expected int"),
     ("seed", -1, "seed: got -1; use a whole number from 0 to 4294967295"),
     ("seed", 2**40, "seed: got 1099511627776; use a whole number from 0 to 4294967295"),
-    ("save_every", True, "save_every: got True \\(bool\\); give a whole number"),
+    ("save_every", True, "save_every: got True \\(bool\\); expected int"),
     ("model.rope_base", math.inf, "rope_base: got inf; give a finite number"),
     ("model.prompt_fraction", math.nan, "prompt_fraction: got nan; give a finite number"),
-    ("model.d", 16.0, "d: got 16.0 \\(float\\); give a whole number"),
+    ("model.d", 16.0, "d: got 16.0 \\(float\\); expected int"),
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -398,13 +397,13 @@ def test_train_on_a_store_dataset_uses_the_corrected_pairs(db_url, tmp_path, mon
 
 def test_train_flags_are_the_config_fields(tmp_path, sample_path, monkeypatch) -> None:
     """Every TrainConfig field is a flag of its own name (but the model, --out and the two
-    switches), typed and documented by the dataclass; a recipe's values stand unless a flag
+    switches), typed and documented by the config; a recipe's values stand unless a flag
     is given."""
     flags = {p.name: p for p in main.commands["train"].params if isinstance(p, click.Option)}
-    for f in fields(TrainConfig):
-        if f.name not in ("model", "output_dir", "use_margin", "disable_dropout"):
-            assert flags[f.name].opts == ["--" + f.name.replace("_", "-")]
-            assert flags[f.name].help.startswith(field_docs(TrainConfig)[f.name])
+    for name in TrainConfig.model_fields:
+        if name not in ("model", "output_dir", "use_margin", "disable_dropout"):
+            assert flags[name].opts == ["--" + name.replace("_", "-")]
+            assert flags[name].help.startswith(field_docs(TrainConfig)[name])
     assert flags["lr"].help.endswith("[default: 0.0002]")
     assert list(flags["scheduler"].type.choices) == ["cosine", "linear", "constant"]
 

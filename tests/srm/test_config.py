@@ -3,7 +3,6 @@ the CLI's flags and the app's forms are built from."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,12 @@ import pytest
 from srm.config import (
     FINETUNE_MODES,
     HEADS,
+    Bounds,
     ConfigError,
     ModelConfig,
+    ServeConfig,
     TrainConfig,
+    field_bounds,
     field_choices,
     field_docs,
     merge_train_config,
@@ -47,6 +49,15 @@ def test_a_recipe_round_trips_through_to_dict() -> None:
         ({"model": "tiny"}, r"^model: got 'tiny'; give a table of model fields"),
         ({"bogus": 1}, r"^unknown training config field\(s\) bogus; known: batch_size, "),
         ({"model": {"bogus": 1}}, r"^unknown model config field\(s\) bogus; known: backbone, "),
+        ({"model": {"d": 7}}, r"^model.d: got 7; use an even number \(RoPE rotates pairs\)$"),
+        ({"model": {"max_length": 4}}, r"^model.max_length: got 4; use 8 or more$"),
+        ({"model": {"head": "likelihood"}}, r"^model.head: 'likelihood' reads a model as it is"),
+        ({"warmup_ratio": 1}, r"^warmup_ratio: got 1; use a value in \[0, 1\)$"),
+        ({"seed": -1}, r"^seed: got -1; use a whole number from 0 to 4294967295$"),
+        (
+            {"lr": 0, "batch_size": 0},
+            r"^lr: got 0; use a positive number\nbatch_size: got 0; use 1",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_field(base: dict, message: str) -> None:
@@ -71,11 +82,11 @@ def test_errors_from_a_recipe_name_the_file(tmp_path: Path) -> None:
         read_config_file(recipe)
 
 
-@pytest.mark.parametrize("cls", [TrainConfig, ModelConfig])
+@pytest.mark.parametrize("cls", [TrainConfig, ModelConfig, ServeConfig])
 def test_every_field_has_a_one_line_doc(cls: type) -> None:
     """The docs are the flags' help: a field without one would be an undocumented flag."""
     docs = field_docs(cls)
-    assert set(docs) == {f.name for f in fields(cls)}
+    assert set(docs) == set(cls.model_fields)
     for name, doc in docs.items():
         assert doc and "\n" not in doc and "``" not in doc, name
 
@@ -107,3 +118,41 @@ def test_the_bundled_default_model_was_trained_with_its_recipe() -> None:
         for name in incidental:
             record.pop(name)
     assert trained == recipe
+
+
+def test_direct_construction_is_checked_as_a_recipe_is() -> None:
+    """One validation style: a config built in Python gets the same checks and words as one
+    read from TOML or JSON, never pydantic's own error."""
+    with pytest.raises(ConfigError, match=r"^lr: got '1e-4' \(str\); expected float$"):
+        TrainConfig(lr="1e-4")
+    with pytest.raises(ConfigError, match=r"^model.likelihood_feature: the token head has no"):
+        TrainConfig(model={"head": "token", "likelihood_feature": True})
+    with pytest.raises(ConfigError, match=r"^max_wait_ms: got 20000.0; use a value from 0 to"):
+        ServeConfig(max_wait_ms=20_000.0)
+    assert ModelConfig(head="likelihood").head == "likelihood"  # srm init's read-only heads
+    assert TrainConfig(model={"backbone": "tiny"}).model == ModelConfig(backbone="tiny")
+
+
+@pytest.mark.parametrize(
+    "cls,name,bounds,advice",
+    [
+        (TrainConfig, "lr", Bounds(0, None, low_open=True), "use a positive number"),
+        (TrainConfig, "batch_size", Bounds(1), "use 1 or more"),
+        (TrainConfig, "warmup_ratio", Bounds(0, 1, high_open=True), "use a value in [0, 1)"),
+        (ModelConfig, "prompt_fraction", Bounds(0, 1, True, True), "use a value between 0 and 1"),
+        (ModelConfig, "max_length", Bounds(8), "use 8 or more"),
+        (ModelConfig, "rope_base", Bounds(1, None, low_open=True), "use a value above 1"),
+        (TrainConfig, "scheduler", Bounds(), "use a finite number"),
+    ],
+)
+def test_bounds_are_read_from_the_fields(cls, name: str, bounds: Bounds, advice: str) -> None:
+    assert field_bounds(cls, name) == bounds
+    assert bounds.advice() == advice
+
+
+def test_a_forms_limits_are_a_closed_range_inside_the_fields_range() -> None:
+    assert field_bounds(TrainConfig, "max_steps").widget_limits(whole=True) == (1, None)
+    low, high = field_bounds(TrainConfig, "lr").widget_limits()
+    assert 0 < low < 1e-300 and high is None
+    assert field_bounds(ModelConfig, "prompt_fraction").widget_limits()[1] < 1
+    TrainConfig(lr=low)  # the smallest a form offers is accepted
