@@ -32,6 +32,9 @@ one complete model, the old or the new::
 
 :func:`model_dir` finds the files either way, so ``load("run")`` works, and so do checkpoints
 saved flat by older versions (at the top of a run directory too).
+
+Reading what a checkpoint is without its weights (:func:`read_info`, :class:`CheckpointInfo`,
+the layout's names) is :mod:`srm.checkpoint_info`'s; they are importable from here too.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ import logging
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,55 +64,28 @@ from srm.backbones import (
     is_causal,
     load_backbone,
     load_tokenizer,
-    pickle_files,
 )
-from srm.config import READ_ONLY_HEADS, ConfigError, ModelConfig
-from srm.files import FileError, output_target, read_input_text, size_text
+from srm.checkpoint_info import (
+    BACKBONE_DIR,
+    CONFIG_FILE,
+    FORMAT,
+    MODEL_ENTRIES,
+    MODEL_LINK,
+    VERSION_PREFIX,
+    WEIGHTS_FILE,
+    CheckpointError,
+    CheckpointInfo,
+    model_dir,
+    read_info,
+)
+from srm.checkpoint_info import WEIGHT_KINDS as WEIGHT_KINDS  # re-exported: reading is there
+from srm.checkpoint_info import default_model_dir as default_model_dir
+from srm.config import READ_ONLY_HEADS, ConfigError
+from srm.files import FileError, output_target, size_text
 from srm.imported import ImportedRewardModel
 from srm.model import SentenceRewardModel
 
 log = logging.getLogger(__name__)
-
-FORMAT = "srm-checkpoint/1"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-BACKBONE_DIR = "backbone"
-MODEL_ENTRIES = frozenset({CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR})
-#: In a directory saved into more than once: the link to its current model...
-MODEL_LINK = "model"
-#: ... and the prefix of the hidden directories holding model versions.
-VERSION_PREFIX = ".model-"
-#: What ``model.safetensors`` holds of the backbone: nothing (a named package's), all of it,
-#: the parameters that were trained (over a named package's backbone), LoRA adapters, or
-#: nothing because the model is loaded as it is from where ``model.backbone`` says.
-WEIGHT_KINDS = ("none", "full", "partial", "lora", "reference")
-
-
-class CheckpointError(ValueError):
-    """A directory that is not a loadable checkpoint; the message says why."""
-
-
-@dataclass
-class CheckpointInfo:
-    """What ``config.json`` says about a checkpoint, without loading its weights."""
-
-    path: Path
-    model: ModelConfig
-    backbone_weights: str
-    causal: bool
-    training: dict[str, Any] | None
-    lora: dict[str, Any] | None
-    srm_version: str
-
-
-def default_model_dir() -> Path | None:
-    """The model used when none is named: ``$SRM_MODEL``, else the bundled
-    ``data/models/default`` of the source tree (None when neither exists)."""
-    env = os.environ.get("SRM_MODEL")
-    if env:
-        return Path(env)
-    bundled = Path(__file__).resolve().parents[1] / "data" / "models" / "default"
-    return bundled if (bundled / CONFIG_FILE).is_file() else None
 
 
 def backbone_weights_kind(model: SentenceRewardModel | ImportedRewardModel) -> str:
@@ -276,99 +251,6 @@ def _portable_training(training: dict[str, Any] | None) -> dict[str, Any] | None
     if not isinstance(config, dict) or not isinstance(config.get("output_dir"), str):
         return training
     return {**training, "config": {**config, "output_dir": portable_path(config["output_dir"])}}
-
-
-def model_dir(path: str | os.PathLike) -> Path:
-    """The directory holding a checkpoint's files: ``path`` itself, or the model its
-    ``model`` link points at (a run directory, or any directory saved into more than once)."""
-    path = Path(path)
-    if (path / MODEL_LINK / CONFIG_FILE).is_file():
-        return (path / MODEL_LINK).resolve()  # one version, even if the link moves on meanwhile
-    return path
-
-
-def read_info(path: str | os.PathLike) -> CheckpointInfo:
-    """Read and check ``config.json``; refuse directories holding pickle-based files.
-
-    Every way a directory can fail to be a checkpoint (missing or damaged files, a field
-    missing or of the wrong kind) raises :class:`CheckpointError` naming the file and field.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: not a checkpoint directory (no such directory)")
-    unsafe = pickle_files(path)
-    if unsafe:
-        raise CheckpointError(
-            f"{path}: refusing to load a checkpoint that contains pickle-based files "
-            f"({', '.join(unsafe)}); they can run arbitrary code. SRM checkpoints hold "
-            "safetensors only: re-save the model with srm."
-        )
-    path = model_dir(path)
-    config_path, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
-    if not config_path.is_file() or not (weights.exists() or weights.is_symlink()):
-        raise CheckpointError(
-            f"{path}: not an SRM checkpoint (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
-        )
-    if not weights.is_file():
-        link = f" (a link to {os.readlink(weights)})" if weights.is_symlink() else ""
-        raise CheckpointError(
-            f"{weights}: not a regular file{link}; the checkpoint is damaged: save it again"
-        )
-    try:
-        config = json.loads(read_input_text(config_path, expected="a checkpoint's config.json"))
-    except FileError as err:  # not UTF-8, or over the input size limit
-        raise CheckpointError(f"{err}; the checkpoint is damaged: save it again") from None
-    except (json.JSONDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{config_path}: invalid JSON ({err})") from err
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path}: expected a JSON object, got {config!r:.40}")
-    if config.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{config_path}: format {config.get('format')!r} is not {FORMAT!r}; "
-            "this checkpoint was not written by a compatible srm"
-        )
-
-    def field(name: str, kind: type | tuple[type, ...], expected: str) -> Any:
-        if name not in config:
-            raise CheckpointError(
-                f"{config_path}: missing field {name!r}; the checkpoint is damaged: save it again"
-            )
-        value = config[name]
-        if not isinstance(value, kind):
-            raise CheckpointError(
-                f"{config_path}: field {name!r}: expected {expected}, got {value!r}"
-            )
-        return value
-
-    try:
-        model = ModelConfig.from_dict(field("model", dict, "a table of model settings"))
-    except (ConfigError, TypeError) as err:
-        raise CheckpointError(f"{config_path}: field 'model': {err}") from err
-    kind = field("backbone_weights", str, "a string")
-    if kind not in WEIGHT_KINDS:
-        raise CheckpointError(
-            f"{config_path}: field 'backbone_weights': got {kind!r}; "
-            f"expected one of {', '.join(WEIGHT_KINDS)}"
-        )
-    lora = config.get("lora")
-    if kind == "lora" and not isinstance(lora, dict):
-        raise CheckpointError(
-            f"{config_path}: field 'lora': expected a table of LoRA settings, got {lora!r}"
-        )
-    training = config.get("training")
-    if training is not None and not isinstance(training, dict):
-        raise CheckpointError(
-            f"{config_path}: field 'training': expected a table, got {training!r:.40}"
-        )
-    return CheckpointInfo(
-        path=path,
-        model=model,
-        backbone_weights=kind,
-        causal=field("causal", bool, "true or false"),
-        training=training,
-        lora=lora if kind == "lora" else None,
-        srm_version=str(config.get("srm_version", "?")),
-    )
 
 
 def load(

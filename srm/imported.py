@@ -374,7 +374,8 @@ def read_only_config(
     scores) the default, or the model's positions when fewer; the chat template on when the
     tokenizer has one, unless told."""
     if max_length is None:
-        max_length = min(ModelConfig.max_length, limit or ModelConfig.max_length)
+        default = ModelConfig.model_fields["max_length"].default
+        max_length = min(default, limit or default)
     if chat_template is None:
         chat_template = bool(getattr(tokenizer, "chat_template", None))
     return ModelConfig(

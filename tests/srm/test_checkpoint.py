@@ -338,6 +338,14 @@ DAMAGES = {
         lambda ck: edit_config(ck, lambda c: c["model"].update(head="paragraph")),
         r"config.json: field 'model': head: got 'paragraph'",
     ),
+    "causal not a bool": (
+        lambda ck: edit_config(ck, lambda c: c.update(causal="yes")),
+        r"config.json: field 'causal': expected true or false, got 'yes'",
+    ),
+    "training not a table": (
+        lambda ck: edit_config(ck, lambda c: c.update(training=[1])),
+        r"config.json: field 'training': expected a table, got \[1\]",
+    ),
     "unknown weights kind": (
         lambda ck: edit_config(ck, lambda c: c.update(backbone_weights="some")),
         r"config.json: field 'backbone_weights': got 'some'; "
