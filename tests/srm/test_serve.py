@@ -582,7 +582,7 @@ def test_segmenting_stops_at_the_next_response_once_its_request_gives_up(
     model, monkeypatch
 ) -> None:
     import srm.segment
-    from srm.serve import Batcher, _Abandoned
+    from srm.serve.batching import Batcher, _Abandoned
 
     real = srm.segment.segment
     abandoned = threading.Event()
