@@ -48,6 +48,8 @@ import sqlalchemy
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from stores import sqlite_store, store_backends, timed
+from streamlit.logger import set_log_level
+from streamlit.testing.v1 import AppTest
 
 from srm.data import PreferencePair, load_pairs
 from srm.records import PairScores
@@ -72,13 +74,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WEBAPP = ROOT / "webapp"
 APP = str(WEBAPP / "streamlit_app.py")
 SAMPLE = ROOT / "data" / "sample_50.jsonl"
-sys.path.insert(0, str(WEBAPP))  # the pages' own `import services` then finds this module
-
-from streamlit.logger import set_log_level  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 set_log_level("error")  # not a "no runtime found" warning for every cached function
-import services  # noqa: E402  (after the path set-up above)
+from webapp import services  # noqa: E402  (after the log level above)
 
 INSPECT_GOAL_S = 0.4
 ANNOTATE_GOAL_S = 1.0

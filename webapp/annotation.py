@@ -12,12 +12,11 @@ from typing import Any
 
 import streamlit as st
 
-import auth
-import services
-from filters import ANY, LABELLED, UNLABELLED, label_filter
-from services import PROJECT_DIR, PairRow
 from srm import store
-from store_access import demo_mode, read_session, write
+from webapp import auth, services
+from webapp.filters import ANY, LABELLED, UNLABELLED, label_filter
+from webapp.services import PROJECT_DIR, PairRow
+from webapp.store_access import demo_mode, read_session, write
 
 #: Label actions with their keyboard shortcuts, in the order the Annotate page shows them.
 LABEL_SHORTCUTS = {"keep": "k", "swap": "s", "tie": "t", "discard": "d"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import auth
 from srm import store
-from store_access import read_session, write
+from webapp import auth
+from webapp.store_access import read_session, write
 
 
 def audits(url: str, dataset: str) -> list[store.AuditSummary]:

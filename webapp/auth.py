@@ -26,10 +26,10 @@ from datetime import datetime, timedelta, timezone
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-import mdtext
 from srm import access, store
 from srm.store import StoreError
-from store_access import demo_mode, engine, read_session, store_url
+from webapp import mdtext
+from webapp.store_access import demo_mode, engine, read_session, store_url
 
 logger = logging.getLogger(__name__)
 ROLE = "auth.role"

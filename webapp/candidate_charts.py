@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from charts import REWARD_SCALE, WEIGHT_SCALE, hover_text
-from palette import max_abs
 from srm.bestofn import Ranking
 from srm.records import sig3
+from webapp.charts import REWARD_SCALE, WEIGHT_SCALE, hover_text
+from webapp.palette import max_abs
 
 VALUES = ("reward", "weight")
 

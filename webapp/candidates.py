@@ -9,9 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
-import scoring
-from services import PROJECT_DIR, ModelInfo
 from srm.bestofn import Ranking
+from webapp import scoring
+from webapp.services import PROJECT_DIR, ModelInfo
 
 EXAMPLE = PROJECT_DIR / "data" / "best_of_n_example.jsonl"
 """A few prompts with four candidates each, to try the page without a file."""

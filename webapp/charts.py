@@ -20,9 +20,6 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-import credit_methods
-from credit_methods import VALUES
-from palette import NEGATIVE, POSITIVE, WEIGHT, Scale
 from srm.compare import MIN_SOURCE_PAIRS, PairShift
 from srm.records import (
     PairScores,
@@ -32,6 +29,9 @@ from srm.records import (
     probability_text,
     sig3,
 )
+from webapp import credit_methods
+from webapp.credit_methods import VALUES
+from webapp.palette import NEGATIVE, POSITIVE, WEIGHT, Scale
 
 Record = dict[str, Any]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from palette import Scale, centred_scale, max_abs
 from srm.records import SIDES, PairScores, SentenceScore, sig3
+from webapp.palette import Scale, centred_scale, max_abs
 
 #: What a sentence can be coloured by: its reward r_j, its weight a_j, or its likelihood.
 VALUES = ("reward", "weight", "likelihood")

@@ -5,10 +5,10 @@ by itself is :func:`scoring.demo_picks`; the pages reach these through ``scoring
 
 from __future__ import annotations
 
-import auth
-from rows import PairRow
 from srm import store
-from store_access import read_session, write
+from webapp import auth
+from webapp.rows import PairRow
+from webapp.store_access import read_session, write
 
 DEMO_PAIRS = "demo_pairs"
 """Store setting: the curated pairs, a list of ``[dataset, id]``."""

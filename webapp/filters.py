@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-import services
 from srm.store import LABELS
+from webapp import services
 
 ANY, UNLABELLED, LABELLED = "any", "unlabelled", "labelled"
 #: Every label status a pair listing filters on, "any" (no filter) first.

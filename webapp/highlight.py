@@ -20,12 +20,20 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 
-import credit_methods
-from credit_methods import VALUES
-from palette import NEGATIVE_RGB, POSITIVE_RGB, WEIGHT_RGB, Scale, as_scale, centred_scale, max_abs
 from srm.data.turns import last_human_turn
 from srm.records import PairScores, ResponseScores, sig3
 from srm.segment import Block, blocks
+from webapp import credit_methods
+from webapp.credit_methods import VALUES
+from webapp.palette import (
+    NEGATIVE_RGB,
+    POSITIVE_RGB,
+    WEIGHT_RGB,
+    Scale,
+    as_scale,
+    centred_scale,
+    max_abs,
+)
 
 # Tints stay translucent so black text on them keeps its contrast.
 MAX_ALPHA = 0.6

@@ -9,13 +9,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import auth
-import services
-from services import PROJECT_DIR
 from srm import store
 from srm.files import NUL_IN_PATH
 from srm.store import StoreError
-from store_access import read_session, write
+from webapp import auth, services
+from webapp.services import PROJECT_DIR
+from webapp.store_access import read_session, write
 
 #: Folders the app may import from by path (os.pathsep-separated); see import_roots().
 IMPORT_ROOTS_ENV = "SRM_IMPORT_ROOTS"

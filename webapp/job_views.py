@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rows import JobRow
+from webapp.rows import JobRow
 
 
 def job_to_show(ids: Sequence[int], current: int | None, newest_before: int | None) -> int:

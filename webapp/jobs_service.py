@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import auth
-from rows import JobRow, ModelInfo
 from srm import store
-from store_access import demo_mode, read_session, write
+from webapp import auth
+from webapp.rows import JobRow, ModelInfo
+from webapp.store_access import demo_mode, read_session, write
 
 #: Where the Train page can run a job: its choices, and the launcher each one means.
 RUN_ON = {"this machine": "local", "any worker": "worker", "the submit command": "command"}

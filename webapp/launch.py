@@ -9,9 +9,10 @@ client can ask for an upload address without ever making the script run.
 
 import sys
 
+import _repo_root  # noqa: F401  (this directory's: `webapp` importable from a tree not installed)
 from streamlit.web import cli
 
-import auth  # this directory is the script's, so the app's modules import as they do in it
+from webapp import auth
 
 if __name__ == "__main__":
     auth.guard_uploads()

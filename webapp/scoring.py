@@ -9,17 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-import services
-from featured import (
-    DEMO_FILTER,
-    DEMO_PAIRS,
-    demo_filter_on,
-    featured_pairs,
-    is_demo_pair,
-    set_demo_filter,
-    toggle_demo_pair,
-)
-from services import ModelInfo, PairRow
 from srm import compare, store
 from srm.compare import Comparison, Verdict, verdict
 from srm.records import (
@@ -28,7 +17,18 @@ from srm.records import (
     ResponseScores,
     probability_text,
 )
-from store_access import demo_mode, read_session, write
+from webapp import services
+from webapp.featured import (
+    DEMO_FILTER,
+    DEMO_PAIRS,
+    demo_filter_on,
+    featured_pairs,
+    is_demo_pair,
+    set_demo_filter,
+    toggle_demo_pair,
+)
+from webapp.services import ModelInfo, PairRow
+from webapp.store_access import demo_mode, read_session, write
 
 if TYPE_CHECKING:
     from srm.attention import AttentionMap

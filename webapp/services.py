@@ -16,8 +16,10 @@ from typing import Any
 
 import streamlit as st
 
-import auth
-from jobs_service import (
+from srm import store
+from srm.store import StaleWriteError, StoreError
+from webapp import auth
+from webapp.jobs_service import (
     RUN_ON,
     cancel_job,
     continuable,
@@ -30,10 +32,8 @@ from jobs_service import (
     start_train_job,
     trained_finetune,
 )
-from rows import JobRow, ModelInfo, PairRow
-from srm import store
-from srm.store import StaleWriteError, StoreError
-from store_access import demo_mode, display_url, engine, read_session, store_url, write
+from webapp.rows import JobRow, ModelInfo, PairRow
+from webapp.store_access import demo_mode, display_url, engine, read_session, store_url, write
 
 # Re-exported: the pages reach the store's settings and errors, the plain rows and the jobs
 # (jobs_service) through services.

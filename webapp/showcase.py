@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-import mdtext
 from srm.compare import Verdict
 from srm.records import SIDES, PairScores, ResponseScores, probability_text
 from srm.store import preferred_side
+from webapp import mdtext
 
 if TYPE_CHECKING:
-    from services import ModelInfo
+    from webapp.services import ModelInfo
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 ORDINALS += ("ninth", "tenth")

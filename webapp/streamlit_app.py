@@ -5,11 +5,10 @@ Run with ``make app`` (or ``srm app``; ``srm app --demo`` for the read-only demo
 
 from pathlib import Path
 
+import _repo_root  # noqa: F401  (this directory's: `webapp` importable from a tree not installed)
 import streamlit as st
 
-import auth
-import services
-import widgets
+from webapp import auth, services, widgets
 
 # A file the server serves itself: a ":material/...:" page icon makes the browser fetch the
 # icon from fonts.gstatic.com, and the app makes no request beyond its own server.

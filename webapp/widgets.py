@@ -8,10 +8,9 @@ from typing import Any
 
 import streamlit as st
 
-import auditing
-import services
 from srm.compare import Verdict
 from srm.records import probability_text
+from webapp import auditing, services
 
 #: What a table shows for a figure that does not exist (Streamlit would show "None").
 NO_FIGURE = "—"
@@ -59,11 +58,10 @@ def audit_panel(url: str, dataset: str, key: str) -> None:
     """The "Audit labels" controls the Annotate and Train pages share: folds, steps per fold,
     backbone and head over the project's default recipe, how long it will take (shown before
     it starts), a Start button, and the dataset's audits with Resume for a stopped one."""
-    import auth
-    import mdtext
     from srm.audit import DEFAULT_FOLDS, default_recipe
     from srm.backbones import NAMED_BACKBONES
     from srm.config import HEADS
+    from webapp import auth, mdtext
 
     recipe = default_recipe()
     admin = auth.is_admin()
@@ -132,7 +130,7 @@ def audit_panel(url: str, dataset: str, key: str) -> None:
 def dataset_jobs_progress(url: str, dataset: str, key: str) -> None:
     """The dataset's running jobs (scoring after an import, an audit) with their progress,
     polled every 2 s; when one finishes, the whole page reruns so the queue reorders."""
-    import mdtext
+    from webapp import mdtext
 
     @st.fragment(run_every=2)
     def show() -> None:

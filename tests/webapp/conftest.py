@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +19,6 @@ from srm.store import import_pairs, make_sessionmaker, open_store
 PASSWORDS = ("SRM_APP_PASSWORD", "SRM_ADMIN_PASSWORD")
 WEBAPP = Path(__file__).resolve().parents[2] / "webapp"
 APP = str(WEBAPP / "streamlit_app.py")
-# The app's modules import each other by name (webapp/ is the script directory when it runs),
-# so tests that import one directly need webapp/ on the path too.
-if str(WEBAPP) not in sys.path:
-    sys.path.insert(0, str(WEBAPP))
 
 
 @pytest.fixture

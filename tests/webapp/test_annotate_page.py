@@ -27,7 +27,7 @@ from srm.store import (
     record_label,
     set_setting,
 )
-from tests.webapp.conftest import WEBAPP, rerun
+from tests.webapp.conftest import rerun
 
 
 def start(run_page, name: str = "ana"):
@@ -437,11 +437,9 @@ def test_the_guidelines_can_be_locked_in_the_store(filled_store: str, run_page) 
     at = start(run_page)
     assert not at.get("popover")
     assert any("locked in the store" in c.value for c in at.sidebar.caption)
-    script = f"""
-import sys
+    script = """
 import streamlit as st
-sys.path.insert(0, {str(WEBAPP)!r})
-import annotation, services
+from webapp import annotation, services
 annotation.save_guidelines(services.store_url(), "changed")
 """
     at = AppTest.from_string(script, default_timeout=30)

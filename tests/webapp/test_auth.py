@@ -23,6 +23,7 @@ from srm.config import read_config_file
 from srm.store import GUIDELINES, get_setting, make_sessionmaker, open_store
 from tests.waiting import wait_until_answering
 from tests.webapp.conftest import APP, rerun
+from webapp import auth
 
 ANNOTATOR_PASSWORD, ADMIN_PASSWORD = "annotators' long secret", "admins' long secret"
 
@@ -100,13 +101,11 @@ def test_an_admin_may_do_everything(protected) -> None:
 
 def test_the_writes_check_the_role_too(protected) -> None:
     # A page that calls an admin write as an annotator, as a crafted request might.
-    script = f"""
-import sys
+    script = """
 import streamlit as st
-sys.path.insert(0, {str(Path(APP).parent)!r})
-import services
+from webapp import services
 st.session_state["auth.role"] = "annotator"
-import annotation
+from webapp import annotation
 annotation.save_guidelines(services.store_url(), "hijacked")
 """
     at = AppTest.from_string(script, default_timeout=30)
@@ -142,8 +141,6 @@ def session_exists() -> SimpleNamespace:
 def test_uploads_are_refused_until_the_session_signs_in(protected) -> None:
     """Streamlit's upload endpoint took a file from any session that existed: a signed-out
     websocket client filled the server's memory with five 190 MB uploads."""
-    import auth
-
     at = rerun(AppTest.from_file(APP, default_timeout=90))  # the script guards uploads
     assert not at.get("file_uploader")  # and shows no uploader before signing in
     stranger = "a-session-that-never-signed-in"
@@ -166,8 +163,6 @@ def test_uploads_are_refused_until_the_session_signs_in(protected) -> None:
 
 
 def test_without_passwords_on_loopback_every_session_may_upload(filled_store) -> None:
-    import auth
-
     rerun(AppTest.from_file(APP, default_timeout=90))
     assert auth.may_upload("any-session")
     st_config.set_option("server.address", "0.0.0.0")  # exposed and no password: no page...

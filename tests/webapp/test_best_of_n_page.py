@@ -12,6 +12,7 @@ from srm.bestofn import Ranking, explain, rank
 from srm.checkpoint import load
 from srm.data import load_candidates
 from tests.webapp.conftest import assert_no_markup_from_data, rerun
+from webapp import candidates
 
 BAIT_URL = "http://127.0.0.1:8999"
 
@@ -25,8 +26,6 @@ def test_asks_for_a_file_first(app_store: str, run_page) -> None:
 def test_ranks_the_example_and_explains_the_top_choice(
     app_store: str, run_page, tiny_model: Path
 ) -> None:
-    import candidates  # the app's module (webapp/ is on the path)
-
     at = run_page("best_of_n")
     at.button(key="bestofn.use_example").click()
     at = rerun(at)
@@ -59,8 +58,6 @@ def test_ranks_the_example_and_explains_the_top_choice(
 
 
 def test_a_bad_file_lists_its_problems(app_store: str, run_page, tmp_path, monkeypatch) -> None:
-    import candidates
-
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "a", "responses": ["one"]}) + "\n")
     monkeypatch.setattr(candidates, "EXAMPLE", bad)
@@ -74,8 +71,6 @@ def test_a_bad_file_lists_its_problems(app_store: str, run_page, tmp_path, monke
 def test_text_from_the_file_is_never_markup(
     app_store: str, run_page, tmp_path, monkeypatch
 ) -> None:
-    import candidates
-
     bait = tmp_path / "bait.jsonl"
     record = {
         "id": f"![i]({BAIT_URL}/id.png)",
@@ -97,6 +92,4 @@ def test_text_from_the_file_is_never_markup(
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rankings are cached per file content and model; each test starts clean."""
-    import candidates
-
     candidates._rank.clear()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from candidate_charts import candidates_heatmap
 from srm.bestofn import Ranking
 from srm.records import ResponseScores, SentenceScore
+from webapp.candidate_charts import candidates_heatmap
 
 
 def response(score: float, rewards: list[float | None]) -> ResponseScores:

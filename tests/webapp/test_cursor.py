@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import cursor as cursor_module
-from cursor import AnnotateCursor, Shown
+from webapp import cursor as cursor_module
+from webapp.cursor import AnnotateCursor, Shown
 
 
 def test_the_cursor_imports_no_streamlit() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import filters
 from srm.data import load_pairs
 from srm.store import label_state, list_datasets, make_sessionmaker, open_store, record_label
 from tests.webapp.conftest import rerun
+from webapp import filters, services
 
 
 def test_empty_store_explains_how_to_import(app_store: str, run_page) -> None:
@@ -206,11 +206,6 @@ def test_open_in_inspect_switches_page(filled_store: str, sample_path: Path, run
 
 
 def test_a_password_in_the_store_url_is_never_shown() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "webapp"))
-    import services
-
     shown = services.display_url("postgresql+psycopg://ana:s3cret@db.example/srm")
     assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://ana:")
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import annotation
-import filters
 from srm.store import LABELS
+from webapp import annotation, filters
 
 
 def test_the_label_statuses_are_built_from_the_stores_labels() -> None:

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import html
 import re
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.webapp.conftest import markup_in
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "webapp"))
-import mdtext  # noqa: E402  (a page module: webapp/ is the app's script directory)
+from webapp import mdtext
 
 HOSTILE = [
     "![b](http://127.0.0.1:8999/x.png)",

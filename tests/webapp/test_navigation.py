@@ -5,6 +5,7 @@ the day it is added."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,22 @@ def test_every_page_renders_on_a_filled_store(
     at = run_page(Path(page_file).stem)
     assert at.title[0].value == page_title(page_file)
     assert not at.error
+    assert not bare_copies()
+
+
+def bare_copies() -> list[str]:
+    """The modules loaded from webapp/ under a name other than ``webapp.NAME``: a second copy
+    of an app module, with its own state (its caches, its settings). The script directory is on
+    the path while a page runs, so a bare ``import services`` would still work, and be wrong.
+    The entry script runs as ``__main__`` and imports ``_repo_root`` by its bare name."""
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name not in ("__main__", "_repo_root")
+        and name.partition(".")[0] != "webapp"
+        and getattr(module, "__file__", None)
+        and Path(module.__file__).resolve().is_relative_to(WEBAPP)
+    )
 
 
 @pytest.mark.parametrize("page", ["inspect", "annotate", "train"])

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event
 
-import services
 from srm.store import (
     TrainingJob,
     get_active_model,
@@ -21,6 +20,7 @@ from srm.store import (
     open_store,
 )
 from srm.store.models import utcnow
+from webapp import services
 
 #: Statements that write, or take the write lock a writer needs (SQLite's BEGIN IMMEDIATE,
 #: PostgreSQL's row locks).

@@ -154,9 +154,8 @@ GOOD, WEAK, BAD = [("Right. ", 0.6, 0.5)], [("Hm. ", 0.2, 0.5)], [("Wrong. ", -0
 def test_the_demo_picks_clear_verdicts_the_sentences_carry(filled_store, sample_path) -> None:
     """Without featured pairs: only clear verdicts (P outside 50% ± 5%) the sentences carry,
     agreement with the people first, then the surest; never a red-team pair."""
-    import scoring
-    import services
     from srm.data import load_pairs
+    from webapp import scoring, services
 
     pairs = load_pairs(sample_path)
     safe = [p.id for p in pairs if not p.source.endswith("harmless-base")]
@@ -183,9 +182,8 @@ def test_the_demo_picks_clear_verdicts_the_sentences_carry(filled_store, sample_
 
 
 def test_an_admin_can_switch_the_content_filter_off(filled_store, sample_path) -> None:
-    import scoring
-    import services
     from srm.data import load_pairs
+    from webapp import scoring, services
 
     red_team = [p.id for p in load_pairs(sample_path) if p.source == "hh-rlhf/harmless-base"]
     stored_model(filled_store, [record(GOOD, BAD, id=i) for i in red_team[:2]])

@@ -16,8 +16,8 @@ from tests.webapp.conftest import WEBAPP, rerun
 def test_two_sessions_and_pages_load_the_model_once(
     filled_store: str, sample_path, monkeypatch, run_page
 ) -> None:
-    import scoring
     import srm.checkpoint
+    from webapp import scoring
 
     loads: list[str] = []
     real_load = srm.checkpoint.load

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import widgets
 from tests.webapp.conftest import WEBAPP
+from webapp import widgets
 
 
 def test_no_page_carries_css_of_its_own() -> None:

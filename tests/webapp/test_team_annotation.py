@@ -10,7 +10,6 @@ from sqlalchemy import select
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-import annotation
 from srm.segment import segment
 from srm.store import (
     LabelEvent,
@@ -31,6 +30,7 @@ from srm.store import (
 )
 from tests.webapp.conftest import APP, rerun
 from tests.webapp.test_annotate_page import current_id, unescaped
+from webapp import annotation
 
 PASSWORD = "a long enough password"
 ACCOUNTS = {"ana": "annotator", "bo": "annotator", "cy": "annotator", "rev": "reviewer"}
@@ -265,7 +265,7 @@ def test_a_reviewer_accepts_or_rejects_a_label(team: str) -> None:
 
 
 def test_uploads_wait_for_an_account_to_sign_in(team: str) -> None:
-    import auth
+    from webapp import auth
 
     session_id = "test session id"  # AppTest's, for every session
     at = rerun(AppTest.from_file(APP, default_timeout=90))

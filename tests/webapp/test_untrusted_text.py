@@ -24,6 +24,7 @@ from srm.store import (
     set_setting,
 )
 from tests.webapp.conftest import assert_no_markup_from_data, markdown_shown, rerun
+from webapp.mdtext import escape
 
 BAIT_URL = "http://127.0.0.1:8999"
 DATASET = f"![d]({BAIT_URL}/dataset.png)"
@@ -45,8 +46,6 @@ GUIDELINES_BAIT = (
 
 def escaped_anywhere(at, raw: str) -> bool:
     """The bait is on the page as text (escaped), so the check above looked at something."""
-    from mdtext import escape  # the app's module; webapp/ is on the path once a page has run
-
     return any(escape(raw) in text for text in markdown_shown(at))
 
 

@@ -7,20 +7,22 @@ the sidebar, beside every pair; the trail, the queue, agreement and adjudication
 
 import streamlit as st
 
-import annotation
-import auth
-import browser_scripts
-import filters
-import highlight
-import mdtext
-import scoring
-import sentence_focus
-import services
-import widgets
-from cursor import AnnotateCursor
-from sentence_focus import FOCUS_SHORTCUTS
 from srm.records import SIDES
 from srm.store import LABELS, preferred_side
+from webapp import (
+    annotation,
+    auth,
+    browser_scripts,
+    filters,
+    highlight,
+    mdtext,
+    scoring,
+    sentence_focus,
+    services,
+    widgets,
+)
+from webapp.cursor import AnnotateCursor
+from webapp.sentence_focus import FOCUS_SHORTCUTS
 
 url = services.store_url()
 summaries = widgets.require_datasets(url)

@@ -3,16 +3,11 @@ coloured, and the top choice set against the runner-up sentence by sentence."""
 
 import streamlit as st
 
-import candidate_charts
-import candidates
-import highlight
-import mdtext
-import services
-import widgets
-from palette import max_abs
 from srm.bestofn import explain
 from srm.data import DataError
 from srm.records import sig3
+from webapp import candidate_charts, candidates, highlight, mdtext, services, widgets
+from webapp.palette import max_abs
 
 url = services.store_url()
 st.title("Best-of-N")

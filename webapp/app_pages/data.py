@@ -4,14 +4,9 @@ import logging
 
 import streamlit as st
 
-import auth
-import filters
-import importing
-import mdtext
-import services
-import widgets
 from srm.data import DataError
 from srm.jobs import JobLimitError
+from webapp import auth, filters, importing, mdtext, services, widgets
 
 logger = logging.getLogger(__name__)
 url = services.store_url()

@@ -2,12 +2,8 @@
 
 import streamlit as st
 
-import charts
-import highlight
-import scoring
-import services
-import showcase
 from srm.records import sig3
+from webapp import charts, highlight, scoring, services, showcase
 
 url = services.store_url()
 model = services.active_model(url)

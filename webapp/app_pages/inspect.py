@@ -2,15 +2,8 @@
 
 import streamlit as st
 
-import auth
-import charts
-import credit_methods
-import highlight
-import mdtext
-import scoring
-import services
-import widgets
 from srm.records import sig3
+from webapp import auth, charts, credit_methods, highlight, mdtext, scoring, services, widgets
 
 NAMES_HELP = (
     "Names used on every page: reward r_j (what a sentence earns), weight a_j (how much it "

@@ -2,14 +2,8 @@
 
 import streamlit as st
 
-import auth
-import charts
-import mdtext
-import scoring
-import services
-import showcase
-import widgets
 from srm.records import sig3
+from webapp import auth, charts, mdtext, scoring, services, showcase, widgets
 
 url = services.store_url()
 demo = services.demo_mode()

@@ -2,15 +2,6 @@
 
 import streamlit as st
 
-import auth
-import browser_scripts
-import charts
-import form_memory
-import job_views
-import mdtext
-import services
-import widgets
-from form_memory import Field
 from srm.backbones import NAMED, NAMED_BACKBONES
 from srm.config import (
     DEVICES,
@@ -22,6 +13,8 @@ from srm.config import (
     field_docs,
 )
 from srm.store import LabelCounts
+from webapp import auth, browser_scripts, charts, form_memory, job_views, mdtext, services, widgets
+from webapp.form_memory import Field
 
 #: The form's defaults are the config's (one rule: a job from the form trains as `srm train`).
 DEFAULTS = TrainConfig()
