@@ -1,5 +1,5 @@
 """The app's colours and colour scales, one set for the tinted text (highlight.py) and the
-charts (charts.py), so a sentence has the same colour in both."""
+charts (webapp/charts/), so a sentence has the same colour in both."""
 
 from __future__ import annotations
 

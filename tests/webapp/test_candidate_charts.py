@@ -6,7 +6,7 @@ import pytest
 
 from srm.bestofn import Ranking
 from srm.records import ResponseScores, SentenceScore
-from webapp.candidate_charts import candidates_heatmap
+from webapp.charts import candidates_heatmap
 
 
 def response(score: float, rewards: list[float | None]) -> ResponseScores:

@@ -1,4 +1,4 @@
-"""webapp/charts.py: what each figure shows, built from small hand-made records."""
+"""webapp/charts/: what each figure shows, built from small hand-made records."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import pytest
 from srm.compare import PairShift
 from srm.records import PairScores, ResponseScores, sig3
 from webapp import charts
+from webapp.charts.comparison import BASELINE
+from webapp.charts.style import HOVER_CHARS, HOVER_WIDTH
+from webapp.palette import NEGATIVE, POSITIVE
 
 Sentence = tuple[str, float | None, float | None]  # (text, reward, weight)
 XSS = '<script>alert(1)</script> <img src=x onerror="window.__xss=1"> '
@@ -187,8 +190,8 @@ def test_hover_text_collapses_cuts_and_wraps() -> None:
     lines = text.split("<br>")
     assert "\n" not in text and "  " not in text
     assert text.endswith("…")
-    assert len(text.replace("<br>", " ")) <= charts.HOVER_CHARS
-    assert len(lines) >= 2 and all(len(line) <= charts.HOVER_WIDTH for line in lines)
+    assert len(text.replace("<br>", " ")) <= HOVER_CHARS
+    assert len(lines) >= 2 and all(len(line) <= HOVER_WIDTH for line in lines)
     # Wrapping happens before escaping, so an entity is never split across lines.
     assert charts.hover_text("<" * 60).split("<br>")[0] == "&lt;" * 50
 
@@ -349,14 +352,14 @@ def test_token_log_probabilities_are_coloured_about_their_mean() -> None:
     side = make_side([(text, -2.0, 1.0)], tokens=[(0, 2, -1.0), (2, 8, -2.0), (8, 12, -6.0)])
     fig = charts.token_chart(side, text, log_probabilities=True)
     bar = fig.data[0]
-    assert list(bar.marker.color) == [charts.POSITIVE, charts.POSITIVE, charts.NEGATIVE]
+    assert list(bar.marker.color) == [POSITIVE, POSITIVE, NEGATIVE]
     # Each bar runs from the mean (-3, dashed) to the token's log-probability.
     assert bar.base == -3.0 and list(bar.y) == [2.0, 1.0, -3.0]
     assert [row[1] for row in bar.customdata] == ["-1", "-2", "-6"]
     assert [shape.y0 for shape in fig.layout.shapes] == [-3.0]
     assert "log-probability" in bar.hovertemplate and "likelihood head" in fig.layout.title.text
     # The token head's rewards are coloured by sign, as before.
-    assert list(charts.token_chart(side, text).data[0].marker.color) == [charts.NEGATIVE] * 3
+    assert list(charts.token_chart(side, text).data[0].marker.color) == [NEGATIVE] * 3
 
 
 def test_token_chart_needs_token_rewards() -> None:
@@ -381,7 +384,7 @@ def test_accuracy_by_source_groups_models_by_source() -> None:
     assert list(fig.data[0].x) == ["hh (n=50)", "shp (n=20)"]
     assert list(fig.data[0].y) == pytest.approx([56.0, 70.0])
     assert list(fig.data[2].x) == ["hh (n=50)"]
-    assert fig.data[1].marker.color == charts.BASELINE
+    assert fig.data[1].marker.color == BASELINE
     assert fig.layout.yaxis.ticksuffix == "%"
     (line,) = fig.layout.shapes
     assert (line.y0, line.y1, line.line.dash) == (50, 50, "dash")

@@ -6,7 +6,7 @@ import streamlit as st
 from srm.bestofn import explain
 from srm.data import DataError
 from srm.records import sig3
-from webapp import candidate_charts, candidates, highlight, mdtext, services, widgets
+from webapp import candidates, charts, highlight, mdtext, services, widgets
 from webapp.palette import max_abs
 
 url = services.store_url()
@@ -114,9 +114,7 @@ by = (
     st.segmented_control("Colour by", ["reward", "weight"], default="reward", key="bestofn.by")
     or "reward"
 )
-st.plotly_chart(
-    candidate_charts.candidates_heatmap(ranking, by), key="bestofn.heatmap", width="stretch"
-)
+st.plotly_chart(charts.candidates_heatmap(ranking, by), key="bestofn.heatmap", width="stretch")
 scale = max_abs(getattr(s, by) for record in ranking.responses for s in record.sentences)
 st.html(highlight.legend_html(by, scale))
 for rank, i in enumerate(ranking.order, start=1):

@@ -1,5 +1,6 @@
-"""Best-of-N figures: one prompt's candidates, best first, as rows of sentence cells. A pure
-builder, as in charts.py (whose colour scales and hover text it shares): tests call it."""
+"""Best-of-N figures (the Best-of-N page): one prompt's candidates, best first, as rows of
+sentence cells. A pure builder, as the other chart modules are (it shares their colour scales
+and hover text, :mod:`webapp.charts.style`): tests call it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import plotly.graph_objects as go
 
 from srm.bestofn import Ranking
 from srm.records import sig3
-from webapp.charts import REWARD_SCALE, WEIGHT_SCALE, hover_text
+from webapp.charts.style import REWARD_SCALE, WEIGHT_SCALE, hover_text
 from webapp.palette import max_abs
 
 VALUES = ("reward", "weight")
