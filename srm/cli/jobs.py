@@ -34,6 +34,7 @@ def run_job_command(ctx: click.Context, kind: str | None, job_id: int, db_url: s
     from accelerate import PartialState
 
     from srm import jobs
+    from srm.config import ConfigError
     from srm.sigterm import EXIT_CODE as SIGTERM_EXIT_CODE
     from srm.sigterm import stop_on_sigterm
     from srm.store import TrainingJob
@@ -51,20 +52,24 @@ def run_job_command(ctx: click.Context, kind: str | None, job_id: int, db_url: s
         raise click.ClickException(
             f"job {job_id} is a {found} job; run it with srm jobs run {job_id}"
         )
-    runner = jobs.RUNNERS.get(found)
-    if runner is None:
-        raise click.ClickException(f"job {job_id} is a {found} job, which nothing here runs")
+    try:
+        job_kind = jobs.job_kind(found)
+    except ConfigError:
+        raise click.ClickException(
+            f"job {job_id} is a {found} job, which nothing here runs (the kinds registered: "
+            f"{', '.join(jobs.job_kinds())})"
+        ) from None
     # Under accelerate launch or torchrun, one process of several (a kind with a follower, such
-    # as train): the main one runs the job, the others follow it (Runner.follow).
+    # as train): the main one runs the job, the others follow it (JobKind.follow).
     processes = PartialState(cpu=device == "cpu")
     several = processes.num_processes > 1
-    if several and runner.follow is None:
+    if several and job_kind.follow is None:
         raise click.ClickException(
             f"a {found} job runs in one process; start it without accelerate launch or torchrun"
         )
     if several and not processes.is_main_process:
         with stop_on_sigterm(sigint=True) as sigterm:
-            status = runner.follow(sigterm)
+            status = job_kind.follow(sigterm)
         if status == "cancelled":
             ctx.exit(SIGTERM_EXIT_CODE if sigterm.by_sigterm else 130)
         return
@@ -141,10 +146,10 @@ def jobs_cmd(ctx: click.Context, db_url: str | None, limit: int) -> None:
 @db_option
 @click.pass_context
 def jobs_run_cmd(ctx: click.Context, job_id: int, db_url: str | None) -> None:
-    """Run queued job JOB_ID (train, score or audit) in this process, as the app, a worker or a
-    submit command starts it; exit 0 when it succeeds, 1 when it fails, 130 when cancelled, 143
-    when SIGTERM stopped it. Under accelerate launch or torchrun a train job runs as several
-    processes."""
+    """Run queued job JOB_ID, of any kind (train, score, audit), in this process, as the app, a
+    worker or a submit command starts it; exit 0 when it succeeds, 1 when it fails, 130 when
+    cancelled, 143 when SIGTERM stopped it. Under accelerate launch or torchrun a train job runs
+    as several processes."""
     run_job_command(ctx, None, job_id, db_url or ctx.obj.get("db_url"))
 
 

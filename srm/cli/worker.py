@@ -27,9 +27,8 @@ def _words(values: tuple[str, ...]) -> tuple[str, ...]:
 )
 @click.option(
     "--kinds",
-    default="train,score,audit",
-    show_default=True,
-    help="Comma-separated job kinds it takes.",
+    default=None,
+    help="Comma-separated job kinds it takes (train,score,audit). Default: every kind.",
 )
 @click.option(
     "--tag",
@@ -55,7 +54,7 @@ def _words(values: tuple[str, ...]) -> tuple[str, ...]:
 def worker_cmd(
     db_url: str | None,
     device: str | None,
-    kinds: str,
+    kinds: str | None,
     tags: tuple[str, ...],
     once: bool,
     poll: float,
@@ -72,14 +71,14 @@ def worker_cmd(
     import os
 
     from srm.config import ConfigError
-    from srm.jobs import Worker, WorkerOptions
+    from srm.jobs import Worker, WorkerOptions, job_kinds
     from srm.store import StoreError
 
     if models_dir is None and os.environ.get("SRM_MODELS_DIR"):
         models_dir = Path(os.environ["SRM_MODELS_DIR"])
     with clean_errors(ConfigError):
         options = WorkerOptions(
-            kinds=_words((kinds,)),
+            kinds=job_kinds() if kinds is None else _words((kinds,)),
             tags=_words(tags),
             device=device,
             poll=poll,

@@ -1,4 +1,5 @@
-"""Long work (training a model, scoring a dataset) as subprocesses recorded in the store.
+"""Long work (training a model, scoring or auditing a dataset) as subprocesses recorded in the
+store.
 
 The app never trains inside a Streamlit script run: it creates a job row, launches a process
 that runs it, and polls the row. The process writes its own progress (throttled to one short
@@ -9,8 +10,8 @@ Liveness does not depend on who looks: a running job's process writes ``heartbea
 :data:`HEARTBEAT_INTERVAL` seconds from a thread of its own, and :func:`reap_dead_jobs` fails a
 running job silent for :data:`HEARTBEAT_TIMEOUT` seconds, whichever machine it ran on (and, at
 once, a job of this machine whose process is gone). Reaping writes, so it runs where work is
-created (:func:`create_train_job`, :func:`create_score_job`), in ``srm jobs``, and, for readers
-that poll such as the app's job list, at most every :data:`REAP_INTERVAL` seconds
+created (:func:`create_job`, which every ``create_NAME_job`` calls), in ``srm jobs``, and, for
+readers that poll such as the app's job list, at most every :data:`REAP_INTERVAL` seconds
 (:func:`reap_due`): the polls in between only read.
 
     >>> with Session.begin() as s:
@@ -42,29 +43,23 @@ as ``srm jobs run N`` and reports into the store the same way.
 
 The package follows a job's life, a module a stage: :mod:`~srm.jobs.creating`,
 :mod:`~srm.jobs.launching`, :mod:`~srm.jobs.working`, :mod:`~srm.jobs.running` and
-:mod:`~srm.jobs.watching`. :mod:`~srm.jobs.running` looks the job's kind up in
-:data:`RUNNERS`, one runner per kind, each in its own module: :mod:`~srm.jobs.training`,
-:mod:`~srm.jobs.scoring` (which ``srm score --dataset`` runs too) and
-:mod:`~srm.jobs.auditing`; what a runner sees (:class:`~srm.jobs.run.JobRun`) and the writers
-of a running job's row are in :mod:`~srm.jobs.run`. Import from ``srm.jobs``; the intervals are
-read where they are used (``srm.jobs.run.PROGRESS_INTERVAL``), so set them there.
+:mod:`~srm.jobs.watching`. None of them names a kind of job: each reads the registry of
+:mod:`~srm.jobs.kinds`, where a kind is one :class:`JobKind` (its name, its runner, a follower
+for several processes, the check of a new job's config, its run directory's key) registered
+by one :func:`register_job_kind` call in the kind's own module: :mod:`~srm.jobs.training`,
+:mod:`~srm.jobs.scoring` (which ``srm score --dataset`` runs too) and :mod:`~srm.jobs.auditing`,
+each with its typed ``create_NAME_job`` over :func:`create_job`. A new kind is such a module,
+imported here (which registers it). What a runner sees (:class:`~srm.jobs.run.JobRun`) and the
+writers of a running job's row are in :mod:`~srm.jobs.run`. Import from ``srm.jobs``; the
+intervals are read where they are used (``srm.jobs.run.PROGRESS_INTERVAL``), so set them there.
+
+    >>> register_job_kind(JobKind("echo", run_echo))     # run_echo(run: JobRun) -> (status, msg)
+    >>> create_job(s, "echo", dataset="sample", config={"text": "hi"}).id
 """
 
-from srm.jobs.auditing import audit_recipe, create_audit_job
-from srm.jobs.creating import (
-    JOB_KEYS,
-    MAX_LOCAL_SCORE_JOBS,
-    RESUMABLE_STATUSES,
-    JobLimitError,
-    check_launcher,
-    check_local_score_jobs,
-    create_score_job,
-    create_train_job,
-    max_local_score_jobs,
-    resume_point,
-    resume_train_job,
-    runs_dir,
-)
+from srm.jobs.auditing import audit_recipe, check_audit_job, create_audit_job
+from srm.jobs.creating import check_launcher, create_job, runs_dir
+from srm.jobs.kinds import JobKind, job_kind, job_kinds, register_job_kind, unregister_job_kind
 from srm.jobs.launching import (
     LOG_FILE,
     SUBMIT_COMMAND_ENV,
@@ -74,16 +69,30 @@ from srm.jobs.launching import (
     submit_args,
     submit_command,
 )
-from srm.jobs.run import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, JobRun, Runner
-from srm.jobs.running import RUNNERS, run_job
+from srm.jobs.run import HEARTBEAT_INTERVAL, PROGRESS_INTERVAL, JobRun
+from srm.jobs.running import run_job
 from srm.jobs.scoring import (
+    MAX_LOCAL_SCORE_JOBS,
     SCORE_BATCH_SIZE,
     SCORE_CHUNK,
     CheckpointScores,
+    JobLimitError,
+    check_local_score_jobs,
+    check_score_job,
+    create_score_job,
+    max_local_score_jobs,
     score_checkpoint,
     score_dataset,
 )
-from srm.jobs.training import TRAIN_SHARE
+from srm.jobs.training import (
+    JOB_KEYS,
+    RESUMABLE_STATUSES,
+    TRAIN_SHARE,
+    check_train_job,
+    create_train_job,
+    resume_point,
+    resume_train_job,
+)
 from srm.jobs.watching import (
     HEARTBEAT_TIMEOUT,
     REAP_INTERVAL,
@@ -107,24 +116,29 @@ __all__ = [
     "PROGRESS_INTERVAL",
     "REAP_INTERVAL",
     "RESUMABLE_STATUSES",
-    "RUNNERS",
     "SCORE_BATCH_SIZE",
     "SCORE_CHUNK",
     "SUBMIT_COMMAND_ENV",
     "TRAIN_SHARE",
     "CheckpointScores",
+    "JobKind",
     "JobLimitError",
     "JobRun",
     "JobStateError",
-    "Runner",
     "Worker",
     "WorkerOptions",
     "audit_recipe",
+    "check_audit_job",
     "check_launcher",
     "check_local_score_jobs",
+    "check_score_job",
+    "check_train_job",
     "create_audit_job",
+    "create_job",
     "create_score_job",
     "create_train_job",
+    "job_kind",
+    "job_kinds",
     "job_metrics",
     "job_place",
     "launch",
@@ -133,6 +147,7 @@ __all__ = [
     "max_local_score_jobs",
     "reap_dead_jobs",
     "reap_due",
+    "register_job_kind",
     "request_cancel",
     "resume_point",
     "resume_train_job",
@@ -144,4 +159,5 @@ __all__ = [
     "submit",
     "submit_args",
     "submit_command",
+    "unregister_job_kind",
 ]

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from srm.audit import DEFAULT_FOLDS, AuditError, FoldResult, assign_folds, default_recipe
 from srm.config import ConfigError, merge_train_config
-from srm.jobs.creating import check_launcher, queue_job, runs_dir, session_url
+from srm.jobs.creating import check_launcher, create_job, runs_dir, session_url
+from srm.jobs.kinds import JobKind, register_job_kind
 from srm.jobs.run import JobRun
 from srm.jobs.scoring import SCORE_BATCH_SIZE
 from srm.store import (
@@ -84,15 +85,12 @@ def create_audit_job(
         if dataset is not None or config:
             raise StoreError("resume: an audit resumes with its own dataset and recipe")
         audit = get_audit(session, resume)
-        if audit.status == "complete":
-            raise StoreError(f"audit {resume} is complete; start a new audit instead")
-        owner = audit.dataset_id
-        audit_id = audit.id
+        dataset = audit.dataset.name
     else:
         if dataset is None:
             raise StoreError("dataset: name the dataset to audit")
         recipe = audit_recipe(config, base)
-        owner = dataset_id(session, dataset)
+        dataset_id(session, dataset)
         try:
             assign_folds([p.prompt for p, _ in labelled_pairs(session, dataset)], folds, seed)
         except AuditError as err:
@@ -101,9 +99,32 @@ def create_audit_job(
             session, dataset, folds=folds, seed=seed, config=recipe, run_dir="(pending)"
         )
         audit.run_dir = str(runs_dir(session_url(session)) / f"audit-{audit.id}")
-        audit_id = audit.id
-    config = {"audit_id": audit_id, "run_dir": audit.run_dir, "batch_size": SCORE_BATCH_SIZE}
-    return queue_job(session, "audit", owner, config, launcher, worker_tag, run_dir_key=None)
+    return create_job(
+        session,
+        "audit",
+        dataset=dataset,
+        config={"audit_id": audit.id},
+        launcher=launcher,
+        worker_tag=worker_tag,
+    )
+
+
+def check_audit_job(session: Session, job: TrainingJob) -> None:
+    """The audit kind's check (:attr:`srm.jobs.kinds.JobKind.check`): the config names an
+    audit of the job's dataset that is not complete (``audit_id``), and the job runs in the
+    audit's run directory, scoring :data:`~srm.jobs.scoring.SCORE_BATCH_SIZE` pairs a batch."""
+    unknown = sorted(set(job.config) - {"audit_id"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: an audit job's config holds audit_id only")
+    audit_id = job.config.get("audit_id")
+    if isinstance(audit_id, bool) or not isinstance(audit_id, int):
+        raise ConfigError(f"audit_id: got {audit_id!r}; name the audit (create_audit_job)")
+    audit = get_audit(session, audit_id)
+    if audit.status == "complete":
+        raise StoreError(f"audit {audit_id} is complete; start a new audit instead")
+    if audit.dataset_id != job.dataset_id:
+        raise StoreError(f"audit {audit_id} audits dataset {audit.dataset.name!r}, not this one")
+    job.config = {"audit_id": audit_id, "run_dir": audit.run_dir, "batch_size": SCORE_BATCH_SIZE}
 
 
 def run_audit(run: JobRun) -> tuple[str, str]:
@@ -181,3 +202,6 @@ def _device(name: str) -> str:
     from srm.devices import resolve_device
 
     return resolve_device(name)
+
+
+register_job_kind(JobKind("audit", run_audit, check=check_audit_job, run_dir_key=None))

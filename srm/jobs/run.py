@@ -2,9 +2,9 @@
 job's row current while it runs: :class:`ProgressWriter` (progress on a throttle, a cancel read
 back with every write) and :class:`Heartbeat` (``heartbeat_at`` from a thread of its own).
 
-A runner is a function ``JobRun -> (status, message)``; :data:`srm.jobs.running.RUNNERS` holds
-one per job kind. Set the intervals here (``srm.jobs.run.PROGRESS_INTERVAL``): they are read
-where they are used.
+A runner is a function ``JobRun -> (status, message)``, registered with its job kind
+(:class:`srm.jobs.kinds.JobKind`). Set the intervals here (``srm.jobs.run.PROGRESS_INTERVAL``):
+they are read where they are used.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,15 +142,3 @@ class JobRun:
     def stopped_by(self) -> str:
         """How a job that stopped early says why."""
         return "stopped by SIGTERM" if self.by_sigterm() else "cancelled"
-
-
-@dataclass(frozen=True)
-class Runner:
-    """How one job kind runs. ``run`` does the work in the job's main process and returns
-    ``(status, message)``, status ``succeeded`` or ``cancelled`` (an exception fails the job).
-    ``follow``, for a kind that may run as several processes (``accelerate launch``,
-    ``torchrun``), is what the other processes run: it gets the SIGTERM flag, writes nothing,
-    and returns ``succeeded`` or ``cancelled``; a kind without it runs in one process only."""
-
-    run: Callable[[JobRun], tuple[str, str]]
-    follow: Callable[[StopRequest | None], str] | None = None

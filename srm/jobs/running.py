@@ -1,11 +1,11 @@
 """Running a job in this process (what ``srm jobs run N`` does): the job's row marked running,
-its kind's runner looked up in :data:`RUNNERS` and run with a :class:`~srm.jobs.run.JobRun`
+its kind's runner (:func:`srm.jobs.kinds.job_kind`) run with a :class:`~srm.jobs.run.JobRun`
 (progress on a throttle, a heartbeat from a thread of its own, a cancel read back with every
 progress write), and the outcome recorded, a failure with the traceback's tail.
 
-A new job kind is one entry in :data:`RUNNERS` (its runner in a module of its own, as
-:mod:`~srm.jobs.training`, :mod:`~srm.jobs.scoring` and :mod:`~srm.jobs.auditing` hold
-theirs), one in :data:`srm.store.models.JOB_KINDS`, and a function that creates its jobs.
+Nothing here names a kind: a new job kind is one :func:`~srm.jobs.kinds.register_job_kind`
+call in the module holding its runner (as :mod:`~srm.jobs.training`,
+:mod:`~srm.jobs.scoring` and :mod:`~srm.jobs.auditing` hold theirs).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from srm.jobs.auditing import run_audit
-from srm.jobs.run import Heartbeat, JobRun, ProgressWriter, Runner
-from srm.jobs.scoring import run_score
-from srm.jobs.training import follow_train_job, run_train
+from srm.config import ConfigError
+from srm.jobs.kinds import job_kind, job_kinds
+from srm.jobs.run import Heartbeat, JobRun, ProgressWriter
 from srm.jobs.watching import JobStateError, get_job
 from srm.store import FINISHED_STATUSES, StoreError, make_sessionmaker, open_store
 from srm.store.models import utcnow
@@ -31,12 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: One runner per job kind (:data:`srm.store.models.JOB_KINDS`).
-RUNNERS: dict[str, Runner] = {
-    "train": Runner(run_train, follow=follow_train_job),
-    "score": Runner(run_score),
-    "audit": Runner(run_audit),
-}
 #: Traceback lines kept in a failed job's ``error``.
 TRACEBACK_LINES = 12
 
@@ -48,11 +41,12 @@ def run_job(url: str, job_id: int, *, sigterm: StopRequest | None = None) -> str
     :mod:`srm.sigterm`) says SIGTERM arrived, the job stops as a cancel stops it, and its
     message says why.
 
-    What a job does is its kind's runner's (:data:`RUNNERS`): a train job trains on the
-    dataset's corrected pairs and registers the model (:mod:`srm.jobs.training`), a score job
-    scores every pair of the dataset (:mod:`srm.jobs.scoring`), an audit job runs or continues
-    an audit, a fold per transaction (:mod:`srm.jobs.auditing`).
+    What a job does is its kind's ``run`` (:class:`~srm.jobs.kinds.JobKind`): a train job
+    trains on the dataset's corrected pairs and registers the model (:mod:`srm.jobs.training`),
+    a score job scores every pair of the dataset (:mod:`srm.jobs.scoring`), an audit job runs
+    or continues an audit, a fold per transaction (:mod:`srm.jobs.auditing`).
     Raises :class:`JobStateError` (touching nothing) unless the job is queued: a job runs once;
+    and when its kind is not registered in this process;
     and when a reaper failed the job while it ran (its heartbeats stopped reaching the store),
     after stopping at the next progress write and leaving the job as the reaper recorded it.
     """
@@ -72,22 +66,26 @@ def _run_job(
             raise JobStateError(
                 f"job {job_id} is {job.status}, not queued: a job runs once; create a new one"
             )
-        runner = RUNNERS.get(job.kind)
-        if runner is None:
-            raise JobStateError(f"job {job_id} is of kind {job.kind!r}, which nothing runs")
+        try:
+            kind = job_kind(job.kind)
+        except ConfigError:
+            raise JobStateError(
+                f"job {job_id} is of kind {job.kind!r}, which nothing here runs (the kinds "
+                f"registered: {', '.join(job_kinds())})"
+            ) from None
         job.status, job.pid, job.host = "running", os.getpid(), socket.gethostname()
         job.started_at, job.message = utcnow(), "starting"
         job.heartbeat_at = job.started_at
-        kind, config, model_id = job.kind, dict(job.config), job.model_id
+        config, model_id = dict(job.config), job.model_id
         dataset = job.dataset.name if job.dataset is not None else None
-    log.info("job %d (%s) running as pid %d", job_id, kind, os.getpid())
+    log.info("job %d (%s) running as pid %d", job_id, kind.name, os.getpid())
     try:
         with Heartbeat(sessions, job_id):
             if dataset is None:
                 raise StoreError(f"job {job_id}'s dataset was deleted; create a new job")
             report = ProgressWriter(sessions, job_id)
             run = JobRun(sessions, job_id, dataset, config, report, sigterm, model_id)
-            status, message = runner.run(run)
+            status, message = kind.run(run)
     except KeyboardInterrupt:  # SIGINT outside train(), which handles its own
         status, message = "cancelled", "interrupted"
     except BaseException as err:

@@ -1,21 +1,29 @@
 """Scoring a store dataset with a model into the store's scores, a chunk of pairs per
-transaction: what score jobs (:func:`run_score`), a train job's scoring afterwards and
-``srm score --dataset`` run.
+transaction: what score jobs (:func:`run_score`, created by :func:`create_score_job`), a train
+job's scoring afterwards and ``srm score --dataset`` run.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from srm.config import ConfigError
+from srm.jobs.creating import create_job
+from srm.jobs.kinds import JobKind, register_job_kind
 from srm.jobs.run import JobRun
+from srm.jobs.watching import reap_dead_jobs
 from srm.store import (
     Model,
     StoreError,
+    TrainingJob,
     dataset_id,
     imported_pairs,
     register_model,
@@ -30,6 +38,17 @@ if TYPE_CHECKING:
 SCORE_CHUNK = 64
 #: Pairs per forward pass when scoring (inference needs far less memory than training).
 SCORE_BATCH_SIZE = 16
+#: A score job's config, as :func:`check_score_job` completes it.
+SCORE_JOB_CONFIG = {"batch_size": SCORE_BATCH_SIZE, "device": "auto"}
+#: Score jobs this machine runs at once (``launcher="local"``), unless
+#: ``$SRM_MAX_LOCAL_SCORE_JOBS`` says otherwise: every import of an upload starts one, and each
+#: loads a model and scores a whole dataset.
+MAX_LOCAL_SCORE_JOBS = 2
+MAX_LOCAL_SCORE_JOBS_ENV = "SRM_MAX_LOCAL_SCORE_JOBS"
+
+
+class JobLimitError(StoreError):
+    """A job refused because this machine already runs as many of its kind as it may."""
 
 
 def score_dataset(
@@ -118,6 +137,86 @@ def score_checkpoint(
     return CheckpointScores(model_id, path, done, total)
 
 
+def create_score_job(
+    session: Session,
+    *,
+    dataset: str,
+    model_id: int,
+    launcher: str = "local",
+    worker_tag: str | None = None,
+) -> TrainingJob:
+    """Queue scoring every pair of ``dataset`` (as imported) with model ``model_id`` into the
+    store's scores, replacing that model's earlier scores of those pairs; ``launcher`` and
+    ``worker_tag`` as for :func:`srm.jobs.create_train_job`. A ``local`` one is refused while
+    this machine runs as many as it may (:func:`check_local_score_jobs`)."""
+    return create_job(
+        session,
+        "score",
+        dataset=dataset,
+        model_id=model_id,
+        launcher=launcher,
+        worker_tag=worker_tag,
+    )
+
+
+def check_score_job(session: Session, job: TrainingJob) -> None:
+    """The score kind's check (:attr:`srm.jobs.kinds.JobKind.check`): a model to score, room
+    on this machine for a ``local`` job, and a config of :data:`SCORE_JOB_CONFIG`'s keys
+    (``batch_size``, ``device``), defaults filled in."""
+    if job.model_id is None:
+        raise ConfigError("model_id: a score job scores a model; name it")
+    if job.launcher == "local":
+        check_local_score_jobs(session)
+    unknown = sorted(set(job.config) - set(SCORE_JOB_CONFIG))
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: a score job's config holds {' and '.join(SCORE_JOB_CONFIG)} only"
+        )
+    config = SCORE_JOB_CONFIG | job.config
+    batch_size = config["batch_size"]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size: got {batch_size!r}; use a whole number, 1 or more")
+    if not isinstance(config["device"], str):
+        raise ConfigError(f"device: got {config['device']!r}; use auto, cpu, cuda or cuda:N")
+    job.config = config
+
+
+def max_local_score_jobs() -> int:
+    """:data:`MAX_LOCAL_SCORE_JOBS`, or ``$SRM_MAX_LOCAL_SCORE_JOBS`` when set."""
+    raw = os.environ.get(MAX_LOCAL_SCORE_JOBS_ENV, "").strip()
+    if not raw:
+        return MAX_LOCAL_SCORE_JOBS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(
+            f"${MAX_LOCAL_SCORE_JOBS_ENV}: got {raw!r}; use a whole number, 1 or more"
+        )
+    return int(raw)
+
+
+def check_local_score_jobs(session: Session) -> None:
+    """Refuse one more local score job (:class:`JobLimitError`) while this machine's queued
+    and running ones are at :func:`max_local_score_jobs`; dead jobs are reaped first, so they
+    do not count. A local job not started yet has no host, and counts here."""
+    reap_dead_jobs(session)
+    limit = max_local_score_jobs()
+    running = session.scalar(
+        select(func.count())
+        .select_from(TrainingJob)
+        .where(
+            TrainingJob.kind == "score",
+            TrainingJob.launcher == "local",
+            TrainingJob.status.in_(("queued", "running")),
+            or_(TrainingJob.host.is_(None), TrainingJob.host == socket.gethostname()),
+        )
+    )
+    if running >= limit:
+        raise JobLimitError(
+            f"this machine already has {running} scoring job(s) queued or running, its limit "
+            f"(${MAX_LOCAL_SCORE_JOBS_ENV} = {limit}): wait for one to finish (the Train page "
+            "lists them), then score the dataset from the Train page, or run it on a worker"
+        )
+
+
 def run_score(run: JobRun) -> tuple[str, str]:
     """A score job: score every pair of the job's dataset, as imported, with the job's model,
     :data:`SCORE_CHUNK` pairs per transaction."""
@@ -170,3 +269,6 @@ def score_run(
         return "cancelled", f"{run.stopped_by()} after scoring {done}/{total} pairs (saved)"
     report(done, total, 1.0, f"scored {done}/{total} pairs", force=True)
     return "succeeded", f"scored {done} pairs with model {model_id}"
+
+
+register_job_kind(JobKind("score", run_score, check=check_score_job))

@@ -73,10 +73,18 @@ def get_job(session: Session, job_id: int, *, lock: bool = False) -> TrainingJob
     return job
 
 
+#: The config keys that may name a job's run directory: ``output_dir`` (a train job's, a
+#: :class:`~srm.config.TrainConfig` field) or ``run_dir`` (every other kind's).
+RUN_DIR_KEYS = ("output_dir", "run_dir")
+
+
 def job_run_dir(job: TrainingJob) -> Path:
-    """A job's run directory: a train job's ``output_dir``, else the ``run_dir`` of its config."""
+    """A job's run directory: the first of :data:`RUN_DIR_KEYS` its config holds."""
     config = job.config or {}
-    return Path(config.get("output_dir") or config["run_dir"])
+    for key in RUN_DIR_KEYS:
+        if config.get(key):
+            return Path(config[key])
+    raise StoreError(f"job {job.id} names no run directory ({' or '.join(RUN_DIR_KEYS)})")
 
 
 def request_cancel(session: Session, job_id: int) -> TrainingJob:

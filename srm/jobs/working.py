@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,11 +37,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from srm.config import ConfigError
 from srm.jobs import run as job_run
 from srm.jobs.creating import TAG_PATTERN
+from srm.jobs.kinds import job_kinds
 from srm.jobs.launching import record_launch, spawn_job
 from srm.jobs.watching import fail_job, get_job, job_run_dir, reap_dead_jobs, reap_due
 from srm.store import (
     FINISHED_STATUSES,
-    JOB_KINDS,
     beat_claimed,
     claim_job,
     has_claimable_job,
@@ -59,8 +59,8 @@ POLL_INTERVAL = 5.0
 class WorkerOptions:
     """What a worker takes and how it runs it."""
 
-    #: Job kinds it runs.
-    kinds: tuple[str, ...] = JOB_KINDS
+    #: Job kinds it runs (default: every kind registered, :func:`srm.jobs.job_kinds`).
+    kinds: tuple[str, ...] = field(default_factory=job_kinds)
     #: Its tags: it also takes the jobs queued for a worker with one of them (untagged jobs
     #: go to any worker).
     tags: tuple[str, ...] = ()
@@ -76,10 +76,10 @@ class WorkerOptions:
     models_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        unknown = [kind for kind in self.kinds if kind not in JOB_KINDS]
-        if not self.kinds or unknown:
+        known = job_kinds()
+        if not self.kinds or any(kind not in known for kind in self.kinds):
             raise ConfigError(
-                f"kinds: got {', '.join(self.kinds) or 'none'}; use some of {', '.join(JOB_KINDS)}"
+                f"kinds: got {', '.join(self.kinds) or 'none'}; use some of {', '.join(known)}"
             )
         bad = [tag for tag in self.tags if not TAG_PATTERN.fullmatch(tag)]
         if bad:

@@ -56,9 +56,6 @@ AGGREGATIONS = ("majority", "dawid-skene")
 SIDES = ("chosen", "rejected")
 TAGS = ("good", "bad", "unsure")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-#: What a job does: train a model, score a dataset's pairs with a model into ``scores``, or
-#: audit a dataset's labels out of fold (:mod:`srm.audit`) into ``audit_scores``.
-JOB_KINDS = ("train", "score", "audit")
 #: An audit is ``running`` (or stopped: resumable) until every fold is saved, then ``complete``.
 AUDIT_STATUSES = ("running", "complete")
 #: Jobs in these states are over; the others may still have a process behind them.
@@ -309,8 +306,9 @@ class Model(Base):
 
 
 class TrainingJob(Base):
-    """Long work run as a subprocess (training, or scoring a dataset); it writes its own
-    progress here and stops itself when ``cancel_requested`` is set (see :mod:`srm.jobs`)."""
+    """Long work run as a subprocess (training, scoring a dataset, auditing its labels); it
+    writes its own progress here and stops itself when ``cancel_requested`` is set (see
+    :mod:`srm.jobs`)."""
 
     __tablename__ = "training_jobs"
     __table_args__ = (
@@ -320,6 +318,8 @@ class TrainingJob(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: What the job does: a kind registered with :mod:`srm.jobs` (``train``, ``score``,
+    #: ``audit``, ...). The store does not list the kinds; a job's is checked when it is created.
     kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))

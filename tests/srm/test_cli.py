@@ -624,14 +624,6 @@ def test_score_a_store_dataset_and_a_score_job(db_url, tmp_path) -> None:
     assert "no job with id 99 in the store" in unknown.output
 
 
-def test_every_job_kind_has_a_runner() -> None:
-    """A job kind the store accepts is one the jobs package runs, and only those."""
-    from srm.jobs import RUNNERS
-    from srm.store.models import JOB_KINDS
-
-    assert sorted(RUNNERS) == sorted(JOB_KINDS)
-
-
 def test_score_needs_exactly_one_source(db_url, tmp_path, sample_path) -> None:
     both = CliRunner().invoke(main, ["score", "--data", str(sample_path), "--dataset", "d"])
     assert both.exit_code == 2

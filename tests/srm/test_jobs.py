@@ -630,7 +630,7 @@ def test_local_score_jobs_are_capped_with_a_message_that_says_what_to_do(
     sessions, tiny_model_id: int, monkeypatch
 ) -> None:
     """Every upload's import starts a local score job: once, nothing bounded how many ran."""
-    monkeypatch.delenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, raising=False)
+    monkeypatch.delenv(jobs.scoring.MAX_LOCAL_SCORE_JOBS_ENV, raising=False)
     with sessions.begin() as s:
         first = create_score_job(s, dataset="sample", model_id=tiny_model_id).id
         create_score_job(s, dataset="sample", model_id=tiny_model_id)
@@ -647,10 +647,10 @@ def test_local_score_jobs_are_capped_with_a_message_that_says_what_to_do(
         s.get(TrainingJob, first).status = "succeeded"
     with sessions.begin() as s:
         create_score_job(s, dataset="sample", model_id=tiny_model_id)
-    monkeypatch.setenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, "3")
+    monkeypatch.setenv(jobs.scoring.MAX_LOCAL_SCORE_JOBS_ENV, "3")
     with sessions.begin() as s:
         create_score_job(s, dataset="sample", model_id=tiny_model_id)
-    monkeypatch.setenv(jobs.creating.MAX_LOCAL_SCORE_JOBS_ENV, "zero")
+    monkeypatch.setenv(jobs.scoring.MAX_LOCAL_SCORE_JOBS_ENV, "zero")
     with sessions.begin() as s, pytest.raises(ConfigError, match="use a whole number, 1 or more"):
         create_score_job(s, dataset="sample", model_id=tiny_model_id)
 

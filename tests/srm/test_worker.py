@@ -282,7 +282,7 @@ def test_a_claimed_job_whose_worker_went_silent_is_failed(sessions, monkeypatch)
 
 # ------------------------------------------------------------------------------ the worker
 def test_worker_options_name_the_bad_field() -> None:
-    with pytest.raises(ConfigError, match="kinds: got train, fly; use some of train, score"):
+    with pytest.raises(ConfigError, match="kinds: got train, fly; use some of audit, score, train"):
         WorkerOptions(kinds=("train", "fly"))
     with pytest.raises(ConfigError, match="tag: got 'g/pu'"):
         WorkerOptions(tags=("g/pu",))
