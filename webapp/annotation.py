@@ -15,6 +15,7 @@ import streamlit as st
 from srm import store
 from webapp import auth, services
 from webapp.filters import ANY, LABELLED, UNLABELLED, label_filter
+from webapp.pairs_service import pair_row
 from webapp.services import PROJECT_DIR, PairRow
 from webapp.store_access import demo_mode, read_session, write
 
@@ -36,7 +37,7 @@ def pair(url: str, db_id: int) -> PairRow | None:
     """One pair by its store key, read fresh; ``None`` when it is gone."""
     with read_session(url) as session:
         row = session.get(store.Pair, db_id)
-        return services._pair_row(row) if row is not None else None
+        return pair_row(row) if row is not None else None
 
 
 def label_state(url: str, pair: PairRow) -> tuple[str | None, int | None]:

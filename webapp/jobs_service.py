@@ -1,6 +1,7 @@
 """The jobs the pages start and watch (training, scoring): where a job can run, starting,
-resuming and cancelling one, and reading recent jobs and their details, as plain
-:class:`rows.JobRow` values. The pages reach these through ``services``, which re-exports them.
+resuming and cancelling one (and scoring a dataset just imported), and reading recent jobs,
+a dataset's unfinished ones and a job's details, as plain :class:`rows.JobRow` values. The
+pages reach these through ``services``, which re-exports them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from srm import store
 from webapp import auth
+from webapp.models_service import active_model
 from webapp.rows import JobRow, ModelInfo
 from webapp.store_access import demo_mode, read_session, write
 
@@ -203,3 +205,23 @@ def job_details(url: str, job_id: int) -> tuple[list[dict], str]:
         if row is None:
             return [], ""
         return srm_jobs.job_metrics(row), srm_jobs.log_tail(row)
+
+
+def score_imported(url: str, dataset: str) -> int | None:
+    """Score a freshly imported dataset with the active model, as a job, so the Annotate queue
+    is ordered the first time someone opens it. Part of the import (an annotator may import an
+    upload), so no admin check; ``None`` when there is no model or in demo mode."""
+    from srm import jobs as srm_jobs
+
+    model = active_model(url)
+    if model is None or model.id is None or demo_mode():
+        return None
+    with write(url) as session:
+        job_id = srm_jobs.create_score_job(session, dataset=dataset, model_id=model.id).id
+    srm_jobs.launch(url, job_id)
+    return job_id
+
+
+def dataset_jobs(url: str, dataset: str) -> list[JobRow]:
+    """The dataset's unfinished jobs (scoring after an import, an audit), newest first."""
+    return [j for j in jobs(url) if j.dataset == dataset and not j.finished]
