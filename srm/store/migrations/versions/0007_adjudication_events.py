@@ -17,6 +17,8 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
+from srm.store.migration_ops import set_label_actions
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -27,29 +29,8 @@ BEFORE = ("keep", "swap", "tie", "discard", "undo")
 AFTER = (*BEFORE, "adjudicate")
 
 
-def _set_actions(actions: tuple[str, ...]) -> None:
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        op.execute(
-            "CREATE TEMP TABLE srm_undo_links AS SELECT id, undoes_event_id FROM label_events "
-            "WHERE undoes_event_id IS NOT NULL"
-        )
-        op.execute("UPDATE label_events SET undoes_event_id = NULL")
-    quoted = ", ".join(f"'{a}'" for a in actions)
-    with op.batch_alter_table("label_events") as batch:
-        batch.drop_constraint("ck_label_events_action", type_="check")
-        batch.create_check_constraint("ck_label_events_action", sa.text(f"action IN ({quoted})"))
-    if sqlite:
-        op.execute(
-            "UPDATE label_events SET undoes_event_id = (SELECT l.undoes_event_id FROM "
-            "srm_undo_links AS l WHERE l.id = label_events.id) "
-            "WHERE id IN (SELECT id FROM srm_undo_links)"
-        )
-        op.execute("DROP TABLE srm_undo_links")
-
-
 def upgrade() -> None:
-    _set_actions(AFTER)
+    set_label_actions(AFTER)
 
 
 def downgrade() -> None:
@@ -61,4 +42,4 @@ def downgrade() -> None:
             f"label_events holds {count} adjudicate events, which revision 0006 cannot store; "
             "the label log is append-only, so this store cannot be downgraded past 0007"
         )
-    _set_actions(BEFORE)
+    set_label_actions(BEFORE)

@@ -23,6 +23,8 @@ from collections import Counter
 import sqlalchemy as sa
 from alembic import op
 
+from srm.store.migration_ops import set_label_actions
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
@@ -33,28 +35,6 @@ BEFORE = ("keep", "swap", "tie", "discard", "undo", "adjudicate")
 AFTER = (*BEFORE, "accept", "reject")
 LABELS = ("keep", "swap", "tie", "discard")
 SETTLING = ("adjudicate", "accept", "reject")
-
-
-def _set_actions(actions: tuple[str, ...]) -> None:
-    """As in 0007: on SQLite the undo links are set aside while batch mode copies the table."""
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        op.execute(
-            "CREATE TEMP TABLE srm_undo_links AS SELECT id, undoes_event_id FROM label_events "
-            "WHERE undoes_event_id IS NOT NULL"
-        )
-        op.execute("UPDATE label_events SET undoes_event_id = NULL")
-    quoted = ", ".join(f"'{a}'" for a in actions)
-    with op.batch_alter_table("label_events") as batch:
-        batch.drop_constraint("ck_label_events_action", type_="check")
-        batch.create_check_constraint("ck_label_events_action", sa.text(f"action IN ({quoted})"))
-    if sqlite:
-        op.execute(
-            "UPDATE label_events SET undoes_event_id = (SELECT l.undoes_event_id FROM "
-            "srm_undo_links AS l WHERE l.id = label_events.id) "
-            "WHERE id IN (SELECT id FROM srm_undo_links)"
-        )
-        op.execute("DROP TABLE srm_undo_links")
 
 
 def _replay(log: list) -> str | None:
@@ -151,7 +131,7 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_login_attempts_name_at", "login_attempts", ["name", "at"])
-    _set_actions(AFTER)
+    set_label_actions(AFTER)
     _recompute_labels()
 
 
@@ -164,7 +144,7 @@ def downgrade() -> None:
             f"label_events holds {count} accept or reject events, which revision 0008 cannot "
             "store; the label log is append-only, so this store cannot be downgraded past 0009"
         )
-    _set_actions(BEFORE)
+    set_label_actions(BEFORE)
     op.drop_index("ix_login_attempts_name_at", table_name="login_attempts")
     op.drop_table("login_attempts")
     op.drop_index("ix_assignments_annotator", table_name="assignments")
