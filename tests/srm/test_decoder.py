@@ -20,7 +20,8 @@ from srm.config import ConfigError, ModelConfig, TrainConfig
 from srm.data import load_pairs
 from srm.losses import policy_preference
 from srm.model import SentenceRewardModel
-from srm.train import _policy_reference, build_model, train
+from srm.train import build_model, train
+from srm.train_model import policy_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,7 +173,7 @@ def test_policy_term_gradient_matches_finite_differences(tiny_llama_dir) -> None
 def test_reference_is_the_frozen_start_under_lora(tmp_path, tiny_llama_dir, sample) -> None:
     cfg = config(str(tiny_llama_dir), tmp_path / "run", policy_weight=0.2)
     model = build_model(cfg)
-    reference = _policy_reference(model, cfg)
+    reference = policy_reference(model, cfg)
     encoded = encode_many(model.tokenizer, ["Say hi."], ["Hi there."], max_length=64)
     batch = collate(encoded, model.tokenizer.pad_token_id)
     before = reference(batch)

@@ -233,7 +233,7 @@ def test_a_failing_job_records_its_error_and_reraises(sessions, pairs, db_url: s
     assert message == (
         "nothing to train on: give at least one preference pair or a step-labelled response"
     )
-    assert tail.splitlines()[-1] == f"srm.train.TrainingError: {message}"
+    assert tail.splitlines()[-1] == f"srm.train_state.TrainingError: {message}"
     assert job.message == message
 
 
