@@ -229,7 +229,7 @@ def test_ctrl_c_writes_a_resumable_checkpoint(tmp_path, sample) -> None:
         ({"batch_size": 0}, "batch_size: got 0; use 1 or more"),
         ({"finetune": "qlora"}, "finetune: got 'qlora'; choose one of lora, full, heads"),
         ({"warmup_ratio": 1.5}, r"warmup_ratio: got 1.5; use a value in \[0, 1\)"),
-        ({"max_steps": 0}, "max_steps: got 0; use at least 1"),
+        ({"max_steps": 0}, "max_steps: got 0; use 1 or more"),
         ({"scheduler": "step"}, "scheduler: got 'step'"),
         ({"lora_targets": []}, "lora_targets: got \\[\\]"),
         ({"mixed_precision": "fp8"}, "mixed_precision: got 'fp8'"),
