@@ -6,7 +6,7 @@ last part (``train.steps`` -> ``?steps=7``). The URL is input like any other: a 
 does not parse, is not one of a field's choices or lies outside its bounds is dropped, and
 the field opens on its default.
 
-    >>> steps = Field("train.steps", 200, low=1, high=100_000)
+    >>> steps = Field("train.steps", 200, low=1, high=100_000)  # or Field.of_config(...)
     >>> remember([steps], {"train.steps": 7})
     {'steps': '7'}
     >>> restore([steps], {"steps": "7"}), restore([steps], {"steps": "-1"})
@@ -19,6 +19,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from srm.config import Config, field_bounds
 
 _TRUE, _FALSE = "1", "0"
 
@@ -33,6 +35,22 @@ class Field:
     choices: tuple[str, ...] | None = None
     low: float | None = None
     high: float | None = None
+
+    @classmethod
+    def of_config(cls, key: str, config: type[Config], name: str, default: Any = None) -> Field:
+        """A number field with config field ``name``'s default (unless given) and bounds
+        (:func:`srm.config.field_bounds`, as a closed range): the form refuses what the
+        config would, and nothing it would take (``lr``, above 0 in the config, opens at the
+        smallest float above 0)."""
+        default = config.model_fields[name].default if default is None else default
+        kind = type(default)
+        low, high = field_bounds(config, name).widget_limits(whole=kind is int)
+        return cls(
+            key,
+            default,
+            low=None if low is None else kind(low),
+            high=None if high is None else kind(high),
+        )
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from srm.backbones import NAMED_BACKBONES
-from srm.config import HEADS, TrainConfig, field_docs
+from srm.config import HEADS, ModelConfig, TrainConfig, field_docs
 from srm.data import load_pairs
 from srm.jobs import create_score_job
 from srm.store import Model, TrainingJob, make_sessionmaker, open_store
@@ -78,6 +78,30 @@ def test_the_form_starts_at_the_configs_defaults(filled_store, launched, run_pag
     for field in ("backbone", "head", "max_length"):
         assert job.config["model"][field] == defaults["model"][field], field
     assert any("Trains on 50 pairs of sample" in c.value for c in at.caption)
+
+
+def test_the_forms_limits_are_the_configs(filled_store, launched, run_page) -> None:
+    """The number inputs take what the config takes (field_bounds), not limits of their own:
+    the config's shortest sequence (8 tokens) is on the form, and nothing below it."""
+    at = from_the_backbone(run_page("train"))
+    limits = {
+        key: (at.number_input(key=f"train.{key}").min, at.number_input(key=f"train.{key}").max)
+        for key in ("steps", "batch_size", "max_length", "lora_r")
+    }
+    assert limits == {
+        "steps": (1, None),
+        "batch_size": (1, None),
+        "max_length": (ModelConfig.model_fields["max_length"].metadata[0].ge, None),
+        "lora_r": (1, None),
+    }
+    assert limits["max_length"][0] == 8
+    assert 0 < at.number_input(key="train.lr").min < 1e-300
+    at.number_input(key="train.max_length").set_value(8)
+    at.number_input(key="train.steps").set_value(2)
+    at.button(key=START).click()
+    rerun(at)
+    [job] = jobs(filled_store)
+    assert job.config["model"]["max_length"] == 8
 
 
 def test_precision_and_gradient_checkpointing_reach_the_job(filled_store, launched, run_page):

@@ -56,18 +56,18 @@ def form_fields(
         ),
         Field("train.dataset", names[0], tuple(names)),
         Field("train.sentence_tags", False),
-        Field("train.step_weight", DEFAULTS.step_weight, low=0.0),
+        Field.of_config("train.step_weight", TrainConfig, "step_weight"),
         Field("train.head", DEFAULTS.model.head, HEADS),
         Field("train.backbone", DEFAULTS.model.backbone, (*NAMED_BACKBONES, OTHER_BACKBONE)),
         Field("train.backbone_other", ""),
-        Field("train.steps", DEFAULT_STEPS, low=1, high=100_000),
+        Field.of_config("train.steps", TrainConfig, "max_steps", DEFAULT_STEPS),
         Field("train.finetune", DEFAULTS.finetune, FINETUNE_MODES),
         Field("train.continue_finetune", parent_finetune or DEFAULTS.finetune, FINETUNE_MODES),
         Field("train.device", DEFAULTS.device, DEVICES),
-        Field("train.batch_size", DEFAULTS.batch_size, low=1, high=256),
-        Field("train.max_length", DEFAULTS.model.max_length, low=16, high=4096),
-        Field("train.lr", DEFAULTS.lr, low=1e-6, high=1.0),
-        Field("train.lora_r", DEFAULTS.lora_r, low=1, high=256),
+        Field.of_config("train.batch_size", TrainConfig, "batch_size"),
+        Field.of_config("train.max_length", ModelConfig, "max_length"),
+        Field.of_config("train.lr", TrainConfig, "lr"),
+        Field.of_config("train.lora_r", TrainConfig, "lora_r"),
         Field("train.mixed_precision", DEFAULTS.mixed_precision, PRECISIONS),
         Field("train.gradient_checkpointing", DEFAULTS.gradient_checkpointing),
         Field("train.run_on", run_on[0], tuple(run_on)),
@@ -106,6 +106,14 @@ start = {f.key: initial.get(f.key, f.default) for f in FIELDS}
 def index(key: str) -> int:
     field = next(f for f in FIELDS if f.key == key)
     return field.choices.index(start[key])
+
+
+def number(column, label: str, key: str, help: str, **kwargs):
+    """A number input on remembered field ``key``, within its bounds (the config's)."""
+    field = next(f for f in FIELDS if f.key == key)
+    return column.number_input(
+        label, field.low, field.high, start[key], key=key, help=help, **kwargs
+    )
 
 
 # The jobs running now, above the form: after Start, the new job's progress is on screen.
@@ -183,14 +191,9 @@ with st.container(border=True):
     )
     step_weight = DEFAULTS.step_weight
     if sentence_tags:
-        step_weight = top[2].number_input(
-            "Sentence-label weight",
-            0.0,
-            None,
-            start["train.step_weight"],
-            step=0.1,
-            key="train.step_weight",
-            help=TRAIN_HELP["step_weight"],
+        weight_help = TRAIN_HELP["step_weight"]
+        step_weight = number(
+            top[2], "Sentence-label weight", "train.step_weight", weight_help, step=0.1
         )
     counts = LabelCounts.from_summary(services.label_summary(url, dataset))
     also = f" Also the sentence tags of {services.plural(tagged, 'response')}." * sentence_tags
@@ -231,14 +234,7 @@ with st.container(border=True):
                 key="train.backbone_other",
                 placeholder="path or name",
             )
-        steps = first[3].number_input(
-            "Steps",
-            1,
-            100_000,
-            start["train.steps"],
-            key="train.steps",
-            help=TRAIN_HELP["max_steps"],
-        )
+        steps = number(first[3], "Steps", "train.steps", TRAIN_HELP["max_steps"])
         second = st.columns(4)
         # Each way of starting has its own fine-tuning field: a continued model starts with
         # the recipe it was trained with (LoRA cannot continue trained backbone weights).
@@ -259,40 +255,15 @@ with st.container(border=True):
             "train.device",
             TRAIN_HELP["device"],
         )
-        batch_size = second[2].number_input(
-            "Pairs per batch",
-            1,
-            256,
-            start["train.batch_size"],
-            key="train.batch_size",
-            help=TRAIN_HELP["batch_size"],
+        batch_size = number(
+            second[2], "Pairs per batch", "train.batch_size", TRAIN_HELP["batch_size"]
         )
-        max_length = second[3].number_input(
-            "Tokens per sequence",
-            16,
-            4096,
-            start["train.max_length"],
-            key="train.max_length",
-            help=MODEL_HELP["max_length"],
+        max_length = number(
+            second[3], "Tokens per sequence", "train.max_length", MODEL_HELP["max_length"]
         )
         third = st.columns(4)
-        lr = third[0].number_input(
-            "Learning rate",
-            1e-6,
-            1.0,
-            start["train.lr"],
-            format="%.0e",
-            key="train.lr",
-            help=TRAIN_HELP["lr"],
-        )
-        lora_r = third[1].number_input(
-            "LoRA rank",
-            1,
-            256,
-            start["train.lora_r"],
-            key="train.lora_r",
-            help=TRAIN_HELP["lora_r"],
-        )
+        lr = number(third[0], "Learning rate", "train.lr", TRAIN_HELP["lr"], format="%.0e")
+        lora_r = number(third[1], "LoRA rank", "train.lora_r", TRAIN_HELP["lora_r"])
         precision = choose(
             third[2],
             "Mixed precision",
