@@ -24,28 +24,25 @@ def _created_at() -> sa.Column:
     return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False)
 
 
+def _owned_by(column: str, target: str, *, key: bool = False) -> sa.Column:
+    """A column naming a row of ``target`` whose deletion deletes this one: part of the
+    primary key, or required."""
+    owner = sa.ForeignKey(target, ondelete="CASCADE")
+    if key:
+        return sa.Column(column, sa.Integer(), owner, primary_key=True)
+    return sa.Column(column, sa.Integer(), owner, nullable=False)
+
+
 def upgrade() -> None:
     op.create_table(
         "model_training_pairs",
-        sa.Column(
-            "model_id",
-            sa.Integer(),
-            sa.ForeignKey("models.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Column(
-            "pair_id", sa.Integer(), sa.ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
-        ),
+        _owned_by("model_id", "models.id", key=True),
+        _owned_by("pair_id", "pairs.id", key=True),
     )
     op.create_table(
         "audits",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "dataset_id",
-            sa.Integer(),
-            sa.ForeignKey("datasets.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("dataset_id", "datasets.id"),
         sa.Column("folds", sa.Integer(), nullable=False),
         sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("config", sa.JSON(), nullable=False),
@@ -59,9 +56,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_folds",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "audit_id", sa.Integer(), sa.ForeignKey("audits.id", ondelete="CASCADE"), nullable=False
-        ),
+        _owned_by("audit_id", "audits.id"),
         sa.Column("fold", sa.Integer(), nullable=False),
         sa.Column("model_id", sa.Integer(), sa.ForeignKey("models.id"), nullable=False),
         sa.Column("n_trained", sa.Integer(), nullable=False),
@@ -72,12 +67,8 @@ def upgrade() -> None:
     op.create_table(
         "audit_scores",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "audit_id", sa.Integer(), sa.ForeignKey("audits.id", ondelete="CASCADE"), nullable=False
-        ),
-        sa.Column(
-            "pair_id", sa.Integer(), sa.ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False
-        ),
+        _owned_by("audit_id", "audits.id"),
+        _owned_by("pair_id", "pairs.id"),
         sa.Column("fold", sa.Integer(), nullable=False),
         sa.Column("model_id", sa.Integer(), sa.ForeignKey("models.id"), nullable=False),
         sa.Column("chosen_score", sa.Float(), nullable=False),
