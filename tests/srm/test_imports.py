@@ -114,3 +114,19 @@ def test_the_circle_check_finds_a_circle() -> None:
         ["a", "b", "c"],
         ["d"],
     ]
+
+
+#: The longest a module of ``srm`` or ``webapp`` may be: longer ones mix concerns (issue 27).
+MAX_LINES = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """Every module of the package and the app (migrations included) fits in one sitting."""
+    root = SRM.parent
+    long = {
+        str(path.relative_to(root)): lines
+        for folder in (SRM, root / "webapp")
+        for path in sorted(folder.rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
