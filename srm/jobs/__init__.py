@@ -49,8 +49,10 @@ for several processes, the check of a new job's config, its run directory's key)
 by one :func:`register_job_kind` call in the kind's own module: :mod:`~srm.jobs.training`,
 :mod:`~srm.jobs.scoring` (which ``srm score --dataset`` runs too) and :mod:`~srm.jobs.auditing`,
 each with its typed ``create_NAME_job`` over :func:`create_job`. A new kind is such a module,
-imported here (which registers it). What a runner sees (:class:`~srm.jobs.run.JobRun`) and the
-writers of a running job's row are in :mod:`~srm.jobs.run`. Import from ``srm.jobs``; the
+imported here (which registers it), or, from another package, an entry point of the group
+``srm.job_kinds`` naming its :class:`JobKind` (loaded here: :func:`load_plugin_kinds`). What
+a runner sees (:class:`~srm.jobs.run.JobRun`) and the writers of a running job's row are in
+:mod:`~srm.jobs.run`. Import from ``srm.jobs``; the
 intervals are read where they are used (``srm.jobs.run.PROGRESS_INTERVAL``), so set them there.
 
     >>> register_job_kind(JobKind("echo", run_echo))     # run_echo(run: JobRun) -> (status, msg)
@@ -59,7 +61,15 @@ intervals are read where they are used (``srm.jobs.run.PROGRESS_INTERVAL``), so 
 
 from srm.jobs.auditing import audit_recipe, check_audit_job, create_audit_job
 from srm.jobs.creating import check_launcher, create_job, runs_dir
-from srm.jobs.kinds import JobKind, job_kind, job_kinds, register_job_kind, unregister_job_kind
+from srm.jobs.kinds import (
+    PLUGIN_GROUP,
+    JobKind,
+    job_kind,
+    job_kinds,
+    load_plugin_kinds,
+    register_job_kind,
+    unregister_job_kind,
+)
 from srm.jobs.launching import (
     LOG_FILE,
     SUBMIT_COMMAND_ENV,
@@ -107,7 +117,11 @@ from srm.jobs.watching import (
 )
 from srm.jobs.working import Worker, WorkerOptions
 
+load_plugin_kinds()  # after the shipped kinds, whose names a plugin cannot take
+
 __all__ = [
+    "PLUGIN_GROUP",
+    "load_plugin_kinds",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_TIMEOUT",
     "JOB_KEYS",

@@ -8,15 +8,22 @@ A kind is one registration, in the module that holds its runner::
 
 :mod:`srm.jobs` imports the modules of the kinds it ships (:mod:`~srm.jobs.training`,
 :mod:`~srm.jobs.scoring`, :mod:`~srm.jobs.auditing`), so they are registered wherever a job is
-created or run. The store holds a kind as a plain string and does not list the kinds: a job's
-kind is checked here when it is created (:func:`job_kind`).
+created or run. Another package ships kinds as entry points of the group :data:`PLUGIN_GROUP`
+(in its ``pyproject.toml``: ``[project.entry-points."srm.job_kinds"]``, ``echo =
+"my_pkg.jobs:ECHO"``, naming a :class:`JobKind`); :mod:`srm.jobs` registers every installed one
+(:func:`load_plugin_kinds`), so ``srm jobs run N`` and workers know them in any process.
+
+The store holds a kind as a plain string and does not list the kinds: a job's kind is checked
+here when it is created (:func:`job_kind`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from srm.config import ConfigError
@@ -29,6 +36,11 @@ if TYPE_CHECKING:
 
     from srm.sigterm import StopRequest
 
+log = logging.getLogger(__name__)
+
+#: The entry-point group of job kinds installed by other packages: each entry point names a
+#: :class:`JobKind` (``module:NAME``).
+PLUGIN_GROUP = "srm.job_kinds"
 #: A kind's name: lower-case letters, digits, ``_`` and ``-``, at most 16 characters (the
 #: store's ``kind`` column), no comma (``srm worker --kinds`` takes a comma-separated list).
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,15}")
@@ -106,3 +118,23 @@ def job_kind(name: str) -> JobKind:
 def job_kinds() -> tuple[str, ...]:
     """The registered kinds' names, sorted."""
     return tuple(sorted(_registry))
+
+
+def load_plugin_kinds() -> list[str]:
+    """Register the job kinds installed packages declare (entry points of :data:`PLUGIN_GROUP`)
+    and return their names. One that cannot be loaded, is not a :class:`JobKind` or takes a
+    registered name is skipped with a warning naming its entry point: a broken plugin never
+    stops the kinds that work."""
+    loaded = []
+    for point in entry_points(group=PLUGIN_GROUP):
+        where = f"entry point {point.name} = {point.value} ({PLUGIN_GROUP})"
+        try:
+            kind = point.load()
+            if not isinstance(kind, JobKind):
+                raise TypeError(f"it names a {type(kind).__name__}, not a srm.jobs.JobKind")
+            register_job_kind(kind)
+        except Exception as err:  # a plugin's own import error, of any type
+            log.warning("job kind not loaded: %s: %s", where, err)
+            continue
+        loaded.append(kind.name)
+    return loaded

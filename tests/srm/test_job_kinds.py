@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from srm.jobs import (
     create_train_job,
     job_kind,
     job_kinds,
+    load_plugin_kinds,
     register_job_kind,
     run_job,
     runs_dir,
@@ -39,6 +42,7 @@ from srm.jobs.training import follow_train_job
 from srm.store import StoreError, TrainingJob, dataset_id
 
 ECHO = "echo"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_echo(run: JobRun) -> tuple[str, str]:
@@ -216,3 +220,67 @@ def test_a_kind_is_registered_once_under_a_name_the_store_holds(echo) -> None:
             JobKind(name, run_echo)
     with pytest.raises(ValueError, match="run_dir_key: got 'out'"):
         JobKind("echo2", run_echo, run_dir_key="out")
+
+
+PLUGIN = '''
+"""A package's own job kind, installed beside srm (what the test's fake distribution ships)."""
+
+from srm.jobs.kinds import JobKind
+
+
+def greet(run):
+    run.report(1, 1, 1.0, "greeted", force=True)
+    return "succeeded", f"hello from a plugin to dataset {run.dataset}"
+
+
+GREET = JobKind("greet", greet)
+NOT_A_KIND = 42
+'''
+
+
+def install_plugin(site: Path) -> None:
+    """A distribution in ``site`` as pip would leave it: the module, and a dist-info whose
+    entry points declare two job kinds, one of them broken."""
+    (site / "greet_plugin.py").write_text(PLUGIN, encoding="utf-8")
+    info = site / "greet_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: greet-plugin\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(
+        "[srm.job_kinds]\ngreet = greet_plugin:GREET\nbroken = greet_plugin:NOT_A_KIND\n",
+        encoding="utf-8",
+    )
+
+
+def test_an_installed_package_adds_a_kind_that_any_process_runs(
+    sessions, store_url: str, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Another package's kind is an entry point (group srm.job_kinds): registered here with
+    the broken one skipped and named, and known to a new `srm jobs run N` process, which is
+    where a worker or the launcher runs every job."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site)
+    monkeypatch.syspath_prepend(str(site))
+    with caplog.at_level("WARNING", logger="srm.jobs.kinds"):
+        assert load_plugin_kinds() == ["greet"]
+    try:
+        assert "greet" in job_kinds()
+        assert "entry point broken = greet_plugin:NOT_A_KIND" in caplog.text
+        assert "names a int, not a srm.jobs.JobKind" in caplog.text
+        job_id = new_job(sessions, "greet", config={})
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(REPO)]))
+        ran = subprocess.run(
+            [sys.executable, "-m", "srm.cli", "jobs", "run", str(job_id), "--db", store_url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ran.returncode == 0, ran.stderr
+        job = job_row(sessions, job_id)
+        assert (job.kind, job.status) == ("greet", "succeeded")
+        assert job.message == "hello from a plugin to dataset d"
+    finally:
+        unregister_job_kind("greet")
