@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -532,10 +532,8 @@ class Stopped(Exception):
 
 def run(args: argparse.Namespace, work_dir: Path, started: float) -> dict[str, Any]:
     recipe = TrainConfig.from_toml(args.config)
-    recipe = replace(
-        recipe,
-        model=replace(
-            recipe.model,
+    recipe = recipe.replace(
+        model=recipe.model.replace(
             backbone=args.backbone,
             max_length=args.max_length,
             prompt_term=not args.no_prompt_term,
@@ -608,9 +606,7 @@ def run(args: argparse.Namespace, work_dir: Path, started: float) -> dict[str, A
     results: dict[str, dict[str, Any]] = {}
     visibility = None
     for head in args.heads:
-        cfg = replace(
-            recipe, model=replace(recipe.model, head=head), output_dir=str(work_dir / head)
-        )
+        cfg = recipe.replace(model=recipe.model.replace(head=head), output_dir=str(work_dir / head))
         log.info("training the %s head (%d steps)", head, args.steps)
         start = time.perf_counter()
         trained = train(cfg, training)

@@ -17,7 +17,6 @@ import json
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = TrainConfig.from_toml(args.config)
     if args.max_steps:
-        recipe = replace(recipe, max_steps=args.max_steps)
+        recipe = recipe.replace(max_steps=args.max_steps)
     train_pairs = load_pairs(args.data)
     evals = {name: load_pairs(path) for name, path in EVALS.items()}
     print(
@@ -62,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     baseline: dict[str, float] = {}
     for head in args.heads.split(","):
-        cfg = replace(
-            recipe,
-            model=replace(recipe.model, head=head),
+        cfg = recipe.replace(
+            model=recipe.model.replace(head=head),
             output_dir=str(args.out / head),
         )
         start = time.perf_counter()

@@ -28,7 +28,6 @@ import platform
 import random
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -73,7 +72,7 @@ def in_sample_margins(
     pairs: list[PreferencePair], recipe: TrainConfig, out: Path, batch_size: int
 ) -> dict[str, float]:
     """Margins of a model trained on all ``pairs``, judging those same pairs."""
-    cfg = replace(recipe, output_dir=str(out))
+    cfg = recipe.replace(output_dir=str(out))
     result = train(cfg, pairs, show_progress=False)
     model = load(result.output_dir)
     scores = score_pairs(model, pairs, batch_size=batch_size)
@@ -107,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "score_max_length": args.score_max_length,
     }
     model = recipe.model.to_dict() | {k: v for k, v in model_fields.items() if v is not None}
-    recipe = replace(
-        recipe,
+    recipe = recipe.replace(
         model=ModelConfig.from_dict(model),
         max_steps=args.steps or recipe.max_steps,
         device="cpu",
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         noisy, flipped = plant_flips(pairs, rate, args.seed)
         rows: dict[str, list[float]] = {}
         for head in heads:
-            head_recipe = replace(recipe, model=replace(recipe.model, head=head))
+            head_recipe = recipe.replace(model=recipe.model.replace(head=head))
             out = args.out / f"rate-{rate:g}" / head
             audit = audit_pairs(
                 noisy, head_recipe, folds=args.folds, seed=args.seed, run_dir=out / "audit"

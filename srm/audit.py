@@ -124,9 +124,7 @@ def fold_config(recipe: TrainConfig, run_dir: Path, fold: int) -> TrainConfig:
     a resumable checkpoint every 50 steps unless the recipe says otherwise, so a killed audit
     loses at most that much of the fold under way."""
     save_every = recipe.save_every or 50
-    return recipe.model_copy(
-        update={"output_dir": str(run_dir / f"fold-{fold}"), "save_every": save_every}, deep=True
-    )
+    return recipe.replace(output_dir=str(run_dir / f"fold-{fold}"), save_every=save_every)
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:

@@ -75,6 +75,11 @@ class Config(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
 
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes``, checked as construction is (what ``dataclasses.replace``
+        was for the configs): ``recipe.replace(max_steps=3, model=recipe.model.replace(...))``."""
+        return type(self)(**{**dict(self), **changes})
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Any:
         """The config of a JSON or TOML table (a checkpoint's, a job's): as construction."""

@@ -156,3 +156,12 @@ def test_a_forms_limits_are_a_closed_range_inside_the_fields_range() -> None:
     assert 0 < low < 1e-300 and high is None
     assert field_bounds(ModelConfig, "prompt_fraction").widget_limits()[1] < 1
     TrainConfig(lr=low)  # the smallest a form offers is accepted
+
+
+def test_replace_is_a_checked_copy() -> None:
+    recipe = TrainConfig(model=ModelConfig(backbone="tiny"), lr=1e-3)
+    changed = recipe.replace(max_steps=3, model=recipe.model.replace(head="token"))
+    assert (changed.max_steps, changed.model.head, changed.lr) == (3, "token", 1e-3)
+    assert (recipe.max_steps, recipe.model.head) == (None, "sentence")  # the original stands
+    with pytest.raises(ConfigError, match=r"^max_steps: got 0; use 1 or more$"):
+        recipe.replace(max_steps=0)
