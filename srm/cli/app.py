@@ -45,7 +45,7 @@ def app_cmd(
     models_dir: Path | None,
     submit_command: str | None,
 ) -> None:
-    """Serve the Streamlit app (webapp/ of this source tree) at http://HOST:PORT.
+    """Serve the Streamlit app (the webapp package installed beside srm) at http://HOST:PORT.
 
     Bound beyond loopback, the app needs accounts in the store (`srm users add`) or a shared
     password (see srm.access); it refuses to start without either unless --insecure. Jobs
@@ -60,8 +60,8 @@ def app_cmd(
     entry = root / "webapp" / "streamlit_app.py"
     if not entry.is_file():
         raise click.ClickException(
-            f"{entry} not found: the app ships with the source tree, not the package; "
-            "run srm app from a clone installed with pip install -e ."
+            f"{entry} not found: the app (the webapp package) is missing beside srm; "
+            "reinstall srm-studio (pip install srm-studio, or pip install -e . in a clone)"
         )
     # The secrets files Streamlit reads, named explicitly so that this check and the app agree
     # from any working directory: the user's, then the project's (which wins).
