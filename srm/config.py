@@ -315,6 +315,22 @@ class TrainConfig(Config):
             )
         return self
 
+    def to_toml(self) -> str:
+        """The config as a TOML recipe that :meth:`from_toml` reads back equal: training
+        fields at the top level, model fields in ``[model]``, unset (None) fields left out,
+        as TOML has no null and None is their default."""
+        import tomli_w
+
+        from srm import __version__
+
+        def given(data: dict[str, Any]) -> dict[str, Any]:
+            return {
+                k: given(v) if isinstance(v, dict) else v for k, v in data.items() if v is not None
+            }
+
+        header = f"# An srm train recipe (srm-studio {__version__}): srm train --config FILE\n"
+        return header + tomli_w.dumps(given(self.to_dict()))
+
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> TrainConfig:
         """Read a TOML recipe: training fields at the top level, model fields in ``[model]``;

@@ -99,6 +99,13 @@ TRAIN_FLAGS = tuple(name for name in TrainConfig.model_fields if name not in NOT
     is_flag=True,
     help="Train with the backbone's dropout (off by default, as in TRL).",
 )
+@click.option(
+    "--print-config",
+    "print_config",
+    is_flag=True,
+    help="Print the config this command would train with (the --config recipe with the flags "
+    "on top, checked) as a TOML recipe, and exit: nothing is read or trained.",
+)
 @click.pass_context
 def train_cmd(
     ctx: click.Context,
@@ -112,6 +119,7 @@ def train_cmd(
     sentence_tags: bool,
     no_margin: bool,
     keep_dropout: bool,
+    print_config: bool,
     output_dir: Path | None,
     config_file: Path | None,
     resume_from: Path | None,
@@ -137,14 +145,6 @@ def train_cmd(
     if job_id is not None:
         run_job_command(ctx, "train", job_id, db_url)
         return
-    if steps_path is None or data_path is not None or dataset is not None:
-        one_pairs_source(data_path, dataset, "the training data", " (or only --steps FILE)")
-    if sentence_tags and dataset is None:
-        raise click.UsageError("--sentence-tags applies to --dataset NAME (the store's tags).")
-    if db_url is not None and dataset is None:
-        raise click.UsageError("--db applies to --dataset NAME; a --data file needs no store.")
-    if output_dir is None and config_file is None:
-        raise click.UsageError("Give the run directory with --out DIR.")
     overrides = flags | {
         "output_dir": None if output_dir is None else str(output_dir),
         "use_margin": False if no_margin else None,
@@ -153,6 +153,17 @@ def train_cmd(
     with clean_errors(ConfigError):
         recipe = TrainConfig.from_toml(config_file).to_dict() if config_file else {}
         cfg = merge_train_config(recipe, overrides)
+    if print_config:
+        click.echo(cfg.to_toml(), nl=False)
+        return
+    if steps_path is None or data_path is not None or dataset is not None:
+        one_pairs_source(data_path, dataset, "the training data", " (or only --steps FILE)")
+    if sentence_tags and dataset is None:
+        raise click.UsageError("--sentence-tags applies to --dataset NAME (the store's tags).")
+    if db_url is not None and dataset is None:
+        raise click.UsageError("--db applies to --dataset NAME; a --data file needs no store.")
+    if output_dir is None and config_file is None:
+        raise click.UsageError("Give the run directory with --out DIR.")
     check_output(Path(cfg.output_dir), "--out", directory=True)
     # Under accelerate launch or torchrun, one process of several: it reports, the others
     # train in silence.

@@ -743,3 +743,24 @@ def test_prompt_term_is_switched_off_by_flag_or_recipe(tmp_path) -> None:
     recipe = {"model": {"backbone": "tiny", "prompt_term": False}}
     assert merge_train_config(recipe, {"prompt_term": None}).model.prompt_term is False
     assert merge_train_config(recipe, {"prompt_term": True}).model.prompt_term is True
+
+
+def test_print_config_writes_the_merged_recipe_and_trains_nothing(tmp_path, monkeypatch) -> None:
+    """--print-config: the recipe with the flags on top, checked, as TOML that --config reads
+    back to the same config; no data is asked for and nothing is trained."""
+    from srm.config import merge_train_config
+
+    monkeypatch.setattr("srm.train.train", lambda *a, **k: pytest.fail("trained"))
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('lr = 0.001\n[model]\nbackbone = "tiny"\n', encoding="utf-8")
+    result = invoke("train", "--config", str(recipe), "--max-steps", "7", "--print-config")
+    assert result.exit_code == 0, result.output
+    mine = tmp_path / "mine.toml"
+    mine.write_text(result.output, encoding="utf-8")
+    expected = merge_train_config({"lr": 0.001, "model": {"backbone": "tiny"}}, {"max_steps": 7})
+    assert TrainConfig.from_toml(mine) == expected
+    assert "max_pairs" not in result.output  # unset fields are left out (TOML has no null)
+    bad = CliRunner().invoke(
+        main, ["train", "--config", str(recipe), "--lr", "0", "--print-config"]
+    )
+    assert bad.exit_code != 0 and "lr: got 0.0; use a positive number" in bad.output
