@@ -365,7 +365,7 @@ def merge_train_config(
 
     ``base`` is nested as ``TrainConfig.to_dict()`` gives it, model fields under ``"model"``:
     a TOML recipe (:func:`read_config_file`) or a job's stored config. ``overrides`` is flat,
-    field names of either dataclass (model fields go into the model), and ``None`` means "not
+    field names of either config (model fields go into the model), and ``None`` means "not
     given", so the base's value stands: what ``srm train`` passes for its flags.
 
     Every value must fit its field's annotation, as JSON or TOML gives it (an int for a

@@ -1,4 +1,4 @@
-"""``srm train``: its flags are the config dataclasses' fields (:func:`config_options`), merged
+"""``srm train``: its flags are the config models' fields (:func:`config_options`), merged
 over a --config recipe by :func:`srm.config.merge_train_config`, as a job's config is."""
 
 from __future__ import annotations
