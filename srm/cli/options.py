@@ -1,6 +1,6 @@
 """Options several commands share, as decorators (Datasette's ``sqlite_extensions`` style), and
 the one rule behind each: which store (``--db``), which model (``--model``), which device
-(``--device``), whether an output can be written (``--out``), and the flags of a config
+(``--device``), whether an output can be written (``--out``), and the flags of a
 config model's fields (:func:`config_options`, as TRL's ``HfArgumentParser`` builds them).
 """
 
