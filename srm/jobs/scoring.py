@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from srm.config import ConfigError
+from srm.config import ConfigError, ScoreConfig
 from srm.jobs.creating import create_job
 from srm.jobs.kinds import JobKind, register_job_kind
 from srm.jobs.run import JobRun
@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 #: Pairs scored and saved per transaction: a killed job leaves whole chunks, never half of one.
 SCORE_CHUNK = 64
 #: Pairs per forward pass when scoring (inference needs far less memory than training).
-SCORE_BATCH_SIZE = 16
-#: A score job's config, as :func:`check_score_job` completes it.
-SCORE_JOB_CONFIG = {"batch_size": SCORE_BATCH_SIZE, "device": "auto"}
+SCORE_BATCH_SIZE = ScoreConfig().batch_size
 #: Score jobs this machine runs at once (``launcher="local"``), unless
 #: ``$SRM_MAX_LOCAL_SCORE_JOBS`` says otherwise: every import of an upload starts one, and each
 #: loads a model and scores a whole dataset.
@@ -161,24 +159,13 @@ def create_score_job(
 
 def check_score_job(session: Session, job: TrainingJob) -> None:
     """The score kind's check (:attr:`srm.jobs.kinds.JobKind.check`): a model to score, room
-    on this machine for a ``local`` job, and a config of :data:`SCORE_JOB_CONFIG`'s keys
-    (``batch_size``, ``device``), defaults filled in."""
+    on this machine for a ``local`` job, and a :class:`~srm.config.ScoreConfig` (``batch_size``,
+    ``device``), defaults filled in."""
     if job.model_id is None:
         raise ConfigError("model_id: a score job scores a model; name it")
     if job.launcher == "local":
         check_local_score_jobs(session)
-    unknown = sorted(set(job.config) - set(SCORE_JOB_CONFIG))
-    if unknown:
-        raise ConfigError(
-            f"{unknown[0]}: a score job's config holds {' and '.join(SCORE_JOB_CONFIG)} only"
-        )
-    config = SCORE_JOB_CONFIG | job.config
-    batch_size = config["batch_size"]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size: got {batch_size!r}; use a whole number, 1 or more")
-    if not isinstance(config["device"], str):
-        raise ConfigError(f"device: got {config['device']!r}; use auto, cpu, cuda or cuda:N")
-    job.config = config
+    job.config = ScoreConfig(**job.config).to_dict()
 
 
 def max_local_score_jobs() -> int:

@@ -13,6 +13,7 @@ from srm.config import (
     Bounds,
     ConfigError,
     ModelConfig,
+    ScoreConfig,
     ServeConfig,
     TrainConfig,
     field_bounds,
@@ -165,3 +166,11 @@ def test_replace_is_a_checked_copy() -> None:
     assert (recipe.max_steps, recipe.model.head) == (None, "sentence")  # the original stands
     with pytest.raises(ConfigError, match=r"^max_steps: got 0; use 1 or more$"):
         recipe.replace(max_steps=0)
+
+
+def test_a_score_jobs_config_is_checked_as_the_others_are() -> None:
+    assert ScoreConfig(device="cpu").to_dict() == {"batch_size": 16, "device": "cpu"}
+    with pytest.raises(ConfigError, match=r"^batch_size: got 0; use 1 or more$"):
+        ScoreConfig(batch_size=0)
+    with pytest.raises(ConfigError, match=r"^unknown score config field\(s\) lr; known: batch"):
+        ScoreConfig(lr=1e-3)
